@@ -1,0 +1,244 @@
+//! Carrying the session id: reading it from a request, writing it into a response.
+//!
+//! The id travels in a cookie and, if configured, in a header, encoded one of three ways
+//! ([`Protection`]): plain, signed or private, the latter two by the `cookie` crate (HMAC-SHA256,
+//! AES-256-GCM). Reading tries the current key, then each previous key; a value verified with a
+//! previous key is re-issued under the current one. Anything that does not verify and parse is
+//! treated as "no id": the request gets a fresh session.
+
+use ::cookie::{Cookie, CookieJar};
+use http::{HeaderMap, HeaderValue};
+
+use crate::config::{Config, Protection};
+use crate::id::SessionId;
+
+/// Longest cookie value worth looking at. An encrypted id is under 100 bytes; anything much
+/// longer is garbage, refused before any crypto runs on it.
+const MAX_VALUE_LEN: usize = 256;
+
+/// The raw id-carrying header values of a request, captured when it enters the layer and only
+/// parsed and verified if the handler uses the session.
+#[derive(Debug, Default)]
+pub(crate) struct Incoming {
+    cookies: Vec<HeaderValue>,
+    header: Option<HeaderValue>,
+}
+
+impl Incoming {
+    pub(crate) fn capture(headers: &HeaderMap, config: &Config) -> Self {
+        Self {
+            cookies: headers
+                .get_all(http::header::COOKIE)
+                .iter()
+                .cloned()
+                .collect(),
+            header: config
+                .header
+                .as_ref()
+                .and_then(|name| headers.get(name).cloned()),
+        }
+    }
+}
+
+/// What a request says about its session.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ReadId {
+    /// No cookie (or header) of ours.
+    Absent,
+    /// A valid id. `reissue` is set when it was verified with a previous key.
+    Valid { id: SessionId, reissue: bool },
+    /// Something was sent but refused; the reason is for logs.
+    Rejected(&'static str),
+}
+
+/// Finds, verifies and parses the id of a request. The header, when configured and present, wins
+/// over the cookie.
+pub(crate) fn read_id(config: &Config, incoming: &Incoming) -> ReadId {
+    if let Some(value) = &incoming.header {
+        return decode(config, value.as_bytes());
+    }
+    let name = config.cookie_name.as_bytes();
+    let mut found: Option<&[u8]> = None;
+    for header in &incoming.cookies {
+        for pair in header.as_bytes().split(|b| *b == b';') {
+            let pair = pair.trim_ascii();
+            let Some(eq) = pair.iter().position(|b| *b == b'=') else {
+                continue;
+            };
+            if pair[..eq].trim_ascii() != name {
+                continue;
+            }
+            let value = pair[eq + 1..].trim_ascii();
+            match found {
+                // Two different values under our name: a stale cookie from another path or a
+                // cookie planted from a sibling domain. Choosing either could bind the user to
+                // an attacker's session, so neither is used.
+                Some(first) if first != value => {
+                    return ReadId::Rejected("duplicate session cookies")
+                }
+                _ => found = Some(value),
+            }
+        }
+    }
+    found.map_or(ReadId::Absent, |value| decode(config, value))
+}
+
+fn decode(config: &Config, raw: &[u8]) -> ReadId {
+    if raw.is_empty() {
+        return ReadId::Rejected("empty session id");
+    }
+    if raw.len() > MAX_VALUE_LEN {
+        return ReadId::Rejected("oversized session id");
+    }
+    let Ok(text) = std::str::from_utf8(raw) else {
+        return ReadId::Rejected("session id is not UTF-8");
+    };
+    let keys = config.key.iter().chain(&config.previous_keys);
+    let plain = match config.protection {
+        Protection::Plain => Some((text.to_owned(), 0)),
+        Protection::Signed | Protection::Private => {
+            let jar = CookieJar::new();
+            keys.enumerate().find_map(|(index, key)| {
+                let cookie = Cookie::new(config.cookie_name.clone(), text.to_owned());
+                let opened = match config.protection {
+                    Protection::Signed => jar.signed(key).verify(cookie),
+                    _ => jar.private(key).decrypt(cookie),
+                };
+                opened.map(|c| (c.value().to_owned(), index))
+            })
+        }
+    };
+    let Some((value, key_index)) = plain else {
+        return ReadId::Rejected("session id failed verification");
+    };
+    match SessionId::parse(&value) {
+        Some(id) => ReadId::Valid {
+            id,
+            reissue: key_index > 0,
+        },
+        None => ReadId::Rejected("malformed session id"),
+    }
+}
+
+/// The value written to the client for `id`: the id itself, signed or encrypted.
+pub(crate) fn encode(config: &Config, id: &SessionId) -> String {
+    let cookie = Cookie::new(config.cookie_name.clone(), id.expose().to_owned());
+    let (Some(key), protection) = (&config.key, &config.protection) else {
+        return id.expose().to_owned();
+    };
+    let mut jar = CookieJar::new();
+    match protection {
+        Protection::Plain => return id.expose().to_owned(),
+        Protection::Signed => jar.signed_mut(key).add(cookie),
+        Protection::Private => jar.private_mut(key).add(cookie),
+    }
+    jar.get(&config.cookie_name)
+        .map_or_else(|| id.expose().to_owned(), |c| c.value().to_owned())
+}
+
+fn base(config: &Config, value: String) -> Cookie<'static> {
+    let mut cookie = Cookie::build((config.cookie_name.clone(), value))
+        .path(config.path.clone())
+        .secure(config.secure)
+        .http_only(config.http_only)
+        .same_site(config.same_site)
+        .build();
+    if let Some(domain) = &config.domain {
+        cookie.set_domain(domain.clone());
+    }
+    cookie
+}
+
+/// The `Set-Cookie` value carrying `value`, with `Max-Age` in seconds if the session has one.
+pub(crate) fn set_cookie(
+    config: &Config,
+    value: String,
+    max_age: Option<i64>,
+) -> Option<HeaderValue> {
+    let mut cookie = base(config, value);
+    if let Some(seconds) = max_age {
+        cookie.set_max_age(::cookie::time::Duration::seconds(seconds.max(0)));
+    }
+    header_value(cookie)
+}
+
+/// The `Set-Cookie` value that makes the browser forget the id: same name, path, domain, Secure,
+/// HttpOnly and SameSite as when it was set, so it replaces exactly that cookie.
+pub(crate) fn removal_cookie(config: &Config) -> Option<HeaderValue> {
+    let mut cookie = base(config, String::new());
+    cookie.make_removal();
+    header_value(cookie)
+}
+
+fn header_value(cookie: Cookie<'_>) -> Option<HeaderValue> {
+    let value = HeaderValue::try_from(cookie.to_string());
+    if value.is_err() {
+        tracing::error!(
+            "session cookie is not a valid header value; check the cookie name, path and domain"
+        );
+    }
+    value.ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Key;
+
+    fn incoming(cookie: &str) -> Incoming {
+        Incoming {
+            cookies: vec![HeaderValue::from_str(cookie).unwrap()],
+            header: None,
+        }
+    }
+
+    #[test]
+    fn plain_id_is_found_among_other_cookies() {
+        let config = Config::default();
+        let id = SessionId::generate();
+        let got = read_id(&config, &incoming(&format!("a=b; id={}; c=d", id.expose())));
+        assert_eq!(got, ReadId::Valid { id, reissue: false });
+    }
+
+    #[test]
+    fn signed_and_private_values_round_trip_and_rotate() {
+        for protection in [Protection::Signed, Protection::Private] {
+            let old = Key::generate();
+            let mut config = Config {
+                protection,
+                key: Some(old.clone()),
+                ..Config::default()
+            };
+            let id = SessionId::generate();
+            let value = encode(&config, &id);
+            assert_ne!(value, id.expose());
+            let got = read_id(&config, &incoming(&format!("id={value}")));
+            assert_eq!(
+                got,
+                ReadId::Valid {
+                    id: id.clone(),
+                    reissue: false
+                }
+            );
+
+            config.key = Some(Key::generate());
+            let got = read_id(&config, &incoming(&format!("id={value}")));
+            assert!(matches!(got, ReadId::Rejected(_)));
+            config.previous_keys = vec![old];
+            let got = read_id(&config, &incoming(&format!("id={value}")));
+            assert_eq!(got, ReadId::Valid { id, reissue: true });
+        }
+    }
+
+    #[test]
+    fn a_plain_id_is_refused_where_a_signed_one_is_expected() {
+        let config = Config {
+            protection: Protection::Signed,
+            key: Some(Key::generate()),
+            ..Config::default()
+        };
+        let id = SessionId::generate();
+        let got = read_id(&config, &incoming(&format!("id={}", id.expose())));
+        assert!(matches!(got, ReadId::Rejected(_)));
+    }
+}

@@ -1,0 +1,74 @@
+//! The errors of session handling and of stores.
+
+use axum_core::response::{IntoResponse, Response};
+use http::StatusCode;
+
+/// A boxed error from a store backend (a database driver, a network client).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What can go wrong while a handler uses its [`Session`](crate::Session).
+///
+/// It implements [`IntoResponse`]: a handler can return `Result<_, Error>` and `?` session calls.
+/// The response is a `500 Internal Server Error` with a generic body (the details go to a
+/// `tracing` error event, never to the client).
+///
+/// ```
+/// use sessionware::{Error, Session};
+///
+/// async fn visits(session: Session) -> Result<String, Error> {
+///     let n: u64 = session.get("visits").await?.unwrap_or(0);
+///     session.insert("visits", n + 1).await?;
+///     Ok(format!("visit number {}", n + 1))
+/// }
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The session store failed (unreachable, timed out, refused the operation).
+    #[error("session store error: {0}")]
+    Store(#[from] StoreError),
+    /// A value given to [`Session::insert`](crate::Session::insert) could not be turned into JSON.
+    #[error("session value for key `{key}` could not be serialized: {source}")]
+    Serialize {
+        /// The session key.
+        key: String,
+        /// The serde error.
+        source: serde_json::Error,
+    },
+    /// A stored value does not have the type the handler asked for.
+    #[error("session value for key `{key}` does not have the requested type: {source}")]
+    Deserialize {
+        /// The session key.
+        key: String,
+        /// The serde error.
+        source: serde_json::Error,
+    },
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        tracing::error!(error = %self, "session error");
+        (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response()
+    }
+}
+
+/// A failure reported by a [`SessionStore`](crate::store::SessionStore).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The backend failed: connection refused, timeout, a driver error.
+    #[error("session store backend failed: {0}")]
+    Backend(#[source] BoxError),
+    /// A stored session could not be decoded. The layer treats the session as missing (the
+    /// client gets a fresh session) and logs the error: garbage in one row never locks a user
+    /// out and never panics.
+    #[error("stored session is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// Wraps a backend error.
+    pub fn backend(error: impl Into<BoxError>) -> Self {
+        StoreError::Backend(error.into())
+    }
+}

@@ -1,0 +1,203 @@
+//! When sessions end: the [`Expiry`] policy and the deadline arithmetic behind it.
+//!
+//! Every session carries one server-side deadline, `expires_at` (Unix milliseconds), that the
+//! store enforces on every load and write. It is the earlier of:
+//! - the policy's deadline: `now + idle` for the rolling policies, a fixed instant for
+//!   [`Expiry::AtDateTime`];
+//! - the absolute deadline: creation time plus the layer's absolute timeout, which no activity
+//!   extends (OWASP's "absolute timeout").
+//!
+//! The cookie's `Max-Age` only tells the browser when to forget the id; it is never trusted.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use time::OffsetDateTime;
+
+/// How long a session lives.
+///
+/// Set the default for every session with
+/// [`SessionLayer::with_expiry`](crate::SessionLayer::with_expiry), or per session with
+/// [`Session::set_expiry`](crate::Session::set_expiry) (for example a longer
+/// [`OnInactivity`](Expiry::OnInactivity) after "remember me").
+///
+/// ```
+/// use std::time::Duration;
+/// use sessionware::{Expiry, MemoryStore, SessionLayer};
+///
+/// // Sessions end after 30 idle minutes, and in any case 12 hours after they were created.
+/// let layer = SessionLayer::new(MemoryStore::default())
+///     .with_expiry(Expiry::OnInactivity(Duration::from_secs(30 * 60)))
+///     .with_absolute_timeout(Duration::from_secs(12 * 3600));
+/// # let _ = layer;
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Expiry {
+    /// A browser-session cookie (no `Max-Age`): the browser drops it when it closes. The server
+    /// still ends the session after an idle period, set by
+    /// [`SessionLayer::with_session_end_idle_timeout`](crate::SessionLayer::with_session_end_idle_timeout)
+    /// (default [`DEFAULT_SESSION_END_IDLE`]), because browsers that restore tabs may never
+    /// "end" the session. The default.
+    #[default]
+    OnSessionEnd,
+    /// Rolling expiry: the session ends after this long without a request that uses it. Reads
+    /// extend the deadline at most once per [`TOUCH_FRACTION`] of the period, so read-mostly
+    /// traffic does not write to the store on every request.
+    OnInactivity(Duration),
+    /// The session ends at this instant, whatever the activity.
+    AtDateTime(OffsetDateTime),
+}
+
+/// The server-side idle timeout of [`Expiry::OnSessionEnd`] sessions unless configured: 24 hours.
+pub const DEFAULT_SESSION_END_IDLE: Duration = Duration::from_secs(24 * 3600);
+
+/// The default absolute timeout: 7 days after creation a session ends, however active.
+pub const DEFAULT_ABSOLUTE_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// A read-only request extends a rolling deadline only once at least `1 / TOUCH_FRACTION` of
+/// the idle period has passed since the deadline was last set (a quarter): with a 30-minute idle
+/// timeout, a session read every second is written at most once every 7.5 minutes, and its real
+/// idle timeout is between 22.5 and 30 minutes.
+pub const TOUCH_FRACTION: u32 = 4;
+
+/// Current time in Unix milliseconds.
+pub(crate) fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The deadline rules of one layer, applied to one session.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Deadlines {
+    pub(crate) session_end_idle: Duration,
+    pub(crate) absolute: Duration,
+}
+
+impl Deadlines {
+    /// The idle period of a rolling policy, `None` for a fixed one.
+    pub(crate) fn idle(&self, expiry: Expiry) -> Option<Duration> {
+        match expiry {
+            Expiry::OnSessionEnd => Some(self.session_end_idle),
+            Expiry::OnInactivity(idle) => Some(idle),
+            Expiry::AtDateTime(_) => None,
+        }
+    }
+
+    /// The deadline a session created at `created_at` gets if it is saved at `now`.
+    pub(crate) fn expires_at(&self, expiry: Expiry, created_at: i64, now: i64) -> i64 {
+        let policy = match (expiry, self.idle(expiry)) {
+            (Expiry::AtDateTime(at), _) => {
+                i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+            }
+            (_, Some(idle)) => now.saturating_add(millis(idle)),
+            (_, None) => now,
+        };
+        policy.min(created_at.saturating_add(millis(self.absolute)))
+    }
+
+    /// Whether a read at `now` should move the deadline from `current` to `next`: only when it
+    /// gains at least a [`TOUCH_FRACTION`] of the idle period.
+    pub(crate) fn touch_due(&self, expiry: Expiry, current: i64, next: i64) -> bool {
+        match self.idle(expiry) {
+            Some(idle) => next - current >= millis(idle) / i64::from(TOUCH_FRACTION),
+            None => false,
+        }
+    }
+}
+
+/// The store encoding of a per-session [`Expiry`]: a short text, documented for operators.
+///
+/// `"end"` for [`Expiry::OnSessionEnd`], `"idle:<ms>"` for [`Expiry::OnInactivity`], `"at:<unix
+/// ms>"` for [`Expiry::AtDateTime`].
+impl Expiry {
+    /// Encodes the policy for storage (see the type docs for the format).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sessionware::Expiry;
+    ///
+    /// let e = Expiry::OnInactivity(Duration::from_secs(60));
+    /// assert_eq!(e.encode(), "idle:60000");
+    /// assert_eq!(Expiry::decode(&e.encode()), Some(e));
+    /// ```
+    pub fn encode(&self) -> String {
+        match self {
+            Expiry::OnSessionEnd => "end".to_owned(),
+            Expiry::OnInactivity(d) => format!("idle:{}", millis(*d)),
+            Expiry::AtDateTime(at) => format!("at:{}", at.unix_timestamp_nanos() / 1_000_000),
+        }
+    }
+
+    /// Decodes what [`Expiry::encode`] wrote; `None` for anything else.
+    pub fn decode(text: &str) -> Option<Self> {
+        if text == "end" {
+            return Some(Expiry::OnSessionEnd);
+        }
+        if let Some(ms) = text.strip_prefix("idle:") {
+            return Some(Expiry::OnInactivity(Duration::from_millis(
+                ms.parse().ok()?,
+            )));
+        }
+        let ms: i128 = text.strip_prefix("at:")?.parse().ok()?;
+        OffsetDateTime::from_unix_timestamp_nanos(ms.checked_mul(1_000_000)?)
+            .ok()
+            .map(Expiry::AtDateTime)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 24 * 3600 * 1000;
+
+    fn rules() -> Deadlines {
+        Deadlines {
+            session_end_idle: Duration::from_secs(3600),
+            absolute: Duration::from_secs(24 * 3600),
+        }
+    }
+
+    #[test]
+    fn rolling_deadline_is_capped_by_the_absolute_one() {
+        let idle = Expiry::OnInactivity(Duration::from_secs(60));
+        assert_eq!(rules().expires_at(idle, 0, 1000), 61_000);
+        assert_eq!(rules().expires_at(idle, 0, DAY - 1000), DAY);
+        assert_eq!(rules().expires_at(Expiry::OnSessionEnd, 0, 0), 3_600_000);
+    }
+
+    #[test]
+    fn fixed_deadline_ignores_activity() {
+        let at = OffsetDateTime::from_unix_timestamp(100).unwrap();
+        let e = Expiry::AtDateTime(at);
+        assert_eq!(rules().expires_at(e, 0, 5), 100_000);
+        assert_eq!(rules().expires_at(e, 0, 50_000), 100_000);
+        assert!(!rules().touch_due(e, 0, DAY));
+    }
+
+    #[test]
+    fn touch_waits_for_a_quarter_of_the_idle_period() {
+        let e = Expiry::OnInactivity(Duration::from_secs(100));
+        assert!(!rules().touch_due(e, 100_000, 124_999));
+        assert!(rules().touch_due(e, 100_000, 125_000));
+    }
+
+    #[test]
+    fn encoding_round_trips_and_rejects_garbage() {
+        let at = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        for e in [
+            Expiry::OnSessionEnd,
+            Expiry::OnInactivity(Duration::from_millis(1500)),
+            Expiry::AtDateTime(at),
+        ] {
+            assert_eq!(Expiry::decode(&e.encode()), Some(e));
+        }
+        for bad in ["", "idle:", "idle:-1", "at:x", "forever"] {
+            assert_eq!(Expiry::decode(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! Session ids and the keys stores file them under.
+//!
+//! A [`SessionId`] is what travels in the cookie: a random UUID v4 (122 random bits from the
+//! operating system's CSPRNG), written as 32 lowercase hex digits. A [`StoreKey`] is what a
+//! store sees: the SHA-256 of the id. Stores never receive the id itself, so a leaked store
+//! dump or a store log yields no cookie an attacker could replay (the lesson of Rack's
+//! CVE-2019-16782).
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+/// Length of a session id in its text form: 32 hex digits.
+const ID_LEN: usize = 32;
+
+/// A session id: 128 bits, 122 of them random, from the operating system's CSPRNG.
+///
+/// The id is a bearer secret. Its [`Debug`](fmt::Debug) output is redacted to a short prefix
+/// of its [`StoreKey`], so that logging a `Session` never leaks a usable cookie; use
+/// [`SessionId::expose`] when the id itself is really needed (for example to hand it to an API
+/// client).
+///
+/// ```
+/// use sessionware::SessionId;
+///
+/// let id = SessionId::generate();
+/// let text = id.expose().to_owned();
+/// assert_eq!(text.len(), 32);
+/// assert_eq!(SessionId::parse(&text), Some(id));
+/// // Anything that is not an id this crate could have generated is refused.
+/// assert_eq!(SessionId::parse("../../etc/passwd"), None);
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct SessionId(String);
+
+impl SessionId {
+    /// Draws a new random id (UUID v4 from the OS CSPRNG).
+    pub fn generate() -> Self {
+        Self(Uuid::new_v4().simple().to_string())
+    }
+
+    /// Parses an id received from a client.
+    ///
+    /// Returns `None` unless `text` is exactly 32 lowercase hex digits encoding a UUID v4, so no
+    /// store is ever asked about a value this crate could not have issued.
+    pub fn parse(text: &str) -> Option<Self> {
+        if text.len() != ID_LEN || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return None;
+        }
+        let uuid = Uuid::try_parse(text).ok()?;
+        (uuid.get_version_num() == 4).then(|| Self(text.to_owned()))
+    }
+
+    /// The id as sent to the client. Treat it as a secret.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The key a store files this session under: the SHA-256 of the id.
+    pub fn store_key(&self) -> StoreKey {
+        StoreKey(Sha256::digest(self.0.as_bytes()).into())
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionId({})", self.store_key().short())
+    }
+}
+
+/// The key a store keeps a session under: the SHA-256 of its [`SessionId`].
+///
+/// [`Display`](fmt::Display) writes the 64 lowercase hex digits that the persistent stores use as
+/// their primary key; [`Debug`](fmt::Debug) writes an 8-digit prefix, enough to correlate log
+/// lines without filling them.
+///
+/// ```
+/// use sessionware::SessionId;
+///
+/// let id = SessionId::generate();
+/// let key = id.store_key();
+/// assert_eq!(key.to_string().len(), 64);
+/// assert!(!key.to_string().contains(id.expose()));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StoreKey([u8; 32]);
+
+impl StoreKey {
+    /// The 32 bytes of the digest.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The first 8 hex digits: enough to tell sessions apart in logs, useless as a credential.
+    pub fn short(&self) -> String {
+        self.0[..4].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl fmt::Display for StoreKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for byte in &self.0 {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for StoreKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StoreKey({}..)", self.short())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_parse_back_and_differ() {
+        let a = SessionId::generate();
+        let b = SessionId::generate();
+        assert_ne!(a, b);
+        assert_eq!(SessionId::parse(a.expose()), Some(a));
+    }
+
+    #[test]
+    fn parse_refuses_what_generate_cannot_produce() {
+        let id = SessionId::generate();
+        let upper = id.expose().to_uppercase();
+        for bad in [
+            "",
+            "abc",
+            upper.as_str(),
+            "0123456789abcdef0123456789abcdef0", // 33 digits
+            "0123456789abcdef0123456789abcdeg",  // not hex
+            "00000000000000000000000000000000",  // not v4
+            "0123456789abcdef0123456789abcde\u{e9}",
+        ] {
+            assert_eq!(SessionId::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn debug_output_hides_the_id() {
+        let id = SessionId::generate();
+        let debug = format!("{id:?} {:?}", id.store_key());
+        assert!(!debug.contains(id.expose()));
+        assert!(!debug.contains(&id.store_key().to_string()));
+    }
+}

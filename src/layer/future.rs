@@ -1,0 +1,130 @@
+//! [`ResponseFuture`]: runs the handler, then saves the session.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use axum_core::body::Body;
+use bytes::Bytes;
+use http::{header, HeaderValue, Response};
+use pin_project_lite::pin_project;
+
+use crate::config::Config;
+use crate::cookie::{encode, removal_cookie, set_cookie};
+use crate::error::BoxError;
+use crate::session::{CookieAction, Session};
+
+type Saving = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
+
+pin_project! {
+    /// Response future of [`SessionService`](super::SessionService).
+    pub struct ResponseFuture<F> {
+        #[pin]
+        state: State<F>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Handler {
+            #[pin]
+            future: F,
+            session: Option<Session>,
+            config: Arc<Config>,
+        },
+        Saving {
+            future: Saving,
+        },
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(crate) fn new(future: F, session: Session, config: Arc<Config>) -> Self {
+        Self {
+            state: State::Handler {
+                future,
+                session: Some(session),
+                config,
+            },
+        }
+    }
+}
+
+impl<F> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, ResBody, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Output = Result<Response<Body>, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            match self.as_mut().project().state.project() {
+                StateProj::Handler {
+                    future,
+                    session,
+                    config,
+                } => {
+                    let response = ready!(future.poll(cx))?.map(Body::new);
+                    let Some(session) = session.take() else {
+                        return Poll::Ready(Ok(response));
+                    };
+                    // The fast path: a handler that never touched the session costs no store
+                    // call, no allocation and no header.
+                    // A handler that failed (5xx) saves nothing: its changes may be half done.
+                    if session.is_untouched() || response.status().is_server_error() {
+                        return Poll::Ready(Ok(response));
+                    }
+                    let config = config.clone();
+                    let saving = Box::pin(save(session, config, response));
+                    self.as_mut()
+                        .project()
+                        .state
+                        .set(State::Saving { future: saving });
+                }
+                StateProj::Saving { future } => return future.as_mut().poll(cx).map(Ok),
+            }
+        }
+    }
+}
+
+/// Saves the session and writes the cookie, or replaces the response if the store failed.
+async fn save(
+    session: Session,
+    config: Arc<Config>,
+    mut response: Response<Body>,
+) -> Response<Body> {
+    let action = match session.commit().await {
+        Ok(action) => action,
+        Err(error) => {
+            tracing::error!(%error, "saving the session failed; the response is replaced");
+            return (config.error_handler)(&error);
+        }
+    };
+    let (cookie, header_value) = match action {
+        CookieAction::Keep => return response,
+        CookieAction::Set { id, max_age } => {
+            let value = encode(&config, &id);
+            let header_value = HeaderValue::from_str(&value).ok();
+            (set_cookie(&config, value, max_age), header_value)
+        }
+        CookieAction::Remove => (removal_cookie(&config), Some(HeaderValue::from_static(""))),
+    };
+    let headers = response.headers_mut();
+    if let Some(cookie) = cookie {
+        headers.append(header::SET_COOKIE, cookie);
+    }
+    if let (Some(name), Some(value)) = (&config.header, header_value) {
+        headers.insert(name.clone(), value);
+    }
+    response
+}

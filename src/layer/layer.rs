@@ -1,0 +1,152 @@
+//! [`SessionLayer`]: configuration and the tower [`Layer`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum_core::response::Response;
+use http::HeaderName;
+use tower_layer::Layer;
+
+use super::SessionService;
+use crate::config::{Config, Protection};
+use crate::error::Error;
+use crate::expiry::Expiry;
+use crate::store::SessionStore;
+use crate::{Key, SameSite};
+
+/// Adds sessions to every route it wraps. See the [module docs](crate::layer) for the request
+/// flow and examples.
+///
+/// Cloning is cheap: the store and the settings are shared.
+#[derive(Clone, Debug)]
+pub struct SessionLayer {
+    store: Arc<dyn SessionStore>,
+    config: Arc<Config>,
+}
+
+impl SessionLayer {
+    /// A layer keeping sessions in `store`, with secure defaults: cookie `id`, `Secure`,
+    /// `HttpOnly`, `SameSite=Lax`, `Path=/`, no `Domain`, a browser-session cookie
+    /// ([`Expiry::OnSessionEnd`]) with a 24-hour server-side idle timeout, and a 7-day absolute
+    /// timeout.
+    pub fn new(store: impl SessionStore) -> Self {
+        Self {
+            store: Arc::new(store),
+            config: Arc::new(Config::default()),
+        }
+    }
+
+    fn config(&mut self) -> &mut Config {
+        Arc::make_mut(&mut self.config)
+    }
+
+    /// The cookie's name. Default `id`: short, and it does not advertise the framework.
+    pub fn with_cookie_name(mut self, name: impl Into<String>) -> Self {
+        self.config().cookie_name = name.into();
+        self
+    }
+
+    /// The cookie's `Secure` attribute: sent over HTTPS only. Default `true`; turn it off only
+    /// for plain-HTTP development.
+    pub fn with_secure(mut self, secure: bool) -> Self {
+        self.config().secure = secure;
+        self
+    }
+
+    /// The cookie's `HttpOnly` attribute: invisible to JavaScript. Default `true`.
+    pub fn with_http_only(mut self, http_only: bool) -> Self {
+        self.config().http_only = http_only;
+        self
+    }
+
+    /// The cookie's `SameSite` attribute. Default [`SameSite::Lax`].
+    pub fn with_same_site(mut self, same_site: SameSite) -> Self {
+        self.config().same_site = same_site;
+        self
+    }
+
+    /// The cookie's `Path`. Default `/`.
+    pub fn with_path(mut self, path: impl Into<String>) -> Self {
+        self.config().path = path.into();
+        self
+    }
+
+    /// The cookie's `Domain`. Default none: the cookie goes back to this host only, which is
+    /// the safer choice.
+    pub fn with_domain(mut self, domain: impl Into<String>) -> Self {
+        self.config().domain = Some(domain.into());
+        self
+    }
+
+    /// The default [`Expiry`] of sessions. Default [`Expiry::OnSessionEnd`].
+    pub fn with_expiry(mut self, expiry: Expiry) -> Self {
+        self.config().expiry = expiry;
+        self
+    }
+
+    /// The server-side idle timeout of [`Expiry::OnSessionEnd`] sessions. Default 24 hours.
+    pub fn with_session_end_idle_timeout(mut self, idle: Duration) -> Self {
+        self.config().deadlines.session_end_idle = idle;
+        self
+    }
+
+    /// The absolute timeout: a session ends this long after it was created, however active it
+    /// is. Default 7 days. Enforced by the store, not by the cookie.
+    pub fn with_absolute_timeout(mut self, timeout: Duration) -> Self {
+        self.config().deadlines.absolute = timeout;
+        self
+    }
+
+    /// Signs the cookie with `key` (HMAC-SHA256): the client can read the id but cannot forge
+    /// or alter one. Previous keys for rotation: [`with_previous_keys`](Self::with_previous_keys).
+    pub fn with_signed(mut self, key: Key) -> Self {
+        let config = self.config();
+        config.protection = Protection::Signed;
+        config.key = Some(key);
+        self
+    }
+
+    /// Encrypts the cookie with `key` (AES-256-GCM): the client can neither read nor forge the
+    /// id. Previous keys for rotation: [`with_previous_keys`](Self::with_previous_keys).
+    pub fn with_private(mut self, key: Key) -> Self {
+        let config = self.config();
+        config.protection = Protection::Private;
+        config.key = Some(key);
+        self
+    }
+
+    /// Keys that are still accepted when reading a signed or private cookie, newest first. A
+    /// cookie that verifies with one of them is re-issued under the current key, so users move
+    /// to the new key as they come back.
+    pub fn with_previous_keys(mut self, keys: impl IntoIterator<Item = Key>) -> Self {
+        self.config().previous_keys = keys.into_iter().collect();
+        self
+    }
+
+    /// Also carries the id in this request/response header, for API and mobile clients that do
+    /// not keep cookies. A request's header wins over its cookie; responses that set the cookie
+    /// also set the header (empty when the session ended). The value is protected like the
+    /// cookie (plain, signed or private).
+    pub fn with_header(mut self, name: HeaderName) -> Self {
+        self.config().header = Some(name);
+        self
+    }
+
+    /// Replaces the response sent when saving the session fails (by default a `500` with the
+    /// body `Internal Server Error`). The error has already been logged.
+    pub fn with_error_handler<F>(mut self, handler: F) -> Self
+    where
+        F: Fn(&Error) -> Response + Send + Sync + 'static,
+    {
+        self.config().error_handler = Arc::new(handler);
+        self
+    }
+}
+
+impl<S> Layer<S> for SessionLayer {
+    type Service = SessionService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SessionService::new(inner, self.store.clone(), self.config.clone())
+    }
+}

@@ -1,0 +1,59 @@
+//! [`SessionService`]: the middleware itself.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum_core::body::Body;
+use bytes::Bytes;
+use http::{Request, Response};
+use tower_service::Service;
+
+use super::ResponseFuture;
+use crate::config::Config;
+use crate::cookie::Incoming;
+use crate::error::BoxError;
+use crate::session::Session;
+use crate::store::SessionStore;
+
+/// The middleware [`SessionLayer`](crate::SessionLayer) adds. See the
+/// [module docs](crate::layer).
+#[derive(Clone, Debug)]
+pub struct SessionService<S> {
+    inner: S,
+    store: Arc<dyn SessionStore>,
+    config: Arc<Config>,
+}
+
+impl<S> SessionService<S> {
+    pub(crate) fn new(inner: S, store: Arc<dyn SessionStore>, config: Arc<Config>) -> Self {
+        Self {
+            inner,
+            store,
+            config,
+        }
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        // Only the raw header values are kept here; parsing, verification and the store load
+        // wait until a handler actually uses the session.
+        let incoming = Incoming::capture(req.headers(), &self.config);
+        let session = Session::new(self.store.clone(), self.config.clone(), incoming);
+        req.extensions_mut().insert(session.clone());
+        ResponseFuture::new(self.inner.call(req), session, self.config.clone())
+    }
+}

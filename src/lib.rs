@@ -1,0 +1,72 @@
+//! Server-side sessions for [axum]: a tower layer, a lazy [`Session`] extractor, and pluggable
+//! stores.
+//!
+//! HTTP is stateless; sessions let an application remember a user between requests. The
+//! [`SessionLayer`] reads (or issues) a session cookie, hands the handler a [`Session`], and
+//! saves what the handler changed before the response leaves. The data lives on the server, in a
+//! [`SessionStore`](store::SessionStore); the browser holds only a random id.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use axum::{routing::get, Router};
+//! use sessionware::{Error, MemoryStore, Session, SessionLayer};
+//!
+//! async fn counter(session: Session) -> Result<String, Error> {
+//!     let n: i64 = session.get("counter").await?.unwrap_or(0) + 1;
+//!     session.insert("counter", n).await?;
+//!     Ok(format!("you have been here {n} times"))
+//! }
+//!
+//! # async fn run() {
+//! let app = Router::new()
+//!     .route("/", get(counter))
+//!     .layer(SessionLayer::new(MemoryStore::default()));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await.unwrap();
+//! axum::serve(listener, app).await.unwrap();
+//! # }
+//! ```
+//!
+//! # What it guarantees
+//!
+//! - **Lazy.** A request whose handler never touches the session costs no store call and sends
+//!   no cookie. A read-only request sends no cookie unless it extended the idle deadline.
+//! - **Strict.** An unknown, expired, destroyed, malformed or tampered id gives a fresh session
+//!   with a new random id; a client-chosen id is never adopted.
+//! - **No lost writes.** Saves send per-key changes that the store applies atomically, so
+//!   concurrent requests writing different keys all win (the same key: last write wins).
+//! - **No resurrection.** A save applies only to a session that still exists and has not
+//!   expired: a racing destroy or cycle wins.
+//! - **Timeouts enforced server-side**: idle ([`Expiry`]) and absolute
+//!   ([`SessionLayer::with_absolute_timeout`]), checked by the store on every load.
+//! - **Ids hashed at rest.** Stores key sessions by the SHA-256 of the id ([`StoreKey`]).
+//!
+//! # Features
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | (default) | [`SessionLayer`], [`Session`], [`MemoryStore`] |
+//!
+//! [axum]: https://docs.rs/axum
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(unreachable_pub, missing_debug_implementations)]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+mod config;
+mod cookie;
+mod error;
+mod expiry;
+mod id;
+pub mod layer;
+mod session;
+pub mod store;
+
+pub use ::cookie::{Key, SameSite};
+pub use error::{BoxError, Error, StoreError};
+pub use expiry::{Expiry, DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_SESSION_END_IDLE, TOUCH_FRACTION};
+pub use id::{SessionId, StoreKey};
+pub use layer::SessionLayer;
+pub use session::{Session, SessionMissing};
+pub use store::MemoryStore;

@@ -1,0 +1,144 @@
+//! Write-back: turning what a handler did to its [`Session`] into one store call and a cookie.
+
+use super::{Session, State};
+use crate::error::{Error, StoreError};
+use crate::expiry::{now_millis, Expiry};
+use crate::id::SessionId;
+use crate::store::{ChangeSet, Outcome, Record};
+
+/// How many fresh ids to try when the store reports a collision. With 122 random bits a single
+/// collision is already beyond unlikely; several in a row mean a broken store.
+const ID_ATTEMPTS: usize = 4;
+
+/// What the response must tell the client about the id.
+#[derive(Debug)]
+pub(crate) enum CookieAction {
+    /// Nothing: the client's cookie stays as it is (or there is none to send).
+    Keep,
+    /// (Re)send the id, with `Max-Age` in seconds when the session has one.
+    Set { id: SessionId, max_age: Option<i64> },
+    /// Make the client forget its id.
+    Remove,
+}
+
+impl Session {
+    /// Whether the handler left the session alone, so the layer has nothing to do.
+    pub(crate) fn is_untouched(&self) -> bool {
+        !self.inner.loaded.initialized() && !self.state().expiry_changed
+    }
+
+    /// Saves what the handler changed. Called by the layer once the handler's response is in.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if the store failed or kept reporting collisions.
+    pub(crate) async fn commit(&self) -> Result<CookieAction, Error> {
+        // `set_expiry` alone does not load; the save needs to know what it applies to.
+        self.load().await?;
+        let state = std::mem::take(&mut *self.state());
+        let store = &self.inner.store;
+        let rules = &self.inner.config.deadlines;
+        let now = now_millis();
+        let expiry = state.expiry.unwrap_or(self.inner.config.expiry);
+
+        let mut forgotten = false;
+        if let Some(old) = &state.destroyed {
+            store.delete(&old.store_key()).await?;
+            forgotten = true;
+        }
+
+        let Some(id) = state.id.clone() else {
+            if state.data.is_empty() {
+                return Ok(if forgotten {
+                    CookieAction::Remove
+                } else {
+                    CookieAction::Keep
+                });
+            }
+            return self.create(state, expiry, now).await;
+        };
+
+        let key = id.store_key();
+        let next = rules.expires_at(expiry, state.created_at, now);
+        let changed = state.clear || !state.updates.is_empty() || state.expiry_changed;
+        if state.cycle || changed {
+            let changes = ChangeSet {
+                clear: state.clear,
+                updates: state.updates.into_iter().collect(),
+                expires_at: next,
+                expiry: state.expiry_changed.then_some(state.expiry),
+            };
+            if state.cycle {
+                for _ in 0..ID_ATTEMPTS {
+                    let new = SessionId::generate();
+                    match store.cycle(&key, &new.store_key(), &changes).await? {
+                        Outcome::Done => return Ok(set(new, expiry, next, now)),
+                        Outcome::Missing => return Ok(vanished(&id)),
+                        Outcome::Collision => continue,
+                    }
+                }
+                return Err(no_free_id());
+            }
+            return Ok(match store.apply(&key, &changes).await? {
+                Outcome::Done if state.expiry_changed || state.reissue || has_max_age(expiry) => {
+                    set(id, expiry, next, now)
+                }
+                Outcome::Done | Outcome::Collision => CookieAction::Keep,
+                Outcome::Missing => vanished(&id),
+            });
+        }
+
+        if rules.touch_due(expiry, state.expires_at, next) {
+            return Ok(match store.touch(&key, next).await? {
+                Outcome::Done if state.reissue || has_max_age(expiry) => set(id, expiry, next, now),
+                Outcome::Done | Outcome::Collision => CookieAction::Keep,
+                Outcome::Missing => vanished(&id),
+            });
+        }
+        if state.reissue {
+            return Ok(set(id, expiry, state.expires_at, now));
+        }
+        Ok(CookieAction::Keep)
+    }
+
+    /// Saves a fresh session under a new random id, never one the client sent.
+    async fn create(&self, state: State, expiry: Expiry, now: i64) -> Result<CookieAction, Error> {
+        let expires_at = self.inner.config.deadlines.expires_at(expiry, now, now);
+        let record = Record::new(state.data, now, expires_at, state.expiry);
+        for _ in 0..ID_ATTEMPTS {
+            let id = SessionId::generate();
+            match self.inner.store.create(&id.store_key(), &record).await? {
+                Outcome::Done => return Ok(set(id, expiry, expires_at, now)),
+                Outcome::Collision | Outcome::Missing => continue,
+            }
+        }
+        Err(no_free_id())
+    }
+}
+
+fn has_max_age(expiry: Expiry) -> bool {
+    !matches!(expiry, Expiry::OnSessionEnd)
+}
+
+fn set(id: SessionId, expiry: Expiry, expires_at: i64, now: i64) -> CookieAction {
+    CookieAction::Set {
+        id,
+        max_age: has_max_age(expiry).then(|| (expires_at - now) / 1000),
+    }
+}
+
+/// The session was destroyed (or expired) by someone else between load and save. The destroy
+/// wins: nothing is written, and the client is told to forget the id.
+fn vanished(id: &SessionId) -> CookieAction {
+    tracing::warn!(
+        session = %id.store_key().short(),
+        "session ended while this request was using it; its changes were discarded"
+    );
+    CookieAction::Remove
+}
+
+fn no_free_id() -> Error {
+    Error::Store(StoreError::backend(
+        "the store reported a collision for every freshly generated session id",
+    ))
+}

@@ -1,0 +1,322 @@
+//! The [`Session`] handle that handlers use.
+//!
+//! A `Session` is cheap to clone (all clones share one state) and lazy: nothing is parsed,
+//! verified or loaded until the first call that needs the data. Changes are kept as a change
+//! set (per key set/remove, clear, cycle, destroy, expiry) and written back by the layer after
+//! the handler returns, before the response leaves.
+
+mod commit;
+mod extract;
+
+pub(crate) use commit::CookieAction;
+pub use extract::SessionMissing;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::OnceCell;
+
+use crate::config::Config;
+use crate::cookie::{read_id, Incoming, ReadId};
+use crate::error::{Error, StoreError};
+use crate::expiry::Expiry;
+use crate::id::SessionId;
+use crate::store::{Data, SessionStore};
+
+/// A user's session, as a handler sees it.
+///
+/// Extract it in any handler behind a [`SessionLayer`](crate::SessionLayer). Values are any
+/// serde type, stored as JSON. Every data method is `async` because the first one loads the
+/// session from the store (once per request; later calls use what was loaded).
+///
+/// ```
+/// use sessionware::{Error, Session};
+///
+/// async fn login(session: Session) -> Result<&'static str, Error> {
+///     // A new id after a privilege change defeats session fixation.
+///     session.cycle_id().await?;
+///     session.insert("user_id", 42_u64).await?;
+///     Ok("welcome")
+/// }
+///
+/// async fn logout(session: Session) -> Result<&'static str, Error> {
+///     session.destroy().await?;
+///     Ok("bye")
+/// }
+/// ```
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    store: Arc<dyn SessionStore>,
+    config: Arc<Config>,
+    incoming: Incoming,
+    loaded: OnceCell<()>,
+    state: Mutex<State>,
+}
+
+/// Everything known about the session after it was loaded, and what the handler changed.
+#[derive(Debug, Default)]
+struct State {
+    /// The id of the stored session this request works on; `None` for a fresh session.
+    id: Option<SessionId>,
+    /// The stored session's metadata (present with `id`).
+    created_at: i64,
+    expires_at: i64,
+    /// The session's own expiry, as stored or as set by the handler.
+    expiry: Option<Expiry>,
+    /// The values as the handler sees them.
+    data: Data,
+    /// Per-key changes since load: `Some` set, `None` removed.
+    updates: HashMap<String, Option<Value>>,
+    clear: bool,
+    expiry_changed: bool,
+    cycle: bool,
+    /// An id to delete from the store (set by `destroy`).
+    destroyed: Option<SessionId>,
+    /// The client sent an id that was valid but must be re-sent (previous key).
+    reissue: bool,
+}
+
+impl Session {
+    pub(crate) fn new(
+        store: Arc<dyn SessionStore>,
+        config: Arc<Config>,
+        incoming: Incoming,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                config,
+                incoming,
+                loaded: OnceCell::new(),
+                state: Mutex::default(),
+            }),
+        }
+    }
+
+    /// Reads the value under `key`, or `None` if there is none.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if loading the session failed; [`Error::Deserialize`] if the stored value
+    /// is not a `T`.
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
+        self.load().await?;
+        let state = self.state();
+        state
+            .data
+            .get(key)
+            .map(|value| T::deserialize(value))
+            .transpose()
+            .map_err(|source| Error::Deserialize {
+                key: key.to_owned(),
+                source,
+            })
+    }
+
+    /// Stores `value` under `key`, replacing what was there.
+    ///
+    /// Inserting the value a key already holds changes nothing and costs no store write.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Serialize`] if `value` cannot be turned into JSON; [`Error::Store`] if loading the
+    /// session failed.
+    pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<(), Error> {
+        let value = serde_json::to_value(value).map_err(|source| Error::Serialize {
+            key: key.to_owned(),
+            source,
+        })?;
+        self.load().await?;
+        let mut state = self.state();
+        if state.data.get(key) != Some(&value) {
+            state.data.insert(key.to_owned(), value.clone());
+            state.updates.insert(key.to_owned(), Some(value));
+        }
+        Ok(())
+    }
+
+    /// Removes the value under `key` and returns it, or `None` if there was none.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if loading the session failed; [`Error::Deserialize`] if the removed value
+    /// is not a `T` (it is removed all the same).
+    pub async fn remove<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
+        self.load().await?;
+        let old = {
+            let mut state = self.state();
+            let old = state.data.remove(key);
+            if old.is_some() {
+                state.updates.insert(key.to_owned(), None);
+            }
+            old
+        };
+        old.map(T::deserialize)
+            .transpose()
+            .map_err(|source| Error::Deserialize {
+                key: key.to_owned(),
+                source,
+            })
+    }
+
+    /// Removes every value; the session itself (its id) stays.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if loading the session failed.
+    pub async fn clear(&self) -> Result<(), Error> {
+        self.load().await?;
+        let mut state = self.state();
+        if !state.data.is_empty() || !state.updates.is_empty() {
+            state.data.clear();
+            state.updates.clear();
+            state.clear = true;
+        }
+        Ok(())
+    }
+
+    /// Gives the session a new id and keeps its data. Call it after login (or any privilege
+    /// change) so an id planted or seen before cannot ride along.
+    ///
+    /// The old id stops working once the response is out: the store moves the session
+    /// atomically, and the new id goes out in the cookie.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if loading the session failed.
+    pub async fn cycle_id(&self) -> Result<(), Error> {
+        self.load().await?;
+        let mut state = self.state();
+        if state.id.is_some() {
+            state.cycle = true;
+        }
+        Ok(())
+    }
+
+    /// Ends the session: it is deleted from the store and the client gets a removal cookie.
+    ///
+    /// The handle starts over as a fresh, empty session: values inserted after `destroy` go into
+    /// a new session with a new id (for example a "you are logged out" message).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if loading the session failed.
+    pub async fn destroy(&self) -> Result<(), Error> {
+        self.load().await?;
+        let mut state = self.state();
+        let destroyed = state.id.take().or_else(|| state.destroyed.take());
+        *state = State {
+            destroyed,
+            ..State::default()
+        };
+        Ok(())
+    }
+
+    /// The id of the stored session this request works on.
+    ///
+    /// `None` until the session was loaded (by any data method), and for a fresh session, which
+    /// gets its id when the layer saves it. After [`cycle_id`](Self::cycle_id) this is still the
+    /// old id until the response is out.
+    pub fn id(&self) -> Option<SessionId> {
+        self.state().id.clone()
+    }
+
+    /// The expiry policy of this session: its own, if set (now or in an earlier request, once
+    /// loaded), otherwise the layer's.
+    pub fn expiry(&self) -> Expiry {
+        self.state().expiry.unwrap_or(self.inner.config.expiry)
+    }
+
+    /// Sets this session's own expiry policy, saved with the session; `None` returns to the
+    /// layer's default.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sessionware::{Error, Expiry, Session};
+    ///
+    /// async fn remember_me(session: Session) -> Result<(), Error> {
+    ///     session.insert("remember", true).await?;
+    ///     session.set_expiry(Some(Expiry::OnInactivity(Duration::from_secs(30 * 24 * 3600))));
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn set_expiry(&self, expiry: Option<Expiry>) {
+        let mut state = self.state();
+        state.expiry = expiry;
+        state.expiry_changed = true;
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Every critical section is a few map operations that cannot leave the state half
+        // changed, so a poisoned lock (a panic elsewhere while it was held) is still consistent.
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Loads the session once: verifies the incoming id, then asks the store.
+    async fn load(&self) -> Result<(), Error> {
+        self.inner
+            .loaded
+            .get_or_try_init(|| async {
+                let config = &self.inner.config;
+                let (id, reissue) = match read_id(config, &self.inner.incoming) {
+                    ReadId::Valid { id, reissue } => (Some(id), reissue),
+                    ReadId::Absent => (None, false),
+                    ReadId::Rejected(reason) => {
+                        tracing::warn!(reason, "session id refused; starting a fresh session");
+                        (None, false)
+                    }
+                };
+                let record = match &id {
+                    Some(id) => match self.inner.store.load(&id.store_key()).await {
+                        Ok(record) => record,
+                        Err(StoreError::Corrupt(detail)) => {
+                            tracing::error!(session = %id.store_key().short(), detail, "stored session is corrupt; starting a fresh session");
+                            None
+                        }
+                        Err(error) => return Err(Error::Store(error)),
+                    },
+                    None => None,
+                };
+                if id.is_some() && record.is_none() {
+                    tracing::info!("unknown or expired session id; starting a fresh session");
+                }
+                let mut state = self.state();
+                if let (Some(id), Some(record)) = (id, record) {
+                    state.id = Some(id);
+                    state.reissue = reissue;
+                    state.created_at = record.created_at;
+                    state.expires_at = record.expires_at;
+                    if !state.expiry_changed {
+                        state.expiry = record.expiry;
+                    }
+                    // Changes made before the load (only `set_expiry` can) stay on top.
+                    state.data = record.data;
+                }
+                Ok(())
+            })
+            .await
+            .map(|_| ())
+    }
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.state();
+        f.debug_struct("Session")
+            .field("id", &state.id)
+            .field("loaded", &self.inner.loaded.initialized())
+            .field("keys", &state.data.len())
+            .finish_non_exhaustive()
+    }
+}

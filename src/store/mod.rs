@@ -1,0 +1,216 @@
+//! Where sessions live: the [`SessionStore`] trait and its implementations.
+//!
+//! A store holds one [`Record`] per session, filed under a [`StoreKey`] (the SHA-256 of the
+//! session id; stores never see the id itself). The layer never reads a record, edits it and
+//! writes it back whole: it sends the store a [`ChangeSet`] (per key set/remove, clear, new
+//! deadline), which the store applies atomically and only to a live session. That is what lets
+//! concurrent requests on one session write different keys without losing any, and what keeps a
+//! destroyed session destroyed.
+//!
+//! | store | feature | notes |
+//! |---|---|---|
+//! | [`MemoryStore`] | always | sharded in-process map; expired entries purged incrementally |
+//!
+//! # Writing a store
+//!
+//! Implement [`SessionStore`] and keep every point of its contract; the conformance suite in
+//! `tests/store_conformance.rs` checks them and can be pointed at a new store.
+
+mod memory;
+
+pub use memory::MemoryStore;
+
+use std::collections::HashMap;
+use std::fmt;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::error::StoreError;
+use crate::expiry::{now_millis, Expiry};
+use crate::id::StoreKey;
+
+/// A session's data: JSON values by key.
+pub type Data = HashMap<String, Value>;
+
+/// One stored session.
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Record {
+    /// The session's values.
+    pub data: Data,
+    /// When the session was created, in Unix milliseconds (the base of the absolute timeout).
+    pub created_at: i64,
+    /// When the session ends, in Unix milliseconds. A store must treat a record whose
+    /// `expires_at` is not in the future as absent, on every operation.
+    pub expires_at: i64,
+    /// The session's own [`Expiry`], if [`Session::set_expiry`](crate::Session::set_expiry)
+    /// set one; `None` means the layer's default. Stores persist it with [`Expiry::encode`].
+    pub expiry: Option<Expiry>,
+}
+
+impl Record {
+    /// A record with these values and times.
+    pub fn new(data: Data, created_at: i64, expires_at: i64, expiry: Option<Expiry>) -> Self {
+        Self {
+            data,
+            created_at,
+            expires_at,
+            expiry,
+        }
+    }
+
+    /// Whether the record is still live at `now` (Unix milliseconds).
+    pub fn is_live(&self, now: i64) -> bool {
+        self.expires_at > now
+    }
+}
+
+/// What one request changed in an existing session, applied by the store in one atomic step.
+///
+/// Order of application: `clear` (drop every key), then each of `updates` (`Some` sets the key,
+/// `None` removes it), then the new `expires_at` and, if present, the new `expiry`. Keys in
+/// `updates` are distinct. Keys not named are left as they are in the store, which is how two
+/// requests writing different keys both win; two requests writing the same key: the last
+/// applied wins.
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct ChangeSet {
+    /// Drop every key before applying `updates`.
+    pub clear: bool,
+    /// Per-key changes: `Some(value)` sets, `None` removes.
+    pub updates: Vec<(String, Option<Value>)>,
+    /// The session's new deadline, Unix milliseconds.
+    pub expires_at: i64,
+    /// `Some` when the session's own expiry changed (to `Some(expiry)` or back to the default).
+    pub expiry: Option<Option<Expiry>>,
+}
+
+impl ChangeSet {
+    /// A change set that only moves the deadline (a "touch").
+    pub fn new(expires_at: i64) -> Self {
+        Self {
+            expires_at,
+            ..Self::default()
+        }
+    }
+
+    /// Adds a change of one key.
+    pub fn with_update(mut self, key: impl Into<String>, value: Option<Value>) -> Self {
+        self.updates.push((key.into(), value));
+        self
+    }
+
+    /// Drops every key before the updates.
+    pub fn with_clear(mut self) -> Self {
+        self.clear = true;
+        self
+    }
+
+    /// Sets the session's own expiry.
+    pub fn with_expiry(mut self, expiry: Option<Expiry>) -> Self {
+        self.expiry = Some(expiry);
+        self
+    }
+
+    /// Whether the data is untouched (only the deadline or expiry moves).
+    pub fn is_data_unchanged(&self) -> bool {
+        !self.clear && self.updates.is_empty()
+    }
+
+    /// Applies the change set to a record in memory: the reference semantics every store
+    /// reproduces in its own backend.
+    pub fn apply_to(&self, record: &mut Record) {
+        if self.clear {
+            record.data.clear();
+        }
+        for (key, value) in &self.updates {
+            match value {
+                Some(value) => record.data.insert(key.clone(), value.clone()),
+                None => record.data.remove(key),
+            };
+        }
+        record.expires_at = self.expires_at;
+        if let Some(expiry) = self.expiry {
+            record.expiry = expiry;
+        }
+    }
+}
+
+/// The result of a store write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Outcome {
+    /// The write happened.
+    Done,
+    /// Nothing changed: the session does not exist, was deleted, or has expired.
+    Missing,
+    /// Nothing changed: the new key is already taken (create and cycle only).
+    Collision,
+}
+
+/// A place to keep sessions.
+///
+/// # Contract
+///
+/// Every store keeps all of these; the conformance suite checks each against every store.
+/// - **Keys.** Sessions are filed under a [`StoreKey`], a SHA-256 of the id; the raw id never
+///   reaches a store.
+/// - **Expiry.** A record whose `expires_at` is not in the future does not exist, for every
+///   operation, whether or not it was purged yet.
+/// - **Atomicity.** Each method is one atomic step: a concurrent reader sees the record before
+///   or after it, never half of it.
+/// - **No resurrection.** [`apply`](Self::apply), [`touch`](Self::touch) and
+///   [`cycle`](Self::cycle) change nothing and return [`Outcome::Missing`] when the session is
+///   absent or expired. Only [`create`](Self::create) brings a key to life.
+/// - **No adoption.** [`create`](Self::create) and [`cycle`](Self::cycle) never overwrite a key
+///   that exists: they return [`Outcome::Collision`] and the caller draws another id.
+/// - **Corrupt data** is reported as [`StoreError::Corrupt`], never a panic.
+///
+/// # Errors
+///
+/// Every method returns [`StoreError::Backend`] when the backend fails; the layer turns it into
+/// a `500` response and saves nothing.
+#[async_trait]
+pub trait SessionStore: fmt::Debug + Send + Sync + 'static {
+    /// Loads a live session; `Ok(None)` if it is absent or expired.
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError>;
+
+    /// Inserts a new session if `key` is free: [`Outcome::Done`], or [`Outcome::Collision`]
+    /// without touching the existing one. An expired record under `key` counts as free.
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<Outcome, StoreError>;
+
+    /// Applies `changes` to a live session ([`Outcome::Done`]), or does nothing and returns
+    /// [`Outcome::Missing`].
+    async fn apply(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Outcome, StoreError>;
+
+    /// Moves a live session from `old` to `new`, applying `changes` on the way: afterwards
+    /// `old` is gone and `new` holds the data. [`Outcome::Missing`] if `old` is not live,
+    /// [`Outcome::Collision`] if `new` is taken; in both cases nothing changes.
+    async fn cycle(
+        &self,
+        old: &StoreKey,
+        new: &StoreKey,
+        changes: &ChangeSet,
+    ) -> Result<Outcome, StoreError>;
+
+    /// Deletes a session. Deleting an absent session is not an error.
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError>;
+
+    /// Moves a live session's deadline to `expires_at` without touching its data.
+    ///
+    /// The default applies an empty [`ChangeSet`]; stores override it when a cheaper command
+    /// exists.
+    async fn touch(&self, key: &StoreKey, expires_at: i64) -> Result<Outcome, StoreError> {
+        self.apply(key, &ChangeSet::new(expires_at)).await
+    }
+
+    /// Removes every expired session and returns how many. Must not block other operations for
+    /// long: stores work through their data in bounded steps.
+    async fn delete_expired(&self) -> Result<u64, StoreError>;
+}
+
+/// Current time in Unix milliseconds, as stores compare it to `expires_at`.
+pub fn now() -> i64 {
+    now_millis()
+}

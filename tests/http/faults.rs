@@ -1,0 +1,89 @@
+//! A store that fails on cue, or returns garbage.
+
+use std::sync::atomic::Ordering;
+
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use sessionware::SessionLayer;
+
+use crate::support::{app, send, Probe};
+
+#[tokio::test]
+async fn store_failure_is_a_500_on_session_routes_only() {
+    let probe = Probe::default();
+    let app = app(SessionLayer::new(probe.clone()));
+    let cookie = send(&app, "/write", None).await.cookie();
+
+    probe.set_failing(true);
+    for (path, cookie) in [
+        ("/write", None),
+        ("/write", Some(&cookie)),
+        ("/read", Some(&cookie)),
+    ] {
+        let reply = send(&app, path, cookie.map(String::as_str)).await;
+        assert_eq!(reply.status, 500, "{path}");
+        assert_eq!(
+            reply.body, "Internal Server Error",
+            "the body leaks details"
+        );
+        assert_eq!(reply.set_cookie(), None);
+    }
+    assert_eq!(send(&app, "/plain", Some(&cookie)).await.status, 200);
+    assert_eq!(send(&app, "/plain", None).await.status, 200);
+
+    probe.set_failing(false);
+    assert_eq!(
+        send(&app, "/write", Some(&cookie)).await.body,
+        "2",
+        "the saved session was lost"
+    );
+}
+
+#[tokio::test]
+async fn failure_during_save_uses_the_error_handler() {
+    use axum::routing::get;
+    use sessionware::Session;
+    let probe = Probe::default();
+    let cookie = send(&app(SessionLayer::new(probe.clone())), "/write", None)
+        .await
+        .cookie();
+
+    // The load succeeds, then the store goes down before the save.
+    let p = probe.clone();
+    let app = crate::support::routes()
+        .route(
+            "/flaky",
+            get(move |s: Session| {
+                let p = p.clone();
+                async move {
+                    s.insert("x", 1).await.unwrap();
+                    p.set_failing(true);
+                    "handler ok"
+                }
+            }),
+        )
+        .layer(SessionLayer::new(probe.clone()).with_error_handler(|_| {
+            (StatusCode::SERVICE_UNAVAILABLE, "sessions are down").into_response()
+        }));
+    let reply = send(&app, "/flaky", Some(&cookie)).await;
+    assert_eq!(reply.status, 503);
+    assert_eq!(reply.body, "sessions are down");
+    probe.set_failing(false);
+}
+
+#[tokio::test]
+async fn corrupt_stored_session_gives_a_fresh_one() {
+    let probe = Probe::default();
+    let app = app(SessionLayer::new(probe.clone()));
+    let cookie = send(&app, "/write", None).await.cookie();
+    send(&app, "/write", Some(&cookie)).await;
+
+    probe.corrupt.store(true, Ordering::SeqCst);
+    let reply = send(&app, "/write", Some(&cookie)).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body, "1");
+    assert_ne!(reply.cookie(), cookie);
+    probe.corrupt.store(false, Ordering::SeqCst);
+    // The old record was not overwritten by the fresh session.
+    assert_eq!(send(&app, "/read", Some(&cookie)).await.body, "2");
+}
