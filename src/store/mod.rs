@@ -16,9 +16,13 @@
 //! Implement [`SessionStore`] and keep every point of its contract; the conformance suite in
 //! `tests/store_conformance.rs` checks them and can be pointed at a new store.
 
+mod caching;
 mod memory;
+mod purge;
 
+pub use caching::{CachingStore, DEFAULT_MAX_STALENESS};
 pub use memory::MemoryStore;
+pub use purge::PurgeTask;
 
 use std::collections::HashMap;
 use std::fmt;

@@ -1,0 +1,95 @@
+//! What `CachingStore` adds to the contract: coherence on this instance, bounded staleness
+//! across instances.
+
+use std::time::Duration;
+
+use serde_json::json;
+use sessionware::store::{now, CachingStore, ChangeSet, Outcome, Record, SessionStore};
+use sessionware::{MemoryStore, SessionId};
+
+fn record() -> Record {
+    let t = now();
+    Record::new([("a".to_owned(), json!(1))].into(), t, t + 3_600_000, None)
+}
+
+#[tokio::test]
+async fn a_destroyed_session_is_never_served_from_this_instance_cache() {
+    let store = CachingStore::new(MemoryStore::default(), MemoryStore::default());
+    let key = SessionId::generate().store_key();
+    assert_eq!(store.create(&key, &record()).await.unwrap(), Outcome::Done);
+    assert!(store.load(&key).await.unwrap().is_some());
+    assert_eq!(store.cache().len(), 1);
+    store.delete(&key).await.unwrap();
+    assert!(store.load(&key).await.unwrap().is_none());
+
+    // Cycle: the old key is gone from the cache too.
+    let (old, new) = (
+        SessionId::generate().store_key(),
+        SessionId::generate().store_key(),
+    );
+    assert_eq!(store.create(&old, &record()).await.unwrap(), Outcome::Done);
+    store.load(&old).await.unwrap();
+    assert_eq!(
+        store
+            .cycle(&old, &new, &ChangeSet::new(now() + 60_000))
+            .await
+            .unwrap(),
+        Outcome::Done
+    );
+    assert!(store.load(&old).await.unwrap().is_none());
+    assert_eq!(
+        store.load(&new).await.unwrap().unwrap().data.get("a"),
+        Some(&json!(1))
+    );
+}
+
+#[tokio::test]
+async fn another_instance_sees_a_destroy_within_the_staleness_bound() {
+    let backing = MemoryStore::default();
+    let one = CachingStore::new(MemoryStore::default(), backing.clone());
+    let two = CachingStore::new(MemoryStore::default(), backing.clone())
+        .with_max_staleness(Duration::from_millis(300));
+    let key = SessionId::generate().store_key();
+    assert_eq!(one.create(&key, &record()).await.unwrap(), Outcome::Done);
+    assert!(
+        two.load(&key).await.unwrap().is_some(),
+        "instance two could not read the session"
+    );
+
+    one.delete(&key).await.unwrap();
+    // Instance two refuses to write to it at once, and evicts its copy...
+    let write = ChangeSet::new(now() + 60_000).with_update("b", Some(json!(2)));
+    assert_eq!(two.apply(&key, &write).await.unwrap(), Outcome::Missing);
+    assert!(two.load(&key).await.unwrap().is_none());
+    assert!(
+        backing.is_empty(),
+        "the refused write resurrected the session"
+    );
+
+    // ...and a read-only copy expires within the bound.
+    let other = SessionId::generate().store_key();
+    assert_eq!(one.create(&other, &record()).await.unwrap(), Outcome::Done);
+    two.load(&other).await.unwrap();
+    one.delete(&other).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        two.load(&other).await.unwrap().is_none(),
+        "a stale copy outlived max_staleness"
+    );
+}
+
+#[tokio::test]
+async fn cached_loads_keep_the_real_deadline() {
+    let store = CachingStore::new(MemoryStore::default(), MemoryStore::default());
+    let key = SessionId::generate().store_key();
+    let rec = record();
+    assert_eq!(store.create(&key, &rec).await.unwrap(), Outcome::Done);
+    for _ in 0..2 {
+        let loaded = store.load(&key).await.unwrap().unwrap();
+        assert_eq!(loaded.expires_at, rec.expires_at);
+        assert_eq!(
+            loaded.data, rec.data,
+            "the cache's bookkeeping leaked into the data"
+        );
+    }
+}

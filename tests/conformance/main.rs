@@ -1,0 +1,43 @@
+//! One conformance suite, run against every store this build has.
+//!
+//! Server stores read their address from the environment (`DATABASE_URL`, `REDIS_URL`,
+//! `REDIS_CLUSTER_URLS`); with the store's feature on and the variable missing, their tests fail
+//! and say which variable to set. `.ci/run` starts the servers and sets them.
+
+mod caching;
+mod stores;
+mod suite;
+
+/// Generates one `#[tokio::test]` per contract point for the store that `$make` (an async
+/// expression) builds.
+macro_rules! conformance {
+    ($name:ident, $make:expr) => {
+        conformance!(@tests $name, $make,
+            create_load_apply_delete,
+            create_never_overwrites,
+            no_resurrection_after_delete,
+            cycle_moves_the_session,
+            touch_moves_only_the_deadline,
+            expired_sessions_are_gone,
+            delete_expired_purges,
+            concurrent_distinct_keys_all_survive,
+            concurrent_writes_to_one_key_leave_one_winner,
+            a_thousand_sessions,
+            through_the_layer);
+    };
+    (@tests $name:ident, $make:expr, $($test:ident),+) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    crate::suite::$test($make).await;
+                }
+            )+
+        }
+    };
+}
+
+conformance!(memory, stores::memory().await);
+conformance!(caching_memory, stores::caching_memory().await);

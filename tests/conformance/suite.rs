@@ -1,0 +1,480 @@
+//! The store contract, one test function per point. Each takes a fresh store handle; tests use
+//! random keys, so they may share a backend and run in parallel.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::Router;
+use serde_json::{json, Value};
+use sessionware::store::{now, ChangeSet, Outcome, Record, SessionStore};
+use sessionware::{Error, Expiry, Session, SessionId, SessionLayer, StoreError, StoreKey};
+use tokio::time::sleep;
+
+fn key() -> StoreKey {
+    SessionId::generate().store_key()
+}
+
+fn record(data: Value, ttl_ms: i64) -> Record {
+    let data = match data {
+        Value::Object(map) => map.into_iter().collect(),
+        _ => panic!("record data must be an object"),
+    };
+    let t = now();
+    Record::new(data, t, t + ttl_ms, None)
+}
+
+const HOUR: i64 = 3_600_000;
+
+async fn must_load(store: &impl SessionStore, key: &StoreKey) -> Record {
+    store
+        .load(key)
+        .await
+        .unwrap()
+        .expect("session should exist")
+}
+
+pub async fn create_load_apply_delete(store: impl SessionStore) {
+    let k = key();
+    assert!(store.load(&k).await.unwrap().is_none());
+    let rec = record(
+        json!({"a": 1, "b": "two", "nested": {"x": [1, 2, null]}, "u": "żółć 😀"}),
+        HOUR,
+    );
+    assert_eq!(store.create(&k, &rec).await.unwrap(), Outcome::Done);
+    let loaded = must_load(&store, &k).await;
+    assert_eq!(loaded.data, rec.data);
+    assert_eq!(loaded.created_at, rec.created_at);
+    assert_eq!(loaded.expires_at, rec.expires_at);
+    assert_eq!(loaded.expiry, None);
+
+    let changes = ChangeSet::new(rec.expires_at + 1000)
+        .with_update("a", Some(json!(2)))
+        .with_update("b", None)
+        .with_update("c", Some(json!({"deep": true})))
+        .with_expiry(Some(Expiry::OnInactivity(Duration::from_secs(90))));
+    assert_eq!(store.apply(&k, &changes).await.unwrap(), Outcome::Done);
+    let loaded = must_load(&store, &k).await;
+    assert_eq!(loaded.data.get("a"), Some(&json!(2)));
+    assert_eq!(loaded.data.get("b"), None);
+    assert_eq!(loaded.data.get("c"), Some(&json!({"deep": true})));
+    assert_eq!(loaded.data.get("nested"), rec.data.get("nested"));
+    assert_eq!(loaded.data.get("u"), Some(&json!("żółć 😀")));
+    assert_eq!(loaded.expires_at, rec.expires_at + 1000);
+    assert_eq!(loaded.created_at, rec.created_at);
+    assert_eq!(
+        loaded.expiry,
+        Some(Expiry::OnInactivity(Duration::from_secs(90)))
+    );
+
+    let cleared = ChangeSet::new(rec.expires_at)
+        .with_clear()
+        .with_update("fresh", Some(json!(1)));
+    assert_eq!(store.apply(&k, &cleared).await.unwrap(), Outcome::Done);
+    let loaded = must_load(&store, &k).await;
+    assert_eq!(loaded.data.len(), 1);
+    assert_eq!(loaded.data.get("fresh"), Some(&json!(1)));
+    assert_eq!(
+        loaded.expiry,
+        Some(Expiry::OnInactivity(Duration::from_secs(90))),
+        "an untouched expiry changed"
+    );
+
+    store.delete(&k).await.unwrap();
+    assert!(store.load(&k).await.unwrap().is_none());
+    store.delete(&k).await.unwrap();
+}
+
+pub async fn create_never_overwrites(store: impl SessionStore) {
+    let k = key();
+    assert_eq!(
+        store
+            .create(&k, &record(json!({"owner": "first"}), HOUR))
+            .await
+            .unwrap(),
+        Outcome::Done
+    );
+    assert_eq!(
+        store
+            .create(&k, &record(json!({"owner": "second"}), HOUR))
+            .await
+            .unwrap(),
+        Outcome::Collision
+    );
+    assert_eq!(
+        must_load(&store, &k).await.data.get("owner"),
+        Some(&json!("first"))
+    );
+}
+
+pub async fn no_resurrection_after_delete(store: impl SessionStore) {
+    let k = key();
+    let rec = record(json!({"a": 1}), HOUR);
+    assert_eq!(store.create(&k, &rec).await.unwrap(), Outcome::Done);
+    store.delete(&k).await.unwrap();
+    let changes = ChangeSet::new(rec.expires_at).with_update("a", Some(json!(2)));
+    assert_eq!(store.apply(&k, &changes).await.unwrap(), Outcome::Missing);
+    assert_eq!(
+        store.touch(&k, rec.expires_at + HOUR).await.unwrap(),
+        Outcome::Missing
+    );
+    assert_eq!(
+        store.cycle(&k, &key(), &changes).await.unwrap(),
+        Outcome::Missing
+    );
+    assert!(store.load(&k).await.unwrap().is_none());
+}
+
+pub async fn cycle_moves_the_session(store: impl SessionStore) {
+    let (old, new, taken) = (key(), key(), key());
+    let rec = record(json!({"user": 7, "drop": true}), HOUR);
+    assert_eq!(store.create(&old, &rec).await.unwrap(), Outcome::Done);
+    assert_eq!(
+        store
+            .create(&taken, &record(json!({"other": 1}), HOUR))
+            .await
+            .unwrap(),
+        Outcome::Done
+    );
+
+    let changes = ChangeSet::new(rec.expires_at + 5)
+        .with_update("drop", None)
+        .with_update("role", Some(json!("admin")));
+    // A taken target: nothing changes anywhere.
+    assert_eq!(
+        store.cycle(&old, &taken, &changes).await.unwrap(),
+        Outcome::Collision
+    );
+    assert_eq!(must_load(&store, &old).await.data, rec.data);
+    assert_eq!(
+        must_load(&store, &taken).await.data.get("other"),
+        Some(&json!(1))
+    );
+
+    assert_eq!(
+        store.cycle(&old, &new, &changes).await.unwrap(),
+        Outcome::Done
+    );
+    assert!(store.load(&old).await.unwrap().is_none());
+    let moved = must_load(&store, &new).await;
+    assert_eq!(moved.data.get("user"), Some(&json!(7)));
+    assert_eq!(moved.data.get("role"), Some(&json!("admin")));
+    assert_eq!(moved.data.get("drop"), None);
+    assert_eq!(
+        moved.created_at, rec.created_at,
+        "cycling must not reset the absolute timeout"
+    );
+    assert_eq!(moved.expires_at, rec.expires_at + 5);
+
+    // The old key is dead for writes too.
+    let late = ChangeSet::new(rec.expires_at).with_update("late", Some(json!(1)));
+    assert_eq!(store.apply(&old, &late).await.unwrap(), Outcome::Missing);
+    assert!(store.load(&old).await.unwrap().is_none());
+}
+
+pub async fn touch_moves_only_the_deadline(store: impl SessionStore) {
+    let k = key();
+    let rec = record(json!({"a": 1}), 2_000);
+    assert_eq!(store.create(&k, &rec).await.unwrap(), Outcome::Done);
+    assert_eq!(
+        store.touch(&k, rec.expires_at + HOUR).await.unwrap(),
+        Outcome::Done
+    );
+    let loaded = must_load(&store, &k).await;
+    assert_eq!(loaded.expires_at, rec.expires_at + HOUR);
+    assert_eq!(loaded.data, rec.data);
+}
+
+pub async fn expired_sessions_are_gone(store: impl SessionStore) {
+    let (short, long) = (key(), key());
+    let rec = record(json!({"a": 1}), 1_000);
+    assert_eq!(store.create(&short, &rec).await.unwrap(), Outcome::Done);
+    assert_eq!(
+        store
+            .create(&long, &record(json!({"b": 2}), HOUR))
+            .await
+            .unwrap(),
+        Outcome::Done
+    );
+    assert!(store.load(&short).await.unwrap().is_some());
+    sleep(Duration::from_millis(1_200)).await;
+
+    assert!(
+        store.load(&short).await.unwrap().is_none(),
+        "an expired session was served"
+    );
+    let changes = ChangeSet::new(now() + HOUR).with_update("a", Some(json!(2)));
+    assert_eq!(
+        store.apply(&short, &changes).await.unwrap(),
+        Outcome::Missing
+    );
+    assert_eq!(
+        store.touch(&short, now() + HOUR).await.unwrap(),
+        Outcome::Missing
+    );
+    assert_eq!(
+        store.cycle(&short, &key(), &changes).await.unwrap(),
+        Outcome::Missing
+    );
+    assert!(
+        store.load(&short).await.unwrap().is_none(),
+        "a write resurrected an expired session"
+    );
+
+    // An expired key is free again (ids never repeat in practice, but the store must not refuse).
+    assert!(store.delete_expired().await.unwrap() <= 1_000_000);
+    assert!(
+        store.load(&long).await.unwrap().is_some(),
+        "delete_expired removed a live session"
+    );
+    assert_eq!(
+        store
+            .create(&short, &record(json!({"c": 3}), HOUR))
+            .await
+            .unwrap(),
+        Outcome::Done
+    );
+    assert_eq!(
+        must_load(&store, &short).await.data.get("c"),
+        Some(&json!(3))
+    );
+}
+
+pub async fn delete_expired_purges(store: impl SessionStore) {
+    let keys: Vec<StoreKey> = (0..5).map(|_| key()).collect();
+    for k in &keys {
+        assert_eq!(
+            store
+                .create(k, &record(json!({"a": 1}), 500))
+                .await
+                .unwrap(),
+            Outcome::Done
+        );
+    }
+    let live = key();
+    assert_eq!(
+        store
+            .create(&live, &record(json!({"a": 1}), HOUR))
+            .await
+            .unwrap(),
+        Outcome::Done
+    );
+    sleep(Duration::from_millis(700)).await;
+    // Other tests may share the backend, so at least ours were purged.
+    let purged = store.delete_expired().await.unwrap();
+    assert!(
+        purged >= 5 || store_uses_native_ttl(&store),
+        "purged only {purged}"
+    );
+    for k in &keys {
+        assert!(store.load(k).await.unwrap().is_none());
+    }
+    assert!(store.load(&live).await.unwrap().is_some());
+}
+
+/// Stores whose backend expires keys by itself (Redis) may have purged them before we ask.
+fn store_uses_native_ttl(store: &impl SessionStore) -> bool {
+    format!("{store:?}").starts_with("RedisStore")
+}
+
+pub async fn concurrent_distinct_keys_all_survive(store: impl SessionStore) {
+    let store = Arc::new(store);
+    let k = key();
+    let rec = record(json!({"seed": 0}), HOUR);
+    assert_eq!(store.create(&k, &rec).await.unwrap(), Outcome::Done);
+    let tasks: Vec<_> = (0..32)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let changes =
+                    ChangeSet::new(rec.expires_at).with_update(format!("k{i}"), Some(json!(i)));
+                store.apply(&k, &changes).await
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap(), Outcome::Done);
+    }
+    let loaded = must_load(&*store, &k).await;
+    for i in 0..32 {
+        assert_eq!(
+            loaded.data.get(&format!("k{i}")),
+            Some(&json!(i)),
+            "k{i} lost"
+        );
+    }
+    assert_eq!(loaded.data.get("seed"), Some(&json!(0)));
+}
+
+pub async fn concurrent_writes_to_one_key_leave_one_winner(store: impl SessionStore) {
+    let store = Arc::new(store);
+    let k = key();
+    let rec = record(json!({}), HOUR);
+    assert_eq!(store.create(&k, &rec).await.unwrap(), Outcome::Done);
+    let tasks: Vec<_> = (0..32)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let changes = ChangeSet::new(rec.expires_at).with_update("same", Some(json!(i)));
+                store.apply(&k, &changes).await
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap(), Outcome::Done);
+    }
+    let value = must_load(&*store, &k)
+        .await
+        .data
+        .get("same")
+        .cloned()
+        .unwrap();
+    assert!((0..32).any(|i| value == json!(i)), "{value}");
+}
+
+pub async fn a_thousand_sessions(store: impl SessionStore) {
+    let store = Arc::new(store);
+    let keys: Vec<StoreKey> = (0..1000).map(|_| key()).collect();
+    let chunks: Vec<Vec<(usize, StoreKey)>> = keys
+        .iter()
+        .copied()
+        .enumerate()
+        .collect::<Vec<_>>()
+        .chunks(100)
+        .map(<[_]>::to_vec)
+        .collect();
+    let tasks: Vec<_> = chunks
+        .into_iter()
+        .map(|chunk| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for (i, k) in chunk {
+                    assert_eq!(
+                        store
+                            .create(&k, &record(json!({"n": i}), HOUR))
+                            .await
+                            .unwrap(),
+                        Outcome::Done
+                    );
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let mut seen = HashSet::new();
+    for (i, k) in keys.iter().enumerate() {
+        assert_eq!(must_load(&*store, k).await.data.get("n"), Some(&json!(i)));
+        seen.insert(*k);
+    }
+    assert_eq!(seen.len(), 1000);
+}
+
+/// The store behind a real router: round trip, cycle, destroy, and the absolute timeout.
+pub async fn through_the_layer(store: impl SessionStore) {
+    use axum::body::Body;
+    use axum::http::{header, Request};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    async fn write(s: Session) -> Result<String, Error> {
+        let n = s.get::<i64>("n").await?.unwrap_or(0) + 1;
+        s.insert("n", n).await?;
+        Ok(n.to_string())
+    }
+    let app = Router::new()
+        .route("/write", get(write))
+        .route(
+            "/cycle",
+            get(|s: Session| async move { s.cycle_id().await }),
+        )
+        .route(
+            "/destroy",
+            get(|s: Session| async move { s.destroy().await }),
+        )
+        .layer(
+            SessionLayer::new(store)
+                .with_expiry(Expiry::OnInactivity(Duration::from_secs(60)))
+                .with_absolute_timeout(Duration::from_millis(1_500)),
+        );
+    let send = |path: &'static str, cookie: Option<String>| {
+        let app = app.clone();
+        async move {
+            let mut req = Request::get(path);
+            if let Some(c) = cookie {
+                req = req.header(header::COOKIE, c);
+            }
+            let res = app.oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+            assert_eq!(res.status(), 200, "{path}");
+            let cookie = res
+                .headers()
+                .get(header::SET_COOKIE)
+                .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned());
+            let body = res.into_body().collect().await.unwrap().to_bytes();
+            (String::from_utf8(body.to_vec()).unwrap(), cookie)
+        }
+    };
+    let (body, cookie) = send("/write", None).await;
+    assert_eq!(body, "1");
+    let cookie = cookie.unwrap();
+    assert_eq!(send("/write", Some(cookie.clone())).await.0, "2");
+    let (_, cycled) = send("/cycle", Some(cookie.clone())).await;
+    let cycled = cycled.unwrap();
+    assert_eq!(
+        send("/write", Some(cookie.clone())).await.0,
+        "1",
+        "old id still alive after cycle"
+    );
+    assert_eq!(send("/write", Some(cycled.clone())).await.0, "3");
+    sleep(Duration::from_millis(1_600)).await;
+    assert_eq!(
+        send("/write", Some(cycled.clone())).await.0,
+        "1",
+        "absolute timeout not enforced"
+    );
+
+    let (_, fresh) = send("/write", None).await;
+    let fresh = fresh.unwrap();
+    send("/destroy", Some(fresh.clone())).await;
+    assert_eq!(
+        send("/write", Some(fresh)).await.0,
+        "1",
+        "destroyed session came back"
+    );
+}
+
+// Used by the server stores' own corrupt-row tests (tests/conformance/stores/).
+#[allow(dead_code)]
+/// Garbage written straight into the backend under `k` must give a clear error or no session,
+/// never a panic, and the layer must answer with a fresh session.
+pub async fn corrupt_row_is_not_a_panic<S, F, Fut>(store: S, corrupt: F)
+where
+    S: SessionStore + Clone,
+    F: Fn(S, StoreKey) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let k = key();
+    assert_eq!(
+        store
+            .create(&k, &record(json!({"a": 1}), HOUR))
+            .await
+            .unwrap(),
+        Outcome::Done
+    );
+    corrupt(store.clone(), k).await;
+    match store.load(&k).await {
+        Ok(None) | Err(StoreError::Corrupt(_)) => {}
+        other => panic!("corrupt row loaded as {other:?}"),
+    }
+    // A write to it must not panic either; it may fail cleanly.
+    let _ = store
+        .apply(
+            &k,
+            &ChangeSet::new(now() + HOUR).with_update("b", Some(json!(2))),
+        )
+        .await;
+    store.delete(&k).await.unwrap();
+    assert!(store.load(&k).await.unwrap().is_none());
+}
