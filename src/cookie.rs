@@ -18,25 +18,31 @@ const MAX_VALUE_LEN: usize = 256;
 
 /// The raw id-carrying header values of a request, captured when it enters the layer and only
 /// parsed and verified if the handler uses the session.
+///
+/// HTTP/1.1 clients send one `Cookie` header, HTTP/2 clients may split it into several: the
+/// first is kept inline so the common case allocates nothing.
 #[derive(Debug, Default)]
 pub(crate) struct Incoming {
-    cookies: Vec<HeaderValue>,
+    cookie: Option<HeaderValue>,
+    more_cookies: Vec<HeaderValue>,
     header: Option<HeaderValue>,
 }
 
 impl Incoming {
     pub(crate) fn capture(headers: &HeaderMap, config: &Config) -> Self {
+        let mut cookies = headers.get_all(http::header::COOKIE).iter();
         Self {
-            cookies: headers
-                .get_all(http::header::COOKIE)
-                .iter()
-                .cloned()
-                .collect(),
+            cookie: cookies.next().cloned(),
+            more_cookies: cookies.cloned().collect(),
             header: config
                 .header
                 .as_ref()
                 .and_then(|name| headers.get(name).cloned()),
         }
+    }
+
+    fn cookies(&self) -> impl Iterator<Item = &HeaderValue> {
+        self.cookie.iter().chain(&self.more_cookies)
     }
 }
 
@@ -59,7 +65,7 @@ pub(crate) fn read_id(config: &Config, incoming: &Incoming) -> ReadId {
     }
     let name = config.cookie_name.as_bytes();
     let mut found: Option<&[u8]> = None;
-    for header in &incoming.cookies {
+    for header in incoming.cookies() {
         for pair in header.as_bytes().split(|b| *b == b';') {
             let pair = pair.trim_ascii();
             let Some(eq) = pair.iter().position(|b| *b == b'=') else {
@@ -187,8 +193,8 @@ mod tests {
 
     fn incoming(cookie: &str) -> Incoming {
         Incoming {
-            cookies: vec![HeaderValue::from_str(cookie).unwrap()],
-            header: None,
+            cookie: Some(HeaderValue::from_str(cookie).unwrap()),
+            ..Incoming::default()
         }
     }
 

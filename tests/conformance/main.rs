@@ -5,6 +5,7 @@
 //! and say which variable to set. `.ci/run` starts the servers and sets them.
 
 mod caching;
+mod purge;
 mod stores;
 mod suite;
 

@@ -247,3 +247,18 @@ async fn previous_key_is_accepted_and_reissued_with_the_current_one() {
         assert_eq!(send(&after, "/read", Some(&cookie)).await.body, "0");
     }
 }
+
+/// HTTP/2 clients may split cookies over several `Cookie` headers.
+#[tokio::test]
+async fn id_is_found_in_any_of_several_cookie_headers() {
+    use axum::body::Body;
+    use axum::http::{header, Request};
+    let app = app(SessionLayer::new(MemoryStore::default()));
+    let cookie = send(&app, "/write", None).await.cookie();
+    let req = Request::get("/read")
+        .header(header::COOKIE, "theme=dark")
+        .header(header::COOKIE, cookie.as_str())
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(crate::support::send_request(&app, req).await.body, "1");
+}

@@ -1,0 +1,102 @@
+//! The app the side-by-side benchmark (`../shared/bench/peers`) runs as `project`.
+//!
+//! Routes: `/plain` (never touches the session), `/read` (the `counter`), `/write` (increments
+//! it), `/login` (stores `user_id`, cycles the id). Environment: `PORT` (3000), `WORKERS` (1),
+//! `STORE` = `memory` (default) | `sqlite` | `postgres` | `redis` | `caching` (memory in front of
+//! PostgreSQL), with `SQLITE_URL`, `DATABASE_URL`, `REDIS_URL`; the server stores need their
+//! cargo feature:
+//!
+//! ```text
+//! cargo run --release --example bench_server
+//! STORE=postgres cargo run --release --features postgres --example bench_server
+//! ```
+//!
+//! Cookies are not `Secure` (plain HTTP on loopback); everything else is the safe default:
+//! strict ids, hashed keys, per-key conditional saves.
+
+use axum::routing::get;
+use axum::Router;
+use sessionware::{Error, MemoryStore, Session, SessionLayer};
+
+async fn read(session: Session) -> Result<String, Error> {
+    Ok(session
+        .get::<i64>("counter")
+        .await?
+        .unwrap_or(0)
+        .to_string())
+}
+
+async fn write(session: Session) -> Result<String, Error> {
+    let n = session.get::<i64>("counter").await?.unwrap_or(0) + 1;
+    session.insert("counter", n).await?;
+    Ok(n.to_string())
+}
+
+async fn login(session: Session) -> Result<&'static str, Error> {
+    session.insert("user_id", 42_i64).await?;
+    session.cycle_id().await?;
+    Ok("ok")
+}
+
+fn app(layer: SessionLayer) -> Router {
+    Router::new()
+        .route("/plain", get(|| async { "ok" }))
+        .route("/read", get(read))
+        .route("/write", get(write))
+        .route("/login", get(login))
+        .layer(layer.with_secure(false))
+}
+
+fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[allow(dead_code)]
+fn url(key: &str, default: &str) -> String {
+    std::env::var(key).unwrap_or_else(|_| default.to_owned())
+}
+
+#[allow(dead_code)]
+fn needs(feature: &str) -> ! {
+    eprintln!("STORE needs the `{feature}` feature: cargo run --release --features {feature} --example bench_server");
+    std::process::exit(2)
+}
+
+async fn layer() -> SessionLayer {
+    let store = std::env::var("STORE").unwrap_or_else(|_| "memory".into());
+    match store.as_str() {
+        "memory" => SessionLayer::new(MemoryStore::default()),
+        #[cfg(not(feature = "sqlite"))]
+        "sqlite" => needs("sqlite"),
+        #[cfg(not(feature = "postgres"))]
+        "postgres" | "caching" => needs("postgres"),
+        #[cfg(not(feature = "redis"))]
+        "redis" => needs("redis"),
+        other => {
+            eprintln!("unknown STORE={other} (memory, sqlite, postgres, redis, caching)");
+            std::process::exit(2)
+        }
+    }
+}
+
+#[allow(dead_code)]
+fn store_is(name: &str) -> bool {
+    std::env::var("STORE").as_deref() == Ok(name)
+}
+
+fn main() -> std::io::Result<()> {
+    let workers = env_or("WORKERS", 1_usize);
+    let port = env_or("PORT", 3000_u16);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()?
+        .block_on(async move {
+            let app = app(layer().await);
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+            axum::serve(listener, app).await
+        })
+}
