@@ -38,23 +38,20 @@ wait_for() {
   die "$what failed to start"
 }
 
+redis_ours() { redis-cli -p "$1" config get dir 2>/dev/null | grep -qxF "$2"; }
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 
 install_packages() {
-  if [[ -n $(pg_bin) ]] && command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then
-    return 0
-  fi
+  [[ -n $(pg_bin) ]] && command -v redis-server >/dev/null && command -v redis-cli >/dev/null && return 0
   log "installing postgresql and redis-server"
   # Stop the packages from starting their system-wide instances on
   # 5432/6379 on hosts with an init system: we only want our own.
   local policy=/usr/sbin/policy-rc.d added=
-  if [[ ! -e $policy ]]; then
-    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && added=1
-  fi
+  [[ -e $policy ]] || { printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"; added=1; }
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends postgresql redis-server
-  if [[ -n $added ]]; then rm -f "$policy"; fi
+  [[ -z $added ]] || rm -f "$policy"
 }
 
 stop_all() {
@@ -66,41 +63,33 @@ stop_all() {
     runuser -u postgres -- "$bin/pg_ctl" -D "$DIR/pg/data" -m immediate -w stop >/dev/null 2>&1 || true
   fi
   # Ports come from the directory names, so stop works even if the caller's
-  # *_PORT variables differ from the ones used at start.
-  local d port pid i
+  # *_PORT variables differ from the ones used at start. Only shut down a
+  # server that is ours: after a failed start the port may belong to
+  # another SERVICES_DIR's instance.
+  local d port i
   for d in "$DIR"/redis-*/; do
     [[ -d $d ]] || continue
-    port=${d%/}; port=${port##*-}
+    d=${d%/}; port=${d##*-}
+    redis_ours "$port" "$d" || continue
     log "stopping redis on $port"
     redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
-    pid=$(cat "$d/redis.pid" 2>/dev/null || true)
     # Wait for exit so the port is free for an immediate restart.
-    for ((i = 0; i < 50; i++)); do
-      [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    [[ -n $pid ]] && kill -9 "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do redis-cli -p "$port" ping >/dev/null 2>&1 && sleep 0.1 || break; done
   done
   rm -rf "$DIR"
 }
 
 start_postgres() {
-  local bin; bin=$(pg_bin)
-  local pg=$DIR/pg
-  mkdir -p "$pg/data" "$pg/sock"
-  chown -R postgres: "$pg"
-  chmod 700 "$pg"
+  local bin pg=$DIR/pg; bin=$(pg_bin)
+  mkdir -p "$pg/data" "$pg/sock"; chown -R postgres: "$pg"; chmod 700 "$pg"
   # root cannot run postgres, and SERVICES_DIR must be reachable by it.
   runuser -u postgres -- test -w "$pg" || die "user postgres cannot write to $pg (check parent dir permissions)"
   log "initdb ($bin)"
   runuser -u postgres -- "$bin/initdb" -D "$pg/data" -U postgres -E UTF8 --locale=C.UTF-8 \
     --auth-local=trust --auth-host=scram-sha-256 --no-sync >/dev/null
-  local preload=
-  if [[ -f $bin/../lib/pg_stat_statements.so ]]; then
-    preload=pg_stat_statements
-  else
-    log "WARNING: pg_stat_statements not available; round-trip counting tests will not work"
-  fi
+  local preload=pg_stat_statements
+  [[ -f $bin/../lib/pg_stat_statements.so ]] \
+    || { preload=; log "WARNING: pg_stat_statements not available; round-trip counting tests will not work"; }
   # Durability is pointless for a throwaway cluster; turning it off makes
   # the test suite's many small transactions much cheaper.
   cat >>"$pg/data/postgresql.conf" <<EOF
@@ -129,16 +118,14 @@ EOF
 
 # $1 = port, rest = extra config lines
 start_redis() {
-  local port=$1; shift
-  local d=$DIR/redis-$port
+  local port=$1 d=$DIR/redis-$1; shift
   mkdir -p "$d"
-  {
-    printf '%s\n' "port $port" "bind 127.0.0.1" "daemonize yes" "dir $d" \
-      "pidfile $d/redis.pid" "logfile $d/redis.log" 'save ""' "appendonly no"
-    printf '%s\n' "$@"
-  } >"$d/redis.conf"
+  printf '%s\n' "port $port" "bind 127.0.0.1" "daemonize yes" "dir $d" "pidfile $d/redis.pid" \
+    "logfile $d/redis.log" 'save ""' "appendonly no" "$@" >"$d/redis.conf"
+  # Otherwise the readiness check below would happily talk to the old one.
+  ! redis-cli -p "$port" ping >/dev/null 2>&1 || die "port $port is already used by another redis-server"
   redis-server "$d/redis.conf" || die "redis-server on $port refused its config"
-  wait_for "redis:$port" "$d/redis.log" redis-cli -p "$port" ping
+  wait_for "redis:$port" "$d/redis.log" redis_ours "$port" "$d"
 }
 
 cluster_ok() {
@@ -163,8 +150,7 @@ start_all() {
     nodes+=("127.0.0.1:$p"); urls+=("redis://127.0.0.1:$p")
   done
   log "creating redis cluster"
-  local out
-  out=$(redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes 2>&1) \
+  local out; out=$(redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes 2>&1) \
     || { echo "$out"; die "redis-cli --cluster create failed"; }
   wait_for "redis cluster" "$DIR/redis-${CLUSTER_PORTS[0]}/redis.log" cluster_ok
   log "all services up in $DIR"

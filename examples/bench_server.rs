@@ -69,6 +69,42 @@ async fn layer() -> SessionLayer {
     let store = std::env::var("STORE").unwrap_or_else(|_| "memory".into());
     match store.as_str() {
         "memory" => SessionLayer::new(MemoryStore::default()),
+        #[cfg(feature = "sqlite")]
+        "sqlite" => {
+            let default = format!(
+                "sqlite://{}?mode=rwc",
+                std::env::temp_dir().join("sessionware-bench.db").display()
+            );
+            let store = sessionware::SqliteStore::connect(&url("SQLITE_URL", &default))
+                .await
+                .expect("open SQLITE_URL");
+            store.migrate().await.expect("migrate");
+            SessionLayer::new(store)
+        }
+        #[cfg(feature = "postgres")]
+        "postgres" | "caching" => {
+            let default = "postgres://bench:bench@127.0.0.1:5432/bench";
+            let store = sessionware::PostgresStore::connect(&url("DATABASE_URL", default))
+                .await
+                .expect("connect to DATABASE_URL");
+            store.migrate().await.expect("migrate");
+            if store_is("caching") {
+                SessionLayer::new(sessionware::store::CachingStore::new(
+                    MemoryStore::default(),
+                    store,
+                ))
+            } else {
+                SessionLayer::new(store)
+            }
+        }
+        #[cfg(feature = "redis")]
+        "redis" => {
+            let store =
+                sessionware::RedisStore::connect(&url("REDIS_URL", "redis://127.0.0.1:6379"))
+                    .await
+                    .expect("connect to REDIS_URL");
+            SessionLayer::new(store)
+        }
         #[cfg(not(feature = "sqlite"))]
         "sqlite" => needs("sqlite"),
         #[cfg(not(feature = "postgres"))]

@@ -45,7 +45,10 @@
 //!
 //! | feature | what it adds |
 //! |---|---|
-//! | (default) | [`SessionLayer`], [`Session`], [`MemoryStore`] |
+//! | (default) | [`SessionLayer`], [`Session`], [`MemoryStore`], [`CachingStore`](store::CachingStore), [`PurgeTask`](store::PurgeTask) |
+//! | `sqlite` | `SqliteStore`: an embedded SQLite database (sqlx), WAL, one writer |
+//! | `postgres` | `PostgresStore`: PostgreSQL (sqlx), one statement per operation |
+//! | `redis` | `RedisStore`: Redis, standalone or Redis Cluster (redis-rs), native TTLs |
 //!
 //! [axum]: https://docs.rs/axum
 
@@ -70,3 +73,9 @@ pub use id::{SessionId, StoreKey};
 pub use layer::SessionLayer;
 pub use session::{Session, SessionMissing};
 pub use store::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use store::PostgresStore;
+#[cfg(feature = "redis")]
+pub use store::RedisStore;
+#[cfg(feature = "sqlite")]
+pub use store::SqliteStore;

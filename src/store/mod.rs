@@ -10,19 +10,40 @@
 //! | store | feature | notes |
 //! |---|---|---|
 //! | [`MemoryStore`] | always | sharded in-process map; expired entries purged incrementally |
+//! | [`CachingStore`] | always | a cache store in front of a shared one |
+//! | `SqliteStore` | `sqlite` | embedded database file (or in-memory), WAL, one writer connection |
+//! | `PostgresStore` | `postgres` | `jsonb` rows, every operation one statement |
+//! | `RedisStore` | `redis` | one hash per session, Lua scripts, native TTLs; standalone or cluster |
+//!
+//! Expired sessions are absent for every operation of every store; [`PurgeTask`] reclaims their
+//! space periodically (`RedisStore` needs none: Redis expires keys itself).
 //!
 //! # Writing a store
 //!
 //! Implement [`SessionStore`] and keep every point of its contract; the conformance suite in
-//! `tests/store_conformance.rs` checks them and can be pointed at a new store.
+//! `tests/conformance/` checks them and can be pointed at a new store.
 
 mod caching;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod purge;
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 pub use caching::{CachingStore, DEFAULT_MAX_STALENESS};
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
 pub use purge::PurgeTask;
+#[cfg(feature = "redis")]
+pub use redis::RedisStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
 
 use std::collections::HashMap;
 use std::fmt;

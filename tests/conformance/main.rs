@@ -5,6 +5,7 @@
 //! and say which variable to set. `.ci/run` starts the servers and sets them.
 
 mod caching;
+mod instances;
 mod purge;
 mod stores;
 mod suite;
@@ -42,3 +43,13 @@ macro_rules! conformance {
 
 conformance!(memory, stores::memory().await);
 conformance!(caching_memory, stores::caching_memory().await);
+#[cfg(feature = "sqlite")]
+conformance!(caching_sqlite, stores::caching_sqlite().await);
+#[cfg(feature = "sqlite")]
+conformance!(sqlite, stores::sqlite().await);
+#[cfg(feature = "postgres")]
+conformance!(postgres, stores::postgres().await);
+#[cfg(feature = "redis")]
+conformance!(redis, stores::redis().await);
+#[cfg(feature = "redis")]
+conformance!(redis_cluster, stores::redis_cluster().await);

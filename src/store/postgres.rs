@@ -1,0 +1,505 @@
+//! [`PostgresStore`]: sessions in PostgreSQL (feature `postgres`).
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgRow};
+use sqlx::types::Json;
+use sqlx::{AssertSqlSafe, Connection, Row};
+
+use super::sql::{self, JsonObject, Split};
+use super::{now, ChangeSet, Outcome, Record, SessionStore};
+use crate::error::StoreError;
+use crate::id::StoreKey;
+
+/// The advisory lock `migrate` holds: "SESSIONW" in ASCII.
+const MIGRATE_LOCK: i64 = 0x5345_5353_494F_4E57;
+
+/// The end of `create` and `cycle`: a conflicting row is replaced only if it has expired (`$3`
+/// is now in both statements).
+const UPSERT: &str = "ON CONFLICT (key) DO UPDATE SET data = EXCLUDED.data, \
+     created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at, \
+     expiry = EXCLUDED.expiry WHERE cur.expires_at <= $3";
+
+/// Sessions in a PostgreSQL database, through sqlx.
+///
+/// Cloning a `PostgresStore` gives another handle to the same pool; any number of application
+/// instances can share one database. Expired rows are never served; to reclaim their space, run
+/// [`PurgeTask`](super::PurgeTask) on one or more instances (concurrent purges skip each
+/// other's rows) or call [`delete_expired`](SessionStore::delete_expired) yourself.
+///
+/// ```no_run
+/// use sessionware::{PostgresStore, SessionLayer};
+///
+/// # async fn run() -> Result<(), sessionware::StoreError> {
+/// let store = PostgresStore::connect("postgres://app:secret@localhost/app")
+///     .await?
+///     .with_schema_name("auth")?;
+/// store.migrate().await?;
+/// let layer = SessionLayer::new(store);
+/// # let _ = layer;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Schema
+///
+/// [`PostgresStore::migrate`] creates this (idempotently; the table is `sessionware_sessions`
+/// in the connection's `search_path` unless [`PostgresStore::with_table_name`] and
+/// [`PostgresStore::with_schema_name`] chose other names):
+///
+/// ```sql
+/// CREATE TABLE IF NOT EXISTS "sessionware_sessions" (
+///     key        TEXT PRIMARY KEY,  -- SHA-256 of the session id, 64 lowercase hex digits
+///     data       JSONB NOT NULL,    -- JSON object: the session's values by key
+///     created_at BIGINT NOT NULL,   -- Unix milliseconds
+///     expires_at BIGINT NOT NULL,   -- Unix milliseconds; not in the future = dead
+///     expiry     TEXT               -- the session's own expiry: 'end', 'idle:<ms>',
+///                                   -- 'at:<unix ms>'; NULL = the layer's default
+/// );
+/// CREATE INDEX IF NOT EXISTS "sessionware_sessions_expires_at_idx"
+///     ON "sessionware_sessions" (expires_at);
+/// ```
+///
+/// With a schema name, the table is `"<schema>"."<table>"` and `migrate` also creates the
+/// schema if it is missing. `migrate` runs in one transaction holding a transaction-level
+/// advisory lock (`pg_advisory_xact_lock(0x53455353494F4E57)`, "SESSIONW"), so application
+/// instances starting together do not race on the DDL.
+///
+/// The raw session id is never stored: a dump of the table yields no usable cookie. The data is
+/// `jsonb`, so operators can query it (`SELECT key, data->'user_id' FROM sessionware_sessions`).
+/// Rows whose `expires_at` has passed are ignored by every operation and removed by
+/// [`delete_expired`](SessionStore::delete_expired). Times are the application's clock, not
+/// the database server's: keep the clocks of your instances in sync.
+///
+/// # Cost per request
+///
+/// Every operation is one statement, one round trip (`apply` sends a second, read-only one only
+/// when its update changed nothing, to tell a missing session from a corrupt one):
+///
+/// | operation | statement |
+/// |---|---|
+/// | load | `SELECT .. WHERE key = $1 AND expires_at > $now` |
+/// | create | `INSERT .. ON CONFLICT (key) DO UPDATE .. WHERE <old row> expired` |
+/// | apply | `UPDATE .. SET data = ((data or '{}') - removed) \|\| set, .. WHERE key = $1 AND expires_at > $now` |
+/// | touch | `UPDATE .. SET expires_at = .. WHERE key = $1 AND expires_at > $now` |
+/// | cycle | one statement: lock the old row, insert the new one, delete the old one |
+/// | delete | `DELETE .. WHERE key = $1` |
+/// | delete_expired | `DELETE`s of at most 1,000 rows each, skipping rows other transactions hold |
+///
+/// Because `apply` computes the new data from the row's current value inside one `UPDATE`, two
+/// requests writing different keys of one session both land: PostgreSQL serializes the two
+/// updates on the row lock and the second one starts from the first one's result.
+///
+/// `jsonb` cannot hold the character U+0000: a session value or key containing it fails to save
+/// (a [`StoreError::Backend`]).
+///
+/// # Corrupt rows
+///
+/// A row whose `data` is not a JSON object, or whose `expiry` does not decode, is reported as
+/// [`StoreError::Corrupt`] by `load`, `apply` and `cycle`, which change nothing; `delete`
+/// removes it. The layer then starts a fresh session.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+    schema: Option<Arc<str>>,
+    table: Arc<str>,
+    sql: Arc<Queries>,
+}
+
+/// The statements of one table, built once.
+struct Queries {
+    create_table: Arc<str>,
+    create_index: Arc<str>,
+    load: Arc<str>,
+    create: Arc<str>,
+    apply: Arc<str>,
+    live_data_type: Arc<str>,
+    cycle: Arc<str>,
+    touch: Arc<str>,
+    delete: Arc<str>,
+    purge: Arc<str>,
+}
+
+impl Queries {
+    fn new(schema: Option<&str>, table: &str) -> Self {
+        let t = match schema {
+            Some(schema) => format!("{}.{}", sql::quote(schema), sql::quote(table)),
+            None => sql::quote(table),
+        };
+        let index = sql::quote(&sql::index_name(table));
+        Self {
+            create_table: format!(
+                "CREATE TABLE IF NOT EXISTS {t} (\
+                 key TEXT PRIMARY KEY, \
+                 data JSONB NOT NULL, \
+                 created_at BIGINT NOT NULL, \
+                 expires_at BIGINT NOT NULL, \
+                 expiry TEXT)"
+            )
+            .into(),
+            create_index: format!("CREATE INDEX IF NOT EXISTS {index} ON {t} (expires_at)").into(),
+            load: format!(
+                "SELECT data, created_at, expires_at, expiry FROM {t} \
+                 WHERE key = $1 AND expires_at > $2"
+            )
+            .into(),
+            // $1 key, $2 data, $3 now, $4 created_at, $5 expires_at, $6 expiry
+            create: format!(
+                "INSERT INTO {t} AS cur (key, data, created_at, expires_at, expiry) \
+                 VALUES ($1, $2, $4, $5, $6) {UPSERT}"
+            )
+            .into(),
+            // $1 key, $2 now, $3 expires_at, $4 clear, $5 removed keys, $6 set values,
+            // $7 expiry changed, $8 expiry
+            apply: format!(
+                "UPDATE {t} SET \
+                 data = ((CASE WHEN $4 THEN '{{}}'::jsonb ELSE data END) - $5::text[]) || $6::jsonb, \
+                 expires_at = $3, \
+                 expiry = CASE WHEN $7 THEN $8 ELSE expiry END \
+                 WHERE key = $1 AND expires_at > $2 AND jsonb_typeof(data) = 'object'"
+            )
+            .into(),
+            live_data_type: format!(
+                "SELECT jsonb_typeof(data) FROM {t} WHERE key = $1 AND expires_at > $2"
+            )
+            .into(),
+            // $1 old key, $2 new key, $3 now, $4 expires_at, $5 clear, $6 removed keys,
+            // $7 set values, $8 expiry changed, $9 expiry.
+            //
+            // `src` locks the old row (re-reading it if a concurrent write committed first);
+            // `ins` writes the new row unless a live one holds the key (the upsert also waits
+            // for and sees rows committed after this statement's snapshot); `del` removes the
+            // old row only if `ins` wrote. Everything happens or nothing does.
+            cycle: format!(
+                "WITH src AS MATERIALIZED ( \
+                   SELECT data, created_at, expiry FROM {t} \
+                   WHERE key = $1 AND expires_at > $3 AND jsonb_typeof(data) = 'object' \
+                   FOR UPDATE \
+                 ), ins AS ( \
+                   INSERT INTO {t} AS cur (key, data, created_at, expires_at, expiry) \
+                   SELECT $2, \
+                     ((CASE WHEN $5 THEN '{{}}'::jsonb ELSE src.data END) - $6::text[]) || $7::jsonb, \
+                     src.created_at, $4, CASE WHEN $8 THEN $9 ELSE src.expiry END \
+                   FROM src {UPSERT} \
+                   RETURNING 1 \
+                 ), del AS ( \
+                   DELETE FROM {t} WHERE key = $1 AND EXISTS (SELECT 1 FROM ins) \
+                   RETURNING 1 \
+                 ) \
+                 SELECT (SELECT count(*) FROM src) AS found, \
+                   (SELECT count(*) FROM del) AS moved, \
+                   EXISTS (SELECT 1 FROM {t} WHERE key = $1 AND expires_at > $3 \
+                     AND jsonb_typeof(data) <> 'object') AS corrupt"
+            )
+            .into(),
+            touch: format!("UPDATE {t} SET expires_at = $3 WHERE key = $1 AND expires_at > $2")
+                .into(),
+            delete: format!("DELETE FROM {t} WHERE key = $1").into(),
+            // Rows are locked by the subquery, skipping rows another transaction holds (a create
+            // reviving an expired key, a concurrent purge), and re-checked after locking, so a
+            // purge never deletes a row that came back to life.
+            purge: format!(
+                "DELETE FROM {t} WHERE expires_at <= $1 AND key IN \
+                 (SELECT key FROM {t} WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"
+            )
+            .into(),
+        }
+    }
+}
+
+fn backend(e: sqlx::Error) -> StoreError {
+    StoreError::backend(e)
+}
+
+impl PostgresStore {
+    /// A store on your pool. Call [`migrate`](Self::migrate) before use.
+    pub fn new(pool: PgPool) -> Self {
+        Self {
+            pool,
+            schema: None,
+            table: sql::DEFAULT_TABLE.into(),
+            sql: Arc::new(Queries::new(None, sql::DEFAULT_TABLE)),
+        }
+    }
+
+    /// Connects a pool with sqlx's default settings to `url`
+    /// (`postgres://user:password@host:port/database`). Call [`migrate`](Self::migrate)
+    /// before use.
+    ///
+    /// One connection is tried first, so that an unreachable server fails at once with the
+    /// driver's error ("Connection refused") instead of the pool retrying until its acquire
+    /// timeout (30 s) and reporting a timeout.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] if the URL is malformed, the server cannot be reached or refuses
+    /// the credentials.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url).map_err(backend)?;
+        let probe = PgConnection::connect_with(&options)
+            .await
+            .map_err(backend)?;
+        // The probe only surfaces a clear error; failing to close it politely changes nothing.
+        let _ = probe.close().await;
+        let pool = PgPool::connect_with(options).await.map_err(backend)?;
+        Ok(Self::new(pool))
+    }
+
+    /// Keeps sessions in the table `name` instead of `sessionware_sessions`.
+    ///
+    /// The name is used as is (quoted, so case matters); its index is named
+    /// `<name>_expires_at_idx` (shortened with a hash if that exceeds 63 characters).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] wrapping an [`sqlx::Error::Configuration`] unless `name` is 1 to
+    /// 63 ASCII letters, digits or underscores, not starting with a digit.
+    pub fn with_table_name(mut self, name: &str) -> Result<Self, StoreError> {
+        sql::validate_name("table", name)?;
+        self.table = name.into();
+        self.sql = Arc::new(Queries::new(self.schema.as_deref(), name));
+        Ok(self)
+    }
+
+    /// Keeps the table in the schema `name` instead of the first schema of the connection's
+    /// `search_path`. [`migrate`](Self::migrate) creates the schema if it does not exist.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] wrapping an [`sqlx::Error::Configuration`] unless `name` is 1 to
+    /// 63 ASCII letters, digits or underscores, not starting with a digit.
+    pub fn with_schema_name(mut self, name: &str) -> Result<Self, StoreError> {
+        sql::validate_name("schema", name)?;
+        self.schema = Some(name.into());
+        self.sql = Arc::new(Queries::new(Some(name), &self.table));
+        Ok(self)
+    }
+
+    /// The table the sessions live in.
+    pub fn table_name(&self) -> &str {
+        &self.table
+    }
+
+    /// The schema of the table, if one was set with [`with_schema_name`](Self::with_schema_name).
+    pub fn schema_name(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
+    /// The pool (for health checks or your own queries).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Creates the schema (if one was set), the table and its index if they do not exist yet.
+    ///
+    /// Safe to call on every start, from many instances at once: it runs in one transaction
+    /// under an advisory lock.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] if the server refuses (for example, the role may not create
+    /// tables or schemas).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        // `IF NOT EXISTS` reports "already exists, skipping" as a notice; nobody needs it.
+        sqlx::query("SET LOCAL client_min_messages = warning")
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATE_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        if let Some(schema) = &self.schema {
+            // Checked first: `CREATE SCHEMA IF NOT EXISTS` needs the CREATE privilege on the
+            // database even when the schema exists.
+            let exists: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+                    .bind(&**schema)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+            if !exists {
+                let create = format!("CREATE SCHEMA IF NOT EXISTS {}", sql::quote(schema));
+                sqlx::query(AssertSqlSafe(create))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+            }
+        }
+        for statement in [&self.sql.create_table, &self.sql.create_index] {
+            sqlx::query(AssertSqlSafe(statement.clone()))
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+}
+
+fn decode(key: &StoreKey, row: &PgRow) -> Result<Record, StoreError> {
+    let Json(data): Json<Value> = sql::column(key, "data", row.try_get("data"))?;
+    sql::record(
+        key,
+        sql::data_from_value(key, data)?,
+        sql::column(key, "created_at", row.try_get("created_at"))?,
+        sql::column(key, "expires_at", row.try_get("expires_at"))?,
+        sql::column(key, "expiry", row.try_get("expiry"))?,
+    )
+}
+
+#[async_trait]
+impl SessionStore for PostgresStore {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(self.sql.load.clone()))
+            .bind(key.to_string())
+            .bind(now())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map(|row| decode(key, &row)).transpose()
+    }
+
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<Outcome, StoreError> {
+        let done = sqlx::query(AssertSqlSafe(self.sql.create.clone()))
+            .bind(key.to_string())
+            .bind(Json(&record.data))
+            .bind(now())
+            .bind(record.created_at)
+            .bind(record.expires_at)
+            .bind(record.expiry.map(|e| e.encode()))
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(if done.rows_affected() == 1 {
+            Outcome::Done
+        } else {
+            Outcome::Collision
+        })
+    }
+
+    async fn apply(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Outcome, StoreError> {
+        let split = Split::new(changes);
+        let now = now();
+        let done = sqlx::query(AssertSqlSafe(self.sql.apply.clone()))
+            .bind(key.to_string())
+            .bind(now)
+            .bind(split.expires_at)
+            .bind(split.clear)
+            .bind(&split.removed)
+            .bind(Json(JsonObject(&split.sets)))
+            .bind(split.expiry_changed)
+            .bind(split.expiry.as_deref())
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        if done.rows_affected() == 1 {
+            return Ok(Outcome::Done);
+        }
+        // Rarely taken: tell a corrupt row from a missing one.
+        let kind: Option<Option<String>> =
+            sqlx::query_scalar(AssertSqlSafe(self.sql.live_data_type.clone()))
+                .bind(key.to_string())
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend)?;
+        match kind {
+            Some(kind) if kind.as_deref() != Some("object") => Err(sql::corrupt(
+                key,
+                "`data` is not a JSON object; not updated",
+            )),
+            _ => Ok(Outcome::Missing),
+        }
+    }
+
+    async fn cycle(
+        &self,
+        old: &StoreKey,
+        new: &StoreKey,
+        changes: &ChangeSet,
+    ) -> Result<Outcome, StoreError> {
+        let split = Split::new(changes);
+        let row = sqlx::query(AssertSqlSafe(self.sql.cycle.clone()))
+            .bind(old.to_string())
+            .bind(new.to_string())
+            .bind(now())
+            .bind(split.expires_at)
+            .bind(split.clear)
+            .bind(&split.removed)
+            .bind(Json(JsonObject(&split.sets)))
+            .bind(split.expiry_changed)
+            .bind(split.expiry.as_deref())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)?;
+        let found: i64 = row.try_get("found").map_err(backend)?;
+        let moved: i64 = row.try_get("moved").map_err(backend)?;
+        let corrupt: bool = row.try_get("corrupt").map_err(backend)?;
+        Ok(match (found, moved) {
+            (0, _) if corrupt => {
+                return Err(sql::corrupt(old, "`data` is not a JSON object; not cycled"))
+            }
+            (0, _) => Outcome::Missing,
+            (_, 0) => Outcome::Collision,
+            _ => Outcome::Done,
+        })
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        sqlx::query(AssertSqlSafe(self.sql.delete.clone()))
+            .bind(key.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn touch(&self, key: &StoreKey, expires_at: i64) -> Result<Outcome, StoreError> {
+        let done = sqlx::query(AssertSqlSafe(self.sql.touch.clone()))
+            .bind(key.to_string())
+            .bind(now())
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(if done.rows_affected() == 1 {
+            Outcome::Done
+        } else {
+            Outcome::Missing
+        })
+    }
+
+    async fn delete_expired(&self) -> Result<u64, StoreError> {
+        // One cut-off for every batch, so the loop ends even while sessions keep expiring.
+        let now = now();
+        let mut total = 0;
+        loop {
+            let done = sqlx::query(AssertSqlSafe(self.sql.purge.clone()))
+                .bind(now)
+                .bind(sql::PURGE_BATCH)
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?;
+            total += done.rows_affected();
+            if done.rows_affected() < sql::PURGE_BATCH.unsigned_abs() {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("schema", &self.schema)
+            .field("table", &self.table)
+            .field("pool_size", &self.pool.size())
+            .finish_non_exhaustive()
+    }
+}

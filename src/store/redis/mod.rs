@@ -1,0 +1,611 @@
+//! [`RedisStore`]: sessions in Redis, standalone or Redis Cluster (feature `redis`).
+//!
+//! The operator documentation (key layout, round trips, expiry, what Redis Cluster changes,
+//! timeouts) is on [`RedisStore`] itself, where rustdoc shows it. This module holds the store;
+//! `codec` reads a hash back into a [`Record`]; `scripts` holds the Lua scripts and their
+//! argument layout.
+
+mod codec;
+mod scripts;
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use ::redis::cluster::ClusterClient;
+use ::redis::cluster_async::ClusterConnection;
+use ::redis::{Cmd, Pipeline, RedisError, RedisFuture, Value as Reply};
+use async_trait::async_trait;
+
+use self::scripts::{apply_args, create_args, scripts, COLLISION, DONE};
+use super::{ChangeSet, Outcome, Record, SessionStore};
+use crate::error::StoreError;
+use crate::expiry::now_millis;
+use crate::id::StoreKey;
+
+/// Sessions in Redis: shared by every instance of an application, with Redis's own TTLs doing
+/// the cleanup. Works with a standalone server and with Redis Cluster.
+///
+/// ```no_run
+/// use sessionware::{RedisStore, SessionLayer};
+///
+/// # async fn run() -> Result<(), sessionware::StoreError> {
+/// let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
+/// let layer = SessionLayer::new(store);
+/// # let _ = layer;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Layout
+///
+/// One Redis hash per session, at key `<prefix><64 hex digits>`: the prefix (default
+/// `sessionware:`, see [`with_key_prefix`](Self::with_key_prefix)) followed by the session's
+/// [`StoreKey`], the SHA-256 of its id. The id itself is never sent to Redis, so a dump of the
+/// database holds no usable cookie. Fields:
+///
+/// | field | content |
+/// |---|---|
+/// | `d:<name>` | the session value `<name>`, as JSON text |
+/// | `m:c` | creation time, Unix milliseconds (the base of the absolute timeout) |
+/// | `m:e` | deadline (`expires_at`), Unix milliseconds |
+/// | `m:x` | the session's own expiry, [`Expiry::encode`](crate::Expiry::encode) (`end`, `idle:<ms>`, `at:<unix ms>`); absent for the layer's default |
+///
+/// Inspect a session with `redis-cli --scan --pattern 'sessionware:*'` and
+/// `redis-cli hgetall sessionware:<key>`. Other `m:` fields are reserved and ignored; any other
+/// field, a value that is not JSON, or a key that is not a hash is reported as
+/// [`StoreError::Corrupt`] (the layer then starts a fresh session).
+///
+/// # Round trips
+///
+/// | operation | Redis commands |
+/// |---|---|
+/// | `load` | one `HGETALL` |
+/// | `create` | one `EVALSHA`: insert if absent or expired (`HSET` + `PEXPIREAT`), else collision |
+/// | `apply` | one `EVALSHA`: if live, drop `d:` fields on `clear`, `HDEL` the removed, `HSET` the set, new `m:e`/`m:x`, `PEXPIREAT` |
+/// | `touch` | one `EVALSHA`: if live, new `m:e` and `PEXPIREAT` |
+/// | `delete` | one `UNLINK` |
+/// | `cycle`, standalone | one `EVALSHA` on both keys: apply the changes, `RENAME` old to new |
+/// | `cycle`, cluster | three, not atomic: `HGETALL` old, create new (script), delete old if still live (script); a fourth (`UNLINK` new) if the old one vanished meanwhile |
+/// | `delete_expired` | none |
+///
+/// Every write script first checks that the session is live: its `m:e` is after the
+/// application's clock, which the store passes in. So a write to a destroyed or expired session
+/// changes nothing (it is never resurrected), and two requests writing different values of one
+/// session both win. Scripts are sent by SHA-1 (`EVALSHA`); when a server does not know one yet
+/// (first use, restart, failover, `SCRIPT FLUSH`) it answers `NOSCRIPT`, and redis-rs loads it
+/// (`SCRIPT LOAD`, on every primary of a cluster) and retries: two extra round trips, once per
+/// server and script. A `cycle` that finds the old session missing reports it before checking
+/// the new key for a collision.
+///
+/// # Expiry
+///
+/// Every write also sets the key's native expiry to the deadline (`PEXPIREAT m:e`), so Redis
+/// removes expired sessions by itself. [`delete_expired`](SessionStore::delete_expired)
+/// therefore has nothing to do and returns `Ok(0)` without a round trip: scanning the keyspace
+/// would cost O(number of keys) to find what Redis already purges, and no periodic task is
+/// needed. Liveness is still decided by `m:e` against the application's clock on every operation,
+/// because Redis may keep an expired key for a few milliseconds and because the servers'
+/// clocks may differ: keep application and Redis clocks synchronised (NTP); a Redis clock ahead
+/// by `d` ends sessions up to `d` early.
+///
+/// # Redis Cluster
+///
+/// Every key is a single, independent key (no hash tags), so sessions spread over all slots, and
+/// every script but the standalone `cycle` touches exactly one key, which a cluster requires.
+/// Do not put a hash tag (`{...}`) in the prefix: it would pin every session to one node.
+/// Commands go to the primary of the key's slot (redis-rs's default), so a load sees every write
+/// acknowledged before it.
+///
+/// A cycle moves a session between two keys in different slots, which no single script can do
+/// on a cluster, so there it takes three steps: (1) read the old session (`HGETALL`), (2) create
+/// the new one with the changes applied (the insert-if-absent script; a collision stops here,
+/// nothing changed), (3) delete the old key if it is still live, atomically. If step 3 finds the
+/// old session gone (a racing destroy, cycle or expiry), the new key is deleted again and the
+/// cycle reports [`Outcome::Missing`]: a destroyed session is never resurrected under a new id.
+/// What the cluster cycle gives up against the atomic standalone one:
+/// - a change set that a concurrent request of the same session applies to the old key after
+///   step 1 read it and before step 3 deleted it is not carried over to the new key: it is lost
+///   (its request got [`Outcome::Done`]);
+/// - between steps 2 and 3 the data exists under both keys (only the cycling request knows the
+///   new id, so no one else can read it);
+/// - if the connection fails between steps 2 and 3, the cycle returns an error, the old session
+///   goes on, and the new key stays behind, unreachable, until its TTL removes it.
+///
+/// The old session itself is never resurrected: after step 3, writes to the old key find it
+/// absent and report [`Outcome::Missing`], because every write script requires a live session.
+///
+/// # Timeouts and outages
+///
+/// [`connect`](Self::connect) and [`connect_cluster`](Self::connect_cluster) set a connection
+/// timeout and a response timeout of [`DEFAULT_TIMEOUT`](Self::DEFAULT_TIMEOUT) (2 seconds), and
+/// every store operation, whatever the client, is bounded by the store's own deadline
+/// ([`with_timeout`](Self::with_timeout), also 2 seconds by default). While Redis is down,
+/// requests that use the session fail quickly with [`StoreError::Backend`] (a `500`) instead of
+/// hanging; the standalone connection manager and the cluster connection reconnect by
+/// themselves once Redis is back (the manager retries at least every second). The store's
+/// deadline covers every round trip of an operation, including a cluster cycle's three.
+///
+/// [`Debug`](fmt::Debug) shows the mode, the prefix and the timeout, never a URL or a password.
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: Conn,
+    prefix: String,
+    timeout: Duration,
+}
+
+/// One of the two kinds of connection; both multiplex requests and are cheap to clone.
+#[derive(Clone)]
+enum Conn {
+    Standalone(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Reply> {
+        match self {
+            Conn::Standalone(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Reply>> {
+        match self {
+            Conn::Standalone(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Standalone(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// The store's own deadline passed before Redis answered.
+#[derive(Debug, thiserror::Error)]
+#[error("redis did not answer within {0:?}")]
+struct TimedOut(Duration);
+
+impl RedisStore {
+    /// The default key prefix.
+    pub const DEFAULT_KEY_PREFIX: &'static str = "sessionware:";
+
+    /// The default connection timeout, response timeout and per-operation deadline: 2 seconds.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+
+    /// Connects to a standalone Redis server through a reconnecting
+    /// [`ConnectionManager`], with the [`DEFAULT_TIMEOUT`](Self::DEFAULT_TIMEOUT) for connecting
+    /// and for each response.
+    ///
+    /// `url` is a redis-rs URL: `redis://[[user]:password@]host[:port][/db]` (or `rediss://...`
+    /// with a TLS feature of `redis` enabled). To configure the connection further (TLS
+    /// certificates, RESP3, other timeouts), build a [`ConnectionManager`] and use
+    /// [`new`](Self::new).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] if the URL is invalid or the server cannot be reached (after the
+    /// connection manager's few quick retries) or refuses the credentials.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use sessionware::RedisStore;
+    ///
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    /// let store = RedisStore::connect(&url).await?;
+    /// # let _ = store;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let client = ::redis::Client::open(url).map_err(StoreError::backend)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Self::DEFAULT_TIMEOUT))
+            .set_response_timeout(Some(Self::DEFAULT_TIMEOUT))
+            // After an outage, try again at least every second, so service resumes quickly.
+            .set_max_delay(Duration::from_secs(1));
+        let manager = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(Self::new(manager))
+    }
+
+    /// Connects to a Redis Cluster, given the URLs of one or more of its nodes (the others are
+    /// discovered; surrounding spaces and empty entries are ignored), with the
+    /// [`DEFAULT_TIMEOUT`](Self::DEFAULT_TIMEOUT) for connecting and for each response.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] if a URL is invalid, the list is empty, or no node can be reached.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use sessionware::RedisStore;
+    ///
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// // For example REDIS_CLUSTER_URLS=redis://10.0.0.1:6379,redis://10.0.0.2:6379
+    /// let urls = std::env::var("REDIS_CLUSTER_URLS").unwrap_or_default();
+    /// let store = RedisStore::connect_cluster(urls.split(',')).await?;
+    /// # let _ = store;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn connect_cluster<I, S>(urls: I) -> Result<Self, StoreError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let nodes: Vec<String> = urls
+            .into_iter()
+            .map(|url| url.as_ref().trim().to_owned())
+            .filter(|url| !url.is_empty())
+            .collect();
+        if nodes.is_empty() {
+            return Err(StoreError::backend("no Redis Cluster node URL given"));
+        }
+        let client = ClusterClient::builder(nodes)
+            .connection_timeout(Self::DEFAULT_TIMEOUT)
+            .response_timeout(Self::DEFAULT_TIMEOUT)
+            .build()
+            .map_err(StoreError::backend)?;
+        let connection = client
+            .get_async_connection()
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(Self::from_cluster(connection))
+    }
+
+    /// A store on a standalone Redis, through a connection manager you configured yourself
+    /// (timeouts, retries, TLS, RESP3...). It reconnects by itself after an outage.
+    ///
+    /// Do not point it at a Redis Cluster node: use [`from_cluster`](Self::from_cluster). This
+    /// and [`from_cluster`](Self::from_cluster) take redis-rs types: depend on the same major
+    /// version of the `redis` crate as sessionware (`redis = "1"`).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+    /// use sessionware::RedisStore;
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = redis::Client::open("redis://127.0.0.1:6379")?;
+    /// let config = ConnectionManagerConfig::new()
+    ///     .set_connection_timeout(Some(Duration::from_millis(500)))
+    ///     .set_response_timeout(Some(Duration::from_millis(500)));
+    /// let manager = ConnectionManager::new_with_config(client, config).await?;
+    /// let store = RedisStore::new(manager).with_timeout(Duration::from_secs(1));
+    /// # let _ = store;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn new(manager: ConnectionManager) -> Self {
+        Self::with_conn(Conn::Standalone(manager))
+    }
+
+    /// A store on a Redis Cluster, through a cluster connection you configured yourself.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use redis::cluster::ClusterClient;
+    /// use sessionware::RedisStore;
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = ClusterClient::builder(["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"])
+    ///     .connection_timeout(Duration::from_secs(1))
+    ///     .response_timeout(Duration::from_secs(1))
+    ///     .build()?;
+    /// let store = RedisStore::from_cluster(client.get_async_connection().await?);
+    /// # let _ = store;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn from_cluster(connection: ClusterConnection) -> Self {
+        Self::with_conn(Conn::Cluster(connection))
+    }
+
+    fn with_conn(conn: Conn) -> Self {
+        Self {
+            conn,
+            prefix: Self::DEFAULT_KEY_PREFIX.to_owned(),
+            timeout: Self::DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// Files sessions under `<prefix><64 hex digits>` instead of `sessionware:<64 hex digits>`,
+    /// for example to keep the sessions of two applications apart in one Redis. Every instance
+    /// that shares the sessions must use the same prefix. On a cluster, keep hash tags (`{...}`)
+    /// out of the prefix (see [Redis Cluster](Self#redis-cluster)).
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use sessionware::RedisStore;
+    ///
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let store = RedisStore::connect("redis://127.0.0.1:6379")
+    ///     .await?
+    ///     .with_key_prefix("shop:session:");
+    /// assert_eq!(store.key_prefix(), "shop:session:");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The prefix of every session key.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use sessionware::RedisStore;
+    ///
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
+    /// assert_eq!(store.key_prefix(), RedisStore::DEFAULT_KEY_PREFIX);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn key_prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Bounds every store operation (all its round trips) by `timeout`; when it passes, the
+    /// operation fails with [`StoreError::Backend`]. The default is
+    /// [`DEFAULT_TIMEOUT`](Self::DEFAULT_TIMEOUT). A write that timed out may still have been
+    /// applied by Redis.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use sessionware::RedisStore;
+    ///
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let store = RedisStore::connect("redis://127.0.0.1:6379")
+    ///     .await?
+    ///     .with_timeout(Duration::from_millis(500));
+    /// # let _ = store;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Whether the store talks to a Redis Cluster.
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// use sessionware::RedisStore;
+    ///
+    /// # async fn run() -> Result<(), sessionware::StoreError> {
+    /// let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
+    /// assert!(!store.is_cluster());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.conn, Conn::Cluster(_))
+    }
+
+    /// The Redis key of a session.
+    fn redis_key(&self, key: &StoreKey) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    /// Runs `op` on a clone of the connection, within the store's deadline.
+    async fn run<'a, T, F, Fut>(&'a self, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>> + 'a,
+    {
+        match tokio::time::timeout(self.timeout, op(self.conn.clone())).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::backend(TimedOut(self.timeout))),
+        }
+    }
+
+    async fn load_with(
+        &self,
+        conn: &mut Conn,
+        key: &StoreKey,
+        now: i64,
+    ) -> Result<Option<Record>, StoreError> {
+        let reply: Reply = ::redis::cmd("HGETALL")
+            .arg(self.redis_key(key))
+            .query_async(conn)
+            .await
+            .map_err(|e| error(e, key))?;
+        codec::decode(reply, key, now)
+    }
+
+    async fn create_with(
+        &self,
+        conn: &mut Conn,
+        key: &StoreKey,
+        record: &Record,
+        now: i64,
+    ) -> Result<Outcome, StoreError> {
+        let mut invocation = scripts().create.key(self.redis_key(key));
+        create_args(&mut invocation, now, record);
+        let code: i64 = invocation
+            .invoke_async(conn)
+            .await
+            .map_err(|e| error(e, key))?;
+        Ok(outcome(code))
+    }
+
+    /// Cycle on a cluster: read, create the new key, release the old one (see the type docs).
+    async fn cycle_in_steps(
+        &self,
+        conn: &mut Conn,
+        old: &StoreKey,
+        new: &StoreKey,
+        changes: &ChangeSet,
+        now: i64,
+    ) -> Result<Outcome, StoreError> {
+        let Some(mut record) = self.load_with(conn, old, now).await? else {
+            return Ok(Outcome::Missing);
+        };
+        changes.apply_to(&mut record);
+        if self.create_with(conn, new, &record, now).await? == Outcome::Collision {
+            return Ok(Outcome::Collision);
+        }
+        let released: i64 = scripts()
+            .release
+            .key(self.redis_key(old))
+            .arg(now)
+            .invoke_async(conn)
+            .await
+            .map_err(|e| error(e, old))?;
+        if released == DONE {
+            return Ok(Outcome::Done);
+        }
+        // The old session was destroyed, cycled or expired meanwhile: undo the copy.
+        self.delete_with(conn, new).await?;
+        Ok(Outcome::Missing)
+    }
+
+    async fn delete_with(&self, conn: &mut Conn, key: &StoreKey) -> Result<(), StoreError> {
+        let _: i64 = ::redis::cmd("UNLINK")
+            .arg(self.redis_key(key))
+            .query_async(conn)
+            .await
+            .map_err(|e| error(e, key))?;
+        Ok(())
+    }
+}
+
+/// A script's return code as an [`Outcome`].
+fn outcome(code: i64) -> Outcome {
+    match code {
+        DONE => Outcome::Done,
+        COLLISION => Outcome::Collision,
+        _ => Outcome::Missing,
+    }
+}
+
+/// A Redis error as a [`StoreError`]: a key of the wrong type is corrupt data, the rest is a
+/// backend failure.
+fn error(error: RedisError, key: &StoreKey) -> StoreError {
+    if error.code() == Some("WRONGTYPE") {
+        StoreError::Corrupt(format!(
+            "session {}: the Redis key is not a hash ({error})",
+            key.short()
+        ))
+    } else {
+        StoreError::backend(error)
+    }
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        self.run(|mut conn| async move { self.load_with(&mut conn, key, now_millis()).await })
+            .await
+    }
+
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<Outcome, StoreError> {
+        self.run(
+            |mut conn| async move { self.create_with(&mut conn, key, record, now_millis()).await },
+        )
+        .await
+    }
+
+    async fn apply(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Outcome, StoreError> {
+        self.run(|mut conn| async move {
+            let mut invocation = scripts().apply.key(self.redis_key(key));
+            apply_args(&mut invocation, now_millis(), changes);
+            let code: i64 = invocation
+                .invoke_async(&mut conn)
+                .await
+                .map_err(|e| error(e, key))?;
+            Ok(outcome(code))
+        })
+        .await
+    }
+
+    async fn cycle(
+        &self,
+        old: &StoreKey,
+        new: &StoreKey,
+        changes: &ChangeSet,
+    ) -> Result<Outcome, StoreError> {
+        self.run(|mut conn| async move {
+            let now = now_millis();
+            if self.is_cluster() {
+                return self.cycle_in_steps(&mut conn, old, new, changes, now).await;
+            }
+            let mut invocation = scripts().cycle.key(self.redis_key(old));
+            invocation.key(self.redis_key(new));
+            apply_args(&mut invocation, now, changes);
+            let code: i64 = invocation
+                .invoke_async(&mut conn)
+                .await
+                .map_err(|e| error(e, old))?;
+            Ok(outcome(code))
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        self.run(|mut conn| async move { self.delete_with(&mut conn, key).await })
+            .await
+    }
+
+    async fn touch(&self, key: &StoreKey, expires_at: i64) -> Result<Outcome, StoreError> {
+        self.run(|mut conn| async move {
+            let code: i64 = scripts()
+                .touch
+                .key(self.redis_key(key))
+                .arg(now_millis())
+                .arg(expires_at)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(|e| error(e, key))?;
+            Ok(outcome(code))
+        })
+        .await
+    }
+
+    /// Redis removes expired sessions itself (every write sets the key's TTL to the session's
+    /// deadline), so there is nothing to purge: returns `Ok(0)` without a round trip.
+    async fn delete_expired(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mode = if self.is_cluster() {
+            "cluster"
+        } else {
+            "standalone"
+        };
+        f.debug_struct("RedisStore")
+            .field("mode", &mode)
+            .field("key_prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,216 @@
+//! The Lua scripts behind [`RedisStore`](super::RedisStore), and the arguments they take.
+//!
+//! Every script but `CYCLE` touches exactly one key (`KEYS[1]`), so it runs unchanged on a Redis
+//! Cluster. Every script receives the application's clock as `ARGV[1]` and compares it with the
+//! session's `m:e` field: liveness is decided by the same clock on every operation, never by the
+//! Redis server's clock (which only drives the native TTL that purges the key).
+//!
+//! Return codes: `1` done, `0` missing (absent, expired or without a readable deadline), `2`
+//! collision.
+
+use std::sync::OnceLock;
+
+use ::redis::{Script, ScriptInvocation};
+
+use super::codec::data_field;
+use crate::store::{ChangeSet, Record};
+
+/// Script result: the write happened.
+pub(super) const DONE: i64 = 1;
+/// Script result: the key is already taken by a live session.
+pub(super) const COLLISION: i64 = 2;
+
+/// Helpers shared by every script.
+///
+/// - `live(key, now)`: whether `key` holds a session whose deadline `m:e` is after `now`. A
+///   missing or unreadable deadline counts as "not live". A key of another type than a hash
+///   raises `WRONGTYPE`, which the store reports as corrupt data.
+/// - `chunked(command, key, list, first, last, step)`: `command key list[first..=last]`, in slices
+///   of at most `step` elements, so a large change set never exceeds Lua's `unpack` limit.
+macro_rules! prelude {
+    () => {
+        r#"
+local function live(key, now)
+  local deadline = tonumber(redis.call('HGET', key, 'm:e'))
+  return deadline ~= nil and deadline > now
+end
+local function chunked(command, key, list, first, last, step)
+  local i = first
+  while i <= last do
+    local j = math.min(i + step - 1, last)
+    redis.call(command, key, unpack(list, i, j))
+    i = j + 1
+  end
+end
+"#
+    };
+}
+
+/// `apply_changes(key)`: applies the change set in `ARGV` to `key` (see [`apply_args`] for the
+/// layout), in the order of [`ChangeSet::apply_to`], then sets the deadline and the native TTL.
+macro_rules! apply_changes {
+    () => {
+        r#"
+local function apply_changes(key)
+  if ARGV[3] == '1' then
+    local drop = {}
+    for _, field in ipairs(redis.call('HKEYS', key)) do
+      if string.sub(field, 1, 2) == 'd:' then drop[#drop + 1] = field end
+    end
+    chunked('HDEL', key, drop, 1, #drop, 512)
+  end
+  local removed = tonumber(ARGV[6])
+  chunked('HDEL', key, ARGV, 7, 6 + removed, 512)
+  chunked('HSET', key, ARGV, 7 + removed, #ARGV, 512)
+  if ARGV[4] == 's' then
+    redis.call('HSET', key, 'm:x', ARGV[5])
+  elseif ARGV[4] == 'd' then
+    redis.call('HDEL', key, 'm:x')
+  end
+  redis.call('HSET', key, 'm:e', ARGV[2])
+  redis.call('PEXPIREAT', key, ARGV[2])
+end
+"#
+    };
+}
+
+/// `create`: insert-if-absent. A key whose session expired (or has no readable deadline) is
+/// free: it is deleted and written anew. `ARGV`: now, created_at, expires_at, encoded expiry
+/// (`""` for none), then `d:<name>`/JSON pairs.
+const CREATE: &str = concat!(
+    prelude!(),
+    r#"
+local key = KEYS[1]
+if live(key, tonumber(ARGV[1])) then return 2 end
+redis.call('DEL', key)
+redis.call('HSET', key, 'm:c', ARGV[2], 'm:e', ARGV[3])
+if ARGV[4] ~= '' then redis.call('HSET', key, 'm:x', ARGV[4]) end
+chunked('HSET', key, ARGV, 5, #ARGV, 512)
+redis.call('PEXPIREAT', key, ARGV[3])
+return 1
+"#
+);
+
+/// `apply`: the change set, only on a live session. `ARGV`: see [`apply_args`].
+const APPLY: &str = concat!(
+    prelude!(),
+    apply_changes!(),
+    r#"
+if not live(KEYS[1], tonumber(ARGV[1])) then return 0 end
+apply_changes(KEYS[1])
+return 1
+"#
+);
+
+/// `touch`: a new deadline, only on a live session. `ARGV`: now, expires_at.
+const TOUCH: &str = concat!(
+    prelude!(),
+    r#"
+if not live(KEYS[1], tonumber(ARGV[1])) then return 0 end
+redis.call('HSET', KEYS[1], 'm:e', ARGV[2])
+redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+return 1
+"#
+);
+
+/// `cycle` on a standalone server: `KEYS[1]` old, `KEYS[2]` new, `ARGV` as for `apply`. The old
+/// session must be live (else `0`), the new key must not be (else `2`); then the changes are
+/// applied to the old hash, which is renamed to the new key (the TTL moves with it; a dead hash
+/// left under the new key is overwritten). Two keys in one script: standalone only.
+const CYCLE: &str = concat!(
+    prelude!(),
+    apply_changes!(),
+    r#"
+local now = tonumber(ARGV[1])
+if not live(KEYS[1], now) then return 0 end
+if live(KEYS[2], now) then return 2 end
+apply_changes(KEYS[1])
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('RENAME', KEYS[1], KEYS[2])
+else
+  redis.call('DEL', KEYS[2])
+end
+return 1
+"#
+);
+
+/// `release`: the last step of a cycle on a cluster. Deletes `KEYS[1]` and returns `1` if it was
+/// still live at `ARGV[1]`, `0` if a racing destroy, cycle or expiry got there first.
+const RELEASE: &str = concat!(
+    prelude!(),
+    r#"
+local was_live = live(KEYS[1], tonumber(ARGV[1]))
+redis.call('DEL', KEYS[1])
+if was_live then return 1 end
+return 0
+"#
+);
+
+/// The compiled scripts (their SHA-1 is computed once per process).
+pub(super) struct Scripts {
+    pub(super) create: Script,
+    pub(super) apply: Script,
+    pub(super) touch: Script,
+    pub(super) cycle: Script,
+    pub(super) release: Script,
+}
+
+/// The scripts, built on first use.
+pub(super) fn scripts() -> &'static Scripts {
+    static SCRIPTS: OnceLock<Scripts> = OnceLock::new();
+    SCRIPTS.get_or_init(|| Scripts {
+        create: Script::new(CREATE),
+        apply: Script::new(APPLY),
+        touch: Script::new(TOUCH),
+        cycle: Script::new(CYCLE),
+        release: Script::new(RELEASE),
+    })
+}
+
+/// Adds the arguments of `CREATE`: now, created_at, expires_at, expiry, then the data pairs.
+pub(super) fn create_args(invocation: &mut ScriptInvocation<'_>, now: i64, record: &Record) {
+    invocation
+        .arg(now)
+        .arg(record.created_at)
+        .arg(record.expires_at)
+        .arg(record.expiry.map(|e| e.encode()).unwrap_or_default());
+    for (name, value) in &record.data {
+        invocation.arg(data_field(name)).arg(value.to_string());
+    }
+}
+
+/// Adds the arguments of `APPLY` and `CYCLE`:
+///
+/// | `ARGV` | content |
+/// |---|---|
+/// | 1 | now (the application's clock, Unix ms) |
+/// | 2 | the new `expires_at` |
+/// | 3 | `1` to drop every `d:` field first, else `0` |
+/// | 4 | expiry change: `k` keep, `d` back to the default (delete `m:x`), `s` set to `ARGV[5]` |
+/// | 5 | the encoded expiry when `ARGV[4]` is `s`, else empty |
+/// | 6 | `n`, the number of removed fields |
+/// | 7 ..= 6 + n | the removed fields (`d:<name>`) |
+/// | 7 + n .. | pairs of set field (`d:<name>`) and JSON value |
+pub(super) fn apply_args(invocation: &mut ScriptInvocation<'_>, now: i64, changes: &ChangeSet) {
+    invocation
+        .arg(now)
+        .arg(changes.expires_at)
+        .arg(if changes.clear { "1" } else { "0" });
+    match changes.expiry {
+        None => invocation.arg("k").arg(""),
+        Some(None) => invocation.arg("d").arg(""),
+        Some(Some(expiry)) => invocation.arg("s").arg(expiry.encode()),
+    };
+    let removed: Vec<String> = changes
+        .updates
+        .iter()
+        .filter(|(_, value)| value.is_none())
+        .map(|(name, _)| data_field(name))
+        .collect();
+    invocation.arg(removed.len()).arg(removed);
+    for (name, value) in &changes.updates {
+        if let Some(value) = value {
+            invocation.arg(data_field(name)).arg(value.to_string());
+        }
+    }
+}

@@ -1,0 +1,616 @@
+//! [`SqliteStore`]: sessions in an embedded SQLite database (feature `sqlite`).
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, Row};
+
+use super::sql::{self, Split};
+use super::{now, ChangeSet, Outcome, Record, SessionStore};
+use crate::error::StoreError;
+use crate::id::StoreKey;
+
+/// How long a connection waits for another process's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// At most this many `json_remove` paths or `json_set` pairs per SQL function call (calls are
+/// nested beyond that), well under SQLite's limit on function arguments (127 before 3.48).
+const JSON_ARGS_PER_CALL: usize = 50;
+
+/// Whether a `data` column holds a JSON object. `CASE` keeps `json_type` from ever seeing text
+/// that is not JSON (which would be an SQL error instead of a clean "corrupt").
+const DATA_IS_OBJECT: &str =
+    "(CASE WHEN json_valid(data) THEN json_type(data) = 'object' ELSE 0 END)";
+
+/// Sessions in an SQLite database (a file, or memory), through sqlx.
+///
+/// Cloning a `SqliteStore` gives another handle to the same pools. Expired rows are never
+/// served; to reclaim their space, run [`PurgeTask`](super::PurgeTask) (or call
+/// [`delete_expired`](SessionStore::delete_expired) yourself).
+///
+/// ```
+/// use sessionware::{SessionLayer, SqliteStore};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), sessionware::StoreError> {
+/// // A file: "sqlite://sessions.db?mode=rwc" (rwc creates it if missing).
+/// let store = SqliteStore::connect("sqlite::memory:").await?;
+/// store.migrate().await?;
+/// let layer = SessionLayer::new(store.clone());
+/// # let _ = layer;
+/// assert_eq!(store.table_name(), "sessionware_sessions");
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Schema
+///
+/// [`SqliteStore::migrate`] creates this (idempotently; `sessionware_sessions` unless
+/// [`SqliteStore::with_table_name`] chose another name):
+///
+/// ```sql
+/// CREATE TABLE IF NOT EXISTS "sessionware_sessions" (
+///     key        TEXT PRIMARY KEY NOT NULL, -- SHA-256 of the session id, 64 lowercase hex digits
+///     data       TEXT NOT NULL,             -- JSON object: the session's values by key
+///     created_at BIGINT NOT NULL,           -- Unix milliseconds
+///     expires_at BIGINT NOT NULL,           -- Unix milliseconds; not in the future = dead
+///     expiry     TEXT                       -- the session's own expiry: "end", "idle:<ms>",
+///                                           -- "at:<unix ms>"; NULL = the layer's default
+/// );
+/// CREATE INDEX IF NOT EXISTS "sessionware_sessions_expires_at_idx"
+///     ON "sessionware_sessions" (expires_at);
+/// ```
+///
+/// The raw session id is never stored: a copy of the database yields no usable cookie. The data
+/// is plain JSON, so `sqlite3 sessions.db "SELECT key, data FROM sessionware_sessions"` shows
+/// what sessions hold. Rows whose `expires_at` has passed are ignored by every operation and
+/// removed by [`delete_expired`](SessionStore::delete_expired).
+///
+/// # Concurrency: one writer, many readers
+///
+/// SQLite lets one connection write at a time. [`SqliteStore::connect`] therefore opens the
+/// database twice:
+/// - a **writer** pool of exactly one connection, through which every write goes, so writers of
+///   this process queue in the pool (first come, first served) instead of polling SQLite's file
+///   lock;
+/// - a **reader** pool of several connections for [`load`](SessionStore::load), which in WAL
+///   mode never waits for the writer.
+///
+/// Every connection uses WAL journaling, `synchronous = NORMAL` (durable across application
+/// crashes; a power loss may drop the last commits) and a 5-second busy timeout, which only
+/// matters when other processes write to the same file. Every write is a single statement or a
+/// `BEGIN IMMEDIATE` transaction, which takes the write lock up front: no transaction ever
+/// needs to upgrade a read lock, the situation that makes SQLite fail with "database is locked"
+/// without waiting.
+///
+/// An in-memory database (`sqlite::memory:`) lives as long as a connection to it is open, and
+/// connections to it share one cache with table-level locks that the busy timeout does not
+/// cover. For it, [`SqliteStore::connect`] opens a single connection that never idles out and
+/// serves reads and writes alike: good for tests and demos; nothing survives the process.
+///
+/// [`SqliteStore::new`] takes a pool you configured yourself and uses it for reads and writes;
+/// [`SqliteStore::from_pools`] takes separate reader and writer pools.
+///
+/// # Cost per request
+///
+/// SQLite runs in the process: a statement costs no network round trip, only a hand-over to the
+/// connection's worker thread.
+///
+/// | operation | statements |
+/// |---|---|
+/// | load | one `SELECT` |
+/// | create | one `INSERT .. ON CONFLICT DO UPDATE .. WHERE expired` |
+/// | apply | one `UPDATE` with `json_remove`/`json_set` (and a `SELECT` only if it changed nothing, to tell missing from corrupt) |
+/// | touch | one `UPDATE` |
+/// | cycle | one `BEGIN IMMEDIATE` transaction: `INSERT .. SELECT`, `DELETE` |
+/// | delete | one `DELETE` |
+/// | delete_expired | `DELETE`s of at most 1,000 rows each |
+///
+/// `apply` addresses each value with a JSON path (`$."name"`); names containing `"` or `\` need
+/// SQLite 3.45 or newer there (sqlx builds a bundled, newer SQLite by default).
+///
+/// # Corrupt rows
+///
+/// A row whose `data` is not a JSON object, or whose `expiry` does not decode, is reported as
+/// [`StoreError::Corrupt`] by `load`, `apply` and `cycle`, which change nothing; `delete`
+/// removes it. The layer then starts a fresh session.
+#[derive(Clone)]
+pub struct SqliteStore {
+    reader: SqlitePool,
+    writer: SqlitePool,
+    table: Arc<str>,
+    sql: Arc<Queries>,
+}
+
+/// The statements of one table, built once.
+struct Queries {
+    /// The quoted table name.
+    table: String,
+    create_table: Arc<str>,
+    create_index: Arc<str>,
+    load: Arc<str>,
+    create: Arc<str>,
+    touch: Arc<str>,
+    delete: Arc<str>,
+    purge: Arc<str>,
+    /// Whether the live row under `?1` holds a JSON object (`None`: no live row).
+    live_is_object: Arc<str>,
+}
+
+impl Queries {
+    fn new(table: &str) -> Self {
+        let t = sql::quote(table);
+        let index = sql::quote(&sql::index_name(table));
+        let upsert = format!(
+            "ON CONFLICT (key) DO UPDATE SET data = excluded.data, \
+             created_at = excluded.created_at, expires_at = excluded.expires_at, \
+             expiry = excluded.expiry WHERE {t}.expires_at <= ?6"
+        );
+        Self {
+            create_table: format!(
+                "CREATE TABLE IF NOT EXISTS {t} (\
+                 key TEXT PRIMARY KEY NOT NULL, \
+                 data TEXT NOT NULL, \
+                 created_at BIGINT NOT NULL, \
+                 expires_at BIGINT NOT NULL, \
+                 expiry TEXT)"
+            )
+            .into(),
+            create_index: format!("CREATE INDEX IF NOT EXISTS {index} ON {t} (expires_at)").into(),
+            load: format!(
+                "SELECT data, created_at, expires_at, expiry FROM {t} \
+                 WHERE key = ?1 AND expires_at > ?2"
+            )
+            .into(),
+            create: format!(
+                "INSERT INTO {t} (key, data, created_at, expires_at, expiry) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) {upsert}"
+            )
+            .into(),
+            touch: format!("UPDATE {t} SET expires_at = ?3 WHERE key = ?1 AND expires_at > ?2")
+                .into(),
+            delete: format!("DELETE FROM {t} WHERE key = ?1").into(),
+            purge: format!(
+                "DELETE FROM {t} WHERE key IN \
+                 (SELECT key FROM {t} WHERE expires_at <= ?1 LIMIT ?2)"
+            )
+            .into(),
+            live_is_object: format!(
+                "SELECT {DATA_IS_OBJECT} FROM {t} WHERE key = ?1 AND expires_at > ?2"
+            )
+            .into(),
+            table: t,
+        }
+    }
+}
+
+/// The dynamic part of `apply` and `cycle`: the new `data` as an SQL expression over the old
+/// one, with its bind parameters numbered from `first`.
+///
+/// `clear` starts from `'{}'`; removals nest `json_remove(data, path, ..)`; sets nest
+/// `json_set(.., path, json(value), ..)`. Paths are `$."<key>"` with the key written as a JSON
+/// string literal, so keys with dots, brackets, quotes or any Unicode address one member.
+fn data_expr(split: &Split<'_>, first: usize) -> (String, Vec<String>) {
+    let mut n = first;
+    let mut params = Vec::with_capacity(split.removed.len() + 2 * split.sets.len());
+    let mut expr = if split.clear {
+        "'{}'".to_owned()
+    } else {
+        "data".to_owned()
+    };
+    if !split.clear {
+        for chunk in split.removed.chunks(JSON_ARGS_PER_CALL) {
+            let mut call = format!("json_remove({expr}");
+            for key in chunk {
+                call.push_str(&format!(", ?{n}"));
+                params.push(json_path(key));
+                n += 1;
+            }
+            call.push(')');
+            expr = call;
+        }
+    }
+    for chunk in split.sets.chunks(JSON_ARGS_PER_CALL) {
+        let mut call = format!("json_set({expr}");
+        for (key, value) in chunk {
+            call.push_str(&format!(", ?{n}, json(?{})", n + 1));
+            params.push(json_path(key));
+            params.push(value.to_string());
+            n += 2;
+        }
+        call.push(')');
+        expr = call;
+    }
+    (expr, params)
+}
+
+/// The SQLite JSON path of one top-level member.
+fn json_path(key: &str) -> String {
+    format!("$.{}", Value::from(key))
+}
+
+/// Whether a URL names an in-memory database (`sqlite::memory:`, `mode=memory`).
+fn is_memory_url(url: &str) -> bool {
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    path.ends_with(":memory:") || query.split('&').any(|pair| pair == "mode=memory")
+}
+
+fn backend(e: sqlx::Error) -> StoreError {
+    StoreError::backend(e)
+}
+
+impl SqliteStore {
+    /// Opens the database at `url` with the settings described in the [type docs](Self):
+    /// WAL, `synchronous = NORMAL`, a 5 s busy timeout, one writer connection and a few reader
+    /// connections (a single connection for an in-memory database).
+    ///
+    /// `url` is an sqlx SQLite URL: `sqlite://sessions.db?mode=rwc` (a file, created if
+    /// missing), `sqlite://sessions.db` (an existing file), `sqlite::memory:` (in memory). Call
+    /// [`migrate`](Self::migrate) before use.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] if the URL is malformed or the database cannot be opened.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(backend)?
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT);
+        // The writer opens first: the first connection to a new file switches it to WAL, which
+        // needs the file to itself.
+        let single = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None);
+        if is_memory_url(url) {
+            let pool = single.connect_with(options).await.map_err(backend)?;
+            return Ok(Self::new(pool));
+        }
+        let writer = single
+            .connect_with(options.clone())
+            .await
+            .map_err(backend)?;
+        let readers = std::thread::available_parallelism()
+            .map_or(4, |n| n.get().clamp(2, 8))
+            .try_into()
+            .unwrap_or(4);
+        let reader = SqlitePoolOptions::new()
+            .max_connections(readers)
+            .connect_with(options)
+            .await
+            .map_err(backend)?;
+        Ok(Self::from_pools(reader, writer))
+    }
+
+    /// A store on a pool you configured, used for reads and writes alike.
+    ///
+    /// Give its connections a busy timeout (sqlx's default is 5 s) and, for a file, WAL
+    /// journaling; with several connections, writers then wait for SQLite's file lock rather
+    /// than for one another in the pool, which is slower under heavy write load than
+    /// [`connect`](Self::connect)'s single writer (see [`from_pools`](Self::from_pools)). For an
+    /// in-memory database, use a pool of one connection that never idles out.
+    pub fn new(pool: SqlitePool) -> Self {
+        Self::from_pools(pool.clone(), pool)
+    }
+
+    /// A store that loads through `reader` and writes through `writer`.
+    ///
+    /// `writer` should hold a single connection (`max_connections(1)`): that is what makes
+    /// writers queue in the pool instead of contending for SQLite's lock. Both pools must open
+    /// the same database file, in WAL mode so that readers never wait for the writer.
+    pub fn from_pools(reader: SqlitePool, writer: SqlitePool) -> Self {
+        Self {
+            reader,
+            writer,
+            table: sql::DEFAULT_TABLE.into(),
+            sql: Arc::new(Queries::new(sql::DEFAULT_TABLE)),
+        }
+    }
+
+    /// Keeps sessions in the table `name` instead of `sessionware_sessions`.
+    ///
+    /// The name is used as is (quoted, so case matters); its index is named
+    /// `<name>_expires_at_idx`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] wrapping an [`sqlx::Error::Configuration`] unless `name` is 1 to
+    /// 63 ASCII letters, digits or underscores, not starting with a digit.
+    ///
+    /// ```
+    /// # async fn demo(store: sessionware::SqliteStore) -> Result<(), sessionware::StoreError> {
+    /// let store = store.with_table_name("web_sessions")?;
+    /// store.migrate().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_table_name(mut self, name: &str) -> Result<Self, StoreError> {
+        sql::validate_name("table", name)?;
+        self.table = name.into();
+        self.sql = Arc::new(Queries::new(name));
+        Ok(self)
+    }
+
+    /// The table the sessions live in.
+    pub fn table_name(&self) -> &str {
+        &self.table
+    }
+
+    /// The pool writes go through (for health checks or your own queries).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    /// Creates the table and its index if they do not exist yet. Safe to call on every start,
+    /// from several processes at once.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] if SQLite refuses (for example a read-only file).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        for statement in [&self.sql.create_table, &self.sql.create_index] {
+            sqlx::query(AssertSqlSafe(statement.clone()))
+                .execute(&self.writer)
+                .await
+                .map_err(backend)?;
+        }
+        Ok(())
+    }
+
+    /// Why an `UPDATE` guarded by liveness and [`DATA_IS_OBJECT`] changed nothing: the live row
+    /// holds garbage ([`StoreError::Corrupt`]), or there is no live row (`Missing`). Only runs
+    /// when the write already failed.
+    async fn missing_or_corrupt<'c, E>(
+        &self,
+        executor: E,
+        key: &StoreKey,
+        now: i64,
+    ) -> Result<Option<bool>, StoreError>
+    where
+        E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
+    {
+        let row = sqlx::query(AssertSqlSafe(self.sql.live_is_object.clone()))
+            .bind(key.to_string())
+            .bind(now)
+            .fetch_optional(executor)
+            .await
+            .map_err(backend)?;
+        match row {
+            None => Ok(None),
+            Some(row) => Ok(Some(sql::column(key, "data", row.try_get::<bool, _>(0))?)),
+        }
+    }
+}
+
+fn decode(key: &StoreKey, row: &SqliteRow) -> Result<Record, StoreError> {
+    let data: String = sql::column(key, "data", row.try_get("data"))?;
+    let data = sql::data_from_text(key, &data)?;
+    sql::record(
+        key,
+        data,
+        sql::column(key, "created_at", row.try_get("created_at"))?,
+        sql::column(key, "expires_at", row.try_get("expires_at"))?,
+        sql::column(key, "expiry", row.try_get("expiry"))?,
+    )
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(self.sql.load.clone()))
+            .bind(key.to_string())
+            .bind(now())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(backend)?;
+        row.map(|row| decode(key, &row)).transpose()
+    }
+
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<Outcome, StoreError> {
+        let done = sqlx::query(AssertSqlSafe(self.sql.create.clone()))
+            .bind(key.to_string())
+            .bind(sql::encode_data(&record.data)?)
+            .bind(record.created_at)
+            .bind(record.expires_at)
+            .bind(record.expiry.map(|e| e.encode()))
+            .bind(now())
+            .execute(&self.writer)
+            .await
+            .map_err(backend)?;
+        Ok(if done.rows_affected() == 1 {
+            Outcome::Done
+        } else {
+            Outcome::Collision
+        })
+    }
+
+    async fn apply(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Outcome, StoreError> {
+        let split = Split::new(changes);
+        let now = now();
+        let t = &self.sql.table;
+        let (statement, params) = if split.data_unchanged() {
+            (
+                format!(
+                    "UPDATE {t} SET expires_at = ?3, expiry = CASE WHEN ?4 THEN ?5 ELSE expiry END \
+                     WHERE key = ?1 AND expires_at > ?2"
+                ),
+                Vec::new(),
+            )
+        } else {
+            let (data, params) = data_expr(&split, 6);
+            (
+                format!(
+                    "UPDATE {t} SET data = {data}, expires_at = ?3, \
+                     expiry = CASE WHEN ?4 THEN ?5 ELSE expiry END \
+                     WHERE key = ?1 AND expires_at > ?2 AND {DATA_IS_OBJECT}"
+                ),
+                params,
+            )
+        };
+        // Only validated identifiers and numbered placeholders are pasted into the statement.
+        let mut query = sqlx::query(AssertSqlSafe(statement))
+            .bind(key.to_string())
+            .bind(now)
+            .bind(split.expires_at)
+            .bind(split.expiry_changed)
+            .bind(split.expiry.clone());
+        for param in params {
+            query = query.bind(param);
+        }
+        let done = query.execute(&self.writer).await.map_err(backend)?;
+        if done.rows_affected() == 1 {
+            return Ok(Outcome::Done);
+        }
+        match self.missing_or_corrupt(&self.writer, key, now).await? {
+            Some(false) => Err(sql::corrupt(
+                key,
+                "`data` is not a JSON object; not updated",
+            )),
+            _ => Ok(Outcome::Missing),
+        }
+    }
+
+    async fn cycle(
+        &self,
+        old: &StoreKey,
+        new: &StoreKey,
+        changes: &ChangeSet,
+    ) -> Result<Outcome, StoreError> {
+        let split = Split::new(changes);
+        let now = now();
+        let t = &self.sql.table;
+        let (data, params) = data_expr(&split, 7);
+        // The new row is built from the old one in SQL; the upsert takes the new key only if it
+        // is free or expired (`?2` is now).
+        let statement = format!(
+            "INSERT INTO {t} (key, data, created_at, expires_at, expiry) \
+             SELECT ?6, {data}, created_at, ?3, CASE WHEN ?4 THEN ?5 ELSE expiry END \
+             FROM {t} WHERE key = ?1 AND expires_at > ?2 AND {DATA_IS_OBJECT} \
+             ON CONFLICT (key) DO UPDATE SET data = excluded.data, \
+             created_at = excluded.created_at, expires_at = excluded.expires_at, \
+             expiry = excluded.expiry WHERE {t}.expires_at <= ?2"
+        );
+        let mut insert = sqlx::query(AssertSqlSafe(statement))
+            .bind(old.to_string())
+            .bind(now)
+            .bind(split.expires_at)
+            .bind(split.expiry_changed)
+            .bind(split.expiry.clone())
+            .bind(new.to_string());
+        for param in params {
+            insert = insert.bind(param);
+        }
+
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        let moved = insert.execute(&mut *tx).await.map_err(backend)?;
+        if moved.rows_affected() == 1 {
+            sqlx::query(AssertSqlSafe(self.sql.delete.clone()))
+                .bind(old.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            tx.commit().await.map_err(backend)?;
+            return Ok(Outcome::Done);
+        }
+        // Nothing was written: say why, then end the transaction.
+        let old_state = self.missing_or_corrupt(&mut *tx, old, now).await?;
+        tx.rollback().await.map_err(backend)?;
+        match old_state {
+            None => Ok(Outcome::Missing),
+            Some(false) => Err(sql::corrupt(old, "`data` is not a JSON object; not cycled")),
+            Some(true) => Ok(Outcome::Collision),
+        }
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        sqlx::query(AssertSqlSafe(self.sql.delete.clone()))
+            .bind(key.to_string())
+            .execute(&self.writer)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn touch(&self, key: &StoreKey, expires_at: i64) -> Result<Outcome, StoreError> {
+        let done = sqlx::query(AssertSqlSafe(self.sql.touch.clone()))
+            .bind(key.to_string())
+            .bind(now())
+            .bind(expires_at)
+            .execute(&self.writer)
+            .await
+            .map_err(backend)?;
+        Ok(if done.rows_affected() == 1 {
+            Outcome::Done
+        } else {
+            Outcome::Missing
+        })
+    }
+
+    async fn delete_expired(&self) -> Result<u64, StoreError> {
+        // One cut-off for every batch, so the loop ends even while sessions keep expiring.
+        let now = now();
+        let mut total = 0;
+        loop {
+            let done = sqlx::query(AssertSqlSafe(self.sql.purge.clone()))
+                .bind(now)
+                .bind(sql::PURGE_BATCH)
+                .execute(&self.writer)
+                .await
+                .map_err(backend)?;
+            total += done.rows_affected();
+            if done.rows_affected() < sql::PURGE_BATCH.unsigned_abs() {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("table", &self.table)
+            .field(
+                "writer_connections",
+                &self.writer.options().get_max_connections(),
+            )
+            .field(
+                "reader_connections",
+                &self.reader.options().get_max_connections(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_urls_are_recognised() {
+        assert!(is_memory_url("sqlite::memory:"));
+        assert!(is_memory_url("sqlite://file:x?mode=memory&cache=shared"));
+        assert!(!is_memory_url("sqlite://sessions.db?mode=rwc"));
+        assert!(!is_memory_url("sqlite:memory.db"));
+    }
+
+    #[test]
+    fn paths_quote_every_key() {
+        assert_eq!(json_path("a"), "$.\"a\"");
+        assert_eq!(json_path("a.b"), "$.\"a.b\"");
+        assert_eq!(json_path("q\"\\"), "$.\"q\\\"\\\\\"");
+    }
+}

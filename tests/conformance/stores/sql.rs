@@ -1,0 +1,725 @@
+//! The SQL stores for the suite, and the SQL-only checks: garbage written straight into a row,
+//! the raw id never reaching the table, values surviving exactly, names validated.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+
+use axum::body::Body;
+use axum::http::{header, Request};
+use axum::routing::get;
+use axum::Router;
+use serde_json::{json, Value};
+use sessionware::store::{now, ChangeSet, Outcome, Record, SessionStore};
+use sessionware::{Error, Session, SessionId, SessionLayer, StoreError, StoreKey};
+use tower::ServiceExt;
+
+const HOUR: i64 = 3_600_000;
+
+fn key() -> StoreKey {
+    SessionId::generate().store_key()
+}
+
+/// Sends one request through a session layer on `store` that writes a value, and returns the
+/// session id the response's cookie carries.
+async fn id_issued_by(store: impl SessionStore) -> SessionId {
+    async fn write(s: Session) -> Result<&'static str, Error> {
+        s.insert("user", "alice").await?;
+        Ok("ok")
+    }
+    let app = Router::new()
+        .route("/", get(write))
+        .layer(SessionLayer::new(store));
+    let res = app
+        .oneshot(Request::get("/").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let cookie = res.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let value = cookie
+        .split(';')
+        .next()
+        .and_then(|pair| pair.strip_prefix("id="))
+        .unwrap_or_else(|| panic!("unexpected cookie {cookie}"));
+    SessionId::parse(value).expect("a plain session id in the cookie")
+}
+
+/// Keys and values that stress quoting and number handling, set and removed through `apply`,
+/// must come back exactly as the in-memory reference semantics say.
+async fn values_survive_exactly(store: impl SessionStore, nul_allowed: bool) {
+    let odd_keys = [
+        "",
+        "a.b",
+        "a[0]",
+        "$",
+        "q\"uote",
+        "back\\slash",
+        "żółć 😀",
+        "tab\tnew\nline",
+        "with space",
+        "'single'",
+    ];
+    let mut values = vec![
+        json!(u64::MAX),
+        json!(i64::MIN),
+        json!(1e300),
+        json!(0.1),
+        json!(-2.5e-8),
+        json!(null),
+        json!(true),
+        json!("żółć 😀 \"quoted\" \\ back"),
+        json!({"nested": {"deep": [1, {"x": null}, "s"]}, "": 0}),
+        json!([]),
+        json!({}),
+    ];
+    if nul_allowed {
+        values.push(json!("nul\u{0}inside"));
+    }
+    let k = key();
+    let t = now();
+    let mut data = sessionware::store::Data::new();
+    for (i, name) in odd_keys.iter().enumerate() {
+        data.insert(format!("initial {name}"), values[i % values.len()].clone());
+    }
+    let mut reference = Record::new(data, t, t + HOUR, None);
+    assert_eq!(store.create(&k, &reference).await.unwrap(), Outcome::Done);
+    assert_eq!(store.load(&k).await.unwrap().unwrap(), reference);
+
+    let mut changes = ChangeSet::new(t + 2 * HOUR);
+    for (i, name) in odd_keys.iter().enumerate() {
+        changes = changes.with_update(*name, Some(values[(i + 3) % values.len()].clone()));
+    }
+    for name in odd_keys.iter().step_by(2) {
+        changes = changes.with_update(format!("initial {name}"), None);
+    }
+    assert_eq!(store.apply(&k, &changes).await.unwrap(), Outcome::Done);
+    changes.apply_to(&mut reference);
+    assert_eq!(store.load(&k).await.unwrap().unwrap(), reference);
+
+    // Overwrite every odd key once more and remove half of them again.
+    let mut changes = ChangeSet::new(t + 2 * HOUR);
+    for (i, name) in odd_keys.iter().enumerate() {
+        let value = (i % 2 == 0).then(|| values[(i + 5) % values.len()].clone());
+        changes = changes.with_update(*name, value);
+    }
+    assert_eq!(store.apply(&k, &changes).await.unwrap(), Outcome::Done);
+    changes.apply_to(&mut reference);
+    assert_eq!(store.load(&k).await.unwrap().unwrap(), reference);
+
+    // Many keys in one change set (more than one SQL function call's worth).
+    let mut changes = ChangeSet::new(t + 2 * HOUR);
+    for i in 0..300 {
+        changes = changes.with_update(format!("bulk{i}"), Some(json!(i)));
+    }
+    assert_eq!(store.apply(&k, &changes).await.unwrap(), Outcome::Done);
+    changes.apply_to(&mut reference);
+    let mut removals = ChangeSet::new(t + 2 * HOUR);
+    for i in (0..300).step_by(3) {
+        removals = removals.with_update(format!("bulk{i}"), None);
+    }
+    assert_eq!(store.apply(&k, &removals).await.unwrap(), Outcome::Done);
+    removals.apply_to(&mut reference);
+    let new = key();
+    assert_eq!(
+        store
+            .cycle(&k, &new, &ChangeSet::new(t + HOUR))
+            .await
+            .unwrap(),
+        Outcome::Done
+    );
+    reference.expires_at = t + HOUR;
+    assert_eq!(store.load(&new).await.unwrap().unwrap(), reference);
+    store.delete(&new).await.unwrap();
+}
+
+/// A write to a row whose data is not a JSON object fails cleanly with `Corrupt` and changes
+/// nothing; `corrupt` puts the garbage in.
+async fn writes_to_garbage_are_refused<S, F, Fut>(store: S, corrupt: F)
+where
+    S: SessionStore + Clone,
+    F: Fn(S, StoreKey) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let k = key();
+    let t = now();
+    let rec = Record::new([("a".to_owned(), json!(1))].into(), t, t + HOUR, None);
+    assert_eq!(store.create(&k, &rec).await.unwrap(), Outcome::Done);
+    corrupt(store.clone(), k).await;
+    let change = ChangeSet::new(t + HOUR).with_update("b", Some(json!(2)));
+    assert!(matches!(
+        store.apply(&k, &change).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    let other = key();
+    assert!(matches!(
+        store.cycle(&k, &other, &change).await,
+        Err(StoreError::Corrupt(_))
+    ));
+    assert!(
+        store.load(&other).await.unwrap().is_none(),
+        "cycle moved a corrupt row"
+    );
+    assert!(matches!(store.load(&k).await, Err(StoreError::Corrupt(_))));
+    store.delete(&k).await.unwrap();
+    assert!(store.load(&k).await.unwrap().is_none());
+    // A dead key is missing, not corrupt.
+    assert_eq!(store.apply(&k, &change).await.unwrap(), Outcome::Missing);
+}
+
+/// Cycles racing each other: many sessions cycling into one new key (one wins, the others
+/// keep their session), and one session cycled to many new keys at once (one wins, the others
+/// see it missing), with writes racing the move (each lands on the moved session or reports
+/// `Missing`, never resurrects the old key).
+async fn cycle_races(store: impl SessionStore) {
+    use std::sync::Arc;
+    let store = Arc::new(store);
+    let t = now();
+    let rec = |n: i64| Record::new([("n".to_owned(), json!(n))].into(), t, t + HOUR, None);
+
+    let target = key();
+    let olds: Vec<StoreKey> = (0..16).map(|_| key()).collect();
+    for (i, old) in olds.iter().enumerate() {
+        assert_eq!(
+            store.create(old, &rec(i as i64)).await.unwrap(),
+            Outcome::Done
+        );
+    }
+    let tasks: Vec<_> = olds
+        .iter()
+        .map(|old| {
+            let (store, old) = (store.clone(), *old);
+            tokio::spawn(async move { store.cycle(&old, &target, &ChangeSet::new(t + HOUR)).await })
+        })
+        .collect();
+    let mut winners = 0;
+    for (i, task) in tasks.into_iter().enumerate() {
+        match task.await.unwrap().unwrap() {
+            Outcome::Done => {
+                winners += 1;
+                let moved = store.load(&target).await.unwrap().unwrap();
+                assert_eq!(moved.data.get("n"), Some(&json!(i)));
+                assert!(store.load(&olds[i]).await.unwrap().is_none());
+            }
+            Outcome::Collision => {
+                let kept = store
+                    .load(&olds[i])
+                    .await
+                    .unwrap()
+                    .expect("a losing cycle lost its session");
+                assert_eq!(kept.data.get("n"), Some(&json!(i)));
+            }
+            Outcome::Missing => panic!("cycle of a live session reported Missing"),
+        }
+    }
+    assert_eq!(winners, 1);
+
+    let old = key();
+    assert_eq!(store.create(&old, &rec(7)).await.unwrap(), Outcome::Done);
+    let news: Vec<StoreKey> = (0..8).map(|_| key()).collect();
+    let cycles: Vec<_> = news
+        .iter()
+        .map(|new| {
+            let (store, new) = (store.clone(), *new);
+            tokio::spawn(async move { store.cycle(&old, &new, &ChangeSet::new(t + HOUR)).await })
+        })
+        .collect();
+    let writes: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let change = ChangeSet::new(t + HOUR).with_update(format!("w{i}"), Some(json!(i)));
+                store.apply(&old, &change).await
+            })
+        })
+        .collect();
+    let mut moved_to = Vec::new();
+    for (new, task) in news.iter().zip(cycles) {
+        match task.await.unwrap().unwrap() {
+            Outcome::Done => moved_to.push(*new),
+            Outcome::Missing => assert!(store.load(new).await.unwrap().is_none()),
+            Outcome::Collision => panic!("fresh keys collided"),
+        }
+    }
+    assert_eq!(moved_to.len(), 1, "one session became {}", moved_to.len());
+    let moved = store.load(&moved_to[0]).await.unwrap().unwrap();
+    assert_eq!(moved.data.get("n"), Some(&json!(7)));
+    for (i, task) in writes.into_iter().enumerate() {
+        let landed = moved.data.contains_key(&format!("w{i}"));
+        match task.await.unwrap().unwrap() {
+            Outcome::Done => assert!(landed, "w{i} was applied but lost in the move"),
+            Outcome::Missing => assert!(!landed),
+            Outcome::Collision => panic!("apply reported a collision"),
+        }
+    }
+    assert!(
+        store.load(&old).await.unwrap().is_none(),
+        "the old key came back"
+    );
+}
+
+#[cfg(feature = "sqlite")]
+pub use self::sqlite::sqlite;
+
+#[cfg(feature = "sqlite")]
+mod sqlite {
+    use super::*;
+    use sessionware::SqliteStore;
+    use tokio::sync::OnceCell;
+
+    /// One database file per test process, shared by every test, as instances of an app would
+    /// share it: each test opens its own store (its own writer and readers) on it.
+    async fn database_url() -> &'static str {
+        static URL: OnceCell<String> = OnceCell::const_new();
+        URL.get_or_init(|| async {
+            let dir = env!("CARGO_TARGET_TMPDIR");
+            remove_stale_databases(dir);
+            let path = format!("{dir}/sessionware-conformance-{}.db", std::process::id());
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{path}{suffix}"));
+            }
+            let url = format!("sqlite://{path}?mode=rwc");
+            let store = SqliteStore::connect(&url).await.unwrap();
+            store.migrate().await.unwrap();
+            store.pool().close().await;
+            url
+        })
+        .await
+    }
+
+    /// Removes the databases of earlier test runs (an hour old or more: a run that may still be
+    /// going, perhaps another checkout sharing this target directory, keeps its file).
+    fn remove_stale_databases(dir: &str) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let stale = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > std::time::Duration::from_secs(3600));
+            let ours = entry
+                .file_name()
+                .to_str()
+                .is_some_and(|name| name.starts_with("sessionware-conformance-"));
+            if ours && stale {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+
+    pub async fn sqlite() -> SqliteStore {
+        let store = SqliteStore::connect(database_url().await).await.unwrap();
+        store.migrate().await.unwrap();
+        store
+    }
+
+    async fn memory() -> SqliteStore {
+        let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
+        store.migrate().await.unwrap();
+        store
+    }
+
+    async fn exec(store: &SqliteStore, sql: &'static str, key: StoreKey) {
+        let done = sqlx::query(sql)
+            .bind(key.to_string())
+            .execute(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(done.rows_affected(), 1);
+    }
+
+    #[tokio::test]
+    async fn sqlite_garbage_json_is_not_a_panic() {
+        crate::suite::corrupt_row_is_not_a_panic(sqlite().await, |store, key| async move {
+            exec(
+                &store,
+                "UPDATE sessionware_sessions SET data = '{\"a\": 1' WHERE key = ?1",
+                key,
+            )
+            .await;
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_non_object_data_is_not_a_panic() {
+        crate::suite::corrupt_row_is_not_a_panic(sqlite().await, |store, key| async move {
+            exec(
+                &store,
+                "UPDATE sessionware_sessions SET data = '[1, 2]' WHERE key = ?1",
+                key,
+            )
+            .await;
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_garbage_expiry_and_types_are_not_a_panic() {
+        crate::suite::corrupt_row_is_not_a_panic(sqlite().await, |store, key| async move {
+            exec(
+                &store,
+                "UPDATE sessionware_sessions SET expiry = 'forever' WHERE key = ?1",
+                key,
+            )
+            .await;
+        })
+        .await;
+        crate::suite::corrupt_row_is_not_a_panic(sqlite().await, |store, key| async move {
+            exec(
+                &store,
+                "UPDATE sessionware_sessions SET data = 42 WHERE key = ?1",
+                key,
+            )
+            .await;
+        })
+        .await;
+        crate::suite::corrupt_row_is_not_a_panic(sqlite().await, |store, key| async move {
+            exec(
+                &store,
+                "UPDATE sessionware_sessions SET data = x'00ff' WHERE key = ?1",
+                key,
+            )
+            .await;
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_writes_to_garbage_are_refused() {
+        writes_to_garbage_are_refused(sqlite().await, |store, key| async move {
+            exec(
+                &store,
+                "UPDATE sessionware_sessions SET data = 'garbage' WHERE key = ?1",
+                key,
+            )
+            .await;
+        })
+        .await;
+        writes_to_garbage_are_refused(sqlite().await, |store, key| async move {
+            exec(
+                &store,
+                "UPDATE sessionware_sessions SET data = '\"text\"' WHERE key = ?1",
+                key,
+            )
+            .await;
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_stores_only_the_hashed_id() {
+        let store = sqlite().await;
+        let id = id_issued_by(store.clone()).await;
+        let expected = id.store_key().to_string();
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT key, data FROM sessionware_sessions")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        assert!(
+            rows.iter().any(|(key, _)| *key == expected),
+            "the session's row is missing"
+        );
+        for (key, data) in &rows {
+            assert_eq!(key.len(), 64, "{key}");
+            assert!(
+                key.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+                "{key}"
+            );
+            assert!(
+                !key.contains(id.expose()) && !data.contains(id.expose()),
+                "raw id stored"
+            );
+        }
+        let anywhere: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sessionware_sessions \
+             WHERE instr(key, ?1) > 0 OR instr(data, ?1) > 0 OR instr(coalesce(expiry, ''), ?1) > 0",
+        )
+        .bind(id.expose())
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(anywhere, 0);
+        let row: String =
+            sqlx::query_scalar("SELECT data FROM sessionware_sessions WHERE key = ?1")
+                .bind(&expected)
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(
+            serde_json::from_str::<Value>(&row).unwrap(),
+            json!({"user": "alice"})
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_cycle_races() {
+        cycle_races(sqlite().await).await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_values_survive_exactly() {
+        values_survive_exactly(sqlite().await, true).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_in_memory_keeps_the_contract_under_concurrency() {
+        crate::suite::concurrent_distinct_keys_all_survive(memory().await).await;
+        crate::suite::a_thousand_sessions(memory().await).await;
+        crate::suite::cycle_moves_the_session(memory().await).await;
+        crate::suite::through_the_layer(memory().await).await;
+    }
+
+    /// A user's own multi-connection pool (no single writer): writers contend for SQLite's
+    /// lock, and single statements plus `BEGIN IMMEDIATE` keep "database is locked" away.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_own_pool_keeps_the_contract_under_concurrency() {
+        let own = || async {
+            let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(10)
+                .connect(database_url().await)
+                .await
+                .unwrap();
+            SqliteStore::new(pool)
+        };
+        crate::suite::concurrent_distinct_keys_all_survive(own().await).await;
+        crate::suite::concurrent_writes_to_one_key_leave_one_winner(own().await).await;
+        crate::suite::a_thousand_sessions(own().await).await;
+        cycle_races(own().await).await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_table_names_are_validated_and_used() {
+        for bad in ["", "9lives", "drop table x;", "a-b", &"a".repeat(64)] {
+            let err = memory().await.with_table_name(bad).unwrap_err();
+            assert!(matches!(err, StoreError::Backend(_)), "{bad}");
+            assert!(
+                err.to_string().contains("invalid session table name"),
+                "{err}"
+            );
+        }
+        let store = memory().await.with_table_name("Custom_Sessions").unwrap();
+        store.migrate().await.unwrap();
+        store.migrate().await.unwrap();
+        assert_eq!(store.table_name(), "Custom_Sessions");
+        let k = key();
+        let t = now();
+        let rec = Record::new(Default::default(), t, t + HOUR, None);
+        assert_eq!(store.create(&k, &rec).await.unwrap(), Outcome::Done);
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM \"Custom_Sessions\"")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+}
+
+#[cfg(feature = "postgres")]
+pub use self::postgres::postgres;
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use super::*;
+    use sessionware::PostgresStore;
+    use sqlx::postgres::PgPoolOptions;
+
+    async fn pool() -> sqlx::PgPool {
+        PgPoolOptions::new()
+            .max_connections(8)
+            .connect(&crate::stores::env_url("DATABASE_URL"))
+            .await
+            .unwrap()
+    }
+
+    pub async fn postgres() -> PostgresStore {
+        let store = PostgresStore::new(pool().await);
+        store.migrate().await.unwrap();
+        store
+    }
+
+    async fn exec(store: &PostgresStore, sql: &'static str, key: StoreKey) {
+        let done = sqlx::query(sql)
+            .bind(key.to_string())
+            .execute(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(done.rows_affected(), 1);
+    }
+
+    #[tokio::test]
+    async fn postgres_non_object_data_is_not_a_panic() {
+        crate::suite::corrupt_row_is_not_a_panic(postgres().await, |store, key| async move {
+            exec(
+                &store,
+                "UPDATE sessionware_sessions SET data = '\"a string\"'::jsonb WHERE key = $1",
+                key,
+            )
+            .await;
+        })
+        .await;
+        crate::suite::corrupt_row_is_not_a_panic(postgres().await, |store, key| async move {
+            exec(
+                &store,
+                "UPDATE sessionware_sessions SET data = '[1, {\"a\": 2}]'::jsonb WHERE key = $1",
+                key,
+            )
+            .await;
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn postgres_garbage_expiry_is_not_a_panic() {
+        crate::suite::corrupt_row_is_not_a_panic(postgres().await, |store, key| async move {
+            exec(
+                &store,
+                "UPDATE sessionware_sessions SET expiry = 'forever' WHERE key = $1",
+                key,
+            )
+            .await;
+        })
+        .await;
+        crate::suite::corrupt_row_is_not_a_panic(postgres().await, |store, key| async move {
+            exec(&store, "UPDATE sessionware_sessions SET expiry = 'at:99999999999999999999999999' WHERE key = $1", key).await;
+        })
+        .await;
+        crate::suite::corrupt_row_is_not_a_panic(postgres().await, |store, key| async move {
+            exec(
+                &store,
+                "UPDATE sessionware_sessions SET expiry = 'idle:-5' WHERE key = $1",
+                key,
+            )
+            .await;
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn postgres_writes_to_garbage_are_refused() {
+        writes_to_garbage_are_refused(postgres().await, |store, key| async move {
+            exec(
+                &store,
+                "UPDATE sessionware_sessions SET data = 'null'::jsonb WHERE key = $1",
+                key,
+            )
+            .await;
+        })
+        .await;
+        writes_to_garbage_are_refused(postgres().await, |store, key| async move {
+            exec(
+                &store,
+                "UPDATE sessionware_sessions SET data = '[\"a\"]'::jsonb WHERE key = $1",
+                key,
+            )
+            .await;
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn postgres_stores_only_the_hashed_id() {
+        let store = postgres().await;
+        let id = id_issued_by(store.clone()).await;
+        let expected = id.store_key().to_string();
+        let (key, data): (String, Value) =
+            sqlx::query_as("SELECT key, data FROM sessionware_sessions WHERE key = $1")
+                .bind(&expected)
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(key, expected);
+        assert_eq!(data, json!({"user": "alice"}));
+        // Other tests share the table: check every row, not just ours.
+        let malformed: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sessionware_sessions WHERE key !~ '^[0-9a-f]{64}$'",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(malformed, 0, "a key that is not a SHA-256 in hex");
+        let anywhere: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sessionware_sessions \
+             WHERE strpos(key, $1) > 0 OR strpos(data::text, $1) > 0 \
+             OR strpos(coalesce(expiry, ''), $1) > 0",
+        )
+        .bind(id.expose())
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(anywhere, 0, "the raw session id is in the table");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_cycle_races() {
+        for _ in 0..5 {
+            cycle_races(postgres().await).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn postgres_values_survive_exactly() {
+        values_survive_exactly(postgres().await, false).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_names_are_validated_and_used() {
+        let store = postgres().await;
+        for bad in [
+            "",
+            "9lives",
+            "x\"; drop table y; --",
+            "a.b",
+            &"a".repeat(64),
+        ] {
+            let err = store.clone().with_schema_name(bad).unwrap_err();
+            assert!(
+                err.to_string().contains("invalid session schema name"),
+                "{err}"
+            );
+            let err = store.clone().with_table_name(bad).unwrap_err();
+            assert!(
+                err.to_string().contains("invalid session table name"),
+                "{err}"
+            );
+        }
+        let custom = PostgresStore::new(pool().await)
+            .with_table_name("Conformance_Sessions")
+            .unwrap()
+            .with_schema_name("sessionware_conformance")
+            .unwrap();
+        assert_eq!(custom.schema_name(), Some("sessionware_conformance"));
+        // Concurrent migrations (app instances starting together) must not trip over each other.
+        let runs: Vec<_> = (0..4)
+            .map(|_| {
+                let custom = custom.clone();
+                tokio::spawn(async move { custom.migrate().await })
+            })
+            .collect();
+        for run in runs {
+            run.await.unwrap().unwrap();
+        }
+        let k = key();
+        let t = now();
+        let rec = Record::new([("x".to_owned(), json!(1))].into(), t, t + HOUR, None);
+        assert_eq!(custom.create(&k, &rec).await.unwrap(), Outcome::Done);
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sessionware_conformance.\"Conformance_Sessions\" WHERE key = $1",
+        )
+        .bind(k.to_string())
+        .fetch_one(custom.pool())
+        .await
+        .unwrap();
+        assert_eq!(n, 1);
+        assert!(
+            store.load(&k).await.unwrap().is_none(),
+            "default table saw a custom-table row"
+        );
+        custom.delete(&k).await.unwrap();
+    }
+}
