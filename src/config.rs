@@ -8,7 +8,12 @@ use http::{HeaderName, StatusCode};
 
 use crate::error::Error;
 use crate::expiry::{Deadlines, Expiry, DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_SESSION_END_IDLE};
+use crate::stats::SessionStats;
 use crate::{Key, SameSite};
+
+/// The default cap on a session's serialized size: 256 KiB, far above what sessions usually
+/// hold, low enough that a runaway handler cannot grow one without bound.
+pub const DEFAULT_MAX_SESSION_SIZE: usize = 256 * 1024;
 
 /// How the id is protected in the cookie.
 #[derive(Clone)]
@@ -41,6 +46,10 @@ pub(crate) struct Config {
     pub(crate) previous_keys: Vec<Key>,
     pub(crate) header: Option<HeaderName>,
     pub(crate) error_handler: ErrorHandler,
+    /// Largest serialized session, in bytes; `None` for no limit.
+    pub(crate) max_size: Option<usize>,
+    /// Counts of refused and unknown ids, shared by every service of the layer.
+    pub(crate) stats: Arc<SessionStats>,
 }
 
 impl Default for Config {
@@ -62,6 +71,8 @@ impl Default for Config {
             previous_keys: Vec::new(),
             header: None,
             error_handler: Arc::new(default_error_response),
+            max_size: Some(DEFAULT_MAX_SESSION_SIZE),
+            stats: Arc::default(),
         }
     }
 }
@@ -92,6 +103,7 @@ impl fmt::Debug for Config {
             .field("key", &self.key.as_ref().map(|_| "REDACTED"))
             .field("previous_keys", &self.previous_keys.len())
             .field("header", &self.header)
+            .field("max_size", &self.max_size)
             .finish_non_exhaustive()
     }
 }

@@ -35,6 +35,18 @@ pub enum Error {
         /// The serde error.
         source: serde_json::Error,
     },
+    /// The session would outgrow the layer's size cap
+    /// ([`SessionLayer::with_max_session_size`](crate::SessionLayer::with_max_session_size)); the
+    /// value was not inserted.
+    #[error("session would be {size} bytes with key `{key}`, over the {limit}-byte limit")]
+    TooLarge {
+        /// The key whose insert was refused.
+        key: String,
+        /// The session's serialized size with that value.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
     /// A stored value does not have the type the handler asked for.
     #[error("session value for key `{key}` does not have the requested type: {source}")]
     Deserialize {

@@ -64,14 +64,18 @@ mod expiry;
 mod id;
 pub mod layer;
 mod session;
+mod stats;
 pub mod store;
+mod validate;
 
 pub use ::cookie::{Key, SameSite};
+pub use config::DEFAULT_MAX_SESSION_SIZE;
 pub use error::{BoxError, Error, StoreError};
 pub use expiry::{Expiry, DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_SESSION_END_IDLE, TOUCH_FRACTION};
 pub use id::{SessionId, StoreKey};
 pub use layer::SessionLayer;
 pub use session::{Session, SessionMissing};
+pub use stats::SessionStats;
 pub use store::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use store::PostgresStore;
@@ -79,3 +83,4 @@ pub use store::PostgresStore;
 pub use store::RedisStore;
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
+pub use validate::ConfigError;

@@ -7,7 +7,7 @@ use std::task::{ready, Context, Poll};
 
 use axum_core::body::Body;
 use bytes::Bytes;
-use http::{header, HeaderValue, Response};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Response};
 use pin_project_lite::pin_project;
 
 use crate::config::Config;
@@ -126,5 +126,30 @@ async fn save(
     if let (Some(name), Some(value)) = (&config.header, header_value) {
         headers.insert(name.clone(), value);
     }
+    keep_out_of_shared_caches(headers, &config);
     response
+}
+
+/// A response that sets or clears a session id must never be stored by a shared cache and
+/// replayed to another user (OWASP): `Cache-Control: no-store` unless the handler chose its own
+/// policy, and `Vary` on what carries the id.
+fn keep_out_of_shared_caches(headers: &mut HeaderMap, config: &Config) {
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    let mut vary_on = vec![header::COOKIE.as_str()];
+    vary_on.extend(config.header.as_ref().map(HeaderName::as_str));
+    for name in vary_on {
+        let listed = headers.get_all(header::VARY).iter().any(|value| {
+            value.to_str().is_ok_and(|v| {
+                v.split(',')
+                    .any(|item| item.trim() == "*" || item.trim().eq_ignore_ascii_case(name))
+            })
+        });
+        if !listed {
+            if let Ok(value) = HeaderValue::from_str(name) {
+                headers.append(header::VARY, value);
+            }
+        }
+    }
 }

@@ -11,7 +11,9 @@ use super::SessionService;
 use crate::config::{Config, Protection};
 use crate::error::Error;
 use crate::expiry::Expiry;
+use crate::stats::SessionStats;
 use crate::store::SessionStore;
+use crate::validate::{validate, ConfigError};
 use crate::{Key, SameSite};
 
 /// Adds sessions to every route it wraps. See the [module docs](crate::layer) for the request
@@ -132,6 +134,45 @@ impl SessionLayer {
         self
     }
 
+    /// Caps a session's serialized size (its values as one JSON object), in bytes. An
+    /// [`insert`](crate::Session::insert) that would go over it fails with
+    /// [`Error::TooLarge`] and changes nothing. Default
+    /// [`DEFAULT_MAX_SESSION_SIZE`](crate::DEFAULT_MAX_SESSION_SIZE) (256 KiB); `usize::MAX` for
+    /// no limit.
+    pub fn with_max_session_size(mut self, bytes: usize) -> Self {
+        self.config().max_size = (bytes != usize::MAX).then_some(bytes);
+        self
+    }
+
+    /// Counts of refused and unknown session ids since this layer was built, for alerting on
+    /// id guessing. See [`SessionStats`].
+    pub fn stats(&self) -> Arc<SessionStats> {
+        self.config.stats.clone()
+    }
+
+    /// Checks the configuration: what [`Layer::layer`] checks before it panics.
+    ///
+    /// # Errors
+    ///
+    /// The first [`ConfigError`] found: an invalid cookie name, path or domain, a `__Host-` or
+    /// `__Secure-` name without the attributes browsers require for it, `SameSite=None` without
+    /// `Secure`, a zero timeout or size cap.
+    ///
+    /// ```
+    /// use sessionware::{ConfigError, MemoryStore, SameSite, SessionLayer};
+    ///
+    /// let ok = SessionLayer::new(MemoryStore::default());
+    /// assert_eq!(ok.validate(), Ok(()));
+    ///
+    /// let insecure = SessionLayer::new(MemoryStore::default())
+    ///     .with_same_site(SameSite::None)
+    ///     .with_secure(false);
+    /// assert_eq!(insecure.validate(), Err(ConfigError::SameSiteNone));
+    /// ```
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        validate(&self.config)
+    }
+
     /// Replaces the response sent when saving the session fails (by default a `500` with the
     /// body `Internal Server Error`). The error has already been logged.
     pub fn with_error_handler<F>(mut self, handler: F) -> Self
@@ -143,10 +184,18 @@ impl SessionLayer {
     }
 }
 
+/// # Panics
+///
+/// When the configuration is invalid (see [`SessionLayer::validate`]), with a message that
+/// starts `Invalid session configuration:`. Routers apply their layers when they are built, so
+/// this happens at start-up, before any request.
 impl<S> Layer<S> for SessionLayer {
     type Service = SessionService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
+        if let Err(error) = self.validate() {
+            panic!("Invalid session configuration: {error}");
+        }
         SessionService::new(inner, self.store.clone(), self.config.clone())
     }
 }

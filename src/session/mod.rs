@@ -7,6 +7,7 @@
 
 mod commit;
 mod extract;
+mod size;
 
 pub(crate) use commit::CookieAction;
 pub use extract::SessionMissing;
@@ -82,6 +83,8 @@ struct State {
     destroyed: Option<SessionId>,
     /// The client sent an id that was valid but must be re-sent (previous key).
     reissue: bool,
+    /// Serialized size of `data`, computed on the first insert when a cap is set.
+    size: Option<usize>,
 }
 
 impl Session {
@@ -128,7 +131,9 @@ impl Session {
     /// # Errors
     ///
     /// [`Error::Serialize`] if `value` cannot be turned into JSON; [`Error::Store`] if loading the
-    /// session failed.
+    /// session failed; [`Error::TooLarge`] if the session would outgrow
+    /// [`SessionLayer::with_max_session_size`](crate::SessionLayer::with_max_session_size) (the
+    /// session is left as it was).
     pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<(), Error> {
         let value = serde_json::to_value(value).map_err(|source| Error::Serialize {
             key: key.to_owned(),
@@ -136,10 +141,22 @@ impl Session {
         })?;
         self.load().await?;
         let mut state = self.state();
-        if state.data.get(key) != Some(&value) {
-            state.data.insert(key.to_owned(), value.clone());
-            state.updates.insert(key.to_owned(), Some(value));
+        if state.data.get(key) == Some(&value) {
+            return Ok(());
         }
+        if let Some(limit) = self.inner.config.max_size {
+            let size = size::after_insert(&mut state, key, &value);
+            if size > limit {
+                return Err(Error::TooLarge {
+                    key: key.to_owned(),
+                    size,
+                    limit,
+                });
+            }
+            state.size = Some(size);
+        }
+        state.data.insert(key.to_owned(), value.clone());
+        state.updates.insert(key.to_owned(), Some(value));
         Ok(())
     }
 
@@ -154,7 +171,10 @@ impl Session {
         let old = {
             let mut state = self.state();
             let old = state.data.remove(key);
-            if old.is_some() {
+            if let Some(value) = &old {
+                state.size = state
+                    .size
+                    .map(|size| size.saturating_sub(size::of_entry(key, value)));
                 state.updates.insert(key.to_owned(), None);
             }
             old
@@ -179,6 +199,7 @@ impl Session {
             state.data.clear();
             state.updates.clear();
             state.clear = true;
+            state.size = Some(0);
         }
         Ok(())
     }
@@ -273,7 +294,7 @@ impl Session {
                     ReadId::Valid { id, reissue } => (Some(id), reissue),
                     ReadId::Absent => (None, false),
                     ReadId::Rejected(reason) => {
-                        tracing::warn!(reason, "session id refused; starting a fresh session");
+                        config.stats.refused(reason);
                         (None, false)
                     }
                 };
@@ -288,8 +309,8 @@ impl Session {
                     },
                     None => None,
                 };
-                if id.is_some() && record.is_none() {
-                    tracing::info!("unknown or expired session id; starting a fresh session");
+                if let (Some(id), None) = (&id, &record) {
+                    config.stats.unknown(&id.store_key().short());
                 }
                 let mut state = self.state();
                 if let (Some(id), Some(record)) = (id, record) {

@@ -262,3 +262,55 @@ async fn id_is_found_in_any_of_several_cookie_headers() {
         .unwrap();
     assert_eq!(crate::support::send_request(&app, req).await.body, "1");
 }
+
+#[tokio::test]
+async fn responses_that_set_or_clear_the_id_are_not_cacheable() {
+    use axum::http::header;
+    let app = app(SessionLayer::new(MemoryStore::default()));
+    let created = send(&app, "/write", None).await;
+    assert_eq!(created.headers[header::CACHE_CONTROL], "no-store");
+    assert_eq!(created.headers[header::VARY], "cookie");
+    let cookie = created.cookie();
+    let removed = send(&app, "/destroy", Some(&cookie)).await;
+    assert_eq!(removed.headers[header::CACHE_CONTROL], "no-store");
+    assert_eq!(removed.headers[header::VARY], "cookie");
+
+    // Nothing to hide: untouched and read-only responses keep their cacheability.
+    let plain = send(&app, "/plain", None).await;
+    assert!(!plain.headers.contains_key(header::CACHE_CONTROL));
+    assert!(!plain.headers.contains_key(header::VARY));
+}
+
+#[tokio::test]
+async fn a_handler_cache_policy_is_kept_and_vary_is_merged() {
+    use axum::http::{header, HeaderName};
+    use axum::routing::get;
+    use sessionware::Session;
+    let app = crate::support::routes()
+        .route(
+            "/private",
+            get(|s: Session| async move {
+                s.insert("x", 1).await.unwrap();
+                (
+                    [
+                        (header::CACHE_CONTROL, "private, max-age=0"),
+                        (header::VARY, "Accept-Encoding"),
+                    ],
+                    "ok",
+                )
+            }),
+        )
+        .layer(
+            SessionLayer::new(MemoryStore::default())
+                .with_header(HeaderName::from_static("x-session-id")),
+        );
+    let reply = send(&app, "/private", None).await;
+    assert_eq!(reply.headers[header::CACHE_CONTROL], "private, max-age=0");
+    let vary: Vec<_> = reply
+        .headers
+        .get_all(header::VARY)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(vary, ["Accept-Encoding", "cookie", "x-session-id"]);
+}

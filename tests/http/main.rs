@@ -1,9 +1,11 @@
 //! HTTP-level tests of the session layer through a real axum `Router`.
 
 mod concurrency;
+mod config;
 mod cookies;
 mod expiry;
 mod faults;
 mod lifecycle;
+mod security;
 mod support;
 mod transport;
