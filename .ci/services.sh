@@ -2,13 +2,29 @@
 # Throwaway PostgreSQL + Redis + Redis Cluster for the integration tests.
 #
 #   bash .ci/services.sh start   # prints `export ...` lines on stdout
-#   bash .ci/services.sh stop
+#   bash .ci/services.sh stop    # stops everything and wipes SERVICES_DIR
+#
+# For outage tests (tests/outage.rs), once started; the export lines set
+# SERVICES_DIR and SESSIONWARE_SERVICES, so these act on the same instances:
+#
+#   bash "$SESSIONWARE_SERVICES" stop-postgres    # pg_ctl -m fast stop; data kept
+#   bash "$SESSIONWARE_SERVICES" start-postgres
+#   bash "$SESSIONWARE_SERVICES" stop-redis       # SHUTDOWN of the standalone Redis; AOF kept
+#   bash "$SESSIONWARE_SERVICES" start-redis
+#
+# Those four are idempotent (stopping a stopped server or starting a running
+# one does nothing) and return once the server is down, or up and answering.
+# The standalone Redis persists every write (`appendonly yes`, `appendfsync
+# always`), so it keeps its sessions across a stop/start; the cluster nodes
+# persist nothing.
 #
 # Call it as `env=$(bash .ci/services.sh start); eval "$env"` rather than
 # `eval "$(bash .ci/services.sh start)"`: the latter swallows a failed start,
 # because eval of an empty string succeeds.
 set -euo pipefail
 
+# Before the cd below: the export lines give tests this script's absolute path.
+SELF=$(realpath "${BASH_SOURCE[0]}")
 # Absolute, because we cd / below (the postgres user may not be able to
 # read the caller's cwd, which makes initdb/psql complain).
 DIR=$(realpath -m "${SERVICES_DIR:-/tmp/sessionware-services}")
@@ -18,11 +34,7 @@ REDIS_PORT=${REDIS_PORT:-56379}
 read -r -a CLUSTER_PORTS <<<"${CLUSTER_PORTS:-57001 57002 57003}"
 TIMEOUT=30
 
-# Keep stdout for the export lines only; everything else (apt, initdb,
-# redis-cli chatter) goes to stderr so the caller can eval stdout.
-exec 3>&1 1>&2
-
-log() { echo "services.sh: $*"; }
+log() { echo "services.sh: $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 # Poll until "$@" succeeds; on timeout show the service's log, which is where
@@ -116,16 +128,87 @@ EOF
   fi
 }
 
-# $1 = port, rest = extra config lines
+# $1 = port, rest = extra config lines (a later line overrides an earlier one)
 start_redis() {
   local port=$1 d=$DIR/redis-$1; shift
   mkdir -p "$d"
   printf '%s\n' "port $port" "bind 127.0.0.1" "daemonize yes" "dir $d" "pidfile $d/redis.pid" \
     "logfile $d/redis.log" 'save ""' "appendonly no" "$@" >"$d/redis.conf"
+  launch_redis "$port"
+}
+
+# Starts the redis-server of the config start_redis wrote, and waits until it
+# has loaded its data (PING answers PONG, not LOADING).
+launch_redis() {
+  local port=$1 d=$DIR/redis-$1
   # Otherwise the readiness check below would happily talk to the old one.
   ! redis-cli -p "$port" ping >/dev/null 2>&1 || die "port $port is already used by another redis-server"
   redis-server "$d/redis.conf" || die "redis-server on $port refused its config"
-  wait_for "redis:$port" "$d/redis.log" redis_ours "$port" "$d"
+  wait_for "redis:$port" "$d/redis.log" redis_ready "$port" "$d"
+}
+
+redis_ready() { [[ $(redis-cli -p "$1" ping 2>/dev/null) == PONG ]] && redis_ours "$1" "$2"; }
+
+# The standalone server's port: that of the redis-* directory whose config is
+# not a cluster node's (from the directory, like stop_all, not REDIS_PORT).
+standalone_redis_port() {
+  local d
+  for d in "$DIR"/redis-*/; do
+    d=${d%/}
+    [[ -f $d/redis.conf ]] && ! grep -qx 'cluster-enabled yes' "$d/redis.conf" || continue
+    echo "${d##*-}"; return 0
+  done
+  die "no standalone redis in $DIR: run '$SELF start' first (with the same SERVICES_DIR)"
+}
+
+stop_redis() {
+  local port i; port=$(standalone_redis_port)
+  redis_ours "$port" "$DIR/redis-$port" || { log "redis on $port is not running"; return 0; }
+  log "stopping redis on $port (its data stays in the AOF)"
+  # With appendonly on, SHUTDOWN flushes and fsyncs the AOF before exiting.
+  redis-cli -p "$port" shutdown >/dev/null 2>&1 || true
+  for ((i = 0; i < TIMEOUT * 10; i++)); do
+    redis-cli -p "$port" ping >/dev/null 2>&1 || return 0
+    sleep 0.1
+  done
+  die "redis on $port did not stop within ${TIMEOUT}s"
+}
+
+start_redis_again() {
+  local port; port=$(standalone_redis_port)
+  if redis_ready "$port" "$DIR/redis-$port"; then log "redis on $port is already running"; return 0; fi
+  log "starting redis on $port"
+  launch_redis "$port"
+}
+
+pg_data() {
+  [[ -f $DIR/pg/data/PG_VERSION ]] || die "no postgres in $DIR: run '$SELF start' first (with the same SERVICES_DIR)"
+  echo "$DIR/pg/data"
+}
+
+pg_running() { runuser -u postgres -- "$(pg_bin)/pg_ctl" -D "$1" status >/dev/null 2>&1; }
+
+stop_postgres() {
+  local data; data=$(pg_data)
+  pg_running "$data" || { log "postgres is not running"; return 0; }
+  log "stopping postgres (fast: clients disconnected, data kept)"
+  # A fast shutdown ends with a checkpoint, so every committed transaction
+  # survives (even with fsync and synchronous_commit off).
+  runuser -u postgres -- "$(pg_bin)/pg_ctl" -D "$data" -m fast -t "$TIMEOUT" -w stop >/dev/null \
+    || die "postgres did not stop within ${TIMEOUT}s"
+}
+
+start_postgres_again() {
+  local data port; data=$(pg_data)
+  if pg_running "$data"; then
+    log "postgres is already running"
+  else
+    log "starting postgres"
+    runuser -u postgres -- "$(pg_bin)/pg_ctl" -D "$data" -l "$DIR/pg/postgres.log" -t "$TIMEOUT" -w start >/dev/null \
+      || { tail -n 30 "$DIR/pg/postgres.log"; die "postgres failed to start"; }
+  fi
+  port=$(sed -n 's/^port = //p' "$data/postgresql.conf" | tail -n 1)
+  wait_for postgres "$DIR/pg/postgres.log" "$(pg_bin)/pg_isready" -q -h 127.0.0.1 -p "$port"
 }
 
 cluster_ok() {
@@ -140,30 +223,45 @@ start_all() {
   stop_all
   mkdir -p "$DIR"
   start_postgres
-  start_redis "$REDIS_PORT"
-  local p nodes=() urls=()
+  # The only persistent Redis: tests/outage.rs stops and restarts it and
+  # expects every session back. `always` costs little at test volumes.
+  start_redis "$REDIS_PORT" "appendonly yes" "appendfsync always"
+  local p nodes=()
   for p in "${CLUSTER_PORTS[@]}"; do
     # The cluster bus defaults to port+10000, which overflows for ports
     # above 55535 (e.g. the default 5700x): Redis then refuses to start.
     start_redis "$p" "cluster-enabled yes" "cluster-config-file $DIR/redis-$p/nodes.conf" \
       "cluster-node-timeout 5000" "cluster-port $((p > 55535 ? p - 10000 : p + 10000))"
-    nodes+=("127.0.0.1:$p"); urls+=("redis://127.0.0.1:$p")
+    nodes+=("127.0.0.1:$p")
   done
   log "creating redis cluster"
   local out; out=$(redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes 2>&1) \
     || { echo "$out"; die "redis-cli --cluster create failed"; }
   wait_for "redis cluster" "$DIR/redis-${CLUSTER_PORTS[0]}/redis.log" cluster_ok
   log "all services up in $DIR"
-  local IFS=,
-  cat >&3 <<EOF
-export DATABASE_URL=postgres://sessionware:sessionware@127.0.0.1:$PG_PORT/sessionware
-export REDIS_URL=redis://127.0.0.1:$REDIS_PORT
-export REDIS_CLUSTER_URLS=${urls[*]}
-EOF
 }
 
+print_exports() {
+  local p urls=()
+  for p in "${CLUSTER_PORTS[@]}"; do urls+=("redis://127.0.0.1:$p"); done
+  local IFS=,
+  echo "export DATABASE_URL=postgres://sessionware:sessionware@127.0.0.1:$PG_PORT/sessionware"
+  echo "export REDIS_URL=redis://127.0.0.1:$REDIS_PORT"
+  echo "export REDIS_CLUSTER_URLS=${urls[*]}"
+  echo "export SESSIONWARE_SERVICES=$SELF"
+  echo "export SERVICES_DIR=$DIR"
+}
+
+# stdout carries only the export lines, so the caller can eval it; all the
+# chatter (apt, initdb, redis-cli) goes to stderr. The redirection is per
+# call rather than `exec 3>&1 1>&2`, because the daemons would inherit a
+# copy of the caller's stdout pipe and `$(... start)` would never return.
 case ${1:-} in
-  start) start_all ;;
-  stop) stop_all ;;
-  *) die "usage: $0 start|stop" ;;
+  start) start_all >&2; print_exports ;;
+  stop) stop_all >&2 ;;
+  stop-postgres) stop_postgres >&2 ;;
+  start-postgres) start_postgres_again >&2 ;;
+  stop-redis) stop_redis >&2 ;;
+  start-redis) start_redis_again >&2 ;;
+  *) die "usage: $0 start|stop|stop-postgres|start-postgres|stop-redis|start-redis" ;;
 esac

@@ -32,12 +32,21 @@ const ID_LEN: usize = 32;
 /// assert_eq!(SessionId::parse("../../etc/passwd"), None);
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct SessionId(String);
+pub struct SessionId {
+    text: String,
+    /// Computed once: every store call and log line needs it.
+    key: StoreKey,
+}
 
 impl SessionId {
     /// Draws a new random id (UUID v4 from the OS CSPRNG).
     pub fn generate() -> Self {
-        Self(Uuid::new_v4().simple().to_string())
+        Self::from_text(Uuid::new_v4().simple().to_string())
+    }
+
+    fn from_text(text: String) -> Self {
+        let key = StoreKey(Sha256::digest(text.as_bytes()).into());
+        Self { text, key }
     }
 
     /// Parses an id received from a client.
@@ -49,17 +58,17 @@ impl SessionId {
             return None;
         }
         let uuid = Uuid::try_parse(text).ok()?;
-        (uuid.get_version_num() == 4).then(|| Self(text.to_owned()))
+        (uuid.get_version_num() == 4).then(|| Self::from_text(text.to_owned()))
     }
 
     /// The id as sent to the client. Treat it as a secret.
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.text
     }
 
     /// The key a store files this session under: the SHA-256 of the id.
     pub fn store_key(&self) -> StoreKey {
-        StoreKey(Sha256::digest(self.0.as_bytes()).into())
+        self.key
     }
 }
 

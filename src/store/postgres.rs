@@ -3,10 +3,11 @@
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, Connection, Row};
 
@@ -96,6 +97,16 @@ const UPSERT: &str = "ON CONFLICT (key) DO UPDATE SET data = EXCLUDED.data, \
 ///
 /// `jsonb` cannot hold the character U+0000: a session value or key containing it fails to save
 /// (a [`StoreError::Backend`]).
+///
+/// # Outages
+///
+/// While PostgreSQL is down, an operation fails with [`StoreError::Backend`] (the request gets
+/// a `500`) once the pool has given up getting a connection: after
+/// [`DEFAULT_ACQUIRE_TIMEOUT`](Self::DEFAULT_ACQUIRE_TIMEOUT) (2 s) with
+/// [`connect`](Self::connect), after your pool's `acquire_timeout` with [`new`](Self::new)
+/// (sqlx's default is 30 s: set a short one). Broken connections are discarded (the pool pings
+/// an idle connection before handing it out), so once the server is back the same store serves
+/// requests again, without a restart. `tests/outage.rs` checks this.
 ///
 /// # Corrupt rows
 ///
@@ -216,6 +227,10 @@ fn backend(e: sqlx::Error) -> StoreError {
 }
 
 impl PostgresStore {
+    /// How long the pool of [`connect`](Self::connect) waits for a connection before an
+    /// operation fails: 2 seconds (sqlx's default is 30).
+    pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
     /// A store on your pool. Call [`migrate`](Self::migrate) before use.
     pub fn new(pool: PgPool) -> Self {
         Self {
@@ -226,13 +241,14 @@ impl PostgresStore {
         }
     }
 
-    /// Connects a pool with sqlx's default settings to `url`
+    /// Connects a pool with sqlx's default settings, except an acquire timeout of
+    /// [`DEFAULT_ACQUIRE_TIMEOUT`](Self::DEFAULT_ACQUIRE_TIMEOUT) (2 s), to `url`
     /// (`postgres://user:password@host:port/database`). Call [`migrate`](Self::migrate)
     /// before use.
     ///
     /// One connection is tried first, so that an unreachable server fails at once with the
     /// driver's error ("Connection refused") instead of the pool retrying until its acquire
-    /// timeout (30 s) and reporting a timeout.
+    /// timeout and reporting a timeout. See [Outages](Self#outages).
     ///
     /// # Errors
     ///
@@ -245,7 +261,11 @@ impl PostgresStore {
             .map_err(backend)?;
         // The probe only surfaces a clear error; failing to close it politely changes nothing.
         let _ = probe.close().await;
-        let pool = PgPool::connect_with(options).await.map_err(backend)?;
+        let pool = PgPoolOptions::new()
+            .acquire_timeout(Self::DEFAULT_ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(backend)?;
         Ok(Self::new(pool))
     }
 

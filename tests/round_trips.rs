@@ -1,0 +1,157 @@
+//! Round trips per request, counted by the servers themselves: Redis `INFO commandstats` and
+//! PostgreSQL `pg_stat_statements`. A load is one round trip, a modified-session save one more, a
+//! new session one, a read-only request inside the touch window writes nothing, and a route that
+//! ignores the session makes none.
+//!
+//! A separate test binary: it resets server-wide counters, so nothing else may run against the
+//! same servers meanwhile (cargo runs test binaries one at a time).
+
+#![cfg(any(feature = "redis", feature = "postgres"))]
+
+use std::future::Future;
+
+use axum::body::Body;
+use axum::http::{header, Request};
+use axum::routing::get;
+use axum::Router;
+use sessionware::store::SessionStore;
+use sessionware::{Error, Session, SessionLayer};
+use tower::ServiceExt;
+
+fn env_url(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: this store's feature is on, so its tests need a server. Set {var}, or run .ci/run, which starts the servers and sets it.")
+    })
+}
+
+fn app(store: impl SessionStore) -> Router {
+    async fn read(s: Session) -> Result<String, Error> {
+        Ok(s.get::<i64>("n").await?.unwrap_or(0).to_string())
+    }
+    async fn write(s: Session) -> Result<String, Error> {
+        let n = s.get::<i64>("n").await?.unwrap_or(0) + 1;
+        s.insert("n", n).await?;
+        Ok(n.to_string())
+    }
+    Router::new()
+        .route("/plain", get(|| async { "ok" }))
+        .route("/read", get(read))
+        .route("/write", get(write))
+        .layer(SessionLayer::new(store))
+}
+
+async fn send(app: &Router, path: &str, cookie: Option<&str>) -> Option<String> {
+    let mut req = Request::get(path);
+    if let Some(cookie) = cookie {
+        req = req.header(header::COOKIE, cookie);
+    }
+    let res = app
+        .clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{path}");
+    res.headers()
+        .get(header::SET_COOKIE)
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+}
+
+/// Runs each request and checks how many round trips the server counted for it.
+async fn check<C, F>(app: &Router, count: C)
+where
+    C: Fn() -> F,
+    F: Future<Output = u64>,
+{
+    // Warm up: connections open, scripts and statements loaded.
+    let cookie = send(app, "/write", None).await.unwrap();
+    send(app, "/write", Some(&cookie)).await;
+    send(app, "/read", Some(&cookie)).await;
+
+    let cases: [(&str, Option<&str>, u64, &str); 4] = [
+        (
+            "/plain",
+            Some(&cookie),
+            0,
+            "a route that ignores the session",
+        ),
+        (
+            "/read",
+            Some(&cookie),
+            1,
+            "a read-only request inside the touch window (one load, no write)",
+        ),
+        (
+            "/write",
+            Some(&cookie),
+            2,
+            "a modified session (one load, one save)",
+        ),
+        ("/write", None, 1, "a new session (one create, no load)"),
+    ];
+    for (path, cookie, expected, what) in cases {
+        let before = count().await;
+        send(app, path, cookie).await;
+        let trips = count().await - before;
+        assert_eq!(trips, expected, "{what}: {trips} round trips");
+    }
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn redis_round_trips() {
+    let url = env_url("REDIS_URL");
+    let store = sessionware::RedisStore::connect(&url).await.unwrap();
+    let client = redis::Client::open(url).unwrap();
+    let admin = client.get_multiplexed_async_connection().await.unwrap();
+    // The commands the store sends itself; what the scripts run inside Redis is not a round trip.
+    let count = move || {
+        let mut admin = admin.clone();
+        async move {
+            let info: String = redis::cmd("INFO")
+                .arg("commandstats")
+                .query_async(&mut admin)
+                .await
+                .unwrap();
+            info.lines()
+                .filter_map(|line| {
+                    let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+                    ["hgetall", "evalsha", "eval", "unlink", "script|load"]
+                        .contains(&name)
+                        .then(|| {
+                            stats
+                                .split(',')
+                                .next()?
+                                .strip_prefix("calls=")?
+                                .parse::<u64>()
+                                .ok()
+                        })?
+                })
+                .sum::<u64>()
+        }
+    };
+    check(&app(store), count).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_round_trips() {
+    let url = env_url("DATABASE_URL");
+    let store = sessionware::PostgresStore::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    let count = move || {
+        let admin = admin.clone();
+        async move {
+            // Statements executed on the sessions table; the monitoring query itself excluded.
+            let calls: Option<i64> = sqlx::query_scalar(
+                "SELECT sum(calls)::bigint FROM pg_stat_statements \
+                 WHERE query ILIKE '%sessionware_sessions%' AND query NOT ILIKE '%pg_stat_statements%'",
+            )
+            .fetch_one(&admin)
+            .await
+            .expect("pg_stat_statements must be installed (.ci/services.sh does it)");
+            calls.unwrap_or(0) as u64
+        }
+    };
+    check(&app(store), count).await;
+}
