@@ -20,7 +20,7 @@ bin=target/release/examples/bench_server
 url=http://127.0.0.1:$PORT
 
 start() {
-  STORE=$STORE PORT=$PORT "$bin" & pid=$!
+  SESSIONWARE_STORE=$STORE PORT=$PORT "$bin" & pid=$!
   for _ in $(seq 100); do curl -s -o /dev/null "$url/plain" && return; sleep 0.05; done
   echo "bench_server did not start" >&2; exit 1
 }

@@ -11,6 +11,10 @@
 //! STORE=postgres cargo run --release --features postgres --example bench_server
 //! ```
 //!
+//! `SESSIONWARE_STORE`, when set, overrides `STORE` for this app only: the peers harness passes
+//! one `STORE` to every app, so the `caching` row runs as `STORE=postgres
+//! SESSIONWARE_STORE=caching` (the peers on PostgreSQL, this app on memory over PostgreSQL).
+//!
 //! Cookies are not `Secure` (plain HTTP on loopback); everything else is the safe default:
 //! strict ids, hashed keys, per-key conditional saves.
 
@@ -65,9 +69,16 @@ fn needs(feature: &str) -> ! {
     std::process::exit(2)
 }
 
+/// The store to use: `SESSIONWARE_STORE`, else `STORE`, else `memory`.
+fn store_name() -> String {
+    std::env::var("SESSIONWARE_STORE")
+        .or_else(|_| std::env::var("STORE"))
+        .unwrap_or_else(|_| "memory".into())
+}
+
 async fn layer() -> SessionLayer {
-    let store = std::env::var("STORE").unwrap_or_else(|_| "memory".into());
-    match store.as_str() {
+    let name = store_name();
+    match name.as_str() {
         "memory" => SessionLayer::new(MemoryStore::default()),
         #[cfg(feature = "sqlite")]
         "sqlite" => {
@@ -88,7 +99,7 @@ async fn layer() -> SessionLayer {
                 .await
                 .expect("connect to DATABASE_URL");
             store.migrate().await.expect("migrate");
-            if store_is("caching") {
+            if name == "caching" {
                 SessionLayer::new(sessionware::store::CachingStore::new(
                     MemoryStore::default(),
                     store,
@@ -116,11 +127,6 @@ async fn layer() -> SessionLayer {
             std::process::exit(2)
         }
     }
-}
-
-#[allow(dead_code)]
-fn store_is(name: &str) -> bool {
-    std::env::var("STORE").as_deref() == Ok(name)
 }
 
 fn main() -> std::io::Result<()> {

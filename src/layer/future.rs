@@ -78,10 +78,10 @@ where
                     let Some(session) = session.take() else {
                         return Poll::Ready(Ok(response));
                     };
-                    // The fast path: a handler that never touched the session costs no store
-                    // call, no allocation and no header.
+                    // The fast path: a handler that never touched the session, or only read it
+                    // inside the touch window, costs no store call, no allocation, no header.
                     // A handler that failed (5xx) saves nothing: its changes may be half done.
-                    if session.is_untouched() || response.status().is_server_error() {
+                    if response.status().is_server_error() || !session.needs_commit() {
                         return Poll::Ready(Ok(response));
                     }
                     let config = config.clone();

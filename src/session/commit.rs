@@ -22,9 +22,29 @@ pub(crate) enum CookieAction {
 }
 
 impl Session {
-    /// Whether the handler left the session alone, so the layer has nothing to do.
-    pub(crate) fn is_untouched(&self) -> bool {
-        !self.inner.loaded.initialized() && !self.state().expiry_changed
+    /// Whether saving has anything to do: `false` when the handler left the session alone, or
+    /// only read it inside the touch window, so the layer can return the response at once.
+    pub(crate) fn needs_commit(&self) -> bool {
+        let state = self.state();
+        if !self.inner.loaded.initialized() {
+            return state.expiry_changed;
+        }
+        let Some(_) = &state.id else {
+            return state.destroyed.is_some() || !state.data.is_empty();
+        };
+        if state.cycle
+            || state.clear
+            || !state.updates.is_empty()
+            || state.expiry_changed
+            || state.reissue
+            || state.destroyed.is_some()
+        {
+            return true;
+        }
+        let expiry = state.expiry.unwrap_or(self.inner.config.expiry);
+        let rules = &self.inner.config.deadlines;
+        let next = rules.expires_at(expiry, state.created_at, now_millis());
+        rules.touch_due(expiry, state.expires_at, next)
     }
 
     /// Saves what the handler changed. Called by the layer once the handler's response is in.
