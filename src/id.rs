@@ -51,14 +51,16 @@ impl SessionId {
 
     /// Parses an id received from a client.
     ///
-    /// Returns `None` unless `text` is exactly 32 lowercase hex digits encoding a UUID v4, so no
-    /// store is ever asked about a value this crate could not have issued.
+    /// Returns `None` unless `text` is exactly 32 lowercase hex digits encoding a UUID v4 (RFC
+    /// 4122 variant), so no store is ever asked about a value this crate could not have issued.
     pub fn parse(text: &str) -> Option<Self> {
-        if text.len() != ID_LEN || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            return None;
-        }
-        let uuid = Uuid::try_parse(text).ok()?;
-        (uuid.get_version_num() == 4).then(|| Self::from_text(text.to_owned()))
+        let bytes = text.as_bytes();
+        let is_v4 = bytes.len() == ID_LEN
+            && bytes.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            // UUID version nibble (4) and RFC 4122 variant bits (10xx), as `generate` writes.
+            && bytes[12] == b'4'
+            && matches!(bytes[16], b'8' | b'9' | b'a' | b'b');
+        is_v4.then(|| Self::from_text(text.to_owned()))
     }
 
     /// The id as sent to the client. Treat it as a secret.
@@ -145,6 +147,7 @@ mod tests {
             "0123456789abcdef0123456789abcdef0", // 33 digits
             "0123456789abcdef0123456789abcdeg",  // not hex
             "00000000000000000000000000000000",  // not v4
+            "0123456789ab4def0123456789abcdef",  // v4, but not the RFC 4122 variant
             "0123456789abcdef0123456789abcde\u{e9}",
         ] {
             assert_eq!(SessionId::parse(bad), None, "{bad:?}");
