@@ -15,7 +15,8 @@ case $STORE in
   caching) features=postgres ;;
   *) features=$STORE ;;
 esac
-cargo build -q --release --example bench_server ${features:+--features $features}
+features=${FEATURES:-$features}  # e.g. FEATURES="sqlite postgres redis" to reuse one build
+cargo build -q --release --example bench_server ${features:+--features "$features"}
 bin=target/release/examples/bench_server
 url=http://127.0.0.1:$PORT
 

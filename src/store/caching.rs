@@ -1,5 +1,7 @@
 //! [`CachingStore`]: a fast store in front of a shared one.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,17 +21,18 @@ const REAL_EXPIRY: &str = "\u{0}sessionware:expires_at";
 pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(2);
 
 /// A cache store (usually [`MemoryStore`](super::MemoryStore)) in front of a backing store
-/// (PostgreSQL, Redis, SQLite): loads are served from the cache when it holds a fresh copy,
-/// every write goes to the backing store first.
+/// (PostgreSQL, Redis, SQLite): loads are served from the cache when it holds a fresh copy;
+/// every write goes to the backing store and evicts the cached copy, so the next load reads the
+/// backing store again. It pays off for read-mostly sessions (most requests only read).
 ///
 /// # Coherence
 ///
-/// - **On this instance** the cache never serves what the backing store no longer has: delete,
-///   cycle and every write go to the backing store first, then update or evict the cache, and a
-///   write the backing store refuses ([`Outcome::Missing`]) evicts the cached copy.
+/// - **On this instance** the cache never serves what the backing store no longer has, nor an
+///   older version than it: delete, cycle and every write go to the backing store, then evict
+///   the cached copy; a load that raced with a write drops what it cached.
 /// - **Across instances** a cached copy is trusted for at most
-///   [`with_max_staleness`](Self::with_max_staleness) (default 2 s) after this instance last
-///   loaded or wrote it. A session destroyed or changed through another instance is seen here
+///   [`with_max_staleness`](Self::with_max_staleness) (default 2 s) after this instance loaded
+///   it. A session destroyed or changed through another instance is seen here
 ///   within that bound; a write through this instance to a session destroyed elsewhere is refused
 ///   at once (the backing store checks liveness), so nothing is resurrected.
 ///
@@ -50,6 +53,8 @@ pub struct CachingStore<Cache, Backing> {
     cache: Cache,
     backing: Backing,
     max_staleness: i64,
+    /// Writes finished through this store; a load that saw it change drops what it cached.
+    writes: Arc<AtomicU64>,
 }
 
 impl<Cache: SessionStore, Backing: SessionStore> CachingStore<Cache, Backing> {
@@ -59,6 +64,7 @@ impl<Cache: SessionStore, Backing: SessionStore> CachingStore<Cache, Backing> {
             cache,
             backing,
             max_staleness: millis(DEFAULT_MAX_STALENESS),
+            writes: Arc::default(),
         }
     }
 
@@ -96,17 +102,12 @@ impl<Cache: SessionStore, Backing: SessionStore> CachingStore<Cache, Backing> {
         Ok(())
     }
 
-    /// Mirrors a write the backing store accepted, restarting the freshness window.
-    async fn mirror(&self, key: &StoreKey, changes: &ChangeSet) -> Result<(), StoreError> {
-        let mut cached = changes.clone();
-        cached.updates.push((
-            REAL_EXPIRY.to_owned(),
-            Some(Value::from(changes.expires_at)),
-        ));
-        cached.expires_at = self.window(changes.expires_at);
-        // Not cached (or window over): nothing to mirror; the next load fills it.
-        let _ = self.cache.apply(key, &cached).await?;
-        Ok(())
+    /// After a write to the backing store (done, refused or failed): bump the write counter,
+    /// then evict the cached copy. Evicting rather than applying the same change to the cache
+    /// keeps the two from diverging when concurrent writes reach them in different orders.
+    async fn written(&self, key: &StoreKey) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::AcqRel);
+        self.cache.delete(key).await
     }
 }
 
@@ -126,9 +127,15 @@ impl<Cache: SessionStore, Backing: SessionStore> SessionStore for CachingStore<C
             }
             self.cache.delete(key).await?;
         }
+        let epoch = self.writes.load(Ordering::Acquire);
         let record = self.backing.load(key).await?;
         if let Some(record) = &record {
             self.fill(key, record).await?;
+            // A write on this instance finished meanwhile: what was read may be older than it,
+            // so the copy goes (the write's own eviction may have run before the fill).
+            if self.writes.load(Ordering::Acquire) != epoch {
+                self.cache.delete(key).await?;
+            }
         }
         Ok(record)
     }
@@ -136,6 +143,7 @@ impl<Cache: SessionStore, Backing: SessionStore> SessionStore for CachingStore<C
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<Outcome, StoreError> {
         let outcome = self.backing.create(key, record).await?;
         if outcome == Outcome::Done {
+            // A brand-new random key: no one else can be reading or writing it yet.
             self.fill(key, record).await?;
         }
         Ok(outcome)
@@ -143,11 +151,7 @@ impl<Cache: SessionStore, Backing: SessionStore> SessionStore for CachingStore<C
 
     async fn apply(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Outcome, StoreError> {
         let outcome = self.backing.apply(key, changes).await;
-        match outcome {
-            Ok(Outcome::Done) => self.mirror(key, changes).await?,
-            // Refused or failed: the cached copy can no longer be trusted.
-            _ => self.cache.delete(key).await?,
-        }
+        self.written(key).await?;
         outcome
     }
 
@@ -158,24 +162,21 @@ impl<Cache: SessionStore, Backing: SessionStore> SessionStore for CachingStore<C
         changes: &ChangeSet,
     ) -> Result<Outcome, StoreError> {
         let outcome = self.backing.cycle(old, new, changes).await;
-        if !matches!(outcome, Ok(Outcome::Collision)) {
-            self.cache.delete(old).await?;
-        }
+        self.written(old).await?;
         outcome
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
         // Evict first: even if the backing store fails, this instance stops serving the session.
         self.cache.delete(key).await?;
-        self.backing.delete(key).await
+        let result = self.backing.delete(key).await;
+        self.written(key).await?;
+        result
     }
 
     async fn touch(&self, key: &StoreKey, expires_at: i64) -> Result<Outcome, StoreError> {
         let outcome = self.backing.touch(key, expires_at).await;
-        match outcome {
-            Ok(Outcome::Done) => self.mirror(key, &ChangeSet::new(expires_at)).await?,
-            _ => self.cache.delete(key).await?,
-        }
+        self.written(key).await?;
         outcome
     }
 

@@ -93,3 +93,77 @@ async fn cached_loads_keep_the_real_deadline() {
         );
     }
 }
+
+/// A backing store whose writes take a varying time after they land, so that concurrent writes
+/// finish in another order than they were applied (fault injection only).
+#[derive(Debug, Clone, Default)]
+struct Jittery(MemoryStore);
+
+#[async_trait::async_trait]
+impl SessionStore for Jittery {
+    async fn load(
+        &self,
+        key: &sessionware::StoreKey,
+    ) -> Result<Option<Record>, sessionware::StoreError> {
+        self.0.load(key).await
+    }
+    async fn create(
+        &self,
+        key: &sessionware::StoreKey,
+        record: &Record,
+    ) -> Result<Outcome, sessionware::StoreError> {
+        self.0.create(key, record).await
+    }
+    async fn apply(
+        &self,
+        key: &sessionware::StoreKey,
+        changes: &ChangeSet,
+    ) -> Result<Outcome, sessionware::StoreError> {
+        let outcome = self.0.apply(key, changes).await;
+        let jitter = changes
+            .updates
+            .first()
+            .and_then(|(_, v)| v.as_ref()?.as_u64())
+            .unwrap_or(0);
+        tokio::time::sleep(Duration::from_millis((jitter * 7) % 20)).await;
+        outcome
+    }
+    async fn cycle(
+        &self,
+        old: &sessionware::StoreKey,
+        new: &sessionware::StoreKey,
+        changes: &ChangeSet,
+    ) -> Result<Outcome, sessionware::StoreError> {
+        self.0.cycle(old, new, changes).await
+    }
+    async fn delete(&self, key: &sessionware::StoreKey) -> Result<(), sessionware::StoreError> {
+        self.0.delete(key).await
+    }
+    async fn delete_expired(&self) -> Result<u64, sessionware::StoreError> {
+        self.0.delete_expired().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_leave_the_cache_agreeing_with_the_backing_store() {
+    let backing = Jittery::default();
+    let store = std::sync::Arc::new(CachingStore::new(MemoryStore::default(), backing.clone()));
+    let key = SessionId::generate().store_key();
+    assert_eq!(store.create(&key, &record()).await.unwrap(), Outcome::Done);
+    let tasks: Vec<_> = (0..32_u64)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store.load(&key).await.unwrap();
+                let changes = ChangeSet::new(now() + 60_000).with_update("a", Some(json!(i)));
+                store.apply(&key, &changes).await.unwrap()
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), Outcome::Done);
+    }
+    let cached = store.load(&key).await.unwrap().unwrap().data;
+    let stored = backing.load(&key).await.unwrap().unwrap().data;
+    assert_eq!(cached, stored, "the cache and the backing store disagree");
+}
