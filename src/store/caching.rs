@@ -1,7 +1,8 @@
 //! [`CachingStore`]: a fast store in front of a shared one.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -55,6 +56,30 @@ pub struct CachingStore<Cache, Backing> {
     max_staleness: i64,
     /// Writes finished through this store; a load that saw it change drops what it cached.
     writes: Arc<AtomicU64>,
+    /// Keys whose cached copy must not be served: a write or a fill was cancelled (the request
+    /// was dropped, for example when its client went away) before it could evict.
+    stale: Arc<Mutex<HashSet<StoreKey>>>,
+}
+
+/// Marks a key stale unless disarmed: cancellation-safe eviction, since `Drop` runs even when
+/// the future that holds it is dropped halfway.
+struct StaleOnDrop<'a> {
+    key: StoreKey,
+    writes: &'a AtomicU64,
+    stale: &'a Mutex<HashSet<StoreKey>>,
+    armed: bool,
+}
+
+impl Drop for StaleOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.writes.fetch_add(1, Ordering::AcqRel);
+            self.stale
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .insert(self.key);
+        }
+    }
 }
 
 impl<Cache: SessionStore, Backing: SessionStore> CachingStore<Cache, Backing> {
@@ -65,6 +90,7 @@ impl<Cache: SessionStore, Backing: SessionStore> CachingStore<Cache, Backing> {
             backing,
             max_staleness: millis(DEFAULT_MAX_STALENESS),
             writes: Arc::default(),
+            stale: Arc::default(),
         }
     }
 
@@ -102,6 +128,21 @@ impl<Cache: SessionStore, Backing: SessionStore> CachingStore<Cache, Backing> {
         Ok(())
     }
 
+    fn guard(&self, key: &StoreKey) -> StaleOnDrop<'_> {
+        StaleOnDrop {
+            key: *key,
+            writes: &self.writes,
+            stale: &self.stale,
+            armed: true,
+        }
+    }
+
+    /// Whether a cancelled write or fill left `key`'s cached copy untrustworthy (and forgets it).
+    fn take_stale(&self, key: &StoreKey) -> bool {
+        let mut stale = self.stale.lock().unwrap_or_else(|p| p.into_inner());
+        !stale.is_empty() && stale.remove(key)
+    }
+
     /// After a write to the backing store (done, refused or failed): bump the write counter,
     /// then evict the cached copy. Evicting rather than applying the same change to the cache
     /// keeps the two from diverging when concurrent writes reach them in different orders.
@@ -118,6 +159,9 @@ fn millis(d: Duration) -> i64 {
 #[async_trait]
 impl<Cache: SessionStore, Backing: SessionStore> SessionStore for CachingStore<Cache, Backing> {
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        if self.take_stale(key) {
+            self.cache.delete(key).await?;
+        }
         if let Some(mut record) = self.cache.load(key).await? {
             if let Some(real) = record.data.remove(REAL_EXPIRY).and_then(|v| v.as_i64()) {
                 if real > now_millis() {
@@ -130,12 +174,14 @@ impl<Cache: SessionStore, Backing: SessionStore> SessionStore for CachingStore<C
         let epoch = self.writes.load(Ordering::Acquire);
         let record = self.backing.load(key).await?;
         if let Some(record) = &record {
+            let mut guard = self.guard(key);
             self.fill(key, record).await?;
             // A write on this instance finished meanwhile: what was read may be older than it,
             // so the copy goes (the write's own eviction may have run before the fill).
             if self.writes.load(Ordering::Acquire) != epoch {
                 self.cache.delete(key).await?;
             }
+            guard.armed = false;
         }
         Ok(record)
     }
@@ -150,8 +196,10 @@ impl<Cache: SessionStore, Backing: SessionStore> SessionStore for CachingStore<C
     }
 
     async fn apply(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Outcome, StoreError> {
+        let mut guard = self.guard(key);
         let outcome = self.backing.apply(key, changes).await;
         self.written(key).await?;
+        guard.armed = false;
         outcome
     }
 
@@ -161,22 +209,28 @@ impl<Cache: SessionStore, Backing: SessionStore> SessionStore for CachingStore<C
         new: &StoreKey,
         changes: &ChangeSet,
     ) -> Result<Outcome, StoreError> {
+        let mut guard = self.guard(old);
         let outcome = self.backing.cycle(old, new, changes).await;
         self.written(old).await?;
+        guard.armed = false;
         outcome
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
         // Evict first: even if the backing store fails, this instance stops serving the session.
+        let mut guard = self.guard(key);
         self.cache.delete(key).await?;
         let result = self.backing.delete(key).await;
         self.written(key).await?;
+        guard.armed = false;
         result
     }
 
     async fn touch(&self, key: &StoreKey, expires_at: i64) -> Result<Outcome, StoreError> {
+        let mut guard = self.guard(key);
         let outcome = self.backing.touch(key, expires_at).await;
         self.written(key).await?;
+        guard.armed = false;
         outcome
     }
 

@@ -167,3 +167,29 @@ async fn concurrent_writes_leave_the_cache_agreeing_with_the_backing_store() {
     let stored = backing.load(&key).await.unwrap().unwrap().data;
     assert_eq!(cached, stored, "the cache and the backing store disagree");
 }
+
+#[tokio::test]
+async fn a_write_cancelled_after_it_landed_does_not_leave_a_stale_copy() {
+    // Jittery sleeps (value * 7) % 20 ms after the write lands: 2 -> 14 ms.
+    let backing = Jittery::default();
+    let store = CachingStore::new(MemoryStore::default(), backing.clone());
+    let key = SessionId::generate().store_key();
+    assert_eq!(store.create(&key, &record()).await.unwrap(), Outcome::Done);
+    assert_eq!(store.load(&key).await.unwrap().unwrap().data["a"], json!(1));
+
+    // The request is dropped (client gone) after the backing store took the write, before the
+    // cache was evicted.
+    let changes = ChangeSet::new(now() + 60_000).with_update("a", Some(json!(2)));
+    let cancelled =
+        tokio::time::timeout(Duration::from_millis(5), store.apply(&key, &changes)).await;
+    assert!(cancelled.is_err(), "the write should have been cut short");
+    assert_eq!(
+        backing.load(&key).await.unwrap().unwrap().data["a"],
+        json!(2)
+    );
+    assert_eq!(
+        store.load(&key).await.unwrap().unwrap().data["a"],
+        json!(2),
+        "served a stale copy"
+    );
+}
