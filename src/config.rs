@@ -1,7 +1,7 @@
 //! The layer's settings, shared read-only by every request.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum_core::response::{IntoResponse, Response};
 use http::{HeaderName, StatusCode};
@@ -50,6 +50,9 @@ pub(crate) struct Config {
     pub(crate) max_size: Option<usize>,
     /// Counts of refused and unknown ids, shared by every service of the layer.
     pub(crate) stats: Arc<SessionStats>,
+    /// The `Set-Cookie` attributes after the value, formatted once by `cookie::set_cookie`;
+    /// emptied by every builder method.
+    pub(crate) cookie_attributes: OnceLock<String>,
 }
 
 impl Default for Config {
@@ -73,6 +76,7 @@ impl Default for Config {
             error_handler: Arc::new(default_error_response),
             max_size: Some(DEFAULT_MAX_SESSION_SIZE),
             stats: Arc::default(),
+            cookie_attributes: OnceLock::new(),
         }
     }
 }

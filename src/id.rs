@@ -1,7 +1,7 @@
 //! Session ids and the keys stores file them under.
 //!
-//! A [`SessionId`] is what travels in the cookie: a random UUID v4 (122 random bits from the
-//! operating system's CSPRNG), written as 32 lowercase hex digits. A [`StoreKey`] is what a
+//! A [`SessionId`] is what travels in the cookie: a random UUID v4 (122 random bits from a
+//! CSPRNG, see [`SessionId::generate`]), written as 32 lowercase hex digits. A [`StoreKey`] is what a
 //! store sees: the SHA-256 of the id. Stores never receive the id itself, so a leaked store
 //! dump or a store log yields no cookie an attacker could replay (the lesson of Rack's
 //! CVE-2019-16782).
@@ -14,7 +14,7 @@ use uuid::Uuid;
 /// Length of a session id in its text form: 32 hex digits.
 const ID_LEN: usize = 32;
 
-/// A session id: 128 bits, 122 of them random, from the operating system's CSPRNG.
+/// A session id: 128 bits, 122 of them random, from a CSPRNG.
 ///
 /// The id is a bearer secret. Its [`Debug`](fmt::Debug) output is redacted to a short prefix
 /// of its [`StoreKey`], so that logging a `Session` never leaks a usable cookie; use
@@ -33,19 +33,27 @@ const ID_LEN: usize = 32;
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct SessionId {
-    text: String,
+    /// The 32 lowercase hex digits, inline: an id costs no allocation.
+    text: [u8; ID_LEN],
     /// Computed once: every store call and log line needs it.
     key: StoreKey,
 }
 
 impl SessionId {
-    /// Draws a new random id (UUID v4 from the OS CSPRNG).
+    /// Draws a new random id: a UUID v4 from `rand`'s thread-local CSPRNG (ChaCha12, seeded
+    /// from the operating system and reseeded from it every 64 KiB of output), as
+    /// tower-sessions does. Drawing from the OS for every id would cost a system call per new
+    /// session. That generator is not reseeded across `fork()`: a process that forks after
+    /// issuing ids must not issue ids from both sides (a duplicate would still never be adopted:
+    /// stores create sessions only under free keys).
     pub fn generate() -> Self {
-        Self::from_text(Uuid::new_v4().simple().to_string())
+        let mut text = [0u8; ID_LEN];
+        Uuid::new_v4().simple().encode_lower(&mut text);
+        Self::from_text(text)
     }
 
-    fn from_text(text: String) -> Self {
-        let key = StoreKey(Sha256::digest(text.as_bytes()).into());
+    fn from_text(text: [u8; ID_LEN]) -> Self {
+        let key = StoreKey(Sha256::digest(text).into());
         Self { text, key }
     }
 
@@ -60,12 +68,14 @@ impl SessionId {
             // UUID version nibble (4) and RFC 4122 variant bits (10xx), as `generate` writes.
             && bytes[12] == b'4'
             && matches!(bytes[16], b'8' | b'9' | b'a' | b'b');
-        is_v4.then(|| Self::from_text(text.to_owned()))
+        let text: [u8; ID_LEN] = bytes.try_into().ok().filter(|_| is_v4)?;
+        Some(Self::from_text(text))
     }
 
     /// The id as sent to the client. Treat it as a secret.
     pub fn expose(&self) -> &str {
-        &self.text
+        // Both constructors only ever store ASCII hex digits, so this never falls back.
+        std::str::from_utf8(&self.text).unwrap_or_default()
     }
 
     /// The key a store files this session under: the SHA-256 of the id.

@@ -7,7 +7,7 @@ use std::task::{ready, Context, Poll};
 
 use axum_core::body::Body;
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderName, HeaderValue, Response};
+use http::{header, HeaderMap, HeaderValue, Response};
 use pin_project_lite::pin_project;
 
 use crate::config::Config;
@@ -137,19 +137,28 @@ fn keep_out_of_shared_caches(headers: &mut HeaderMap, config: &Config) {
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    let mut vary_on = vec![header::COOKIE.as_str()];
-    vary_on.extend(config.header.as_ref().map(HeaderName::as_str));
-    for name in vary_on {
-        let listed = headers.get_all(header::VARY).iter().any(|value| {
-            value.to_str().is_ok_and(|v| {
-                v.split(',')
-                    .any(|item| item.trim() == "*" || item.trim().eq_ignore_ascii_case(name))
-            })
-        });
-        if !listed {
-            if let Ok(value) = HeaderValue::from_str(name) {
-                headers.append(header::VARY, value);
-            }
+    vary_on(headers, header::COOKIE.as_str());
+    if let Some(name) = &config.header {
+        vary_on(headers, name.as_str());
+    }
+}
+
+/// Adds `name` to `Vary` unless it (or `*`) is already listed.
+fn vary_on(headers: &mut HeaderMap, name: &str) {
+    let listed = headers.get_all(header::VARY).iter().any(|value| {
+        value.to_str().is_ok_and(|v| {
+            v.split(',')
+                .any(|item| item.trim() == "*" || item.trim().eq_ignore_ascii_case(name))
+        })
+    });
+    if !listed {
+        let value = if name == header::COOKIE.as_str() {
+            Ok(HeaderValue::from_static("cookie"))
+        } else {
+            HeaderValue::from_str(name)
+        };
+        if let Ok(value) = value {
+            headers.append(header::VARY, value);
         }
     }
 }

@@ -39,7 +39,10 @@ impl SessionLayer {
     }
 
     fn config(&mut self) -> &mut Config {
-        Arc::make_mut(&mut self.config)
+        let config = Arc::make_mut(&mut self.config);
+        // Whatever changes may change the cookie's attributes: format them again when needed.
+        config.cookie_attributes = std::sync::OnceLock::new();
+        config
     }
 
     /// The cookie's name. Default `id`: short, and it does not advertise the framework.

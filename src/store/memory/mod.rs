@@ -8,9 +8,12 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
-use super::{ChangeSet, Data, Outcome, Record, SessionStore};
+mod entry;
+
+use self::entry::{Entry, Keys};
+use super::{ChangeSet, Outcome, Record, SessionStore};
 use crate::error::StoreError;
-use crate::expiry::{now_millis, Expiry};
+use crate::expiry::now_millis;
 use crate::id::StoreKey;
 
 /// Number of independently locked shards. A power of two; with 1,000,000 sessions a shard holds
@@ -29,9 +32,11 @@ const PURGE_EVERY: usize = 64;
 ///   it; every 64th create sweeps one shard, in turn; [`delete_expired`](SessionStore::delete_expired)
 ///   sweeps shard by shard. No step locks more than one shard, so there is never a
 ///   stop-the-world pause.
-/// - **Compact.** A session is kept as 48 bytes plus its values as one JSON text, filed under its
-///   32-byte key. With 1,000,000 sessions holding one small value (`{"counter": n}`) the process
-///   grows by about 200 bytes per session (203 measured), map overhead included (`cargo run --release
+/// - **Ready to use, and compact.** A session is kept as 40 bytes plus its values as a slice of
+///   `(key, value)` pairs, filed under its 32-byte key; keys are interned per shard, so a small
+///   session is one allocation beside its map slot. Loads and saves parse and write no JSON.
+///   With 1,000,000 sessions holding one small value (`{"counter": n}`) the process grows by
+///   about 220 bytes per session (218 measured), map overhead included (`cargo run --release
 ///   --example memory_footprint` measures it on your machine).
 ///
 /// Cloning a `MemoryStore` gives another handle to the same sessions.
@@ -82,106 +87,11 @@ impl Hasher for DigestHasher {
     }
 }
 
-type Shard = HashMap<StoreKey, Entry, BuildHasherDefault<DigestHasher>>;
-
-/// A stored session, kept small: the values as one JSON text (one allocation, a few dozen
-/// bytes for a small session) and the expiry packed in 16 bytes. 48 bytes plus the text.
-struct Entry {
-    json: Box<str>,
-    created_at: i64,
-    expires_at: i64,
-    expiry: PackedExpiry,
-}
-
-/// `Option<Expiry>` in 16 bytes, at millisecond precision (as every store keeps it).
-#[derive(Clone, Copy)]
-enum PackedExpiry {
-    Default,
-    OnSessionEnd,
-    OnInactivity(u64),
-    AtDateTime(i64),
-}
-
-impl From<Option<Expiry>> for PackedExpiry {
-    fn from(expiry: Option<Expiry>) -> Self {
-        match expiry {
-            None => Self::Default,
-            Some(Expiry::OnSessionEnd) => Self::OnSessionEnd,
-            Some(Expiry::OnInactivity(d)) => {
-                Self::OnInactivity(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-            }
-            Some(Expiry::AtDateTime(at)) => Self::AtDateTime(
-                i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX),
-            ),
-        }
-    }
-}
-
-impl From<PackedExpiry> for Option<Expiry> {
-    fn from(packed: PackedExpiry) -> Self {
-        match packed {
-            PackedExpiry::Default => None,
-            PackedExpiry::OnSessionEnd => Some(Expiry::OnSessionEnd),
-            PackedExpiry::OnInactivity(ms) => {
-                Some(Expiry::OnInactivity(std::time::Duration::from_millis(ms)))
-            }
-            PackedExpiry::AtDateTime(ms) => {
-                time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-                    .ok()
-                    .map(Expiry::AtDateTime)
-            }
-        }
-    }
-}
-
-impl Entry {
-    fn new(record: &Record) -> Result<Self, StoreError> {
-        Ok(Self {
-            json: encode(&record.data)?,
-            created_at: record.created_at,
-            expires_at: record.expires_at,
-            expiry: record.expiry.into(),
-        })
-    }
-
-    fn to_record(&self) -> Result<Record, StoreError> {
-        let data =
-            serde_json::from_str(&self.json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        Ok(Record::new(
-            data,
-            self.created_at,
-            self.expires_at,
-            self.expiry.into(),
-        ))
-    }
-
-    fn apply(&mut self, changes: &ChangeSet) -> Result<(), StoreError> {
-        let mut record = if changes.is_data_unchanged() {
-            Record::new(
-                Data::new(),
-                self.created_at,
-                self.expires_at,
-                self.expiry.into(),
-            )
-        } else {
-            self.to_record()?
-        };
-        changes.apply_to(&mut record);
-        if !changes.is_data_unchanged() {
-            self.json = encode(&record.data)?;
-        }
-        self.expires_at = record.expires_at;
-        self.expiry = record.expiry.into();
-        Ok(())
-    }
-}
-
-fn encode(data: &Data) -> Result<Box<str>, StoreError> {
-    // A fresh exact-size copy: shrinking serde_json's buffer in place would leave a hole
-    // behind every entry.
-    serde_json::to_string(data)
-        .map(|json| Box::from(json.as_str()))
-        .map_err(StoreError::backend)
+/// One shard: its sessions, and the keys their values are filed under.
+#[derive(Default)]
+struct Shard {
+    map: Map,
+    keys: Keys,
 }
 
 impl MemoryStore {
@@ -192,7 +102,7 @@ impl MemoryStore {
 
     /// How many sessions the store holds, counting expired ones not purged yet.
     pub fn len(&self) -> usize {
-        self.inner.shards.iter().map(|s| lock(s).len()).sum()
+        self.inner.shards.iter().map(|s| lock(s).map.len()).sum()
     }
 
     /// Whether the store holds no session at all.
@@ -227,20 +137,23 @@ fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
 }
 
 fn sweep(shard: &Mutex<Shard>, now: i64) -> u64 {
-    let mut map = lock(shard);
-    let before = map.len();
-    map.retain(|_, entry| entry.expires_at > now);
-    (before - map.len()) as u64
+    let mut shard = lock(shard);
+    let before = shard.map.len();
+    shard.map.retain(|_, entry| entry.expires_at > now);
+    shard.keys.prune();
+    (before - shard.map.len()) as u64
 }
 
-fn live_entry<'a>(map: &'a mut Shard, key: &StoreKey, now: i64) -> Option<&'a mut Entry> {
+type Map = HashMap<StoreKey, Entry, BuildHasherDefault<DigestHasher>>;
+
+fn live_entry<'a>(map: &'a mut Map, key: &StoreKey, now: i64) -> Option<&'a mut Entry> {
     if map.get(key).is_some_and(|e| e.expires_at <= now) {
         map.remove(key);
     }
     map.get_mut(key)
 }
 
-fn take_live(map: &mut Shard, key: &StoreKey, now: i64) -> Option<Entry> {
+fn take_live(map: &mut Map, key: &StoreKey, now: i64) -> Option<Entry> {
     map.remove(key).filter(|e| e.expires_at > now)
 }
 
@@ -248,20 +161,19 @@ fn take_live(map: &mut Shard, key: &StoreKey, now: i64) -> Option<Entry> {
 impl SessionStore for MemoryStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         let now = now_millis();
-        live_entry(&mut lock(self.shard(key)), key, now)
-            .map(|entry| entry.to_record())
-            .transpose()
+        let mut shard = lock(self.shard(key));
+        Ok(live_entry(&mut shard.map, key, now).map(|entry| entry.to_record()))
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<Outcome, StoreError> {
         let now = now_millis();
-        let entry = Entry::new(record)?;
         let outcome = {
-            let mut map = lock(self.shard(key));
-            if live_entry(&mut map, key, now).is_some() {
+            let shard = &mut *lock(self.shard(key));
+            if live_entry(&mut shard.map, key, now).is_some() {
                 Outcome::Collision
             } else {
-                map.insert(*key, entry);
+                let entry = Entry::new(record, &mut shard.keys);
+                shard.map.insert(*key, entry);
                 Outcome::Done
             }
         };
@@ -271,10 +183,10 @@ impl SessionStore for MemoryStore {
 
     async fn apply(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Outcome, StoreError> {
         let now = now_millis();
-        let mut map = lock(self.shard(key));
-        Ok(match live_entry(&mut map, key, now) {
+        let shard = &mut *lock(self.shard(key));
+        Ok(match live_entry(&mut shard.map, key, now) {
             Some(entry) => {
-                entry.apply(changes)?;
+                entry.apply(changes, &mut shard.keys);
                 Outcome::Done
             }
             None => Outcome::Missing,
@@ -290,45 +202,39 @@ impl SessionStore for MemoryStore {
         let now = now_millis();
         let (a, b) = (shard_index(old), shard_index(new));
         if a == b {
-            let mut map = lock(&self.inner.shards[a]);
-            if live_entry(&mut map, new, now).is_some() {
+            let shard = &mut *lock(&self.inner.shards[a]);
+            if live_entry(&mut shard.map, new, now).is_some() {
                 return Ok(Outcome::Collision);
             }
-            let Some(mut entry) = take_live(&mut map, old, now) else {
+            let Some(mut entry) = take_live(&mut shard.map, old, now) else {
                 return Ok(Outcome::Missing);
             };
-            // Put it back unchanged if the changes cannot be applied: nothing is lost.
-            let applied = entry.apply(changes);
-            map.insert(if applied.is_ok() { *new } else { *old }, entry);
-            return applied.map(|()| Outcome::Done);
+            entry.apply(changes, &mut shard.keys);
+            shard.map.insert(*new, entry);
+            return Ok(Outcome::Done);
         }
         // Both shards stay locked for the whole move, always taken in index order, so no other
         // operation sees the session in both places or in neither, and two cycles cannot deadlock.
         let mut low = lock(&self.inner.shards[a.min(b)]);
         let mut high = lock(&self.inner.shards[a.max(b)]);
-        let (old_map, new_map) = if a < b {
+        let (from, to) = if a < b {
             (&mut *low, &mut *high)
         } else {
             (&mut *high, &mut *low)
         };
-        if live_entry(new_map, new, now).is_some() {
+        if live_entry(&mut to.map, new, now).is_some() {
             return Ok(Outcome::Collision);
         }
-        let Some(mut entry) = take_live(old_map, old, now) else {
+        let Some(mut entry) = take_live(&mut from.map, old, now) else {
             return Ok(Outcome::Missing);
         };
-        match entry.apply(changes) {
-            Ok(()) => new_map.insert(*new, entry),
-            Err(error) => {
-                old_map.insert(*old, entry);
-                return Err(error);
-            }
-        };
+        entry.apply(changes, &mut to.keys);
+        to.map.insert(*new, entry);
         Ok(Outcome::Done)
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
-        lock(self.shard(key)).remove(key);
+        lock(self.shard(key)).map.remove(key);
         Ok(())
     }
 
