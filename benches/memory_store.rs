@@ -2,10 +2,17 @@
 //! already present: the cost per operation should not grow with the count (no global lock, no
 //! scan).
 //!
+//! What does grow is the price of memory itself: 10,000 sessions fit in the CPU caches,
+//! 1,000,000 (about 200 MiB) do not, so every lookup of a random session misses them. The
+//! `baseline/load` rows measure that floor, a lookup in one plain `std` `HashMap` of the same
+//! size with no lock and no store around it; the store's own cost is the difference, and that
+//! stays flat.
+//!
 //! ```text
 //! cargo bench --bench memory_store
 //! ```
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -83,6 +90,22 @@ fn memory_store(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3));
     for count in [10_000, 1_000_000] {
         let (store, keys) = filled(count);
+        let baseline: Arc<HashMap<StoreKey, Box<str>>> = Arc::new(
+            keys.iter()
+                .map(|key| (*key, Box::from(r#"{"counter":1}"#)))
+                .collect(),
+        );
+        group.bench_function(BenchmarkId::new("baseline/load/1t", count), |b| {
+            let (map, keys) = (baseline.clone(), keys.clone());
+            b.iter_custom(|iters| {
+                let (map, keys) = (map.clone(), keys.clone());
+                run(1, iters, move |i| {
+                    let key = &keys[i as usize % keys.len()];
+                    assert!(std::hint::black_box(map.get(key)).is_some());
+                })
+            });
+        });
+        drop(baseline);
         for threads in [1, 2] {
             let id = |op: &str| BenchmarkId::new(format!("{op}/{threads}t"), count);
             group.bench_function(id("load"), |b| {
