@@ -37,7 +37,10 @@ const PURGE_EVERY: usize = 64;
 ///   session is one allocation beside its map slot. Loads and saves parse and write no JSON.
 ///   With 1,000,000 sessions holding one small value (`{"counter": n}`) the process grows by
 ///   about 220 bytes per session (218 measured), map overhead included (`cargo run --release
-///   --example memory_footprint` measures it on your machine).
+///   --example memory_footprint` measures it on your machine). Parsed values take more room
+///   than their JSON text when they are large nested structures (often two to four times);
+///   the session size cap ([`SessionLayer::with_max_session_size`](crate::SessionLayer::with_max_session_size))
+///   counts the JSON text.
 ///
 /// Cloning a `MemoryStore` gives another handle to the same sessions.
 ///
