@@ -20,8 +20,10 @@ use crate::id::StoreKey;
 /// about 4,000 entries, so purging one shard holds its lock for tens of microseconds.
 const SHARDS: usize = 256;
 
-/// Every this many creates, one shard (in turn) is swept for expired entries.
-const PURGE_EVERY: usize = 64;
+/// Creates between two sweeps of one shard: at least this many, and at least as many as the
+/// last swept shard kept, so that each create pays for sweeping about one entry, whatever the
+/// store's size (a fixed "every 64th create" would make a create's share grow with the store).
+const MIN_CREATES_PER_SWEEP: usize = 64;
 
 /// Sessions in this process's memory: fast, and gone when the process exits.
 ///
@@ -29,9 +31,12 @@ const PURGE_EVERY: usize = 64;
 ///   by the session's key (a SHA-256, so evenly spread). Concurrent requests on different
 ///   sessions rarely meet; locks are held for a map operation, never across an `.await`.
 /// - **Expired sessions are purged incrementally.** A load that finds an expired entry removes
-///   it; every 64th create sweeps one shard, in turn; [`delete_expired`](SessionStore::delete_expired)
-///   sweeps shard by shard. No step locks more than one shard, so there is never a
-///   stop-the-world pause.
+///   it; creates sweep one shard at a time, in turn, as often as keeps the cost about one entry
+///   swept per create (one shard per 64 creates, or per as many creates as a shard holds
+///   sessions if that is more), so an expired session is reclaimed at the latest after about as
+///   many creates as the store holds sessions; [`delete_expired`](SessionStore::delete_expired)
+///   (run it with [`PurgeTask`](super::PurgeTask) for a bound in time) sweeps shard by shard.
+///   No step locks more than one shard, so there is never a stop-the-world pause.
 /// - **Ready to use, and compact.** A session is kept as 40 bytes plus its values as a slice of
 ///   `(key, value)` pairs, filed under its 32-byte key; keys are interned per shard, so a small
 ///   session is one allocation beside its map slot. Loads and saves parse and write no JSON.
@@ -59,8 +64,12 @@ pub struct MemoryStore {
 
 struct Shards {
     shards: Box<[Mutex<Shard>]>,
+    /// Creates since the last sweep.
     creates: AtomicUsize,
+    /// The shard to sweep next (modulo [`SHARDS`]).
     next_sweep: AtomicUsize,
+    /// How many sessions the last swept shard kept.
+    last_swept_len: AtomicUsize,
 }
 
 impl Default for Shards {
@@ -69,6 +78,7 @@ impl Default for Shards {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             creates: AtomicUsize::new(0),
             next_sweep: AtomicUsize::new(0),
+            last_swept_len: AtomicUsize::new(0),
         }
     }
 }
@@ -117,11 +127,22 @@ impl MemoryStore {
         &self.inner.shards[shard_index(key)]
     }
 
-    /// Sweeps one shard, in turn, every [`PURGE_EVERY`] creates.
+    /// Sweeps the next shard once enough creates have paid for it (see
+    /// [`MIN_CREATES_PER_SWEEP`]).
     fn maybe_sweep(&self, now: i64) {
-        if self.inner.creates.fetch_add(1, Ordering::Relaxed) % PURGE_EVERY == 0 {
-            let next = self.inner.next_sweep.fetch_add(1, Ordering::Relaxed) % SHARDS;
-            sweep(&self.inner.shards[next], now);
+        let inner = &self.inner;
+        let due = MIN_CREATES_PER_SWEEP.max(inner.last_swept_len.load(Ordering::Relaxed));
+        let creates = inner.creates.fetch_add(1, Ordering::Relaxed) + 1;
+        // Only the create that resets the counter sweeps; a racing one tries again next time.
+        if creates >= due
+            && inner
+                .creates
+                .compare_exchange(creates, 0, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let next = inner.next_sweep.fetch_add(1, Ordering::Relaxed) % SHARDS;
+            let (_, kept) = sweep(&inner.shards[next], now);
+            inner.last_swept_len.store(kept, Ordering::Relaxed);
         }
     }
 }
@@ -139,12 +160,14 @@ fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn sweep(shard: &Mutex<Shard>, now: i64) -> u64 {
+/// Removes a shard's expired sessions; returns how many went and how many stayed.
+fn sweep(shard: &Mutex<Shard>, now: i64) -> (u64, usize) {
     let mut shard = lock(shard);
     let before = shard.map.len();
     shard.map.retain(|_, entry| entry.expires_at > now);
     shard.keys.prune();
-    (before - shard.map.len()) as u64
+    let kept = shard.map.len();
+    ((before - kept) as u64, kept)
 }
 
 type Map = HashMap<StoreKey, Entry, BuildHasherDefault<DigestHasher>>;
@@ -243,7 +266,7 @@ impl SessionStore for MemoryStore {
 
     async fn delete_expired(&self) -> Result<u64, StoreError> {
         let now = now_millis();
-        Ok(self.inner.shards.iter().map(|s| sweep(s, now)).sum())
+        Ok(self.inner.shards.iter().map(|s| sweep(s, now).0).sum())
     }
 }
 
@@ -252,5 +275,38 @@ impl fmt::Debug for MemoryStore {
         f.debug_struct("MemoryStore")
             .field("shards", &SHARDS)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::id::SessionId;
+    use crate::store::Data;
+
+    async fn create(store: &MemoryStore, expires_at: i64) {
+        let record = Record::new(Data::new(), now_millis(), expires_at, None);
+        let key = SessionId::generate().store_key();
+        assert_eq!(store.create(&key, &record).await.unwrap(), Outcome::Done);
+    }
+
+    /// Creates alone (no load, no `delete_expired`) reclaim expired sessions, within a number
+    /// of creates of the order of the store's size.
+    #[tokio::test]
+    async fn creates_sweep_expired_sessions_away() {
+        let store = MemoryStore::default();
+        for _ in 0..1_000 {
+            create(&store, now_millis() + 50).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(store.len(), 1_000, "nothing has swept yet");
+
+        let live = 4 * SHARDS * MIN_CREATES_PER_SWEEP;
+        for _ in 0..live {
+            create(&store, now_millis() + 3_600_000).await;
+        }
+        assert_eq!(store.len(), live, "every expired session was swept away");
     }
 }
