@@ -119,12 +119,25 @@ impl StoreKey {
     }
 }
 
+impl StoreKey {
+    /// The 64 lowercase hex digits, without going through the formatting machinery: stores
+    /// write this on every call.
+    fn hex(&self) -> [u8; 64] {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 64];
+        for (pair, byte) in out.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = DIGITS[usize::from(byte >> 4)];
+            pair[1] = DIGITS[usize::from(byte & 0x0f)];
+        }
+        out
+    }
+}
+
 impl fmt::Display for StoreKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for byte in &self.0 {
-            write!(f, "{byte:02x}")?;
-        }
-        Ok(())
+        let hex = self.hex();
+        // Always ASCII hex digits, so this never falls back.
+        f.write_str(std::str::from_utf8(&hex).unwrap_or_default())
     }
 }
 
@@ -162,6 +175,14 @@ mod tests {
         ] {
             assert_eq!(SessionId::parse(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn store_key_display_is_the_lowercase_hex_of_the_digest() {
+        let id = SessionId::generate();
+        let digest = Sha256::digest(id.expose().as_bytes());
+        let expected: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(id.store_key().to_string(), expected);
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod codec;
 mod scripts;
 
 use std::fmt;
+use std::fmt::Write as _;
 use std::future::Future;
 use std::time::Duration;
 
@@ -410,7 +411,11 @@ impl RedisStore {
 
     /// The Redis key of a session.
     fn redis_key(&self, key: &StoreKey) -> String {
-        format!("{}{key}", self.prefix)
+        let mut name = String::with_capacity(self.prefix.len() + 64);
+        name.push_str(&self.prefix);
+        // Writing to a `String` cannot fail.
+        let _ = write!(name, "{key}");
+        name
     }
 
     /// Runs `op` on a clone of the connection, within the store's deadline.
