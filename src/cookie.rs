@@ -135,6 +135,7 @@ fn parsed(value: &str, key_index: usize) -> ReadId {
     }
 }
 
+/// The value written to the client for `id`: the id itself, signed or encrypted.
 pub(crate) fn encode(config: &Config, id: &SessionId) -> String {
     let key = match (&config.protection, &config.key) {
         (Protection::Signed | Protection::Private, Some(key)) => key,
@@ -165,7 +166,6 @@ fn base(config: &Config, value: String) -> Cookie<'static> {
 }
 
 /// The `Set-Cookie` value carrying `value`, with `Max-Age` in seconds if the session has one.
-/// The `Set-Cookie` header that gives the client `value`.
 ///
 /// The attributes are the same on every response, so the `cookie` crate formats them once per
 /// layer and each response only glues name, value and `Max-Age` around them: the same text
@@ -201,6 +201,8 @@ fn attributes_of(config: &Config) -> String {
         .to_owned()
 }
 
+/// The `Set-Cookie` value that makes the browser forget the id: same name, path, domain, Secure,
+/// HttpOnly and SameSite as when it was set, so it replaces exactly that cookie.
 pub(crate) fn removal_cookie(config: &Config) -> Option<HeaderValue> {
     let mut cookie = base(config, String::new());
     cookie.make_removal();

@@ -115,11 +115,9 @@ impl StoreKey {
 
     /// The first 8 hex digits: enough to tell sessions apart in logs, useless as a credential.
     pub fn short(&self) -> String {
-        self.0[..4].iter().map(|b| format!("{b:02x}")).collect()
+        String::from_utf8_lossy(&self.hex()[..8]).into_owned()
     }
-}
 
-impl StoreKey {
     /// The 64 lowercase hex digits, without going through the formatting machinery: stores
     /// write this on every call.
     fn hex(&self) -> [u8; 64] {

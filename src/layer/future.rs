@@ -7,7 +7,7 @@ use std::task::{ready, Context, Poll};
 
 use axum_core::body::Body;
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue, Response};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Response};
 use pin_project_lite::pin_project;
 
 use crate::config::Config;
@@ -137,28 +137,24 @@ fn keep_out_of_shared_caches(headers: &mut HeaderMap, config: &Config) {
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    vary_on(headers, header::COOKIE.as_str());
+    vary_on(headers, &header::COOKIE);
     if let Some(name) = &config.header {
-        vary_on(headers, name.as_str());
+        vary_on(headers, name);
     }
 }
 
 /// Adds `name` to `Vary` unless it (or `*`) is already listed.
-fn vary_on(headers: &mut HeaderMap, name: &str) {
+fn vary_on(headers: &mut HeaderMap, name: &HeaderName) {
     let listed = headers.get_all(header::VARY).iter().any(|value| {
         value.to_str().is_ok_and(|v| {
-            v.split(',')
-                .any(|item| item.trim() == "*" || item.trim().eq_ignore_ascii_case(name))
+            v.split(',').any(|item| {
+                let item = item.trim();
+                item == "*" || item.eq_ignore_ascii_case(name.as_str())
+            })
         })
     });
     if !listed {
-        let value = if name == header::COOKIE.as_str() {
-            Ok(HeaderValue::from_static("cookie"))
-        } else {
-            HeaderValue::from_str(name)
-        };
-        if let Ok(value) = value {
-            headers.append(header::VARY, value);
-        }
+        // A header name is always a valid header value; for `cookie` this allocates nothing.
+        headers.append(header::VARY, HeaderValue::from(name.clone()));
     }
 }

@@ -202,3 +202,26 @@ impl<S> Layer<S> for SessionLayer {
         SessionService::new(inner, self.store.clone(), self.config.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cookie::set_cookie;
+    use crate::MemoryStore;
+
+    /// The `Set-Cookie` attributes are formatted once per configuration; a builder call on a
+    /// layer whose attributes were already formatted must not keep the old ones.
+    #[test]
+    fn builder_changes_reach_cookies_formatted_earlier() {
+        let layer = SessionLayer::new(MemoryStore::default());
+        let before = set_cookie(&layer.config, "v".to_owned(), None).unwrap();
+        assert!(before.to_str().unwrap().contains("HttpOnly"));
+
+        let changed = layer.clone().with_http_only(false);
+        let after = set_cookie(&changed.config, "v".to_owned(), None).unwrap();
+        assert!(!after.to_str().unwrap().contains("HttpOnly"), "{after:?}");
+        // The original layer is untouched.
+        let again = set_cookie(&layer.config, "v".to_owned(), None).unwrap();
+        assert_eq!(again, before);
+    }
+}

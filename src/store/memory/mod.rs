@@ -183,6 +183,31 @@ fn take_live(map: &mut Map, key: &StoreKey, now: i64) -> Option<Entry> {
     map.remove(key).filter(|e| e.expires_at > now)
 }
 
+/// The body of a cycle, with the shards already locked: moves the live session `old` from
+/// `from` (`None`: the same shard as `new`) to `new` in `to`, applying `changes` on the way.
+fn move_session(
+    from: Option<&mut Map>,
+    to: &mut Shard,
+    old: &StoreKey,
+    new: &StoreKey,
+    changes: &ChangeSet,
+    now: i64,
+) -> Outcome {
+    if live_entry(&mut to.map, new, now).is_some() {
+        return Outcome::Collision;
+    }
+    let taken = match from {
+        Some(map) => take_live(map, old, now),
+        None => take_live(&mut to.map, old, now),
+    };
+    let Some(mut entry) = taken else {
+        return Outcome::Missing;
+    };
+    entry.apply(changes, &mut to.keys);
+    to.map.insert(*new, entry);
+    Outcome::Done
+}
+
 #[async_trait]
 impl SessionStore for MemoryStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
@@ -228,16 +253,14 @@ impl SessionStore for MemoryStore {
         let now = now_millis();
         let (a, b) = (shard_index(old), shard_index(new));
         if a == b {
-            let shard = &mut *lock(&self.inner.shards[a]);
-            if live_entry(&mut shard.map, new, now).is_some() {
-                return Ok(Outcome::Collision);
-            }
-            let Some(mut entry) = take_live(&mut shard.map, old, now) else {
-                return Ok(Outcome::Missing);
-            };
-            entry.apply(changes, &mut shard.keys);
-            shard.map.insert(*new, entry);
-            return Ok(Outcome::Done);
+            return Ok(move_session(
+                None,
+                &mut lock(&self.inner.shards[a]),
+                old,
+                new,
+                changes,
+                now,
+            ));
         }
         // Both shards stay locked for the whole move, always taken in index order, so no other
         // operation sees the session in both places or in neither, and two cycles cannot deadlock.
@@ -248,15 +271,14 @@ impl SessionStore for MemoryStore {
         } else {
             (&mut *high, &mut *low)
         };
-        if live_entry(&mut to.map, new, now).is_some() {
-            return Ok(Outcome::Collision);
-        }
-        let Some(mut entry) = take_live(&mut from.map, old, now) else {
-            return Ok(Outcome::Missing);
-        };
-        entry.apply(changes, &mut to.keys);
-        to.map.insert(*new, entry);
-        Ok(Outcome::Done)
+        Ok(move_session(
+            Some(&mut from.map),
+            to,
+            old,
+            new,
+            changes,
+            now,
+        ))
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
