@@ -13,6 +13,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, Row};
 
+use self::batch::{Arg, Statement, WriteQueue};
 use super::sql::{self, Split};
 use super::{now, ChangeSet, Outcome, Record, SessionStore};
 use crate::error::StoreError;
@@ -20,6 +21,8 @@ use crate::id::StoreKey;
 
 /// How long a connection waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+mod batch;
 
 /// At most this many `json_remove` paths or `json_set` pairs per SQL function call (calls are
 /// nested beyond that), well under SQLite's limit on function arguments (127 before 3.48).
@@ -79,10 +82,26 @@ const DATA_IS_OBJECT: &str =
 /// SQLite lets one connection write at a time. [`SqliteStore::connect`] therefore opens the
 /// database twice:
 /// - a **writer** pool of exactly one connection, through which every write goes, so writers of
-///   this process queue in the pool (first come, first served) instead of polling SQLite's file
-///   lock;
+///   this process queue (first come, first served) instead of polling SQLite's file lock;
 /// - a **reader** pool of several connections for [`load`](SessionStore::load), which in WAL
 ///   mode never waits for the writer.
+///
+/// **Group commit.** Single-statement writes (`create`, `apply`, `touch`, `delete`) go to a
+/// task that takes whatever has queued up while the previous batch ran (up to 64 writes) and
+/// runs it as one `BEGIN IMMEDIATE` transaction: `n` concurrent writes cost one commit, and a
+/// lone write still runs at once. Each caller gets its own statement's result, and only after
+/// the commit, so nothing is acknowledged that could still roll back; if a statement or the
+/// commit fails, the batch is rolled back and its writes run one by one, so one failing write
+/// never fails the others. The task runs on the Tokio runtime of the first write (a new one
+/// starts if that runtime shuts down).
+///
+/// **Checkpoints off the write path.** In WAL mode, the commit that makes the log pass 1,000
+/// pages copies it back into the database file and syncs the file to disk, holding the write
+/// lock meanwhile. Under sustained writes that stalled every queued write for up to hundreds of
+/// milliseconds, so each batch also starts a `PRAGMA wal_checkpoint(PASSIVE)` on a reader
+/// connection (one at a time), which does that work without blocking the writer. (With
+/// [`SqliteStore::new`]'s single pool there are no separate connections, and SQLite's own
+/// automatic checkpoints do it.)
 ///
 /// Every connection uses WAL journaling, `synchronous = NORMAL` (durable across application
 /// crashes; a power loss may drop the last commits) and a 5-second busy timeout, which only
@@ -102,7 +121,7 @@ const DATA_IS_OBJECT: &str =
 /// # Cost per request
 ///
 /// SQLite runs in the process: a statement costs no network round trip, only a hand-over to the
-/// connection's worker thread.
+/// connection's worker thread. Writes are one statement each, committed in batches (above).
 ///
 /// | operation | statements |
 /// |---|---|
@@ -126,6 +145,8 @@ const DATA_IS_OBJECT: &str =
 pub struct SqliteStore {
     reader: SqlitePool,
     writer: SqlitePool,
+    /// Group commit of single-statement writes, through `writer`.
+    writes: Arc<WriteQueue>,
     table: Arc<str>,
     sql: Arc<Queries>,
 }
@@ -280,8 +301,9 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await
             .map_err(backend)?;
+        // One connection more than the CPUs: a background checkpoint may hold one.
         let readers = std::thread::available_parallelism()
-            .map_or(4, |n| n.get().clamp(2, 8))
+            .map_or(5, |n| n.get().clamp(2, 8) + 1)
             .try_into()
             .unwrap_or(4);
         let reader = SqlitePoolOptions::new()
@@ -300,16 +322,28 @@ impl SqliteStore {
     /// [`connect`](Self::connect)'s single writer (see [`from_pools`](Self::from_pools)). For an
     /// in-memory database, use a pool of one connection that never idles out.
     pub fn new(pool: SqlitePool) -> Self {
-        Self::from_pools(pool.clone(), pool)
+        Self::with_pools(pool.clone(), pool, false)
     }
 
     /// A store that loads through `reader` and writes through `writer`.
     ///
     /// `writer` should hold a single connection (`max_connections(1)`): that is what makes
-    /// writers queue in the pool instead of contending for SQLite's lock. Both pools must open
-    /// the same database file, in WAL mode so that readers never wait for the writer.
+    /// writers queue instead of contending for SQLite's lock. Both pools must open the same
+    /// database file, in WAL mode so that readers never wait for the writer; one reader
+    /// connection at a time also runs the background WAL checkpoints (see the [type
+    /// docs](Self)), so give `reader` one connection more than your loads need.
     pub fn from_pools(reader: SqlitePool, writer: SqlitePool) -> Self {
+        Self::with_pools(reader, writer, true)
+    }
+
+    /// `separate`: whether `reader` holds connections other than the writer's, which can then
+    /// run WAL checkpoints in the background.
+    fn with_pools(reader: SqlitePool, writer: SqlitePool, separate: bool) -> Self {
         Self {
+            writes: Arc::new(WriteQueue::new(
+                writer.clone(),
+                separate.then(|| reader.clone()),
+            )),
             reader,
             writer,
             table: sql::DEFAULT_TABLE.into(),
@@ -417,17 +451,21 @@ impl SessionStore for SqliteStore {
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<Outcome, StoreError> {
-        let done = sqlx::query(AssertSqlSafe(self.sql.create.clone()))
-            .bind(key.to_string())
-            .bind(sql::encode_data(&record.data)?)
-            .bind(record.created_at)
-            .bind(record.expires_at)
-            .bind(record.expiry.map(|e| e.encode()))
-            .bind(now())
-            .execute(&self.writer)
-            .await
-            .map_err(backend)?;
-        Ok(if done.rows_affected() == 1 {
+        let rows = self
+            .writes
+            .execute(Statement {
+                sql: self.sql.create.clone(),
+                args: vec![
+                    Arg::Text(key.to_string()),
+                    Arg::Text(sql::encode_data(&record.data)?),
+                    Arg::Int(record.created_at),
+                    Arg::Int(record.expires_at),
+                    Arg::OptText(record.expiry.map(|e| e.encode())),
+                    Arg::Int(now()),
+                ],
+            })
+            .await?;
+        Ok(if rows == 1 {
             Outcome::Done
         } else {
             Outcome::Collision
@@ -458,17 +496,22 @@ impl SessionStore for SqliteStore {
             )
         };
         // Only validated identifiers and numbered placeholders are pasted into the statement.
-        let mut query = sqlx::query(AssertSqlSafe(statement))
-            .bind(key.to_string())
-            .bind(now)
-            .bind(split.expires_at)
-            .bind(split.expiry_changed)
-            .bind(split.expiry.clone());
-        for param in params {
-            query = query.bind(param);
-        }
-        let done = query.execute(&self.writer).await.map_err(backend)?;
-        if done.rows_affected() == 1 {
+        let mut args = vec![
+            Arg::Text(key.to_string()),
+            Arg::Int(now),
+            Arg::Int(split.expires_at),
+            Arg::Bool(split.expiry_changed),
+            Arg::OptText(split.expiry.clone()),
+        ];
+        args.extend(params.into_iter().map(Arg::Text));
+        let rows = self
+            .writes
+            .execute(Statement {
+                sql: statement.into(),
+                args,
+            })
+            .await?;
+        if rows == 1 {
             return Ok(Outcome::Done);
         }
         match self.missing_or_corrupt(&self.writer, key, now).await? {
@@ -537,23 +580,28 @@ impl SessionStore for SqliteStore {
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
-        sqlx::query(AssertSqlSafe(self.sql.delete.clone()))
-            .bind(key.to_string())
-            .execute(&self.writer)
-            .await
-            .map_err(backend)?;
+        self.writes
+            .execute(Statement {
+                sql: self.sql.delete.clone(),
+                args: vec![Arg::Text(key.to_string())],
+            })
+            .await?;
         Ok(())
     }
 
     async fn touch(&self, key: &StoreKey, expires_at: i64) -> Result<Outcome, StoreError> {
-        let done = sqlx::query(AssertSqlSafe(self.sql.touch.clone()))
-            .bind(key.to_string())
-            .bind(now())
-            .bind(expires_at)
-            .execute(&self.writer)
-            .await
-            .map_err(backend)?;
-        Ok(if done.rows_affected() == 1 {
+        let rows = self
+            .writes
+            .execute(Statement {
+                sql: self.sql.touch.clone(),
+                args: vec![
+                    Arg::Text(key.to_string()),
+                    Arg::Int(now()),
+                    Arg::Int(expires_at),
+                ],
+            })
+            .await?;
+        Ok(if rows == 1 {
             Outcome::Done
         } else {
             Outcome::Missing
@@ -591,6 +639,8 @@ impl fmt::Debug for SqliteStore {
                 "reader_connections",
                 &self.reader.options().get_max_connections(),
             )
+            .field("commits", &self.writes.commits())
+            .field("background_checkpoints", &self.writes.checkpoints())
             .finish_non_exhaustive()
     }
 }

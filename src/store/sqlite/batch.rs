@@ -1,0 +1,418 @@
+//! Group commit: the single-statement writes of [`SqliteStore`](super::SqliteStore) queue here,
+//! and one task runs whatever has queued up in one `BEGIN IMMEDIATE` transaction.
+//!
+//! Why: SQLite commits one transaction at a time, and in WAL mode each commit appends the
+//! changed pages to the log and takes and releases the file locks. Under load, most of a write's
+//! cost was that per-commit work plus the hand-over of the single writer connection from one
+//! request to the next through the pool. Here the connection is taken once per batch, and a
+//! batch of `n` writes costs one commit. A lone write (no load) runs at once, in its own
+//! transaction, so batching adds no latency.
+//!
+//! Every caller learns its own statement's outcome, and only after the commit: an answer is
+//! never given for a write that could still roll back. If anything in a batch fails (a
+//! statement or the commit), the batch is rolled back and its writes run again one by one, so
+//! one bad write cannot fail the others.
+//!
+//! The task runs on the Tokio runtime of the first write. If that runtime shuts down (as
+//! between two `#[tokio::test]`s sharing a store), the next write starts a new task.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use sqlx::sqlite::{SqliteArguments, SqlitePool};
+use sqlx::{Arguments, AssertSqlSafe, Sqlite};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::StoreError;
+
+/// At most this many writes per transaction, so that one commit never holds SQLite's write
+/// lock for long (other processes on the same file wait for it).
+const MAX_BATCH: usize = 64;
+
+/// One bind parameter of a queued statement.
+#[derive(Debug, Clone)]
+pub(super) enum Arg {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+    Bool(bool),
+}
+
+/// A statement with its parameters, runnable more than once (a failed batch re-runs it alone).
+#[derive(Debug)]
+pub(super) struct Statement {
+    pub(super) sql: Arc<str>,
+    pub(super) args: Vec<Arg>,
+}
+
+impl Statement {
+    fn query(&self) -> sqlx::query::Query<'static, Sqlite, SqliteArguments> {
+        let mut args = SqliteArguments::default();
+        for arg in &self.args {
+            // Encoding a String, i64 or bool cannot fail; if it ever did, sqlx reports the
+            // failure when the statement runs.
+            let _ = match arg {
+                Arg::Text(s) => args.add(s.clone()),
+                Arg::OptText(s) => args.add(s.clone()),
+                Arg::Int(n) => args.add(*n),
+                Arg::Bool(b) => args.add(*b),
+            };
+        }
+        sqlx::query_with(AssertSqlSafe(self.sql.clone()), args)
+    }
+}
+
+/// A queued write and where its outcome (rows changed) goes.
+struct Write {
+    statement: Statement,
+    done: oneshot::Sender<Result<u64, sqlx::Error>>,
+}
+
+/// The queue in front of the writer pool, shared by every clone of a store.
+pub(super) struct WriteQueue {
+    writer: Arc<Writer>,
+    /// The running batch task's inbox; replaced when that task is gone. Only the queue holds
+    /// it, so the task ends when the last store handle is dropped.
+    inbox: Mutex<Option<mpsc::UnboundedSender<Write>>>,
+}
+
+/// What the batch task works with.
+struct Writer {
+    pool: SqlitePool,
+    /// `None` when there is no separate connection for checkpoints (one shared pool, or an
+    /// in-memory database).
+    checkpoints: Option<Checkpoints>,
+    /// Transactions committed by the batch task (a lone write counts as one).
+    commits: AtomicU64,
+}
+
+impl WriteQueue {
+    /// Writes through `pool`; `checkpoint_pool`, other connections to the same WAL database
+    /// file, runs checkpoints in the background.
+    pub(super) fn new(pool: SqlitePool, checkpoint_pool: Option<SqlitePool>) -> Self {
+        Self {
+            writer: Arc::new(Writer {
+                pool,
+                checkpoints: checkpoint_pool.map(|pool| Checkpoints {
+                    pool,
+                    running: AtomicBool::new(false),
+                    completed: AtomicU64::new(0),
+                }),
+                commits: AtomicU64::new(0),
+            }),
+            inbox: Mutex::new(None),
+        }
+    }
+
+    /// Runs `statement` through the writer, batched with whatever else is being written, and
+    /// returns the number of rows it changed once its transaction has committed.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] if the statement or its commit failed, or if the runtime shut
+    /// down before the write ran.
+    pub(super) async fn execute(&self, statement: Statement) -> Result<u64, StoreError> {
+        let (done, outcome) = oneshot::channel();
+        match self.enqueue(Write { statement, done }) {
+            Ok(()) => match outcome.await {
+                Ok(result) => result.map_err(StoreError::backend),
+                Err(_) => Err(StoreError::backend(
+                    "the SQLite writer task stopped before this write ran (runtime shut down)",
+                )),
+            },
+            // Not on a Tokio runtime, so no task to batch on: write directly.
+            Err(write) => self
+                .writer
+                .run_alone(&write.statement)
+                .await
+                .map_err(StoreError::backend),
+        }
+    }
+
+    /// Transactions committed so far (for [`Debug`](std::fmt::Debug) and tests).
+    pub(super) fn commits(&self) -> u64 {
+        self.writer.commits.load(Ordering::Relaxed)
+    }
+
+    /// Background checkpoints completed so far (`None`: they are off for this store).
+    pub(super) fn checkpoints(&self) -> Option<u64> {
+        let checkpoints = self.writer.checkpoints.as_ref()?;
+        Some(checkpoints.completed.load(Ordering::Relaxed))
+    }
+
+    fn enqueue(&self, write: Write) -> Result<(), Write> {
+        let mut inbox = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
+        let write = match inbox.as_ref() {
+            Some(sender) => match sender.send(write) {
+                Ok(()) => return Ok(()),
+                // The task's runtime is gone: start another below.
+                Err(mpsc::error::SendError(write)) => write,
+            },
+            None => write,
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return Err(write);
+        };
+        let (sender, receiver) = mpsc::unbounded_channel();
+        runtime.spawn(Arc::clone(&self.writer).run_batches(receiver));
+        let sent = sender.send(write).map_err(|e| e.0);
+        *inbox = Some(sender);
+        sent
+    }
+}
+
+impl Writer {
+    /// The batch task: takes everything queued (up to [`MAX_BATCH`]) and writes it in one go,
+    /// until every store handle is gone.
+    async fn run_batches(self: Arc<Self>, mut inbox: mpsc::UnboundedReceiver<Write>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while inbox.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            self.start_checkpoint();
+            if batch.len() > 1 {
+                match self.run_together(&batch).await {
+                    Ok(rows) => {
+                        for (write, rows) in batch.drain(..).zip(rows) {
+                            let _ = write.done.send(Ok(rows));
+                        }
+                        continue;
+                    }
+                    Err(error) => tracing::debug!(
+                        %error,
+                        writes = batch.len(),
+                        "SQLite batch rolled back; writing its statements one by one"
+                    ),
+                }
+            }
+            for write in batch.drain(..) {
+                let result = self.run_alone(&write.statement).await;
+                let _ = write.done.send(result);
+            }
+        }
+    }
+
+    /// One statement in its own (implicit) transaction.
+    async fn run_alone(&self, statement: &Statement) -> Result<u64, sqlx::Error> {
+        let rows = statement.query().execute(&self.pool).await?.rows_affected();
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        Ok(rows)
+    }
+
+    /// All of `batch` in one transaction; rows changed per statement, in order. On error the
+    /// transaction is rolled back (dropping it does that), so nothing of the batch is kept.
+    async fn run_together(&self, batch: &[Write]) -> Result<Vec<u64>, sqlx::Error> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut rows = Vec::with_capacity(batch.len());
+        for write in batch {
+            rows.push(
+                write
+                    .statement
+                    .query()
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected(),
+            );
+        }
+        tx.commit().await?;
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        Ok(rows)
+    }
+
+    /// Starts a background checkpoint unless one is running (or they are off).
+    fn start_checkpoint(self: &Arc<Self>) {
+        let Some(checkpoints) = &self.checkpoints else {
+            return;
+        };
+        if checkpoints.running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            if let Some(checkpoints) = &this.checkpoints {
+                checkpoints.run().await;
+            }
+        });
+    }
+}
+
+/// WAL checkpoints in the background.
+///
+/// In WAL mode every commit appends pages to the log, and by default the connection whose commit
+/// makes the log pass 1,000 pages copies the log back into the database file and syncs it to
+/// disk while holding the write lock: under sustained writes that stalled every queued write
+/// for tens to hundreds of milliseconds (the p99 latency). A `PASSIVE` checkpoint on another
+/// connection does the copying and syncing without blocking the writer, so the writer's own
+/// automatic checkpoint (kept: it is what lets the log restart from its beginning) finds little
+/// left to do. A passive checkpoint never waits for the writer or for readers.
+struct Checkpoints {
+    pool: SqlitePool,
+    /// At most one at a time; the next one starts with the next batch after it.
+    running: AtomicBool,
+    completed: AtomicU64,
+}
+
+impl Checkpoints {
+    async fn run(&self) {
+        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&self.pool)
+            .await
+        {
+            Ok(_) => {
+                self.completed.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(error) => tracing::debug!(%error, "background SQLite WAL checkpoint failed"),
+        }
+        self.running.store(false, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::sqlite::SqlitePoolOptions;
+
+    async fn table() -> SqlitePool {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .unwrap();
+        create_table(&pool).await;
+        pool
+    }
+
+    async fn create_table(pool: &SqlitePool) {
+        sqlx::query("CREATE TABLE t (x INTEGER NOT NULL)")
+            .execute(pool)
+            .await
+            .unwrap();
+    }
+
+    /// A WAL database file in a fresh directory (removed by the caller).
+    fn file_db(name: &str) -> (std::path::PathBuf, sqlx::sqlite::SqliteConnectOptions) {
+        let dir =
+            std::env::temp_dir().join(format!("sessionware-batch-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(dir.join("t.db"))
+            .create_if_missing(true)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+        (dir, options)
+    }
+
+    fn insert(x: Option<i64>) -> Statement {
+        Statement {
+            sql: "INSERT INTO t (x) VALUES (?1)".into(),
+            args: vec![match x {
+                Some(x) => Arg::Int(x),
+                None => Arg::OptText(None),
+            }],
+        }
+    }
+
+    async fn rows(pool: &SqlitePool) -> Vec<i64> {
+        sqlx::query_scalar("SELECT x FROM t ORDER BY x")
+            .fetch_all(pool)
+            .await
+            .unwrap()
+    }
+
+    // On a current-thread runtime, the ten writers run (and queue their writes) before the
+    // batch task the first of them spawned, so they all land in one batch.
+    #[tokio::test(flavor = "current_thread")]
+    async fn concurrent_writes_share_one_commit() {
+        let pool = table().await;
+        let queue = Arc::new(WriteQueue::new(pool.clone(), None));
+        let mut writers = tokio::task::JoinSet::new();
+        for x in 1..=10 {
+            let queue = Arc::clone(&queue);
+            writers.spawn(async move { queue.execute(insert(Some(x))).await });
+        }
+        for result in writers.join_all().await {
+            assert_eq!(result.unwrap(), 1);
+        }
+        assert_eq!(queue.commits(), 1);
+        assert_eq!(rows(&pool).await, (1..=10).collect::<Vec<_>>());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_failing_write_fails_alone() {
+        let pool = table().await;
+        let queue = WriteQueue::new(pool.clone(), None);
+        let (a, bad, b) = tokio::join!(
+            queue.execute(insert(Some(1))),
+            queue.execute(insert(None)), // NOT NULL
+            queue.execute(insert(Some(2))),
+        );
+        assert_eq!(a.unwrap(), 1);
+        assert!(matches!(bad, Err(StoreError::Backend(_))), "{bad:?}");
+        assert_eq!(b.unwrap(), 1);
+        assert_eq!(rows(&pool).await, vec![1, 2]);
+        // The rolled-back batch, then each write alone (the failed one commits nothing).
+        assert_eq!(queue.commits(), 2);
+    }
+
+    // A file, not `:memory:`: the first runtime's connection may close with it.
+    #[test]
+    fn a_new_runtime_gets_a_new_batch_task() {
+        let (dir, options) = file_db("runtime");
+        let first = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (pool, queue) = first.block_on(async {
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await
+                .unwrap();
+            create_table(&pool).await;
+            let queue = WriteQueue::new(pool.clone(), None);
+            assert_eq!(queue.execute(insert(Some(1))).await.unwrap(), 1);
+            (pool, queue)
+        });
+        drop(first); // its batch task goes with it
+        let second = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        second.block_on(async {
+            assert_eq!(queue.execute(insert(Some(2))).await.unwrap(), 1);
+            assert_eq!(rows(&pool).await, vec![1, 2]);
+        });
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn writes_start_background_checkpoints() {
+        let (dir, options) = file_db("checkpoints");
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .unwrap();
+        let reader = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await
+            .unwrap();
+        create_table(&writer).await;
+        let queue = WriteQueue::new(writer, Some(reader));
+        assert_eq!(queue.checkpoints(), Some(0));
+        for x in 0..20 {
+            queue.execute(insert(Some(x))).await.unwrap();
+            tokio::task::yield_now().await;
+        }
+        for _ in 0..100 {
+            if queue.checkpoints() > Some(0) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(
+            queue.checkpoints() > Some(0),
+            "no background checkpoint ran"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
