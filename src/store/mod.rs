@@ -23,6 +23,8 @@
 //! Implement [`SessionStore`] and keep every point of its contract; the conformance suite in
 //! `tests/conformance/` checks them and can be pointed at a new store.
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod batch;
 mod caching;
 mod memory;
 #[cfg(feature = "postgres")]

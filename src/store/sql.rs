@@ -137,7 +137,6 @@ impl serde::Serialize for JsonObject<'_> {
 }
 
 /// The JSON text of a session's values, as stored.
-#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 pub(crate) fn encode_data(data: &Data) -> Result<String, StoreError> {
     // A map with string keys of JSON values always serializes; the error path is unreachable
     // in practice and reported rather than unwrapped.

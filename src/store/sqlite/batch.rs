@@ -1,33 +1,14 @@
-//! Group commit: the single-statement writes of [`SqliteStore`](super::SqliteStore) queue here,
-//! and one task runs whatever has queued up in one `BEGIN IMMEDIATE` transaction.
-//!
-//! Why: SQLite commits one transaction at a time, and in WAL mode each commit appends the
-//! changed pages to the log and takes and releases the file locks. Under load, most of a write's
-//! cost was that per-commit work plus the hand-over of the single writer connection from one
-//! request to the next through the pool. Here the connection is taken once per batch, and a
-//! batch of `n` writes costs one commit. A lone write (no load) runs at once, in its own
-//! transaction, so batching adds no latency.
-//!
-//! Every caller learns its own statement's outcome, and only after the commit: an answer is
-//! never given for a write that could still roll back. If anything in a batch fails (a
-//! statement or the commit), the batch is rolled back and its writes run again one by one, so
-//! one bad write cannot fail the others.
-//!
-//! The task runs on the Tokio runtime of the first write. If that runtime shuts down (as
-//! between two `#[tokio::test]`s sharing a store), the next write starts a new task.
+//! SQLite's side of group commit ([`super::super::batch`]): statements with owned parameters,
+//! run alone or in one `BEGIN IMMEDIATE` transaction on the writer pool, and WAL checkpoints in
+//! the background.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use sqlx::sqlite::{SqliteArguments, SqlitePool};
 use sqlx::{Arguments, AssertSqlSafe, Sqlite};
-use tokio::sync::{mpsc, oneshot};
 
-use crate::error::StoreError;
-
-/// At most this many writes per transaction, so that one commit never holds SQLite's write
-/// lock for long (other processes on the same file wait for it).
-const MAX_BATCH: usize = 64;
+use crate::store::batch::Batcher;
 
 /// One bind parameter of a queued statement.
 #[derive(Debug, Clone)]
@@ -62,163 +43,55 @@ impl Statement {
     }
 }
 
-/// A queued write and where its outcome (rows changed) goes.
-struct Write {
-    statement: Statement,
-    done: oneshot::Sender<Result<u64, sqlx::Error>>,
-}
-
-/// The queue in front of the writer pool, shared by every clone of a store.
-pub(super) struct WriteQueue {
-    writer: Arc<Writer>,
-    /// The running batch task's inbox; replaced when that task is gone. Only the queue holds
-    /// it, so the task ends when the last store handle is dropped.
-    inbox: Mutex<Option<mpsc::UnboundedSender<Write>>>,
-}
-
-/// What the batch task works with.
-struct Writer {
+/// The writer pool, and where checkpoints run.
+pub(super) struct SqliteWriter {
     pool: SqlitePool,
     /// `None` when there is no separate connection for checkpoints (one shared pool, or an
     /// in-memory database).
     checkpoints: Option<Checkpoints>,
-    /// Transactions committed by the batch task (a lone write counts as one).
-    commits: AtomicU64,
 }
 
-impl WriteQueue {
+impl SqliteWriter {
     /// Writes through `pool`; `checkpoint_pool`, other connections to the same WAL database
     /// file, runs checkpoints in the background.
     pub(super) fn new(pool: SqlitePool, checkpoint_pool: Option<SqlitePool>) -> Self {
         Self {
-            writer: Arc::new(Writer {
+            pool,
+            checkpoints: checkpoint_pool.map(|pool| Checkpoints {
                 pool,
-                checkpoints: checkpoint_pool.map(|pool| Checkpoints {
-                    pool,
-                    running: AtomicBool::new(false),
-                    completed: AtomicU64::new(0),
-                }),
-                commits: AtomicU64::new(0),
+                running: AtomicBool::new(false),
+                completed: AtomicU64::new(0),
             }),
-            inbox: Mutex::new(None),
         }
-    }
-
-    /// Runs `statement` through the writer, batched with whatever else is being written, and
-    /// returns the number of rows it changed once its transaction has committed.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Backend`] if the statement or its commit failed, or if the runtime shut
-    /// down before the write ran.
-    pub(super) async fn execute(&self, statement: Statement) -> Result<u64, StoreError> {
-        let (done, outcome) = oneshot::channel();
-        match self.enqueue(Write { statement, done }) {
-            Ok(()) => match outcome.await {
-                Ok(result) => result.map_err(StoreError::backend),
-                Err(_) => Err(StoreError::backend(
-                    "the SQLite writer task stopped before this write ran (runtime shut down)",
-                )),
-            },
-            // Not on a Tokio runtime, so no task to batch on: write directly.
-            Err(write) => self
-                .writer
-                .run_alone(&write.statement)
-                .await
-                .map_err(StoreError::backend),
-        }
-    }
-
-    /// Transactions committed so far (for [`Debug`](std::fmt::Debug) and tests).
-    pub(super) fn commits(&self) -> u64 {
-        self.writer.commits.load(Ordering::Relaxed)
     }
 
     /// Background checkpoints completed so far (`None`: they are off for this store).
     pub(super) fn checkpoints(&self) -> Option<u64> {
-        let checkpoints = self.writer.checkpoints.as_ref()?;
+        let checkpoints = self.checkpoints.as_ref()?;
         Some(checkpoints.completed.load(Ordering::Relaxed))
-    }
-
-    fn enqueue(&self, write: Write) -> Result<(), Write> {
-        let mut inbox = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
-        let write = match inbox.as_ref() {
-            Some(sender) => match sender.send(write) {
-                Ok(()) => return Ok(()),
-                // The task's runtime is gone: start another below.
-                Err(mpsc::error::SendError(write)) => write,
-            },
-            None => write,
-        };
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return Err(write);
-        };
-        let (sender, receiver) = mpsc::unbounded_channel();
-        runtime.spawn(Arc::clone(&self.writer).run_batches(receiver));
-        let sent = sender.send(write).map_err(|e| e.0);
-        *inbox = Some(sender);
-        sent
     }
 }
 
-impl Writer {
-    /// The batch task: takes everything queued (up to [`MAX_BATCH`]) and writes it in one go,
-    /// until every store handle is gone.
-    async fn run_batches(self: Arc<Self>, mut inbox: mpsc::UnboundedReceiver<Write>) {
-        let mut batch = Vec::with_capacity(MAX_BATCH);
-        while inbox.recv_many(&mut batch, MAX_BATCH).await > 0 {
-            self.start_checkpoint();
-            if batch.len() > 1 {
-                match self.run_together(&batch).await {
-                    Ok(rows) => {
-                        for (write, rows) in batch.drain(..).zip(rows) {
-                            let _ = write.done.send(Ok(rows));
-                        }
-                        continue;
-                    }
-                    Err(error) => tracing::debug!(
-                        %error,
-                        writes = batch.len(),
-                        "SQLite batch rolled back; writing its statements one by one"
-                    ),
-                }
-            }
-            for write in batch.drain(..) {
-                let result = self.run_alone(&write.statement).await;
-                let _ = write.done.send(result);
-            }
-        }
-    }
+impl Batcher for SqliteWriter {
+    type Statement = Statement;
 
-    /// One statement in its own (implicit) transaction.
     async fn run_alone(&self, statement: &Statement) -> Result<u64, sqlx::Error> {
-        let rows = statement.query().execute(&self.pool).await?.rows_affected();
-        self.commits.fetch_add(1, Ordering::Relaxed);
-        Ok(rows)
+        Ok(statement.query().execute(&self.pool).await?.rows_affected())
     }
 
-    /// All of `batch` in one transaction; rows changed per statement, in order. On error the
-    /// transaction is rolled back (dropping it does that), so nothing of the batch is kept.
-    async fn run_together(&self, batch: &[Write]) -> Result<Vec<u64>, sqlx::Error> {
+    async fn run_together(&self, statements: &[&Statement]) -> Result<Vec<u64>, sqlx::Error> {
+        // Dropping `tx` on an error rolls it back.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mut rows = Vec::with_capacity(batch.len());
-        for write in batch {
-            rows.push(
-                write
-                    .statement
-                    .query()
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected(),
-            );
+        let mut rows = Vec::with_capacity(statements.len());
+        for statement in statements {
+            rows.push(statement.query().execute(&mut *tx).await?.rows_affected());
         }
         tx.commit().await?;
-        self.commits.fetch_add(1, Ordering::Relaxed);
         Ok(rows)
     }
 
     /// Starts a background checkpoint unless one is running (or they are off).
-    fn start_checkpoint(self: &Arc<Self>) {
+    fn on_batch(self: &Arc<Self>) {
         let Some(checkpoints) = &self.checkpoints else {
             return;
         };
@@ -269,6 +142,8 @@ impl Checkpoints {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::StoreError;
+    use crate::store::batch::WriteQueue;
     use sqlx::sqlite::SqlitePoolOptions;
 
     async fn table() -> SqlitePool {
@@ -323,7 +198,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn concurrent_writes_share_one_commit() {
         let pool = table().await;
-        let queue = Arc::new(WriteQueue::new(pool.clone(), None));
+        let queue = Arc::new(WriteQueue::new(SqliteWriter::new(pool.clone(), None)));
         let mut writers = tokio::task::JoinSet::new();
         for x in 1..=10 {
             let queue = Arc::clone(&queue);
@@ -339,7 +214,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn a_failing_write_fails_alone() {
         let pool = table().await;
-        let queue = WriteQueue::new(pool.clone(), None);
+        let queue = WriteQueue::new(SqliteWriter::new(pool.clone(), None));
         let (a, bad, b) = tokio::join!(
             queue.execute(insert(Some(1))),
             queue.execute(insert(None)), // NOT NULL
@@ -368,7 +243,7 @@ mod tests {
                 .await
                 .unwrap();
             create_table(&pool).await;
-            let queue = WriteQueue::new(pool.clone(), None);
+            let queue = WriteQueue::new(SqliteWriter::new(pool.clone(), None));
             assert_eq!(queue.execute(insert(Some(1))).await.unwrap(), 1);
             (pool, queue)
         });
@@ -398,19 +273,19 @@ mod tests {
             .await
             .unwrap();
         create_table(&writer).await;
-        let queue = WriteQueue::new(writer, Some(reader));
-        assert_eq!(queue.checkpoints(), Some(0));
+        let queue = WriteQueue::new(SqliteWriter::new(writer, Some(reader)));
+        assert_eq!(queue.batcher().checkpoints(), Some(0));
         for x in 0..20 {
             queue.execute(insert(Some(x))).await.unwrap();
             tokio::task::yield_now().await;
         }
         for _ in 0..100 {
-            if queue.checkpoints() > Some(0) {
+            if queue.batcher().checkpoints() > Some(0) {
                 break;
             }
         }
         assert!(
-            queue.checkpoints() > Some(0),
+            queue.batcher().checkpoints() > Some(0),
             "no background checkpoint ran"
         );
         std::fs::remove_dir_all(&dir).unwrap();

@@ -13,7 +13,8 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, Row};
 
-use self::batch::{Arg, Statement, WriteQueue};
+use self::batch::{Arg, SqliteWriter, Statement};
+use super::batch::WriteQueue;
 use super::sql::{self, Split};
 use super::{now, ChangeSet, Outcome, Record, SessionStore};
 use crate::error::StoreError;
@@ -152,7 +153,7 @@ pub struct SqliteStore {
     reader: SqlitePool,
     writer: SqlitePool,
     /// Group commit of single-statement writes, through `writer`.
-    writes: Arc<WriteQueue>,
+    writes: Arc<WriteQueue<SqliteWriter>>,
     table: Arc<str>,
     sql: Arc<Queries>,
 }
@@ -347,10 +348,10 @@ impl SqliteStore {
     /// run WAL checkpoints in the background.
     fn with_pools(reader: SqlitePool, writer: SqlitePool, separate: bool) -> Self {
         Self {
-            writes: Arc::new(WriteQueue::new(
+            writes: Arc::new(WriteQueue::new(SqliteWriter::new(
                 writer.clone(),
                 separate.then(|| reader.clone()),
-            )),
+            ))),
             reader,
             writer,
             table: sql::DEFAULT_TABLE.into(),
@@ -647,7 +648,10 @@ impl fmt::Debug for SqliteStore {
                 &self.reader.options().get_max_connections(),
             )
             .field("commits", &self.writes.commits())
-            .field("background_checkpoints", &self.writes.checkpoints())
+            .field(
+                "background_checkpoints",
+                &self.writes.batcher().checkpoints(),
+            )
             .finish_non_exhaustive()
     }
 }

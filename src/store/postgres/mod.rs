@@ -11,10 +11,14 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRo
 use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, Connection, Row};
 
+use self::batch::{Arg, PgWriter, Statement};
+use super::batch::WriteQueue;
 use super::sql::{self, JsonObject, Split};
 use super::{now, ChangeSet, Outcome, Record, SessionStore};
 use crate::error::StoreError;
 use crate::id::StoreKey;
+
+mod batch;
 
 /// The advisory lock `migrate` holds: "SESSIONW" in ASCII.
 const MIGRATE_LOCK: i64 = 0x5345_5353_494F_4E57;
@@ -116,6 +120,8 @@ const UPSERT: &str = "ON CONFLICT (key) DO UPDATE SET data = EXCLUDED.data, \
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// Group commit of single-statement writes, through `pool`.
+    writes: Arc<WriteQueue<PgWriter>>,
     schema: Option<Arc<str>>,
     table: Arc<str>,
     sql: Arc<Queries>,
@@ -161,7 +167,7 @@ impl Queries {
             // $1 key, $2 data, $3 now, $4 created_at, $5 expires_at, $6 expiry
             create: format!(
                 "INSERT INTO {t} AS cur (key, data, created_at, expires_at, expiry) \
-                 VALUES ($1, $2, $4, $5, $6) {UPSERT}"
+                 VALUES ($1, $2::jsonb, $4, $5, $6) {UPSERT}"
             )
             .into(),
             // $1 key, $2 now, $3 expires_at, $4 clear, $5 removed keys, $6 set values,
@@ -234,6 +240,7 @@ impl PostgresStore {
     /// A store on your pool. Call [`migrate`](Self::migrate) before use.
     pub fn new(pool: PgPool) -> Self {
         Self {
+            writes: Arc::new(WriteQueue::new(PgWriter { pool: pool.clone() })),
             pool,
             schema: None,
             table: sql::DEFAULT_TABLE.into(),
@@ -386,17 +393,21 @@ impl SessionStore for PostgresStore {
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<Outcome, StoreError> {
-        let done = sqlx::query(AssertSqlSafe(self.sql.create.clone()))
-            .bind(key.to_string())
-            .bind(Json(&record.data))
-            .bind(now())
-            .bind(record.created_at)
-            .bind(record.expires_at)
-            .bind(record.expiry.map(|e| e.encode()))
-            .execute(&self.pool)
-            .await
-            .map_err(backend)?;
-        Ok(if done.rows_affected() == 1 {
+        let rows = self
+            .writes
+            .execute(Statement {
+                sql: self.sql.create.clone(),
+                args: vec![
+                    Arg::Text(key.to_string()),
+                    Arg::Text(sql::encode_data(&record.data)?),
+                    Arg::Int(now()),
+                    Arg::Int(record.created_at),
+                    Arg::Int(record.expires_at),
+                    Arg::OptText(record.expiry.map(|e| e.encode())),
+                ],
+            })
+            .await?;
+        Ok(if rows == 1 {
             Outcome::Done
         } else {
             Outcome::Collision
@@ -406,19 +417,24 @@ impl SessionStore for PostgresStore {
     async fn apply(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Outcome, StoreError> {
         let split = Split::new(changes);
         let now = now();
-        let done = sqlx::query(AssertSqlSafe(self.sql.apply.clone()))
-            .bind(key.to_string())
-            .bind(now)
-            .bind(split.expires_at)
-            .bind(split.clear)
-            .bind(&split.removed)
-            .bind(Json(JsonObject(&split.sets)))
-            .bind(split.expiry_changed)
-            .bind(split.expiry.as_deref())
-            .execute(&self.pool)
-            .await
-            .map_err(backend)?;
-        if done.rows_affected() == 1 {
+        let sets = serde_json::to_string(&JsonObject(&split.sets)).map_err(StoreError::backend)?;
+        let rows = self
+            .writes
+            .execute(Statement {
+                sql: self.sql.apply.clone(),
+                args: vec![
+                    Arg::Text(key.to_string()),
+                    Arg::Int(now),
+                    Arg::Int(split.expires_at),
+                    Arg::Bool(split.clear),
+                    Arg::TextArray(split.removed.iter().map(|k| (*k).to_owned()).collect()),
+                    Arg::Text(sets),
+                    Arg::Bool(split.expiry_changed),
+                    Arg::OptText(split.expiry.clone()),
+                ],
+            })
+            .await?;
+        if rows == 1 {
             return Ok(Outcome::Done);
         }
         // Rarely taken: tell a corrupt row from a missing one.
@@ -472,23 +488,28 @@ impl SessionStore for PostgresStore {
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
-        sqlx::query(AssertSqlSafe(self.sql.delete.clone()))
-            .bind(key.to_string())
-            .execute(&self.pool)
-            .await
-            .map_err(backend)?;
+        self.writes
+            .execute(Statement {
+                sql: self.sql.delete.clone(),
+                args: vec![Arg::Text(key.to_string())],
+            })
+            .await?;
         Ok(())
     }
 
     async fn touch(&self, key: &StoreKey, expires_at: i64) -> Result<Outcome, StoreError> {
-        let done = sqlx::query(AssertSqlSafe(self.sql.touch.clone()))
-            .bind(key.to_string())
-            .bind(now())
-            .bind(expires_at)
-            .execute(&self.pool)
-            .await
-            .map_err(backend)?;
-        Ok(if done.rows_affected() == 1 {
+        let rows = self
+            .writes
+            .execute(Statement {
+                sql: self.sql.touch.clone(),
+                args: vec![
+                    Arg::Text(key.to_string()),
+                    Arg::Int(now()),
+                    Arg::Int(expires_at),
+                ],
+            })
+            .await?;
+        Ok(if rows == 1 {
             Outcome::Done
         } else {
             Outcome::Missing
@@ -520,6 +541,7 @@ impl fmt::Debug for PostgresStore {
             .field("schema", &self.schema)
             .field("table", &self.table)
             .field("pool_size", &self.pool.size())
+            .field("commits", &self.writes.commits())
             .finish_non_exhaustive()
     }
 }

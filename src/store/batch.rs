@@ -1,0 +1,176 @@
+//! Group commit for the SQL stores: single-statement writes queue here, and one task runs
+//! whatever has queued up meanwhile in one transaction.
+//!
+//! Why: a database commits one transaction at a time per connection and pays per commit (SQLite:
+//! the log append and file locks; PostgreSQL: the WAL flush to disk, and writers of one row
+//! wait for each other's commits). Under load, most of a write's cost was that per-commit work.
+//! Here a batch of `n` writes costs one commit, and a lone write (no load) runs at once, in its
+//! own transaction, so batching adds no latency.
+//!
+//! Every caller learns its own statement's outcome, and only after the commit: an answer is
+//! never given for a write that could still roll back. If anything in a batch fails (a
+//! statement or the commit), the batch is rolled back and its writes run again one by one, so
+//! one bad write cannot fail the others.
+//!
+//! The task runs on the Tokio runtime of the first write. If that runtime shuts down (as
+//! between two `#[tokio::test]`s sharing a store), the next write starts a new task. It ends
+//! when the last handle to the store is dropped.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::StoreError;
+
+/// At most this many writes per transaction, so that one commit never holds locks for long.
+const MAX_BATCH: usize = 64;
+
+/// How one database runs statements, alone or together.
+pub(crate) trait Batcher: Send + Sync + 'static {
+    /// A statement with its parameters, runnable more than once (a failed batch re-runs it).
+    type Statement: Send + Sync + 'static;
+
+    /// Runs `statement` in its own transaction; the rows it changed.
+    fn run_alone(
+        &self,
+        statement: &Self::Statement,
+    ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
+
+    /// Runs `statements` in one transaction, in order; the rows each changed. On error nothing
+    /// of it may be kept (the transaction is rolled back).
+    fn run_together(
+        &self,
+        statements: &[&Self::Statement],
+    ) -> impl Future<Output = Result<Vec<u64>, sqlx::Error>> + Send;
+
+    /// Called as each batch starts (SQLite starts a background checkpoint here).
+    fn on_batch(self: &Arc<Self>) {}
+}
+
+/// A queued write and where its outcome (rows changed) goes.
+struct Write<S> {
+    statement: S,
+    done: oneshot::Sender<Result<u64, sqlx::Error>>,
+}
+
+/// The queue in front of a store's writer, shared by every clone of the store.
+pub(crate) struct WriteQueue<B: Batcher> {
+    shared: Arc<Shared<B>>,
+    /// The running batch task's inbox; replaced when that task is gone. Only the queue holds
+    /// it, so the task ends when the last store handle is dropped.
+    inbox: Mutex<Option<mpsc::UnboundedSender<Write<B::Statement>>>>,
+}
+
+/// What the batch task works with.
+struct Shared<B> {
+    batcher: Arc<B>,
+    /// Transactions committed by the batch task (a lone write counts as one).
+    commits: AtomicU64,
+}
+
+impl<B: Batcher> WriteQueue<B> {
+    pub(crate) fn new(batcher: B) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                batcher: Arc::new(batcher),
+                commits: AtomicU64::new(0),
+            }),
+            inbox: Mutex::new(None),
+        }
+    }
+
+    /// The database side (for its own counters).
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    pub(crate) fn batcher(&self) -> &B {
+        &self.shared.batcher
+    }
+
+    /// Runs `statement`, batched with whatever else is being written, and returns the number
+    /// of rows it changed once its transaction has committed.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] if the statement or its commit failed, or if the runtime shut
+    /// down before the write ran.
+    pub(crate) async fn execute(&self, statement: B::Statement) -> Result<u64, StoreError> {
+        let (done, outcome) = oneshot::channel();
+        match self.enqueue(Write { statement, done }) {
+            Ok(()) => match outcome.await {
+                Ok(result) => result.map_err(StoreError::backend),
+                Err(_) => Err(StoreError::backend(
+                    "the store's writer task stopped before this write ran (runtime shut down)",
+                )),
+            },
+            // Not on a Tokio runtime, so no task to batch on: write directly.
+            Err(write) => self
+                .shared
+                .run_alone(&write.statement)
+                .await
+                .map_err(StoreError::backend),
+        }
+    }
+
+    /// Transactions committed so far (for `Debug` and tests).
+    pub(crate) fn commits(&self) -> u64 {
+        self.shared.commits.load(Ordering::Relaxed)
+    }
+
+    fn enqueue(&self, write: Write<B::Statement>) -> Result<(), Write<B::Statement>> {
+        let mut inbox = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
+        let write = match inbox.as_ref() {
+            Some(sender) => match sender.send(write) {
+                Ok(()) => return Ok(()),
+                // The task's runtime is gone: start another below.
+                Err(mpsc::error::SendError(write)) => write,
+            },
+            None => write,
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return Err(write);
+        };
+        let (sender, receiver) = mpsc::unbounded_channel();
+        runtime.spawn(Arc::clone(&self.shared).run_batches(receiver));
+        let sent = sender.send(write).map_err(|e| e.0);
+        *inbox = Some(sender);
+        sent
+    }
+}
+
+impl<B: Batcher> Shared<B> {
+    /// The batch task: takes everything queued (up to [`MAX_BATCH`]) and writes it in one go.
+    async fn run_batches(self: Arc<Self>, mut inbox: mpsc::UnboundedReceiver<Write<B::Statement>>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while inbox.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            self.batcher.on_batch();
+            if batch.len() > 1 {
+                let statements: Vec<_> = batch.iter().map(|write| &write.statement).collect();
+                match self.batcher.run_together(&statements).await {
+                    Ok(rows) => {
+                        self.commits.fetch_add(1, Ordering::Relaxed);
+                        for (write, rows) in batch.drain(..).zip(rows) {
+                            let _ = write.done.send(Ok(rows));
+                        }
+                        continue;
+                    }
+                    Err(error) => tracing::debug!(
+                        %error,
+                        writes = batch.len(),
+                        "batch rolled back; writing its statements one by one"
+                    ),
+                }
+            }
+            for write in batch.drain(..) {
+                let result = self.run_alone(&write.statement).await;
+                let _ = write.done.send(result);
+            }
+        }
+    }
+
+    async fn run_alone(&self, statement: &B::Statement) -> Result<u64, sqlx::Error> {
+        let rows = self.batcher.run_alone(statement).await?;
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        Ok(rows)
+    }
+}
