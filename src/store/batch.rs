@@ -12,7 +12,13 @@
 //! statement or the commit), the batch is rolled back and its writes run again one by one, so
 //! one bad write cannot fail the others.
 //!
-//! The task runs on the Tokio runtime of the first write. If that runtime shuts down (as
+//! Writes are spread over *lanes* by session key: each lane is one queue and one task, and
+//! every write of a session goes to the same lane, in order. A database that takes several
+//! writers at once (PostgreSQL) gets several lanes, so unrelated sessions are written in
+//! parallel; since two lanes never touch the same row, their transactions cannot deadlock on
+//! each other's row locks. SQLite, with its single writer, has one lane.
+//!
+//! A lane's task runs on the Tokio runtime of its first write. If that runtime shuts down (as
 //! between two `#[tokio::test]`s sharing a store), the next write starts a new task. It ends
 //! when the last handle to the store is dropped.
 
@@ -23,6 +29,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::StoreError;
+use crate::id::StoreKey;
 
 /// At most this many writes per transaction, so that one commit never holds locks for long.
 const MAX_BATCH: usize = 64;
@@ -55,13 +62,16 @@ struct Write<S> {
     done: oneshot::Sender<Result<u64, sqlx::Error>>,
 }
 
-/// The queue in front of a store's writer, shared by every clone of the store.
+/// The queues in front of a store's writer, shared by every clone of the store.
 pub(crate) struct WriteQueue<B: Batcher> {
     shared: Arc<Shared<B>>,
-    /// The running batch task's inbox; replaced when that task is gone. Only the queue holds
-    /// it, so the task ends when the last store handle is dropped.
-    inbox: Mutex<Option<mpsc::UnboundedSender<Write<B::Statement>>>>,
+    /// Per lane, the running batch task's inbox; replaced when that task is gone. Only the
+    /// queue holds them, so the tasks end when the last store handle is dropped.
+    lanes: Box<[Inbox<B::Statement>]>,
 }
+
+/// A lane's way to its batch task, if one is running.
+type Inbox<S> = Mutex<Option<mpsc::UnboundedSender<Write<S>>>>;
 
 /// What the batch task works with.
 struct Shared<B> {
@@ -71,13 +81,14 @@ struct Shared<B> {
 }
 
 impl<B: Batcher> WriteQueue<B> {
-    pub(crate) fn new(batcher: B) -> Self {
+    /// A queue with `lanes` lanes (at least one), each committing on its own.
+    pub(crate) fn new(batcher: B, lanes: usize) -> Self {
         Self {
             shared: Arc::new(Shared {
                 batcher: Arc::new(batcher),
                 commits: AtomicU64::new(0),
             }),
-            inbox: Mutex::new(None),
+            lanes: (0..lanes.max(1)).map(|_| Mutex::new(None)).collect(),
         }
     }
 
@@ -87,16 +98,23 @@ impl<B: Batcher> WriteQueue<B> {
         &self.shared.batcher
     }
 
-    /// Runs `statement`, batched with whatever else is being written, and returns the number
-    /// of rows it changed once its transaction has committed.
+    /// Runs `statement`, a write to the session under `key`, batched with whatever else is
+    /// being written in its lane, and returns the number of rows it changed once its
+    /// transaction has committed.
     ///
     /// # Errors
     ///
     /// [`StoreError::Backend`] if the statement or its commit failed, or if the runtime shut
     /// down before the write ran.
-    pub(crate) async fn execute(&self, statement: B::Statement) -> Result<u64, StoreError> {
+    pub(crate) async fn execute(
+        &self,
+        key: &StoreKey,
+        statement: B::Statement,
+    ) -> Result<u64, StoreError> {
         let (done, outcome) = oneshot::channel();
-        match self.enqueue(Write { statement, done }) {
+        // Keys are SHA-256 digests: any byte spreads them evenly.
+        let lane = usize::from(key.as_bytes()[0]) % self.lanes.len();
+        match self.enqueue(lane, Write { statement, done }) {
             Ok(()) => match outcome.await {
                 Ok(result) => result.map_err(StoreError::backend),
                 Err(_) => Err(StoreError::backend(
@@ -117,8 +135,11 @@ impl<B: Batcher> WriteQueue<B> {
         self.shared.commits.load(Ordering::Relaxed)
     }
 
-    fn enqueue(&self, write: Write<B::Statement>) -> Result<(), Write<B::Statement>> {
-        let mut inbox = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
+    fn enqueue(&self, lane: usize, write: Write<B::Statement>) -> Result<(), Write<B::Statement>> {
+        let Some(inbox) = self.lanes.get(lane) else {
+            return Err(write);
+        };
+        let mut inbox = inbox.lock().unwrap_or_else(PoisonError::into_inner);
         let write = match inbox.as_ref() {
             Some(sender) => match sender.send(write) {
                 Ok(()) => return Ok(()),

@@ -78,7 +78,12 @@ impl Batcher for PgWriter {
 mod tests {
     use super::*;
     use crate::error::StoreError;
+    use crate::id::{SessionId, StoreKey};
     use crate::store::batch::WriteQueue;
+
+    /// Any key: these queues have one lane.
+    static KEY: std::sync::LazyLock<StoreKey> =
+        std::sync::LazyLock::new(|| SessionId::generate().store_key());
 
     /// A table of its own per test, in the database of `DATABASE_URL` (`.ci/services.sh`).
     async fn table(name: &str) -> (PgPool, Arc<str>) {
@@ -122,11 +127,11 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn concurrent_writes_share_one_commit() {
         let (pool, sql) = table("share").await;
-        let queue = Arc::new(WriteQueue::new(PgWriter { pool: pool.clone() }));
+        let queue = Arc::new(WriteQueue::new(PgWriter { pool: pool.clone() }, 1));
         let mut writers = tokio::task::JoinSet::new();
         for x in 1..=10 {
             let (queue, sql) = (Arc::clone(&queue), sql.clone());
-            writers.spawn(async move { queue.execute(insert(&sql, Some(x))).await });
+            writers.spawn(async move { queue.execute(&KEY, insert(&sql, Some(x))).await });
         }
         for result in writers.join_all().await {
             assert_eq!(result.unwrap(), 1);
@@ -139,11 +144,11 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn a_failing_write_fails_alone() {
         let (pool, sql) = table("fail").await;
-        let queue = WriteQueue::new(PgWriter { pool: pool.clone() });
+        let queue = WriteQueue::new(PgWriter { pool: pool.clone() }, 1);
         let (a, bad, b) = tokio::join!(
-            queue.execute(insert(&sql, Some(1))),
-            queue.execute(insert(&sql, None)), // NOT NULL
-            queue.execute(insert(&sql, Some(2))),
+            queue.execute(&KEY, insert(&sql, Some(1))),
+            queue.execute(&KEY, insert(&sql, None)), // NOT NULL
+            queue.execute(&KEY, insert(&sql, Some(2))),
         );
         assert_eq!(a.unwrap(), 1);
         assert!(matches!(bad, Err(StoreError::Backend(_))), "{bad:?}");

@@ -143,7 +143,12 @@ impl Checkpoints {
 mod tests {
     use super::*;
     use crate::error::StoreError;
+    use crate::id::{SessionId, StoreKey};
     use crate::store::batch::WriteQueue;
+
+    /// Any key: these queues have one lane.
+    static KEY: std::sync::LazyLock<StoreKey> =
+        std::sync::LazyLock::new(|| SessionId::generate().store_key());
     use sqlx::sqlite::SqlitePoolOptions;
 
     async fn table() -> SqlitePool {
@@ -198,11 +203,11 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn concurrent_writes_share_one_commit() {
         let pool = table().await;
-        let queue = Arc::new(WriteQueue::new(SqliteWriter::new(pool.clone(), None)));
+        let queue = Arc::new(WriteQueue::new(SqliteWriter::new(pool.clone(), None), 1));
         let mut writers = tokio::task::JoinSet::new();
         for x in 1..=10 {
             let queue = Arc::clone(&queue);
-            writers.spawn(async move { queue.execute(insert(Some(x))).await });
+            writers.spawn(async move { queue.execute(&KEY, insert(Some(x))).await });
         }
         for result in writers.join_all().await {
             assert_eq!(result.unwrap(), 1);
@@ -211,14 +216,52 @@ mod tests {
         assert_eq!(rows(&pool).await, (1..=10).collect::<Vec<_>>());
     }
 
+    // Writes of one session share a lane (and its order); other sessions spread over lanes,
+    // one commit per lane used.
+    #[tokio::test(flavor = "current_thread")]
+    async fn lanes_partition_writes_by_session() {
+        const LANES: usize = 4;
+        let pool = table().await;
+        let queue = Arc::new(WriteQueue::new(
+            SqliteWriter::new(pool.clone(), None),
+            LANES,
+        ));
+        let keys: Vec<StoreKey> = (0..8).map(|_| SessionId::generate().store_key()).collect();
+        let mut writers = tokio::task::JoinSet::new();
+        for round in 0..3 {
+            for (k, key) in keys.iter().enumerate() {
+                let (queue, key) = (Arc::clone(&queue), *key);
+                let x = i64::try_from(k * 10 + round).unwrap();
+                writers.spawn(async move { queue.execute(&key, insert(Some(x))).await });
+            }
+        }
+        for result in writers.join_all().await {
+            assert_eq!(result.unwrap(), 1);
+        }
+        let lanes: std::collections::HashSet<usize> = keys
+            .iter()
+            .map(|key| usize::from(key.as_bytes()[0]) % LANES)
+            .collect();
+        assert_eq!(queue.commits(), lanes.len() as u64);
+        // Per session, the values landed in the order they were written.
+        let in_order: Vec<i64> = sqlx::query_scalar("SELECT x FROM t ORDER BY rowid")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        for k in 0..8 {
+            let mine: Vec<i64> = in_order.iter().copied().filter(|x| x / 10 == k).collect();
+            assert_eq!(mine, vec![k * 10, k * 10 + 1, k * 10 + 2]);
+        }
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn a_failing_write_fails_alone() {
         let pool = table().await;
-        let queue = WriteQueue::new(SqliteWriter::new(pool.clone(), None));
+        let queue = WriteQueue::new(SqliteWriter::new(pool.clone(), None), 1);
         let (a, bad, b) = tokio::join!(
-            queue.execute(insert(Some(1))),
-            queue.execute(insert(None)), // NOT NULL
-            queue.execute(insert(Some(2))),
+            queue.execute(&KEY, insert(Some(1))),
+            queue.execute(&KEY, insert(None)), // NOT NULL
+            queue.execute(&KEY, insert(Some(2))),
         );
         assert_eq!(a.unwrap(), 1);
         assert!(matches!(bad, Err(StoreError::Backend(_))), "{bad:?}");
@@ -243,8 +286,8 @@ mod tests {
                 .await
                 .unwrap();
             create_table(&pool).await;
-            let queue = WriteQueue::new(SqliteWriter::new(pool.clone(), None));
-            assert_eq!(queue.execute(insert(Some(1))).await.unwrap(), 1);
+            let queue = WriteQueue::new(SqliteWriter::new(pool.clone(), None), 1);
+            assert_eq!(queue.execute(&KEY, insert(Some(1))).await.unwrap(), 1);
             (pool, queue)
         });
         drop(first); // its batch task goes with it
@@ -253,7 +296,7 @@ mod tests {
             .build()
             .unwrap();
         second.block_on(async {
-            assert_eq!(queue.execute(insert(Some(2))).await.unwrap(), 1);
+            assert_eq!(queue.execute(&KEY, insert(Some(2))).await.unwrap(), 1);
             assert_eq!(rows(&pool).await, vec![1, 2]);
         });
         std::fs::remove_dir_all(&dir).unwrap();
@@ -273,10 +316,10 @@ mod tests {
             .await
             .unwrap();
         create_table(&writer).await;
-        let queue = WriteQueue::new(SqliteWriter::new(writer, Some(reader)));
+        let queue = WriteQueue::new(SqliteWriter::new(writer, Some(reader)), 1);
         assert_eq!(queue.batcher().checkpoints(), Some(0));
         for x in 0..20 {
-            queue.execute(insert(Some(x))).await.unwrap();
+            queue.execute(&KEY, insert(Some(x))).await.unwrap();
             tokio::task::yield_now().await;
         }
         for _ in 0..100 {

@@ -98,7 +98,8 @@ const DATA_IS_OBJECT: &str =
 /// the commit, so nothing is acknowledged that could still roll back; if a statement or the
 /// commit fails, the batch is rolled back and its writes run one by one, so one failing write
 /// never fails the others. The task runs on the Tokio runtime of the first write (a new one
-/// starts if that runtime shuts down).
+/// starts if that runtime shuts down). `PostgresStore` (feature
+/// `postgres`) batches the same way.
 ///
 /// **Checkpoints off the write path.** In WAL mode, the commit that makes the log pass 1,000
 /// pages copies it back into the database file and syncs the file to disk, holding the write
@@ -348,10 +349,11 @@ impl SqliteStore {
     /// run WAL checkpoints in the background.
     fn with_pools(reader: SqlitePool, writer: SqlitePool, separate: bool) -> Self {
         Self {
-            writes: Arc::new(WriteQueue::new(SqliteWriter::new(
-                writer.clone(),
-                separate.then(|| reader.clone()),
-            ))),
+            // One lane: SQLite has one writer.
+            writes: Arc::new(WriteQueue::new(
+                SqliteWriter::new(writer.clone(), separate.then(|| reader.clone())),
+                1,
+            )),
             reader,
             writer,
             table: sql::DEFAULT_TABLE.into(),
@@ -461,17 +463,20 @@ impl SessionStore for SqliteStore {
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<Outcome, StoreError> {
         let rows = self
             .writes
-            .execute(Statement {
-                sql: self.sql.create.clone(),
-                args: vec![
-                    Arg::Text(key.to_string()),
-                    Arg::Text(sql::encode_data(&record.data)?),
-                    Arg::Int(record.created_at),
-                    Arg::Int(record.expires_at),
-                    Arg::OptText(record.expiry.map(|e| e.encode())),
-                    Arg::Int(now()),
-                ],
-            })
+            .execute(
+                key,
+                Statement {
+                    sql: self.sql.create.clone(),
+                    args: vec![
+                        Arg::Text(key.to_string()),
+                        Arg::Text(sql::encode_data(&record.data)?),
+                        Arg::Int(record.created_at),
+                        Arg::Int(record.expires_at),
+                        Arg::OptText(record.expiry.map(|e| e.encode())),
+                        Arg::Int(now()),
+                    ],
+                },
+            )
             .await?;
         Ok(if rows == 1 {
             Outcome::Done
@@ -514,10 +519,13 @@ impl SessionStore for SqliteStore {
         args.extend(params.into_iter().map(Arg::Text));
         let rows = self
             .writes
-            .execute(Statement {
-                sql: statement.into(),
-                args,
-            })
+            .execute(
+                key,
+                Statement {
+                    sql: statement.into(),
+                    args,
+                },
+            )
             .await?;
         if rows == 1 {
             return Ok(Outcome::Done);
@@ -589,10 +597,13 @@ impl SessionStore for SqliteStore {
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
         self.writes
-            .execute(Statement {
-                sql: self.sql.delete.clone(),
-                args: vec![Arg::Text(key.to_string())],
-            })
+            .execute(
+                key,
+                Statement {
+                    sql: self.sql.delete.clone(),
+                    args: vec![Arg::Text(key.to_string())],
+                },
+            )
             .await?;
         Ok(())
     }
@@ -600,14 +611,17 @@ impl SessionStore for SqliteStore {
     async fn touch(&self, key: &StoreKey, expires_at: i64) -> Result<Outcome, StoreError> {
         let rows = self
             .writes
-            .execute(Statement {
-                sql: self.sql.touch.clone(),
-                args: vec![
-                    Arg::Text(key.to_string()),
-                    Arg::Int(now()),
-                    Arg::Int(expires_at),
-                ],
-            })
+            .execute(
+                key,
+                Statement {
+                    sql: self.sql.touch.clone(),
+                    args: vec![
+                        Arg::Text(key.to_string()),
+                        Arg::Int(now()),
+                        Arg::Int(expires_at),
+                    ],
+                },
+            )
             .await?;
         Ok(if rows == 1 {
             Outcome::Done
