@@ -8,9 +8,11 @@
 //! own transaction, so batching adds no latency.
 //!
 //! Every caller learns its own statement's outcome, and only after the commit: an answer is
-//! never given for a write that could still roll back. If anything in a batch fails (a
-//! statement or the commit), the batch is rolled back and its writes run again one by one, so
-//! one bad write cannot fail the others.
+//! never given for a write that could still roll back. If a statement or the commit fails, the
+//! batch is rolled back and its writes run again one by one, so one bad write cannot fail the
+//! others. If the database cannot be reached (no connection within the pool's timeout, a
+//! broken connection), every write of the batch fails at once with that error: trying them one
+//! by one would make the last caller wait one timeout per write ahead of it.
 //!
 //! Writes are spread over *lanes* by session key: each lane is one queue and one task, and
 //! every write of a session goes to the same lane, in order. A database that takes several
@@ -175,6 +177,12 @@ impl<B: Batcher> Shared<B> {
                         }
                         continue;
                     }
+                    Err(error) if unreachable(&error) => {
+                        for write in batch.drain(..) {
+                            let _ = write.done.send(Err(copy(&error)));
+                        }
+                        continue;
+                    }
                     Err(error) => tracing::debug!(
                         %error,
                         writes = batch.len(),
@@ -193,5 +201,94 @@ impl<B: Batcher> Shared<B> {
         let rows = self.batcher.run_alone(statement).await?;
         self.commits.fetch_add(1, Ordering::Relaxed);
         Ok(rows)
+    }
+}
+
+/// Whether `error` is about reaching the database rather than about a statement: retrying the
+/// batch's writes one by one would only repeat it, once per write.
+fn unreachable(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed
+    )
+}
+
+/// The same error for another caller (`sqlx::Error` is not `Clone`).
+fn copy(error: &sqlx::Error) -> sqlx::Error {
+    match error {
+        sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
+        sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
+        sqlx::Error::WorkerCrashed => sqlx::Error::WorkerCrashed,
+        sqlx::Error::Io(io) => sqlx::Error::Io(std::io::Error::new(io.kind(), io.to_string())),
+        other => sqlx::Error::Protocol(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::SessionId;
+    use std::sync::atomic::AtomicUsize;
+
+    /// Fault injection: a database that fails every batch with `error` and counts the writes
+    /// it is asked to run alone (which succeed).
+    struct Failing {
+        error: fn() -> sqlx::Error,
+        alone: AtomicUsize,
+    }
+
+    impl Batcher for Failing {
+        type Statement = ();
+
+        async fn run_alone(&self, _: &()) -> Result<u64, sqlx::Error> {
+            self.alone.fetch_add(1, Ordering::Relaxed);
+            Ok(1)
+        }
+
+        async fn run_together(&self, _: &[&()]) -> Result<Vec<u64>, sqlx::Error> {
+            Err((self.error)())
+        }
+    }
+
+    /// Ten concurrent writes to one session (one lane, one batch); the results and how many
+    /// writes were retried alone.
+    async fn ten_writes(error: fn() -> sqlx::Error) -> (Vec<Result<u64, StoreError>>, usize) {
+        let queue = Arc::new(WriteQueue::new(
+            Failing {
+                error,
+                alone: AtomicUsize::new(0),
+            },
+            1,
+        ));
+        let key = SessionId::generate().store_key();
+        let mut writers = tokio::task::JoinSet::new();
+        for _ in 0..10 {
+            let queue = Arc::clone(&queue);
+            writers.spawn(async move { queue.execute(&key, ()).await });
+        }
+        let results = writers.join_all().await;
+        (results, queue.batcher().alone.load(Ordering::Relaxed))
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_unreachable_database_fails_the_batch_at_once() {
+        let (results, alone) = ten_writes(|| sqlx::Error::PoolTimedOut).await;
+        assert_eq!(alone, 0, "no write may be retried alone");
+        for result in results {
+            let error = result.unwrap_err().to_string();
+            assert!(error.contains("timed out"), "{error}");
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_statement_error_retries_each_write_alone() {
+        let (results, alone) = ten_writes(|| sqlx::Error::RowNotFound).await;
+        assert_eq!(alone, 10);
+        assert!(results.iter().all(|r| matches!(r, Ok(1))), "{results:?}");
     }
 }
