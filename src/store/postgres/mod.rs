@@ -129,7 +129,8 @@ const UPSERT: &str = "ON CONFLICT (key) DO UPDATE SET data = EXCLUDED.data, \
 /// a `500`) once the pool has given up getting a connection: after
 /// [`DEFAULT_ACQUIRE_TIMEOUT`](Self::DEFAULT_ACQUIRE_TIMEOUT) (2 s) with
 /// [`connect`](Self::connect), after your pool's `acquire_timeout` with [`new`](Self::new)
-/// (sqlx's default is 30 s: set a short one). Broken connections are discarded (the pool pings
+/// (sqlx's default is 30 s: set a short one); writes queued together (see group commit above)
+/// fail together, after one such wait. Broken connections are discarded (the pool pings
 /// an idle connection before handing it out), so once the server is back the same store serves
 /// requests again, without a restart. `tests/outage.rs` checks this.
 ///
