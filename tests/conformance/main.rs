@@ -25,6 +25,7 @@ macro_rules! conformance {
             concurrent_distinct_keys_all_survive,
             concurrent_writes_to_one_key_leave_one_winner,
             a_thousand_sessions,
+            a_session_with_many_values,
             through_the_layer);
     };
     (@tests $name:ident, $make:expr, $($test:ident),+) => {

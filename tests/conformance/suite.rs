@@ -333,6 +333,42 @@ pub async fn concurrent_writes_to_one_key_leave_one_winner(store: impl SessionSt
     assert!((0..32).any(|i| value == json!(i)), "{value}");
 }
 
+/// More values than any store sends in one call (Redis: 512 fields per command, SQLite: 50
+/// paths per JSON function), created, changed, partly removed and cycled.
+pub async fn a_session_with_many_values(store: impl SessionStore) {
+    let k = key();
+    let data: serde_json::Map<String, Value> =
+        (0..1500).map(|i| (format!("k{i}"), json!(i))).collect();
+    let rec = record(Value::Object(data), HOUR);
+    assert_eq!(store.create(&k, &rec).await.unwrap(), Outcome::Done);
+    assert_eq!(must_load(&store, &k).await.data, rec.data);
+
+    // Set 1,200 (400 of them new), remove 700.
+    let mut changes = ChangeSet::new(rec.expires_at + 1000);
+    for i in 800..2000 {
+        changes = changes.with_update(format!("k{i}"), Some(json!(-i)));
+    }
+    for i in 0..700 {
+        changes = changes.with_update(format!("k{i}"), None);
+    }
+    assert_eq!(store.apply(&k, &changes).await.unwrap(), Outcome::Done);
+    let expected: std::collections::BTreeMap<String, Value> = (700..2000)
+        .map(|i| (format!("k{i}"), json!(if i < 800 { i } else { -i })))
+        .collect();
+    let check = |loaded: Record| {
+        let got: std::collections::BTreeMap<String, Value> = loaded.data.into_iter().collect();
+        assert_eq!(got, expected);
+        assert_eq!(loaded.expires_at, rec.expires_at + 1000);
+    };
+    check(must_load(&store, &k).await);
+
+    let new = key();
+    let keep = ChangeSet::new(rec.expires_at + 1000);
+    assert_eq!(store.cycle(&k, &new, &keep).await.unwrap(), Outcome::Done);
+    assert!(store.load(&k).await.unwrap().is_none());
+    check(must_load(&store, &new).await);
+}
+
 pub async fn a_thousand_sessions(store: impl SessionStore) {
     let store = Arc::new(store);
     let keys: Vec<StoreKey> = (0..1000).map(|_| key()).collect();
