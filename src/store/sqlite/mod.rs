@@ -20,14 +20,14 @@ use super::{now, ChangeSet, Outcome, Record, SessionStore};
 use crate::error::StoreError;
 use crate::id::StoreKey;
 
+mod batch;
+
 /// How long a connection waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Log pages after which a commit checkpoints (SQLite's default is 1,000). Background
 /// checkpoints do the copying; this one lets the log restart, and each costs the writer a stall.
 const WAL_AUTOCHECKPOINT_PAGES: &str = "10000";
-
-mod batch;
 
 /// At most this many `json_remove` paths or `json_set` pairs per SQL function call (calls are
 /// nested beyond that), well under SQLite's limit on function arguments (127 before 3.48).
@@ -97,9 +97,9 @@ const DATA_IS_OBJECT: &str =
 /// lone write still runs at once. Each caller gets its own statement's result, and only after
 /// the commit, so nothing is acknowledged that could still roll back; if a statement or the
 /// commit fails, the batch is rolled back and its writes run one by one, so one failing write
-/// never fails the others. The task runs on the Tokio runtime of the first write (a new one
-/// starts if that runtime shuts down). `PostgresStore` (feature
-/// `postgres`) batches the same way.
+/// never fails the others (a broken connection fails the whole batch at once). The task runs
+/// on the Tokio runtime of the first write (a new one starts if that runtime shuts down).
+/// `PostgresStore` (feature `postgres`) batches the same way.
 ///
 /// **Checkpoints off the write path.** In WAL mode, the commit that makes the log pass 1,000
 /// pages copies it back into the database file and syncs the file to disk, holding the write
