@@ -33,6 +33,26 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::StoreError;
 use crate::id::StoreKey;
 
+/// One bind parameter of a queued statement: owned, so a statement can run again after its
+/// batch rolled back. JSON travels as text (PostgreSQL casts it with `::jsonb`).
+#[derive(Debug, Clone)]
+pub(crate) enum Arg {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+    Bool(bool),
+    /// A PostgreSQL `text[]`; SQLite, which has no arrays, gets it as a JSON array.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    TextArray(Vec<String>),
+}
+
+/// A statement of the SQL stores with its parameters, runnable more than once.
+#[derive(Debug)]
+pub(crate) struct Statement {
+    pub(crate) sql: Arc<str>,
+    pub(crate) args: Vec<Arg>,
+}
+
 /// At most this many writes per transaction, so that one commit never holds locks for long.
 const MAX_BATCH: usize = 64;
 

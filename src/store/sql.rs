@@ -1,6 +1,7 @@
 //! What the SQL stores ([`SqliteStore`](super::SqliteStore),
 //! [`PostgresStore`](super::PostgresStore)) share: table and schema names, the decoding of a row
-//! into a [`Record`], and the splitting of a [`ChangeSet`] into bind parameters.
+//! into a [`Record`], the splitting of a [`ChangeSet`] into bind parameters, and the writes
+//! whose statements take the same parameters in both (`touch`, `delete`).
 //!
 //! Both stores keep the same columns (see their module docs for the exact DDL):
 //!
@@ -13,11 +14,13 @@
 //! | `expiry` | `TEXT NULL` | the session's own [`Expiry`] in the [`Expiry::encode`] format, `NULL` for the layer's default |
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::{ChangeSet, Data, Record};
+use super::batch::{Arg, Batcher, Statement, WriteQueue};
+use super::{now, ChangeSet, Data, Outcome, Record};
 use crate::error::StoreError;
 use crate::expiry::Expiry;
 use crate::id::StoreKey;
@@ -211,6 +214,43 @@ fn json_kind(value: &Value) -> &'static str {
         Value::Array(_) => "array",
         Value::Object(_) => "object",
     }
+}
+
+/// `touch` through the write queue: `sql` updates the deadline of the live row under `?1`/`$1`
+/// (now is the second parameter, the new deadline the third).
+pub(crate) async fn touch<B: Batcher<Statement = Statement>>(
+    writes: &WriteQueue<B>,
+    sql: &Arc<str>,
+    key: &StoreKey,
+    expires_at: i64,
+) -> Result<Outcome, StoreError> {
+    let statement = Statement {
+        sql: sql.clone(),
+        args: vec![
+            Arg::Text(key.to_string()),
+            Arg::Int(now()),
+            Arg::Int(expires_at),
+        ],
+    };
+    Ok(if writes.execute(key, statement).await? == 1 {
+        Outcome::Done
+    } else {
+        Outcome::Missing
+    })
+}
+
+/// `delete` through the write queue: `sql` deletes the row under `?1`/`$1`.
+pub(crate) async fn delete<B: Batcher<Statement = Statement>>(
+    writes: &WriteQueue<B>,
+    sql: &Arc<str>,
+    key: &StoreKey,
+) -> Result<(), StoreError> {
+    let statement = Statement {
+        sql: sql.clone(),
+        args: vec![Arg::Text(key.to_string())],
+    };
+    writes.execute(key, statement).await?;
+    Ok(())
 }
 
 #[cfg(test)]

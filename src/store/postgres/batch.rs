@@ -7,47 +7,26 @@
 //! (concurrent requests of one session) follow each other inside the transaction instead of
 //! queuing for the lock.
 
-use std::sync::Arc;
-
 use sqlx::postgres::{PgArguments, PgPool};
 use sqlx::{Arguments, AssertSqlSafe, Postgres};
 
-use crate::store::batch::Batcher;
+use crate::store::batch::{Arg, Batcher, Statement};
 
-/// One bind parameter of a queued statement. JSON travels as text, cast with `::jsonb` in the
-/// statement.
-#[derive(Debug, Clone)]
-pub(super) enum Arg {
-    Text(String),
-    OptText(Option<String>),
-    Int(i64),
-    Bool(bool),
-    TextArray(Vec<String>),
-}
-
-/// A statement with its parameters, runnable more than once (a failed batch re-runs it alone).
-#[derive(Debug)]
-pub(super) struct Statement {
-    pub(super) sql: Arc<str>,
-    pub(super) args: Vec<Arg>,
-}
-
-impl Statement {
-    fn query(&self) -> sqlx::query::Query<'static, Postgres, PgArguments> {
-        let mut args = PgArguments::default();
-        for arg in &self.args {
-            // Encoding these types cannot fail; if it ever did, sqlx reports the failure when
-            // the statement runs.
-            let _ = match arg {
-                Arg::Text(s) => args.add(s.clone()),
-                Arg::OptText(s) => args.add(s.clone()),
-                Arg::Int(n) => args.add(*n),
-                Arg::Bool(b) => args.add(*b),
-                Arg::TextArray(list) => args.add(list.clone()),
-            };
-        }
-        sqlx::query_with(AssertSqlSafe(self.sql.clone()), args)
+/// `statement` with its parameters bound.
+fn query(statement: &Statement) -> sqlx::query::Query<'static, Postgres, PgArguments> {
+    let mut args = PgArguments::default();
+    for arg in &statement.args {
+        // Encoding these types cannot fail; if it ever did, sqlx reports the failure when the
+        // statement runs.
+        let _ = match arg {
+            Arg::Text(s) => args.add(s.clone()),
+            Arg::OptText(s) => args.add(s.clone()),
+            Arg::Int(n) => args.add(*n),
+            Arg::Bool(b) => args.add(*b),
+            Arg::TextArray(list) => args.add(list.clone()),
+        };
     }
+    sqlx::query_with(AssertSqlSafe(statement.sql.clone()), args)
 }
 
 /// Runs batches on connections of the store's pool (one at a time).
@@ -59,7 +38,7 @@ impl Batcher for PgWriter {
     type Statement = Statement;
 
     async fn run_alone(&self, statement: &Statement) -> Result<u64, sqlx::Error> {
-        Ok(statement.query().execute(&self.pool).await?.rows_affected())
+        Ok(query(statement).execute(&self.pool).await?.rows_affected())
     }
 
     async fn run_together(&self, statements: &[&Statement]) -> Result<Vec<u64>, sqlx::Error> {
@@ -67,7 +46,7 @@ impl Batcher for PgWriter {
         let mut tx = self.pool.begin().await?;
         let mut rows = Vec::with_capacity(statements.len());
         for statement in statements {
-            rows.push(statement.query().execute(&mut *tx).await?.rows_affected());
+            rows.push(query(statement).execute(&mut *tx).await?.rows_affected());
         }
         tx.commit().await?;
         Ok(rows)
@@ -76,6 +55,8 @@ impl Batcher for PgWriter {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::error::StoreError;
     use crate::id::{SessionId, StoreKey};

@@ -11,8 +11,8 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRo
 use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, Connection, Row};
 
-use self::batch::{Arg, PgWriter, Statement};
-use super::batch::WriteQueue;
+use self::batch::PgWriter;
+use super::batch::{Arg, Statement, WriteQueue};
 use super::sql::{self, JsonObject, Split};
 use super::{now, ChangeSet, Outcome, Record, SessionStore};
 use crate::error::StoreError;
@@ -519,38 +519,11 @@ impl SessionStore for PostgresStore {
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
-        self.writes
-            .execute(
-                key,
-                Statement {
-                    sql: self.sql.delete.clone(),
-                    args: vec![Arg::Text(key.to_string())],
-                },
-            )
-            .await?;
-        Ok(())
+        sql::delete(&self.writes, &self.sql.delete, key).await
     }
 
     async fn touch(&self, key: &StoreKey, expires_at: i64) -> Result<Outcome, StoreError> {
-        let rows = self
-            .writes
-            .execute(
-                key,
-                Statement {
-                    sql: self.sql.touch.clone(),
-                    args: vec![
-                        Arg::Text(key.to_string()),
-                        Arg::Int(now()),
-                        Arg::Int(expires_at),
-                    ],
-                },
-            )
-            .await?;
-        Ok(if rows == 1 {
-            Outcome::Done
-        } else {
-            Outcome::Missing
-        })
+        sql::touch(&self.writes, &self.sql.touch, key, expires_at).await
     }
 
     async fn delete_expired(&self) -> Result<u64, StoreError> {

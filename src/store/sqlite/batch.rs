@@ -8,39 +8,23 @@ use std::sync::Arc;
 use sqlx::sqlite::{SqliteArguments, SqlitePool};
 use sqlx::{Arguments, AssertSqlSafe, Sqlite};
 
-use crate::store::batch::Batcher;
+use crate::store::batch::{Arg, Batcher, Statement};
 
-/// One bind parameter of a queued statement.
-#[derive(Debug, Clone)]
-pub(super) enum Arg {
-    Text(String),
-    OptText(Option<String>),
-    Int(i64),
-    Bool(bool),
-}
-
-/// A statement with its parameters, runnable more than once (a failed batch re-runs it alone).
-#[derive(Debug)]
-pub(super) struct Statement {
-    pub(super) sql: Arc<str>,
-    pub(super) args: Vec<Arg>,
-}
-
-impl Statement {
-    fn query(&self) -> sqlx::query::Query<'static, Sqlite, SqliteArguments> {
-        let mut args = SqliteArguments::default();
-        for arg in &self.args {
-            // Encoding a String, i64 or bool cannot fail; if it ever did, sqlx reports the
-            // failure when the statement runs.
-            let _ = match arg {
-                Arg::Text(s) => args.add(s.clone()),
-                Arg::OptText(s) => args.add(s.clone()),
-                Arg::Int(n) => args.add(*n),
-                Arg::Bool(b) => args.add(*b),
-            };
-        }
-        sqlx::query_with(AssertSqlSafe(self.sql.clone()), args)
+/// `statement` with its parameters bound.
+fn query(statement: &Statement) -> sqlx::query::Query<'static, Sqlite, SqliteArguments> {
+    let mut args = SqliteArguments::default();
+    for arg in &statement.args {
+        // Encoding a String, i64 or bool cannot fail; if it ever did, sqlx reports the failure
+        // when the statement runs.
+        let _ = match arg {
+            Arg::Text(s) => args.add(s.clone()),
+            Arg::OptText(s) => args.add(s.clone()),
+            Arg::Int(n) => args.add(*n),
+            Arg::Bool(b) => args.add(*b),
+            Arg::TextArray(list) => args.add(serde_json::Value::from(list.clone()).to_string()),
+        };
     }
+    sqlx::query_with(AssertSqlSafe(statement.sql.clone()), args)
 }
 
 /// The writer pool, and where checkpoints run.
@@ -76,7 +60,7 @@ impl Batcher for SqliteWriter {
     type Statement = Statement;
 
     async fn run_alone(&self, statement: &Statement) -> Result<u64, sqlx::Error> {
-        Ok(statement.query().execute(&self.pool).await?.rows_affected())
+        Ok(query(statement).execute(&self.pool).await?.rows_affected())
     }
 
     async fn run_together(&self, statements: &[&Statement]) -> Result<Vec<u64>, sqlx::Error> {
@@ -84,7 +68,7 @@ impl Batcher for SqliteWriter {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut rows = Vec::with_capacity(statements.len());
         for statement in statements {
-            rows.push(statement.query().execute(&mut *tx).await?.rows_affected());
+            rows.push(query(statement).execute(&mut *tx).await?.rows_affected());
         }
         tx.commit().await?;
         Ok(rows)

@@ -13,8 +13,8 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, Row};
 
-use self::batch::{Arg, SqliteWriter, Statement};
-use super::batch::WriteQueue;
+use self::batch::SqliteWriter;
+use super::batch::{Arg, Statement, WriteQueue};
 use super::sql::{self, Split};
 use super::{now, ChangeSet, Outcome, Record, SessionStore};
 use crate::error::StoreError;
@@ -596,38 +596,11 @@ impl SessionStore for SqliteStore {
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
-        self.writes
-            .execute(
-                key,
-                Statement {
-                    sql: self.sql.delete.clone(),
-                    args: vec![Arg::Text(key.to_string())],
-                },
-            )
-            .await?;
-        Ok(())
+        sql::delete(&self.writes, &self.sql.delete, key).await
     }
 
     async fn touch(&self, key: &StoreKey, expires_at: i64) -> Result<Outcome, StoreError> {
-        let rows = self
-            .writes
-            .execute(
-                key,
-                Statement {
-                    sql: self.sql.touch.clone(),
-                    args: vec![
-                        Arg::Text(key.to_string()),
-                        Arg::Int(now()),
-                        Arg::Int(expires_at),
-                    ],
-                },
-            )
-            .await?;
-        Ok(if rows == 1 {
-            Outcome::Done
-        } else {
-            Outcome::Missing
-        })
+        sql::touch(&self.writes, &self.sql.touch, key, expires_at).await
     }
 
     async fn delete_expired(&self) -> Result<u64, StoreError> {
