@@ -27,7 +27,34 @@ const MAX_VALUE_LEN: usize = 256;
 pub(crate) struct Incoming {
     cookie: Option<HeaderValue>,
     more_cookies: Vec<HeaderValue>,
-    header: Option<HeaderValue>,
+    header: IdHeader,
+}
+
+/// What the request sent in the id header (when one is configured).
+#[derive(Debug, Default)]
+enum IdHeader {
+    /// None, or only empty ones: the cookie is used.
+    #[default]
+    Absent,
+    One(HeaderValue),
+    /// Two or more different non-empty values: like two different id cookies, neither is used.
+    Conflicting,
+}
+
+impl IdHeader {
+    fn capture(headers: &HeaderMap, name: &http::HeaderName) -> Self {
+        let mut found = IdHeader::Absent;
+        // An empty value is what a client sends after the layer told it the session ended (the
+        // header is emptied on removal): it means "no id", not a refused one.
+        for value in headers.get_all(name).iter().filter(|v| !v.is_empty()) {
+            found = match found {
+                IdHeader::Absent => IdHeader::One(value.clone()),
+                IdHeader::One(first) if first == value => IdHeader::One(first),
+                _ => return IdHeader::Conflicting,
+            };
+        }
+        found
+    }
 }
 
 impl Incoming {
@@ -39,7 +66,7 @@ impl Incoming {
             header: config
                 .header
                 .as_ref()
-                .and_then(|name| headers.get(name).cloned()),
+                .map_or(IdHeader::Absent, |name| IdHeader::capture(headers, name)),
         }
     }
 
@@ -62,8 +89,10 @@ pub(crate) enum ReadId {
 /// Finds, verifies and parses the id of a request. The header, when configured and present, wins
 /// over the cookie.
 pub(crate) fn read_id(config: &Config, incoming: &Incoming) -> ReadId {
-    if let Some(value) = &incoming.header {
-        return decode(config, value.as_bytes());
+    match &incoming.header {
+        IdHeader::One(value) => return decode(config, value.as_bytes()),
+        IdHeader::Conflicting => return ReadId::Rejected("duplicate session id headers"),
+        IdHeader::Absent => {}
     }
     let name = config.cookie_name.as_bytes();
     let mut found: Option<&[u8]> = None;

@@ -103,7 +103,7 @@ impl Deadlines {
     /// gains at least a [`TOUCH_FRACTION`] of the idle period.
     pub(crate) fn touch_due(&self, expiry: Expiry, current: i64, next: i64) -> bool {
         match self.idle(expiry) {
-            Some(idle) => next - current >= millis(idle) / i64::from(TOUCH_FRACTION),
+            Some(idle) => next.saturating_sub(current) >= millis(idle) / i64::from(TOUCH_FRACTION),
             None => false,
         }
     }

@@ -63,6 +63,14 @@ fn is_attribute_value(value: &str) -> bool {
     value.bytes().all(|b| !b.is_ascii_control() && b != b';')
 }
 
+/// Whether `name` starts with a cookie prefix. Browsers match the prefixes case-insensitively
+/// (RFC 6265bis), so `__host-id` gets the same rules from them as `__Host-id`.
+fn has_prefix(name: &str, prefix: &str) -> bool {
+    name.as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|start| start.eq_ignore_ascii_case(prefix.as_bytes()))
+}
+
 pub(crate) fn validate(config: &Config) -> Result<(), ConfigError> {
     let name = &config.cookie_name;
     if !is_token(name) {
@@ -76,7 +84,7 @@ pub(crate) fn validate(config: &Config) -> Result<(), ConfigError> {
             return Err(ConfigError::Domain(domain.clone()));
         }
     }
-    if name.starts_with("__Host-") {
+    if has_prefix(name, "__Host-") {
         if !config.secure {
             return Err(ConfigError::HostPrefix("it is not Secure"));
         }
@@ -87,7 +95,7 @@ pub(crate) fn validate(config: &Config) -> Result<(), ConfigError> {
             return Err(ConfigError::HostPrefix("it has a Domain"));
         }
     }
-    if name.starts_with("__Secure-") && !config.secure {
+    if has_prefix(name, "__Secure-") && !config.secure {
         return Err(ConfigError::SecurePrefix);
     }
     if config.same_site == SameSite::None && !config.secure {

@@ -74,18 +74,29 @@ where
                     session,
                     config,
                 } => {
-                    let response = ready!(future.poll(cx))?.map(Body::new);
+                    let mut response = ready!(future.poll(cx))?.map(Body::new);
                     let Some(session) = session.take() else {
                         return Poll::Ready(Ok(response));
                     };
+                    // A handler that failed (5xx) saves no data: its changes may be half done.
+                    // Its `destroy` still happens, so a logout can never fail open.
+                    let failed = response.status().is_server_error();
+                    let needs_commit = if failed {
+                        session.needs_commit_after_failure()
+                    } else {
+                        session.needs_commit()
+                    };
                     // The fast path: a handler that never touched the session, or only read it
-                    // inside the touch window, costs no store call, no allocation, no header.
-                    // A handler that failed (5xx) saves nothing: its changes may be half done.
-                    if response.status().is_server_error() || !session.needs_commit() {
+                    // inside the touch window, costs no store call and no cookie. A response
+                    // built from the session still varies with the cookie that named it.
+                    if !needs_commit {
+                        if session.was_loaded() {
+                            vary_on_id(response.headers_mut(), config);
+                        }
                         return Poll::Ready(Ok(response));
                     }
                     let config = config.clone();
-                    let saving = Box::pin(save(session, config, response));
+                    let saving = Box::pin(save(session, config, response, failed));
                     self.as_mut()
                         .project()
                         .state
@@ -102,8 +113,14 @@ async fn save(
     session: Session,
     config: Arc<Config>,
     mut response: Response<Body>,
+    failed: bool,
 ) -> Response<Body> {
-    let action = match session.commit().await {
+    let committed = if failed {
+        session.commit_failed().await
+    } else {
+        session.commit().await
+    };
+    let action = match committed {
         Ok(action) => action,
         Err(error) => {
             tracing::error!(%error, "saving the session failed; the response is replaced");
@@ -111,7 +128,10 @@ async fn save(
         }
     };
     let (cookie, header_value) = match action {
-        CookieAction::Keep => return response,
+        CookieAction::Keep => {
+            vary_on_id(response.headers_mut(), &config);
+            return response;
+        }
         CookieAction::Set { id, max_age } => {
             let value = encode(&config, &id);
             let header_value = HeaderValue::from_str(&value).ok();
@@ -131,12 +151,38 @@ async fn save(
 }
 
 /// A response that sets or clears a session id must never be stored by a shared cache and
-/// replayed to another user (OWASP): `Cache-Control: no-store` unless the handler chose its own
-/// policy, and `Vary` on what carries the id.
+/// replayed to another user (OWASP). `Cache-Control: no-store` unless the handler's own policy
+/// already keeps it out of shared caches (`private` or `no-store`); a policy that would let a
+/// shared cache store it (`public`, `max-age`, `s-maxage`, `no-cache`, ...) is replaced, with a
+/// warning, because a cached `Set-Cookie` hands one user's session to the next.
 fn keep_out_of_shared_caches(headers: &mut HeaderMap, config: &Config) {
-    if !headers.contains_key(header::CACHE_CONTROL) {
+    let handler_policy = headers.contains_key(header::CACHE_CONTROL);
+    let private = headers.get_all(header::CACHE_CONTROL).iter().any(|value| {
+        value.to_str().is_ok_and(|v| {
+            v.split(',').any(|directive| {
+                let directive = directive.trim();
+                directive.eq_ignore_ascii_case("private")
+                    || directive.eq_ignore_ascii_case("no-store")
+            })
+        })
+    });
+    if !private {
+        if handler_policy {
+            tracing::warn!(
+                cache_control = ?headers.get(header::CACHE_CONTROL),
+                "a response that sets or clears the session cookie had a Cache-Control policy that \
+                 lets shared caches store it; replaced with `no-store`"
+            );
+        }
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
+    vary_on_id(headers, config);
+}
+
+/// `Vary` on what carries the id: the cookie, and the id header if configured. Every response
+/// whose handler loaded the session gets it, so a shared cache never serves one user's page to
+/// another.
+fn vary_on_id(headers: &mut HeaderMap, config: &Config) {
     vary_on(headers, &header::COOKIE);
     if let Some(name) = &config.header {
         vary_on(headers, name);

@@ -47,6 +47,34 @@ impl Session {
         rules.touch_due(expiry, state.expires_at, next)
     }
 
+    /// After a `5xx` response: data changes are dropped (the handler may have failed halfway),
+    /// but a `destroy` still happens, so a logout can never fail open.
+    pub(crate) async fn commit_failed(&self) -> Result<CookieAction, Error> {
+        let destroyed = {
+            let mut state = self.state();
+            let destroyed = state.destroyed.take();
+            *state = State::default();
+            destroyed
+        };
+        match destroyed {
+            Some(old) => {
+                self.inner.store.delete(&old.store_key()).await?;
+                Ok(CookieAction::Remove)
+            }
+            None => Ok(CookieAction::Keep),
+        }
+    }
+
+    /// Whether a `5xx` response still has something to do: a `destroy`.
+    pub(crate) fn needs_commit_after_failure(&self) -> bool {
+        self.state().destroyed.is_some()
+    }
+
+    /// Whether the handler loaded the session (its response depends on the cookie).
+    pub(crate) fn was_loaded(&self) -> bool {
+        self.inner.loaded.initialized()
+    }
+
     /// Saves what the handler changed. Called by the layer once the handler's response is in.
     ///
     /// # Errors
@@ -143,18 +171,21 @@ fn has_max_age(expiry: Expiry) -> bool {
 fn set(id: SessionId, expiry: Expiry, expires_at: i64, now: i64) -> CookieAction {
     CookieAction::Set {
         id,
-        max_age: has_max_age(expiry).then(|| (expires_at - now) / 1000),
+        max_age: has_max_age(expiry).then(|| expires_at.saturating_sub(now) / 1000),
     }
 }
 
-/// The session was destroyed (or expired) by someone else between load and save. The destroy
-/// wins: nothing is written, and the client is told to forget the id.
+/// The session was destroyed, cycled (a login in another tab) or expired by someone else between
+/// load and save. That request wins: nothing is written, and the cookie is left alone. A removal
+/// cookie here would be wrong: browsers remove cookies by name, path and domain, so it would
+/// also delete the new id that a racing login has just set. Only the request that destroyed
+/// the session sends the removal cookie.
 fn vanished(id: &SessionId) -> CookieAction {
-    tracing::warn!(
+    tracing::info!(
         session = %id.store_key().short(),
-        "session ended while this request was using it; its changes were discarded"
+        "session ended or moved while this request was using it; its changes were discarded"
     );
-    CookieAction::Remove
+    CookieAction::Keep
 }
 
 fn no_free_id() -> Error {

@@ -1,6 +1,6 @@
 //! [`Session`] as an axum extractor.
 
-use axum_core::extract::FromRequestParts;
+use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::StatusCode;
@@ -64,5 +64,38 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
             .get::<Session>()
             .cloned()
             .ok_or(SessionMissing)
+    }
+}
+
+/// `Option<Session>`: `None` when the route is not behind a
+/// [`SessionLayer`](crate::SessionLayer), for handlers shared by routes with and without
+/// sessions.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use axum::{routing::get, Router};
+/// use http_body_util::BodyExt;
+/// use sessionware::Session;
+/// use tower::ServiceExt;
+///
+/// async fn handler(session: Option<Session>) -> &'static str {
+///     if session.is_some() { "with a session" } else { "without a session" }
+/// }
+///
+/// let app = Router::new().route("/", get(handler));
+/// let res = app.oneshot(http::Request::new(axum::body::Body::empty())).await.unwrap();
+/// assert_eq!(res.status(), 200);
+/// let body = res.into_body().collect().await.unwrap().to_bytes();
+/// assert_eq!(&body[..], b"without a session");
+/// # });
+/// ```
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Session {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<Session>().cloned())
     }
 }

@@ -5,6 +5,7 @@ mod config;
 mod cookies;
 mod expiry;
 mod faults;
+mod hardening;
 mod lifecycle;
 mod security;
 mod support;

@@ -1,0 +1,404 @@
+//! Races and edge cases that must keep the promises in SECURITY.md: a lost race never logs the
+//! user out, a failing logout still logs out, garbage timestamps never panic, responses built
+//! from a session never reach a shared cache, prefixes and id headers are read as browsers and
+//! clients mean them.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::http::{header, HeaderName, Request, StatusCode};
+use axum::routing::get;
+use axum::Router;
+use sessionware::store::{ChangeSet, Outcome, Record, SessionStore};
+use sessionware::{
+    ConfigError, Error, MemoryStore, Session, SessionId, SessionLayer, StoreError, StoreKey,
+};
+use tokio::sync::Notify;
+
+use crate::support::{app, routes, send, send_request};
+
+/// A browser's cookie jar for one host, as far as the session cookie goes: `Set-Cookie` with
+/// `Max-Age=0` removes it (by name), anything else replaces it.
+#[derive(Default)]
+struct Jar(Option<String>);
+
+impl Jar {
+    fn receive(&mut self, reply: &crate::support::Reply) {
+        for set in reply.set_cookies() {
+            if set.contains("Max-Age=0") {
+                self.0 = None;
+            } else {
+                self.0 = Some(set.split(';').next().unwrap().to_owned());
+            }
+        }
+    }
+}
+
+/// Two tabs: one logs in (cycle + insert), the other is writing at the same time and commits
+/// after the login. The writer's save finds its session moved; it must not send a removal
+/// cookie, which the browser would apply to the new id the login just set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_a_race_to_a_login_never_logs_the_user_out() {
+    let loaded = Arc::new(Notify::new());
+    let go = Arc::new(Notify::new());
+    let (l, g) = (loaded.clone(), go.clone());
+    let app: Router = routes()
+        .route(
+            "/login",
+            get(|s: Session| async move {
+                s.cycle_id().await?;
+                s.insert("user", "alice").await?;
+                Ok::<_, Error>("logged in")
+            }),
+        )
+        .route(
+            "/slow-write",
+            get(move |s: Session| {
+                let (loaded, go) = (l.clone(), g.clone());
+                async move {
+                    s.get::<i64>("counter").await?;
+                    loaded.notify_one();
+                    go.notified().await;
+                    s.insert("theme", "dark").await?;
+                    Ok::<_, Error>("written")
+                }
+            }),
+        )
+        .layer(SessionLayer::new(MemoryStore::default()));
+
+    let mut jar = Jar::default();
+    jar.receive(&send(&app, "/write", None).await);
+    let before = jar.0.clone().unwrap();
+
+    let slow = {
+        let (app, cookie) = (app.clone(), before.clone());
+        tokio::spawn(async move { send(&app, "/slow-write", Some(&cookie)).await })
+    };
+    loaded.notified().await;
+    let login = send(&app, "/login", Some(&before)).await;
+    jar.receive(&login);
+    go.notify_one();
+    let slow = slow.await.unwrap();
+    assert_eq!(slow.status, 200);
+    assert!(
+        slow.set_cookies().iter().all(|c| !c.contains("Max-Age=0")),
+        "the losing write sent a removal cookie: {:?}",
+        slow.set_cookies()
+    );
+    jar.receive(&slow);
+
+    let now = jar.0.clone().expect("the jar still holds a session cookie");
+    assert_ne!(now, before, "the jar holds the new id");
+    assert_eq!(send(&app, "/get/user", Some(&now)).await.body, "alice");
+}
+
+/// A race lost to a destroy in another tab: no removal cookie either (the destroying request
+/// sent it); the old id is dead all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_destroying_request_sends_the_removal_cookie() {
+    let loaded = Arc::new(Notify::new());
+    let go = Arc::new(Notify::new());
+    let (l, g) = (loaded.clone(), go.clone());
+    let app: Router = routes()
+        .route(
+            "/slow-write",
+            get(move |s: Session| {
+                let (loaded, go) = (l.clone(), g.clone());
+                async move {
+                    s.get::<i64>("counter").await?;
+                    loaded.notify_one();
+                    go.notified().await;
+                    s.insert("theme", "dark").await?;
+                    Ok::<_, Error>("written")
+                }
+            }),
+        )
+        .layer(SessionLayer::new(MemoryStore::default()));
+    let cookie = send(&app, "/write", None).await.cookie();
+    let slow = {
+        let (app, cookie) = (app.clone(), cookie.clone());
+        tokio::spawn(async move { send(&app, "/slow-write", Some(&cookie)).await })
+    };
+    loaded.notified().await;
+    let destroyed = send(&app, "/destroy", Some(&cookie)).await;
+    assert!(destroyed.set_cookie().unwrap().contains("Max-Age=0"));
+    go.notify_one();
+    let slow = slow.await.unwrap();
+    assert_eq!(slow.set_cookie(), None);
+    assert_eq!(send(&app, "/read", Some(&cookie)).await.body, "0");
+}
+
+/// A logout handler whose response is a 5xx (a failing audit log, say) still ends the session.
+#[tokio::test]
+async fn destroy_in_a_failing_handler_still_logs_out() {
+    let store = MemoryStore::default();
+    let app: Router = routes()
+        .route(
+            "/logout-fails",
+            get(|s: Session| async move {
+                s.destroy().await?;
+                s.insert("flash", "bye").await?;
+                Ok::<_, Error>((StatusCode::INTERNAL_SERVER_ERROR, "audit log down"))
+            }),
+        )
+        .layer(SessionLayer::new(store.clone()));
+    let cookie = send(&app, "/write", None).await.cookie();
+    assert_eq!(store.len(), 1);
+
+    let reply = send(&app, "/logout-fails", Some(&cookie)).await;
+    assert_eq!(reply.status, 500);
+    assert_eq!(reply.body, "audit log down");
+    assert!(
+        reply.set_cookie().unwrap().contains("Max-Age=0"),
+        "no removal cookie"
+    );
+    assert_eq!(
+        store.len(),
+        0,
+        "the session was not deleted (and nothing new saved)"
+    );
+    assert_eq!(send(&app, "/read", Some(&cookie)).await.body, "0");
+}
+
+/// Returns one record with the given times for every key, whatever was stored.
+#[derive(Debug, Clone)]
+struct Garbage {
+    created_at: i64,
+    expires_at: i64,
+}
+
+#[async_trait]
+impl SessionStore for Garbage {
+    async fn load(&self, _: &StoreKey) -> Result<Option<Record>, StoreError> {
+        let data = [("counter".to_owned(), serde_json::json!(1))].into();
+        Ok(Some(Record::new(
+            data,
+            self.created_at,
+            self.expires_at,
+            None,
+        )))
+    }
+    async fn create(&self, _: &StoreKey, _: &Record) -> Result<Outcome, StoreError> {
+        Ok(Outcome::Done)
+    }
+    async fn apply(&self, _: &StoreKey, _: &ChangeSet) -> Result<Outcome, StoreError> {
+        Ok(Outcome::Done)
+    }
+    async fn cycle(
+        &self,
+        _: &StoreKey,
+        _: &StoreKey,
+        _: &ChangeSet,
+    ) -> Result<Outcome, StoreError> {
+        Ok(Outcome::Done)
+    }
+    async fn delete(&self, _: &StoreKey) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn delete_expired(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+}
+
+/// Times at the edges of `i64` in a stored record: every path of the layer (read, touch, write,
+/// cycle, destroy, Max-Age) must do saturating arithmetic. Tests run in debug, where an overflow
+/// panics.
+#[tokio::test]
+async fn garbage_timestamps_in_the_store_never_panic() {
+    let edges = [i64::MIN, i64::MIN + 1, -1, 0, i64::MAX - 1, i64::MAX];
+    let expiries = [
+        sessionware::Expiry::OnSessionEnd,
+        sessionware::Expiry::OnInactivity(std::time::Duration::from_secs(60)),
+    ];
+    let cookie = format!("id={}", SessionId::generate().expose());
+    for created_at in edges {
+        for expires_at in edges {
+            for expiry in expiries {
+                let layer = SessionLayer::new(Garbage {
+                    created_at,
+                    expires_at,
+                })
+                .with_expiry(expiry);
+                let app = app(layer);
+                for path in ["/read", "/write", "/cycle", "/destroy", "/clear"] {
+                    let reply = send(&app, path, Some(&cookie)).await;
+                    assert_eq!(
+                        reply.status, 200,
+                        "{path} with created_at {created_at}, expires_at {expires_at}"
+                    );
+                    for set in reply.set_cookies() {
+                        assert!(!set.contains("Max-Age=-"), "{set}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `Vary: Cookie` on every response whose handler loaded the session, including read-only
+/// ones that send no cookie, and 5xx ones.
+#[tokio::test]
+async fn every_response_built_from_a_session_varies_on_the_cookie() {
+    let app: Router = routes()
+        .route(
+            "/read-fails",
+            get(|s: Session| async move {
+                s.get::<i64>("counter").await?;
+                Ok::<_, Error>((StatusCode::INTERNAL_SERVER_ERROR, "oops"))
+            }),
+        )
+        .layer(SessionLayer::new(MemoryStore::default()));
+    let cookie = send(&app, "/write", None).await.cookie();
+    for (path, cookie) in [
+        ("/read", Some(cookie.as_str())),
+        ("/read", None),
+        ("/read-fails", Some(cookie.as_str())),
+    ] {
+        let reply = send(&app, path, cookie).await;
+        assert_eq!(reply.set_cookie(), None, "{path}");
+        assert_eq!(reply.headers[header::VARY], "cookie", "{path} {cookie:?}");
+    }
+    // A route that never loads the session stays as it was.
+    assert!(!send(&app, "/plain", Some(&cookie))
+        .await
+        .headers
+        .contains_key(header::VARY));
+}
+
+/// A handler's `Cache-Control: public` on a response that sets or clears the id is replaced by
+/// `no-store`; `private` and `no-store` are kept.
+#[tokio::test]
+async fn a_public_cache_policy_never_reaches_a_response_that_sets_the_id() {
+    fn route(policy: &'static str) -> axum::routing::MethodRouter {
+        get(move |s: Session| async move {
+            s.insert("x", 1).await?;
+            Ok::<_, Error>(([(header::CACHE_CONTROL, policy)], "ok"))
+        })
+    }
+    let app: Router = routes()
+        .route("/public", route("public, max-age=3600"))
+        .route("/s-maxage", route("s-maxage=60"))
+        .route("/no-cache", route("no-cache"))
+        .route("/private", route("private, max-age=60"))
+        .route("/no-store", route("no-store"))
+        .route(
+            "/logout-public",
+            get(|s: Session| async move {
+                s.destroy().await?;
+                Ok::<_, Error>(([(header::CACHE_CONTROL, "public")], "bye"))
+            }),
+        )
+        .layer(SessionLayer::new(MemoryStore::default()));
+    for (path, expected) in [
+        ("/public", "no-store"),
+        ("/s-maxage", "no-store"),
+        ("/no-cache", "no-store"),
+        ("/private", "private, max-age=60"),
+        ("/no-store", "no-store"),
+    ] {
+        let reply = send(&app, path, None).await;
+        assert!(reply.set_cookie().is_some(), "{path}");
+        assert_eq!(reply.headers[header::CACHE_CONTROL], expected, "{path}");
+    }
+    let cookie = send(&app, "/write", None).await.cookie();
+    let reply = send(&app, "/logout-public", Some(&cookie)).await;
+    assert!(reply.set_cookie().unwrap().contains("Max-Age=0"));
+    assert_eq!(reply.headers[header::CACHE_CONTROL], "no-store");
+}
+
+/// Browsers match `__Host-` and `__Secure-` case-insensitively, so must the checks.
+#[test]
+fn cookie_prefixes_are_checked_case_insensitively() {
+    for name in ["__host-id", "__HOST-id", "__Host-id"] {
+        let layer = SessionLayer::new(MemoryStore::default())
+            .with_cookie_name(name)
+            .with_path("/app");
+        assert!(
+            matches!(layer.validate(), Err(ConfigError::HostPrefix(_))),
+            "{name}"
+        );
+    }
+    for name in ["__secure-id", "__SECURE-id"] {
+        let layer = SessionLayer::new(MemoryStore::default())
+            .with_cookie_name(name)
+            .with_secure(false);
+        assert_eq!(layer.validate(), Err(ConfigError::SecurePrefix), "{name}");
+    }
+}
+
+const ID_HEADER: HeaderName = HeaderName::from_static("x-session-id");
+
+async fn with_headers(
+    app: &Router,
+    path: &str,
+    cookie: Option<&str>,
+    ids: &[&str],
+) -> crate::support::Reply {
+    let mut req = Request::get(path);
+    if let Some(cookie) = cookie {
+        req = req.header(header::COOKIE, cookie);
+    }
+    for id in ids {
+        req = req.header(ID_HEADER, *id);
+    }
+    send_request(app, req.body(Body::empty()).unwrap()).await
+}
+
+/// An empty id header counts as absent: the cookie is used and nothing is counted as refused.
+/// Two different id headers are refused, like two different id cookies.
+#[tokio::test]
+async fn empty_id_headers_are_absent_and_conflicting_ones_refused() {
+    let layer = SessionLayer::new(MemoryStore::default()).with_header(ID_HEADER);
+    let stats = layer.stats();
+    let app = app(layer);
+    let first = with_headers(&app, "/write", None, &[]).await;
+    let cookie = first.cookie();
+    let id = first.headers[&ID_HEADER].to_str().unwrap().to_owned();
+
+    assert_eq!(
+        with_headers(&app, "/read", Some(&cookie), &[""]).await.body,
+        "1"
+    );
+    assert_eq!(
+        stats.refused_ids(),
+        0,
+        "an empty header was counted as refused"
+    );
+    assert_eq!(
+        with_headers(&app, "/read", None, &[&id, &id]).await.body,
+        "1"
+    );
+    assert_eq!(stats.refused_ids(), 0);
+
+    let other = with_headers(&app, "/write", None, &[]).await.headers[&ID_HEADER]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let both = with_headers(&app, "/read", Some(&cookie), &[&id, &other]).await;
+    assert_eq!(both.body, "0", "one of two conflicting ids was used");
+    assert_eq!(stats.refused_ids(), 1);
+}
+
+/// `Option<Session>` is `None` outside the layer instead of a 500, and `Some` inside it.
+#[tokio::test]
+async fn option_session_is_none_without_the_layer() {
+    async fn maybe(session: Option<Session>) -> Result<String, Error> {
+        Ok(match session {
+            Some(s) => format!("some {}", s.get::<i64>("counter").await?.unwrap_or(0)),
+            None => "none".to_owned(),
+        })
+    }
+    let bare: Router = Router::new().route("/maybe", get(maybe));
+    let reply = send(&bare, "/maybe", None).await;
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (StatusCode::OK, "none")
+    );
+
+    let layered: Router = routes()
+        .route("/maybe", get(maybe))
+        .layer(SessionLayer::new(MemoryStore::default()));
+    let cookie = send(&layered, "/write", None).await.cookie();
+    assert_eq!(send(&layered, "/maybe", Some(&cookie)).await.body, "some 1");
+}
