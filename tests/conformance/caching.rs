@@ -1,6 +1,9 @@
 //! What `CachingStore` adds to the contract: coherence on this instance, bounded staleness
 //! across instances.
 
+use std::future::{pending, poll_fn, Future};
+use std::pin::pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use serde_json::json;
@@ -192,4 +195,103 @@ async fn a_write_cancelled_after_it_landed_does_not_leave_a_stale_copy() {
         json!(2),
         "served a stale copy"
     );
+}
+
+/// A backing store whose writes land (a memory store's do at once) and then never return, so a
+/// write polled once and dropped is cancelled after it landed (fault injection only).
+#[derive(Debug, Clone, Default)]
+struct Hanging(MemoryStore);
+
+#[async_trait::async_trait]
+impl SessionStore for Hanging {
+    async fn load(
+        &self,
+        key: &sessionware::StoreKey,
+    ) -> Result<Option<Record>, sessionware::StoreError> {
+        self.0.load(key).await
+    }
+    async fn create(
+        &self,
+        key: &sessionware::StoreKey,
+        record: &Record,
+    ) -> Result<Outcome, sessionware::StoreError> {
+        self.0.create(key, record).await
+    }
+    async fn apply(
+        &self,
+        key: &sessionware::StoreKey,
+        changes: &ChangeSet,
+    ) -> Result<Outcome, sessionware::StoreError> {
+        let _landed = self.0.apply(key, changes).await;
+        pending().await
+    }
+    async fn cycle(
+        &self,
+        old: &sessionware::StoreKey,
+        new: &sessionware::StoreKey,
+        changes: &ChangeSet,
+    ) -> Result<Outcome, sessionware::StoreError> {
+        self.0.cycle(old, new, changes).await
+    }
+    async fn delete(&self, key: &sessionware::StoreKey) -> Result<(), sessionware::StoreError> {
+        self.0.delete(key).await
+    }
+    async fn delete_expired(&self) -> Result<u64, sessionware::StoreError> {
+        self.0.delete_expired().await
+    }
+}
+
+/// Polls `future` once, checks that it is still pending, and drops it: a request cancelled
+/// halfway (client gone), without timers.
+async fn cancel_after_one_poll(future: impl Future) {
+    let mut future = pin!(future);
+    poll_fn(|cx| {
+        assert!(
+            future.as_mut().poll(cx).is_pending(),
+            "it was not cut short"
+        );
+        Poll::Ready(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn many_cancelled_writes_never_let_a_stale_copy_be_served() {
+    // A long window: no copy expires during the test, so only the store's own bookkeeping can
+    // keep a stale copy from being served.
+    let backing = Hanging::default();
+    let store = CachingStore::new(MemoryStore::default(), backing.clone())
+        .with_max_staleness(Duration::from_secs(600));
+    let set_a = |value: i64| ChangeSet::new(now() + 60_000).with_update("a", Some(json!(value)));
+    let (first, last) = (
+        SessionId::generate().store_key(),
+        SessionId::generate().store_key(),
+    );
+    for key in [first, last] {
+        assert_eq!(store.create(&key, &record()).await.unwrap(), Outcome::Done);
+        assert_eq!(store.load(&key).await.unwrap().unwrap().data["a"], json!(1));
+    }
+
+    // Cancelled after it landed, before the cache was evicted: `first` is marked stale...
+    cancel_after_one_poll(store.apply(&first, &set_a(2))).await;
+    // ...then far more cancelled writes than the store keeps marks for, on sessions never
+    // loaded again (here: absent ones)...
+    for _ in 0..10_000 {
+        let other = SessionId::generate().store_key();
+        cancel_after_one_poll(store.apply(&other, &set_a(2))).await;
+    }
+    // ...and one more on `last`, with the marks at or near their bound.
+    cancel_after_one_poll(store.apply(&last, &set_a(2))).await;
+
+    for key in [first, last] {
+        assert_eq!(
+            backing.load(&key).await.unwrap().unwrap().data["a"],
+            json!(2)
+        );
+        assert_eq!(
+            store.load(&key).await.unwrap().unwrap().data["a"],
+            json!(2),
+            "served a stale copy"
+        );
+    }
 }
