@@ -1,10 +1,13 @@
 //! `PurgeTask` deletes expired sessions in the background and stops when told.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
-use sessionware::store::{now, Outcome, PurgeTask, Record, SessionStore};
-use sessionware::{MemoryStore, SessionId};
+use sessionware::store::{now, ChangeSet, Outcome, PurgeTask, Record, SessionStore};
+use sessionware::{MemoryStore, SessionId, StoreError, StoreKey};
+use tokio::sync::Notify;
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 
 #[tokio::test]
 async fn purge_task_removes_expired_sessions_until_stopped() {
@@ -26,7 +29,7 @@ async fn purge_task_removes_expired_sessions_until_stopped() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(store.len(), 1, "expired sessions were not purged");
     assert!(store.load(&live).await.unwrap().is_some());
-    task.stop().await;
+    assert!(task.stop().await.is_ok());
 
     // Stopped: new expired entries stay until someone else purges them.
     let late = Record::new(short.data.clone(), now(), now() + 50, None);
@@ -39,4 +42,134 @@ async fn purge_task_removes_expired_sessions_until_stopped() {
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(store.len(), 2);
+}
+
+#[tokio::test]
+async fn try_spawn_refuses_a_zero_or_overflowing_period() {
+    let refused = PurgeTask::try_spawn(MemoryStore::default(), Duration::ZERO).unwrap_err();
+    assert_eq!(refused.to_string(), "the period is zero");
+    let refused = PurgeTask::try_spawn(MemoryStore::default(), Duration::MAX).unwrap_err();
+    assert!(refused.to_string().contains("too long"), "{refused}");
+
+    // A long period that fits is fine: the task starts, and stops at once.
+    let century = Duration::from_secs(100 * 366 * 24 * 3600);
+    let task = PurgeTask::try_spawn(MemoryStore::default(), century).unwrap();
+    assert!(task.stop().await.is_ok());
+}
+
+#[tokio::test]
+#[should_panic(expected = "Invalid purge period: the period is zero")]
+async fn spawn_panics_at_the_call_site_on_a_zero_period() {
+    // Not in the task, where nobody would see it: the panic reaches this test.
+    let _task = PurgeTask::spawn(MemoryStore::default(), Duration::ZERO);
+}
+
+/// Records the `tracing` error events of the thread it is the default subscriber of.
+#[derive(Clone, Debug, Default)]
+struct Errors(Arc<Mutex<Vec<String>>>);
+
+impl<S: tracing::Subscriber> Layer<S> for Errors {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        if *event.metadata().level() == tracing::Level::ERROR {
+            let mut text = String::new();
+            event.record(
+                &mut |field: &tracing::field::Field, value: &dyn std::fmt::Debug| {
+                    text.push_str(&format!("{}={value:?} ", field.name()));
+                },
+            );
+            self.0.lock().unwrap().push(text);
+        }
+    }
+}
+
+impl Errors {
+    /// Makes this the current thread's subscriber until the guard is dropped.
+    fn capture(&self) -> tracing::subscriber::DefaultGuard {
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(self.clone()))
+    }
+
+    fn events(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// A store whose `delete_expired` panics, after saying it started (fault injection only).
+#[derive(Debug, Default)]
+struct PanickingPurge(Arc<Notify>);
+
+#[async_trait::async_trait]
+impl SessionStore for PanickingPurge {
+    async fn load(&self, _: &StoreKey) -> Result<Option<Record>, StoreError> {
+        Ok(None)
+    }
+    async fn create(&self, _: &StoreKey, _: &Record) -> Result<Outcome, StoreError> {
+        Ok(Outcome::Done)
+    }
+    async fn apply(&self, _: &StoreKey, _: &ChangeSet) -> Result<Outcome, StoreError> {
+        Ok(Outcome::Missing)
+    }
+    async fn cycle(
+        &self,
+        _: &StoreKey,
+        _: &StoreKey,
+        _: &ChangeSet,
+    ) -> Result<Outcome, StoreError> {
+        Ok(Outcome::Missing)
+    }
+    async fn delete(&self, _: &StoreKey) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn delete_expired(&self) -> Result<u64, StoreError> {
+        self.0.notify_one();
+        panic!("purge query exploded");
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_purge_is_logged_at_once_and_reported_by_stop() {
+    let errors = Errors::default();
+    let _capture = errors.capture();
+    let store = PanickingPurge::default();
+    let purging = store.0.clone();
+    let task = PurgeTask::spawn(store, Duration::from_millis(10));
+
+    // Two purges start: the task carried on after the first one panicked. (The timeout only
+    // keeps a broken task from hanging the test.)
+    for _ in 0..2 {
+        tokio::time::timeout(Duration::from_secs(10), purging.notified())
+            .await
+            .expect("the task stopped purging after a panic");
+    }
+    let failure = task.stop().await.unwrap_err().to_string();
+    assert!(failure.contains("2 purge(s) panicked"), "{failure}");
+    assert!(failure.contains("purge query exploded"), "{failure}");
+
+    let events = errors.events();
+    assert_eq!(events.len(), 2, "one error event per panic: {events:?}");
+    for event in events {
+        assert!(event.contains("session purge task"), "{event}");
+        assert!(event.contains("purge query exploded"), "{event}");
+    }
+}
+
+#[test]
+fn a_purge_task_whose_runtime_shut_down_is_reported_by_stop() {
+    let errors = Errors::default();
+    let _capture = errors.capture();
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let first = runtime();
+    let task =
+        first.block_on(async { PurgeTask::spawn(MemoryStore::default(), Duration::from_secs(60)) });
+    drop(first);
+
+    let failure = runtime().block_on(task.stop()).unwrap_err().to_string();
+    assert!(failure.contains("died before it was stopped"), "{failure}");
+    let events = errors.events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(events[0].contains("session purge task died"), "{events:?}");
 }
