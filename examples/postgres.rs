@@ -81,7 +81,9 @@ async fn main() -> ExitCode {
     };
     println!("sessionware postgres example: open http://{addr}/");
     let served = axum::serve(listener, app).await;
-    purge.stop().await;
+    if let Err(e) = purge.stop().await {
+        eprintln!("{e}");
+    }
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

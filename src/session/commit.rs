@@ -115,6 +115,7 @@ impl Session {
                 updates: state.updates.into_iter().collect(),
                 expires_at: next,
                 expiry: state.expiry_changed.then_some(state.expiry),
+                max_size: self.inner.config.max_size,
             };
             if state.cycle {
                 for _ in 0..ID_ATTEMPTS {
@@ -123,6 +124,7 @@ impl Session {
                         Outcome::Done => return Ok(set(new, expiry, next, now)),
                         Outcome::Missing => return Ok(vanished(&id)),
                         Outcome::Collision => continue,
+                        Outcome::TooLarge { size } => return Err(too_large(&changes, size)),
                     }
                 }
                 return Err(no_free_id());
@@ -133,13 +135,14 @@ impl Session {
                 }
                 Outcome::Done | Outcome::Collision => CookieAction::Keep,
                 Outcome::Missing => vanished(&id),
+                Outcome::TooLarge { size } => return Err(too_large(&changes, size)),
             });
         }
 
         if rules.touch_due(expiry, state.expires_at, next) {
             return Ok(match store.touch(&key, next).await? {
                 Outcome::Done if state.reissue || has_max_age(expiry) => set(id, expiry, next, now),
-                Outcome::Done | Outcome::Collision => CookieAction::Keep,
+                Outcome::Done | Outcome::Collision | Outcome::TooLarge { .. } => CookieAction::Keep,
                 Outcome::Missing => vanished(&id),
             });
         }
@@ -157,7 +160,7 @@ impl Session {
             let id = SessionId::generate();
             match self.inner.store.create(&id.store_key(), &record).await? {
                 Outcome::Done => return Ok(set(id, expiry, expires_at, now)),
-                Outcome::Collision | Outcome::Missing => continue,
+                Outcome::Collision | Outcome::Missing | Outcome::TooLarge { .. } => continue,
             }
         }
         Err(no_free_id())
@@ -186,6 +189,33 @@ fn vanished(id: &SessionId) -> CookieAction {
         "session ended or moved while this request was using it; its changes were discarded"
     );
     CookieAction::Keep
+}
+
+/// The store refused the change set: with what other requests saved meanwhile, the session
+/// would outgrow the cap. Named after the largest value the change set sets, the likeliest
+/// culprit.
+fn too_large(changes: &ChangeSet, size: usize) -> Error {
+    let key = changes
+        .updates
+        .iter()
+        .filter_map(|(key, value)| {
+            value
+                .as_ref()
+                .map(|v| (key, crate::store::entry_size(key, v)))
+        })
+        .max_by_key(|(_, size)| *size)
+        .map(|(key, _)| key.clone())
+        .unwrap_or_default();
+    tracing::warn!(
+        key,
+        size,
+        "session change refused: concurrent requests together would outgrow the size cap"
+    );
+    Error::TooLarge {
+        key,
+        size,
+        limit: changes.max_size.unwrap_or(size),
+    }
 }
 
 fn no_free_id() -> Error {

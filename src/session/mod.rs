@@ -172,9 +172,7 @@ impl Session {
             let mut state = self.state();
             let old = state.data.remove(key);
             if let Some(value) = &old {
-                state.size = state
-                    .size
-                    .map(|size| size.saturating_sub(size::of_entry(key, value)));
+                state.size = size::after_remove(state.size, key, value);
                 state.updates.insert(key.to_owned(), None);
             }
             old
@@ -199,7 +197,7 @@ impl Session {
             state.data.clear();
             state.updates.clear();
             state.clear = true;
-            state.size = Some(0);
+            state.size = Some(size::EMPTY);
         }
         Ok(())
     }

@@ -40,6 +40,9 @@ pub(crate) enum Arg {
     Text(String),
     OptText(Option<String>),
     Int(i64),
+    /// A `BIGINT` that may be `NULL` (PostgreSQL types a `NULL` parameter by its Rust type).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    OptInt(Option<i64>),
     Bool(bool),
     /// A PostgreSQL `text[]`; SQLite, which has no arrays, gets it as a JSON array.
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]

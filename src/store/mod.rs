@@ -32,6 +32,7 @@ mod postgres;
 mod purge;
 #[cfg(feature = "redis")]
 mod redis;
+mod size;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
 #[cfg(feature = "sqlite")]
@@ -41,9 +42,11 @@ pub use caching::{CachingStore, DEFAULT_MAX_STALENESS};
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
-pub use purge::PurgeTask;
+pub use purge::{PurgeError, PurgeFailure, PurgeTask};
 #[cfg(feature = "redis")]
 pub use redis::RedisStore;
+pub(crate) use size::EMPTY as EMPTY_SIZE;
+pub use size::{data_size, entry_size};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
@@ -100,6 +103,13 @@ impl Record {
 /// `updates` are distinct. Keys not named are left as they are in the store, which is how two
 /// requests writing different keys both win; two requests writing the same key: the last
 /// applied wins.
+///
+/// **Size cap.** When `max_size` is set and the change set sets at least one key, the store
+/// computes the size the session's values would have after the change, as it stores them
+/// ([`data_size`], or the length of the stored JSON text), and refuses the whole change set
+/// with [`Outcome::TooLarge`] if it is over. The cap is checked where concurrent change sets
+/// meet, so no interleaving of requests can grow a stored session past it. A change set that
+/// only removes keys or moves the deadline is never refused (it cannot grow the session).
 #[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
 pub struct ChangeSet {
@@ -111,6 +121,8 @@ pub struct ChangeSet {
     pub expires_at: i64,
     /// `Some` when the session's own expiry changed (to `Some(expiry)` or back to the default).
     pub expiry: Option<Option<Expiry>>,
+    /// The largest the session's values may be after the change, in bytes; `None` for no cap.
+    pub max_size: Option<usize>,
 }
 
 impl ChangeSet {
@@ -138,6 +150,59 @@ impl ChangeSet {
     pub fn with_expiry(mut self, expiry: Option<Expiry>) -> Self {
         self.expiry = Some(expiry);
         self
+    }
+
+    /// Caps the session's size after the change (see the type docs).
+    pub fn with_max_size(mut self, bytes: usize) -> Self {
+        self.max_size = Some(bytes);
+        self
+    }
+
+    /// The cap a store must check for this change set: `Some` only when a cap is set and at
+    /// least one key is set (removals and deadline moves cannot grow a session).
+    pub fn size_cap(&self) -> Option<usize> {
+        self.max_size
+            .filter(|_| self.updates.iter().any(|(_, value)| value.is_some()))
+    }
+
+    /// Whether the change set fits the cap when applied to `data`: `Err(size)` with the size
+    /// the values would have, if it does not. The reference check for stores that keep parsed
+    /// values.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use sessionware::store::{ChangeSet, Data};
+    ///
+    /// let data: Data = [("a".to_owned(), json!("x".repeat(90)))].into();
+    /// let grow = ChangeSet::new(0).with_update("b", Some(json!("y".repeat(90)))).with_max_size(150);
+    /// assert_eq!(grow.check_size(&data), Err(196)); // 2 + 2 × (3 + 92 + 2)
+    /// let replace = ChangeSet::new(0).with_update("a", Some(json!("y".repeat(90)))).with_max_size(150);
+    /// assert_eq!(replace.check_size(&data), Ok(()));
+    /// ```
+    pub fn check_size(&self, data: &Data) -> Result<(), usize> {
+        let Some(cap) = self.size_cap() else {
+            return Ok(());
+        };
+        let mut size = if self.clear {
+            size::EMPTY
+        } else {
+            data_size(data)
+        };
+        for (key, value) in &self.updates {
+            if !self.clear {
+                if let Some(old) = data.get(key) {
+                    size = size.saturating_sub(entry_size(key, old));
+                }
+            }
+            if let Some(value) = value {
+                size = size.saturating_add(entry_size(key, value));
+            }
+        }
+        if size > cap {
+            Err(size)
+        } else {
+            Ok(())
+        }
     }
 
     /// Whether the data is untouched (only the deadline or expiry moves).
@@ -174,6 +239,12 @@ pub enum Outcome {
     Missing,
     /// Nothing changed: the new key is already taken (create and cycle only).
     Collision,
+    /// Nothing changed: the session's values would be `size` bytes, over the change set's
+    /// [`max_size`](ChangeSet::max_size) (apply and cycle only).
+    TooLarge {
+        /// The size the session's values would have had, as the store counts it.
+        size: usize,
+    },
 }
 
 /// A place to keep sessions.
@@ -192,6 +263,9 @@ pub enum Outcome {
 ///   absent or expired. Only [`create`](Self::create) brings a key to life.
 /// - **No adoption.** [`create`](Self::create) and [`cycle`](Self::cycle) never overwrite a key
 ///   that exists: they return [`Outcome::Collision`] and the caller draws another id.
+/// - **Size cap.** [`apply`](Self::apply) and [`cycle`](Self::cycle) refuse a change set that
+///   would take the session over its [`ChangeSet::max_size`] with [`Outcome::TooLarge`],
+///   checked atomically with the write (see [`ChangeSet`]).
 /// - **Corrupt data** is reported as [`StoreError::Corrupt`], never a panic.
 ///
 /// # Errors
@@ -208,12 +282,13 @@ pub trait SessionStore: fmt::Debug + Send + Sync + 'static {
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<Outcome, StoreError>;
 
     /// Applies `changes` to a live session ([`Outcome::Done`]), or does nothing and returns
-    /// [`Outcome::Missing`].
+    /// [`Outcome::Missing`] (not live) or [`Outcome::TooLarge`] (over the size cap).
     async fn apply(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Outcome, StoreError>;
 
     /// Moves a live session from `old` to `new`, applying `changes` on the way: afterwards
     /// `old` is gone and `new` holds the data. [`Outcome::Missing`] if `old` is not live,
-    /// [`Outcome::Collision`] if `new` is taken; in both cases nothing changes.
+    /// [`Outcome::Collision`] if `new` is taken, [`Outcome::TooLarge`] if the changes would
+    /// take it over the size cap; in each case nothing changes.
     async fn cycle(
         &self,
         old: &StoreKey,

@@ -95,6 +95,8 @@ pub(crate) struct Split<'a> {
     pub(crate) expiry_changed: bool,
     /// The new `expiry` column when it changes ([`Expiry::encode`], `None` for `NULL`).
     pub(crate) expiry: Option<String>,
+    /// The size cap the write must keep ([`ChangeSet::size_cap`]).
+    pub(crate) size_cap: Option<usize>,
 }
 
 impl<'a> Split<'a> {
@@ -114,6 +116,7 @@ impl<'a> Split<'a> {
             expires_at: changes.expires_at,
             expiry_changed: changes.expiry.is_some(),
             expiry: changes.expiry.flatten().map(|e| e.encode()),
+            size_cap: changes.size_cap(),
         }
     }
 

@@ -26,6 +26,7 @@ macro_rules! conformance {
             concurrent_writes_to_one_key_leave_one_winner,
             a_thousand_sessions,
             a_session_with_many_values,
+            size_cap_holds_for_what_is_stored,
             through_the_layer);
     };
     (@tests $name:ident, $make:expr, $($test:ident),+) => {

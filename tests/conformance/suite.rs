@@ -514,3 +514,104 @@ where
     store.delete(&k).await.unwrap();
     assert!(store.load(&k).await.unwrap().is_none());
 }
+
+/// The size cap holds for what is stored, whatever concurrent change sets merge: eight writers,
+/// each well under the cap alone, race on one session; the store keeps it under the cap and
+/// refuses the writes that would cross it, whole. The count is the stored JSON's, escapes
+/// included; removals are never refused; a cycle is capped too and leaves both keys as they
+/// were when refused.
+pub async fn size_cap_holds_for_what_is_stored(store: impl SessionStore) {
+    const CAP: usize = 4096;
+    let store = Arc::new(store);
+    let k = key();
+    let rec = record(json!({"seed": 0}), HOUR);
+    assert_eq!(store.create(&k, &rec).await.unwrap(), Outcome::Done);
+    let barrier = Arc::new(tokio::sync::Barrier::new(8));
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            tokio::spawn(async move {
+                let changes = ChangeSet::new(rec.expires_at)
+                    .with_update(format!("k{i}"), Some(json!("x".repeat(1200))))
+                    .with_max_size(CAP);
+                barrier.wait().await;
+                store.apply(&k, &changes).await.unwrap()
+            })
+        })
+        .collect();
+    let mut done = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Outcome::Done => done += 1,
+            Outcome::TooLarge { size } => assert!(size > CAP, "refused at {size} bytes"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let loaded = must_load(&*store, &k).await;
+    let stored = sessionware::store::data_size(&loaded.data);
+    assert!(
+        stored <= CAP,
+        "the store holds {stored} bytes, over the cap"
+    );
+    assert_eq!(
+        done,
+        loaded.data.len() - 1,
+        "a refused write left something behind"
+    );
+    assert_eq!(
+        done, 3,
+        "three 1.2 kB values fit in 4 kB, a fourth does not"
+    );
+
+    // Keys count as stored: escaped. 300 quotes are 600 bytes of JSON, 300 unescaped.
+    let quotes = "\"".repeat(300);
+    let escaped = ChangeSet::new(rec.expires_at)
+        .with_update(quotes.clone(), Some(json!(1)))
+        .with_max_size(stored + 400);
+    assert!(
+        matches!(
+            store.apply(&k, &escaped).await.unwrap(),
+            Outcome::TooLarge { .. }
+        ),
+        "a key that needs escaping was counted unescaped"
+    );
+    let kept = must_load(&*store, &k).await;
+    assert!(!kept.data.contains_key(&quotes));
+
+    // Removing never needs room, even under a cap the session is already over.
+    let some_key = kept
+        .data
+        .keys()
+        .find(|k| k.starts_with('k'))
+        .unwrap()
+        .clone();
+    let shrink = ChangeSet::new(rec.expires_at)
+        .with_update(some_key, None)
+        .with_max_size(10);
+    assert_eq!(store.apply(&k, &shrink).await.unwrap(), Outcome::Done);
+    // Clearing makes room for what follows it.
+    let replace = ChangeSet::new(rec.expires_at)
+        .with_clear()
+        .with_update("big", Some(json!("y".repeat(3500))))
+        .with_max_size(CAP);
+    assert_eq!(store.apply(&k, &replace).await.unwrap(), Outcome::Done);
+
+    // A cycle is refused whole: the old key keeps the session, the new one stays free.
+    let new = key();
+    let grow = ChangeSet::new(rec.expires_at)
+        .with_update("more", Some(json!("z".repeat(1000))))
+        .with_max_size(CAP);
+    assert!(matches!(
+        store.cycle(&k, &new, &grow).await.unwrap(),
+        Outcome::TooLarge { .. }
+    ));
+    assert!(store.load(&new).await.unwrap().is_none());
+    let kept = must_load(&*store, &k).await;
+    assert!(kept.data.contains_key("big") && !kept.data.contains_key("more"));
+    // And a cycle that fits moves it.
+    let fits = ChangeSet::new(rec.expires_at)
+        .with_update("small", Some(json!(1)))
+        .with_max_size(CAP);
+    assert_eq!(store.cycle(&k, &new, &fits).await.unwrap(), Outcome::Done);
+    assert!(must_load(&*store, &new).await.data.contains_key("small"));
+}

@@ -402,3 +402,97 @@ async fn option_session_is_none_without_the_layer() {
     let cookie = send(&layered, "/write", None).await.cookie();
     assert_eq!(send(&layered, "/maybe", Some(&cookie)).await.body, "some 1");
 }
+
+/// Eight requests of one browser, each adding 100 KiB under the default 256 KiB cap, all loaded
+/// before any saves: the stored session stays under the cap. The requests whose save would
+/// cross it fail (a 500 through the error handler), the others keep their value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_requests_never_grow_a_session_past_the_cap() {
+    use sessionware::DEFAULT_MAX_SESSION_SIZE;
+    let barrier = Arc::new(tokio::sync::Barrier::new(8));
+    let store = MemoryStore::default();
+    let app: Router = routes()
+        .route(
+            "/big/{key}",
+            get(
+                move |s: Session, axum::extract::Path(key): axum::extract::Path<String>| {
+                    let barrier = barrier.clone();
+                    async move {
+                        s.get::<i64>("counter").await?;
+                        barrier.wait().await;
+                        s.insert(&key, "x".repeat(100 * 1024)).await?;
+                        Ok::<_, Error>("inserted")
+                    }
+                },
+            ),
+        )
+        .layer(SessionLayer::new(store.clone()));
+    let cookie = send(&app, "/write", None).await.cookie();
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let (app, cookie) = (app.clone(), cookie.clone());
+            tokio::spawn(async move { send(&app, &format!("/big/k{i}"), Some(&cookie)).await })
+        })
+        .collect();
+    let mut kept = 0;
+    for task in tasks {
+        let reply = task.await.unwrap();
+        match reply.status {
+            StatusCode::OK => kept += 1,
+            StatusCode::INTERNAL_SERVER_ERROR => {}
+            other => panic!("{other}"),
+        }
+    }
+    assert_eq!(kept, 2, "two 100 KiB values fit under 256 KiB");
+    let key = SessionId::parse(cookie.trim_start_matches("id="))
+        .unwrap()
+        .store_key();
+    let stored = store.load(&key).await.unwrap().unwrap();
+    assert!(sessionware::store::data_size(&stored.data) <= DEFAULT_MAX_SESSION_SIZE);
+    assert_eq!(stored.data.len(), 3, "counter and the two values that fit");
+}
+
+/// The count is the stored one: a cleared session counts as `{}`, and a key that needs JSON
+/// escaping counts escaped.
+#[tokio::test]
+async fn the_size_counted_is_the_size_stored() {
+    let app: Router = routes()
+        .route(
+            "/clear-then/{n}",
+            get(
+                |s: Session, axum::extract::Path(n): axum::extract::Path<usize>| async move {
+                    s.clear().await?;
+                    Ok::<_, Error>(match s.insert("k", "x".repeat(n)).await {
+                        Err(Error::TooLarge { size, .. }) => format!("too large {size}"),
+                        other => other.map(|()| "stored".to_owned())?,
+                    })
+                },
+            ),
+        )
+        .route(
+            "/quotes/{n}",
+            get(
+                |s: Session, axum::extract::Path(n): axum::extract::Path<usize>| async move {
+                    Ok::<_, Error>(match s.insert(&"\"".repeat(n), 1).await {
+                        Err(Error::TooLarge { size, .. }) => format!("too large {size}"),
+                        other => other.map(|()| "stored".to_owned())?,
+                    })
+                },
+            ),
+        )
+        .layer(SessionLayer::new(MemoryStore::default()).with_max_session_size(100));
+    let cookie = send(&app, "/write", None).await.cookie();
+    // `{}` + `"k":` + `"` 91 x `"` + `,` = 100 bytes; one more is over.
+    assert_eq!(
+        send(&app, "/clear-then/91", Some(&cookie)).await.body,
+        "stored"
+    );
+    assert_eq!(
+        send(&app, "/clear-then/92", Some(&cookie)).await.body,
+        "too large 101"
+    );
+    // 47 quotes: `{}` + 96 bytes as a JSON string (escapes and quotes) + `:1,` = 101 bytes;
+    // unescaped they would count 54.
+    let fresh = send(&app, "/quotes/47", None).await;
+    assert_eq!(fresh.body, "too large 101");
+}

@@ -179,10 +179,6 @@ fn live_entry<'a>(map: &'a mut Map, key: &StoreKey, now: i64) -> Option<&'a mut 
     map.get_mut(key)
 }
 
-fn take_live(map: &mut Map, key: &StoreKey, now: i64) -> Option<Entry> {
-    map.remove(key).filter(|e| e.expires_at > now)
-}
-
 /// The body of a cycle, with the shards already locked: moves the live session `old` from
 /// `from` (`None`: the same shard as `new`) to `new` in `to`, applying `changes` on the way.
 fn move_session(
@@ -196,11 +192,17 @@ fn move_session(
     if live_entry(&mut to.map, new, now).is_some() {
         return Outcome::Collision;
     }
-    let taken = match from {
-        Some(map) => take_live(map, old, now),
-        None => take_live(&mut to.map, old, now),
+    let map = match from {
+        Some(map) => map,
+        None => &mut to.map,
     };
-    let Some(mut entry) = taken else {
+    let Some(entry) = live_entry(map, old, now) else {
+        return Outcome::Missing;
+    };
+    if let Err(size) = entry.check_size(changes) {
+        return Outcome::TooLarge { size };
+    }
+    let Some(mut entry) = map.remove(old) else {
         return Outcome::Missing;
     };
     entry.apply(changes, &mut to.keys);
@@ -236,10 +238,13 @@ impl SessionStore for MemoryStore {
         let now = now_millis();
         let shard = &mut *lock(self.shard(key));
         Ok(match live_entry(&mut shard.map, key, now) {
-            Some(entry) => {
-                entry.apply(changes, &mut shard.keys);
-                Outcome::Done
-            }
+            Some(entry) => match entry.check_size(changes) {
+                Ok(()) => {
+                    entry.apply(changes, &mut shard.keys);
+                    Outcome::Done
+                }
+                Err(size) => Outcome::TooLarge { size },
+            },
             None => Outcome::Missing,
         })
     }

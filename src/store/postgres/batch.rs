@@ -22,6 +22,7 @@ fn query(statement: &Statement) -> sqlx::query::Query<'static, Postgres, PgArgum
             Arg::Text(s) => args.add(s.clone()),
             Arg::OptText(s) => args.add(s.clone()),
             Arg::Int(n) => args.add(*n),
+            Arg::OptInt(n) => args.add(*n),
             Arg::Bool(b) => args.add(*b),
             Arg::TextArray(list) => args.add(list.clone()),
         };

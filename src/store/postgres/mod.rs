@@ -194,36 +194,47 @@ impl Queries {
             .into(),
             // $1 key, $2 now, $3 expires_at, $4 clear, $5 removed keys, $6 set values,
             // $7 expiry changed, $8 expiry
+            // $9 is the size cap (NULL for none), checked on the text of the new value.
             apply: format!(
                 "UPDATE {t} SET \
                  data = ((CASE WHEN $4 THEN '{{}}'::jsonb ELSE data END) - $5::text[]) || $6::jsonb, \
                  expires_at = $3, \
                  expiry = CASE WHEN $7 THEN $8 ELSE expiry END \
-                 WHERE key = $1 AND expires_at > $2 AND jsonb_typeof(data) = 'object'"
+                 WHERE key = $1 AND expires_at > $2 AND jsonb_typeof(data) = 'object' \
+                 AND ($9::bigint IS NULL OR octet_length((((CASE WHEN $4 THEN '{{}}'::jsonb \
+                   ELSE data END) - $5::text[]) || $6::jsonb)::text) <= $9)"
             )
             .into(),
+            // After an apply that changed nothing: the type of the live row's data and, for an
+            // object, the size the apply's changes ($3 clear, $4 removed, $5 sets) give it.
             live_data_type: format!(
-                "SELECT jsonb_typeof(data) FROM {t} WHERE key = $1 AND expires_at > $2"
+                "SELECT jsonb_typeof(data), CASE WHEN jsonb_typeof(data) = 'object' THEN \
+                 octet_length((((CASE WHEN $3 THEN '{{}}'::jsonb ELSE data END) - $4::text[]) \
+                   || $5::jsonb)::text) END \
+                 FROM {t} WHERE key = $1 AND expires_at > $2"
             )
             .into(),
             // $1 old key, $2 new key, $3 now, $4 expires_at, $5 clear, $6 removed keys,
-            // $7 set values, $8 expiry changed, $9 expiry.
+            // $7 set values, $8 expiry changed, $9 expiry, $10 size cap (NULL for none).
             //
             // `src` locks the old row (re-reading it if a concurrent write committed first);
             // `ins` writes the new row unless a live one holds the key (the upsert also waits
             // for and sees rows committed after this statement's snapshot); `del` removes the
             // old row only if `ins` wrote. Everything happens or nothing does.
             cycle: format!(
-                "WITH src AS MATERIALIZED ( \
+                "WITH locked AS MATERIALIZED ( \
                    SELECT data, created_at, expiry FROM {t} \
                    WHERE key = $1 AND expires_at > $3 AND jsonb_typeof(data) = 'object' \
                    FOR UPDATE \
+                 ), src AS MATERIALIZED ( \
+                   SELECT new_data, octet_length(new_data::text) AS size, created_at, expiry \
+                   FROM (SELECT ((CASE WHEN $5 THEN '{{}}'::jsonb ELSE data END) - $6::text[]) \
+                     || $7::jsonb AS new_data, created_at, expiry FROM locked) AS changed \
                  ), ins AS ( \
                    INSERT INTO {t} AS cur (key, data, created_at, expires_at, expiry) \
-                   SELECT $2, \
-                     ((CASE WHEN $5 THEN '{{}}'::jsonb ELSE src.data END) - $6::text[]) || $7::jsonb, \
+                   SELECT $2, src.new_data, \
                      src.created_at, $4, CASE WHEN $8 THEN $9 ELSE src.expiry END \
-                   FROM src {UPSERT} \
+                   FROM src WHERE $10::bigint IS NULL OR src.size <= $10 {UPSERT} \
                    RETURNING 1 \
                  ), del AS ( \
                    DELETE FROM {t} WHERE key = $1 AND EXISTS (SELECT 1 FROM ins) \
@@ -231,6 +242,7 @@ impl Queries {
                  ) \
                  SELECT (SELECT count(*) FROM src) AS found, \
                    (SELECT count(*) FROM del) AS moved, \
+                   (SELECT size FROM src)::bigint AS size, \
                    EXISTS (SELECT 1 FROM {t} WHERE key = $1 AND expires_at > $3 \
                      AND jsonb_typeof(data) <> 'object') AS corrupt"
             )
@@ -405,6 +417,13 @@ fn decode(key: &StoreKey, row: &PgRow) -> Result<Record, StoreError> {
     )
 }
 
+/// The size cap as a statement parameter (`NULL` for none).
+fn cap(split: &Split<'_>) -> Option<i64> {
+    split
+        .size_cap
+        .map(|cap| i64::try_from(cap).unwrap_or(i64::MAX))
+}
+
 #[async_trait]
 impl SessionStore for PostgresStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
@@ -461,6 +480,7 @@ impl SessionStore for PostgresStore {
                         Arg::Text(sets),
                         Arg::Bool(split.expiry_changed),
                         Arg::OptText(split.expiry.clone()),
+                        Arg::OptInt(cap(&split)),
                     ],
                 },
             )
@@ -468,20 +488,30 @@ impl SessionStore for PostgresStore {
         if rows == 1 {
             return Ok(Outcome::Done);
         }
-        // Rarely taken: tell a corrupt row from a missing one.
-        let kind: Option<Option<String>> =
-            sqlx::query_scalar(AssertSqlSafe(self.sql.live_data_type.clone()))
+        // Rarely taken: tell a corrupt row and a refused size from a missing row.
+        let row: Option<(Option<String>, Option<i32>)> =
+            sqlx::query_as(AssertSqlSafe(self.sql.live_data_type.clone()))
                 .bind(key.to_string())
                 .bind(now)
+                .bind(split.clear)
+                .bind(&split.removed)
+                .bind(Json(JsonObject(&split.sets)))
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(backend)?;
-        match kind {
-            Some(kind) if kind.as_deref() != Some("object") => Err(sql::corrupt(
+        match row {
+            None => Ok(Outcome::Missing),
+            Some((kind, _)) if kind.as_deref() != Some("object") => Err(sql::corrupt(
                 key,
                 "`data` is not a JSON object; not updated",
             )),
-            _ => Ok(Outcome::Missing),
+            Some((_, size)) => {
+                let size = size.and_then(|size| usize::try_from(size).ok());
+                match (size, split.size_cap) {
+                    (Some(size), Some(cap)) if size > cap => Ok(Outcome::TooLarge { size }),
+                    _ => Ok(Outcome::Missing),
+                }
+            }
         }
     }
 
@@ -502,18 +532,26 @@ impl SessionStore for PostgresStore {
             .bind(Json(JsonObject(&split.sets)))
             .bind(split.expiry_changed)
             .bind(split.expiry.as_deref())
+            .bind(cap(&split))
             .fetch_one(&self.pool)
             .await
             .map_err(backend)?;
         let found: i64 = row.try_get("found").map_err(backend)?;
         let moved: i64 = row.try_get("moved").map_err(backend)?;
         let corrupt: bool = row.try_get("corrupt").map_err(backend)?;
+        let size: Option<i64> = row.try_get("size").map_err(backend)?;
+        let too_large = size
+            .and_then(|size| usize::try_from(size).ok())
+            .filter(|size| split.size_cap.is_some_and(|cap| *size > cap));
         Ok(match (found, moved) {
             (0, _) if corrupt => {
                 return Err(sql::corrupt(old, "`data` is not a JSON object; not cycled"))
             }
             (0, _) => Outcome::Missing,
-            (_, 0) => Outcome::Collision,
+            (_, 0) => match too_large {
+                Some(size) => Outcome::TooLarge { size },
+                None => Outcome::Collision,
+            },
             _ => Outcome::Done,
         })
     }

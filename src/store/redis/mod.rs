@@ -472,6 +472,9 @@ impl RedisStore {
         let Some(mut record) = self.load_with(conn, old, now).await? else {
             return Ok(Outcome::Missing);
         };
+        if let Err(size) = changes.check_size(&record.data) {
+            return Ok(Outcome::TooLarge { size });
+        }
         changes.apply_to(&mut record);
         if self.create_with(conn, new, &record, now).await? == Outcome::Collision {
             return Ok(Outcome::Collision);
@@ -506,6 +509,9 @@ fn outcome(code: i64) -> Outcome {
     match code {
         DONE => Outcome::Done,
         COLLISION => Outcome::Collision,
+        refused if refused < 0 => Outcome::TooLarge {
+            size: usize::try_from(refused.unsigned_abs()).unwrap_or(usize::MAX),
+        },
         _ => Outcome::Missing,
     }
 }

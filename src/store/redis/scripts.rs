@@ -6,7 +6,7 @@
 //! Redis server's clock (which only drives the native TTL that purges the key).
 //!
 //! Return codes: `1` done, `0` missing (absent, expired or without a readable deadline), `2`
-//! collision.
+//! collision, `-n` refused because the session's values would be `n` bytes, over the size cap.
 
 use std::sync::OnceLock;
 
@@ -34,6 +34,9 @@ local function live(key, now)
   local deadline = tonumber(redis.call('HGET', key, 'm:e'))
   return deadline ~= nil and deadline > now
 end
+local function entry_size(field, value)
+  return #cjson.encode(string.sub(field, 3)) + #value + 2
+end
 local function chunked(command, key, list, first, last, step)
   local i = first
   while i <= last do
@@ -48,9 +51,33 @@ end
 
 /// `apply_changes(key)`: applies the change set in `ARGV` to `key` (see [`apply_args`] for the
 /// layout), in the order of [`ChangeSet::apply_to`], then sets the deadline and the native TTL.
+///
+/// `too_large(key)`: `nil` if the change set fits the size cap in `ARGV[6]` (or there is none),
+/// else the size the session's values would have, counted as
+/// [`data_size`](crate::store::data_size) counts them (keys as JSON strings).
 macro_rules! apply_changes {
     () => {
         r#"
+local function too_large(key)
+  local cap = tonumber(ARGV[6])
+  if cap == nil then return nil end
+  local removed = tonumber(ARGV[7])
+  local changed = {}
+  for i = 8, 7 + removed do changed[ARGV[i]] = true end
+  for i = 8 + removed, #ARGV, 2 do changed[ARGV[i]] = true end
+  local size = 2
+  if ARGV[3] ~= '1' then
+    -- Lengths only: the values themselves never need to be copied into the script.
+    for _, field in ipairs(redis.call('HKEYS', key)) do
+      if string.sub(field, 1, 2) == 'd:' and not changed[field] then
+        size = size + #cjson.encode(string.sub(field, 3)) + redis.call('HSTRLEN', key, field) + 2
+      end
+    end
+  end
+  for i = 8 + removed, #ARGV, 2 do size = size + entry_size(ARGV[i], ARGV[i + 1]) end
+  if size > cap then return size end
+  return nil
+end
 local function apply_changes(key)
   if ARGV[3] == '1' then
     local drop = {}
@@ -59,9 +86,9 @@ local function apply_changes(key)
     end
     chunked('HDEL', key, drop, 1, #drop, 512)
   end
-  local removed = tonumber(ARGV[6])
-  chunked('HDEL', key, ARGV, 7, 6 + removed, 512)
-  chunked('HSET', key, ARGV, 7 + removed, #ARGV, 512)
+  local removed = tonumber(ARGV[7])
+  chunked('HDEL', key, ARGV, 8, 7 + removed, 512)
+  chunked('HSET', key, ARGV, 8 + removed, #ARGV, 512)
   if ARGV[4] == 's' then
     redis.call('HSET', key, 'm:x', ARGV[5])
   elseif ARGV[4] == 'd' then
@@ -97,6 +124,8 @@ const APPLY: &str = concat!(
     apply_changes!(),
     r#"
 if not live(KEYS[1], tonumber(ARGV[1])) then return 0 end
+local size = too_large(KEYS[1])
+if size then return -size end
 apply_changes(KEYS[1])
 return 1
 "#
@@ -124,6 +153,8 @@ const CYCLE: &str = concat!(
 local now = tonumber(ARGV[1])
 if not live(KEYS[1], now) then return 0 end
 if live(KEYS[2], now) then return 2 end
+local size = too_large(KEYS[1])
+if size then return -size end
 apply_changes(KEYS[1])
 if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('RENAME', KEYS[1], KEYS[2])
@@ -188,9 +219,10 @@ pub(super) fn create_args(invocation: &mut ScriptInvocation<'_>, now: i64, recor
 /// | 3 | `1` to drop every `d:` field first, else `0` |
 /// | 4 | expiry change: `k` keep, `d` back to the default (delete `m:x`), `s` set to `ARGV[5]` |
 /// | 5 | the encoded expiry when `ARGV[4]` is `s`, else empty |
-/// | 6 | `n`, the number of removed fields |
-/// | 7 ..= 6 + n | the removed fields (`d:<name>`) |
-/// | 7 + n .. | pairs of set field (`d:<name>`) and JSON value |
+/// | 6 | the size cap ([`ChangeSet::size_cap`]), empty for none |
+/// | 7 | `n`, the number of removed fields |
+/// | 8 ..= 7 + n | the removed fields (`d:<name>`) |
+/// | 8 + n .. | pairs of set field (`d:<name>`) and JSON value |
 pub(super) fn apply_args(invocation: &mut ScriptInvocation<'_>, now: i64, changes: &ChangeSet) {
     invocation
         .arg(now)
@@ -200,6 +232,10 @@ pub(super) fn apply_args(invocation: &mut ScriptInvocation<'_>, now: i64, change
         None => invocation.arg("k").arg(""),
         Some(None) => invocation.arg("d").arg(""),
         Some(Some(expiry)) => invocation.arg("s").arg(expiry.encode()),
+    };
+    match changes.size_cap() {
+        Some(cap) => invocation.arg(cap),
+        None => invocation.arg(""),
     };
     let removed: Vec<String> = changes
         .updates

@@ -436,6 +436,41 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// The length of the JSON text the live session `key` would hold after `split`, if that is
+    /// over the change set's size cap; `None` if it fits (or there is no cap). Only asked after
+    /// a capped write changed nothing, to tell "too large" from the other reasons.
+    async fn size_after<'c, E>(
+        &self,
+        executor: E,
+        key: &StoreKey,
+        split: &Split<'_>,
+    ) -> Result<Option<usize>, StoreError>
+    where
+        E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
+    {
+        let Some(cap) = split.size_cap else {
+            return Ok(None);
+        };
+        let (data, params) = data_expr(split, 3);
+        let t = &self.sql.table;
+        let statement = format!(
+            "SELECT length(CAST({data} AS BLOB)) FROM {t} \
+             WHERE key = ?1 AND expires_at > ?2 AND {DATA_IS_OBJECT}"
+        );
+        let mut query = sqlx::query_scalar::<_, i64>(AssertSqlSafe(statement))
+            .bind(key.to_string())
+            .bind(now());
+        for param in params {
+            query = query.bind(param);
+        }
+        let size = query.fetch_optional(executor).await.map_err(backend)?;
+        Ok(size
+            .and_then(|size| usize::try_from(size).ok())
+            .filter(|size| *size > cap))
+    }
+}
+
 fn decode(key: &StoreKey, row: &SqliteRow) -> Result<Record, StoreError> {
     let data: String = sql::column(key, "data", row.try_get("data"))?;
     let data = sql::data_from_text(key, &data)?;
@@ -499,11 +534,16 @@ impl SessionStore for SqliteStore {
             )
         } else {
             let (data, params) = data_expr(&split, 6);
+            // The cap is checked on the JSON text the row will hold, in the same statement.
+            let cap = match changes.size_cap() {
+                Some(_) => format!(" AND length(CAST({data} AS BLOB)) <= ?{}", 6 + params.len()),
+                None => String::new(),
+            };
             (
                 format!(
                     "UPDATE {t} SET data = {data}, expires_at = ?3, \
                      expiry = CASE WHEN ?4 THEN ?5 ELSE expiry END \
-                     WHERE key = ?1 AND expires_at > ?2 AND {DATA_IS_OBJECT}"
+                     WHERE key = ?1 AND expires_at > ?2 AND {DATA_IS_OBJECT}{cap}"
                 ),
                 params,
             )
@@ -517,6 +557,9 @@ impl SessionStore for SqliteStore {
             Arg::OptText(split.expiry.clone()),
         ];
         args.extend(params.into_iter().map(Arg::Text));
+        if let Some(cap) = changes.size_cap() {
+            args.push(Arg::Int(i64::try_from(cap).unwrap_or(i64::MAX)));
+        }
         let rows = self
             .writes
             .execute(
@@ -535,7 +578,12 @@ impl SessionStore for SqliteStore {
                 key,
                 "`data` is not a JSON object; not updated",
             )),
-            _ => Ok(Outcome::Missing),
+            None => Ok(Outcome::Missing),
+            // Live and an object, yet not updated: only the size cap refuses that.
+            Some(true) => match self.size_after(&self.writer, key, &split).await? {
+                Some(size) => Ok(Outcome::TooLarge { size }),
+                None => Ok(Outcome::Missing),
+            },
         }
     }
 
@@ -549,12 +597,16 @@ impl SessionStore for SqliteStore {
         let now = now();
         let t = &self.sql.table;
         let (data, params) = data_expr(&split, 7);
+        let cap = match changes.size_cap() {
+            Some(_) => format!(" AND length(CAST({data} AS BLOB)) <= ?{}", 7 + params.len()),
+            None => String::new(),
+        };
         // The new row is built from the old one in SQL; the upsert takes the new key only if it
         // is free or expired (`?2` is now).
         let statement = format!(
             "INSERT INTO {t} (key, data, created_at, expires_at, expiry) \
              SELECT ?6, {data}, created_at, ?3, CASE WHEN ?4 THEN ?5 ELSE expiry END \
-             FROM {t} WHERE key = ?1 AND expires_at > ?2 AND {DATA_IS_OBJECT} \
+             FROM {t} WHERE key = ?1 AND expires_at > ?2 AND {DATA_IS_OBJECT}{cap} \
              ON CONFLICT (key) DO UPDATE SET data = excluded.data, \
              created_at = excluded.created_at, expires_at = excluded.expires_at, \
              expiry = excluded.expiry WHERE {t}.expires_at <= ?2"
@@ -568,6 +620,9 @@ impl SessionStore for SqliteStore {
             .bind(new.to_string());
         for param in params {
             insert = insert.bind(param);
+        }
+        if let Some(cap) = changes.size_cap() {
+            insert = insert.bind(i64::try_from(cap).unwrap_or(i64::MAX));
         }
 
         let mut tx = self
@@ -587,11 +642,16 @@ impl SessionStore for SqliteStore {
         }
         // Nothing was written: say why, then end the transaction.
         let old_state = self.missing_or_corrupt(&mut *tx, old, now).await?;
+        let too_large = match old_state {
+            Some(true) => self.size_after(&mut *tx, old, &split).await?,
+            _ => None,
+        };
         tx.rollback().await.map_err(backend)?;
-        match old_state {
-            None => Ok(Outcome::Missing),
-            Some(false) => Err(sql::corrupt(old, "`data` is not a JSON object; not cycled")),
-            Some(true) => Ok(Outcome::Collision),
+        match (old_state, too_large) {
+            (None, _) => Ok(Outcome::Missing),
+            (Some(false), _) => Err(sql::corrupt(old, "`data` is not a JSON object; not cycled")),
+            (Some(true), Some(size)) => Ok(Outcome::TooLarge { size }),
+            (Some(true), None) => Ok(Outcome::Collision),
         }
     }
 

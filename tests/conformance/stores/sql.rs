@@ -212,6 +212,7 @@ async fn cycle_races(store: impl SessionStore) {
                 assert_eq!(kept.data.get("n"), Some(&json!(i)));
             }
             Outcome::Missing => panic!("cycle of a live session reported Missing"),
+            Outcome::TooLarge { .. } => panic!("a change set without a cap was refused"),
         }
     }
     assert_eq!(winners, 1);
@@ -241,6 +242,7 @@ async fn cycle_races(store: impl SessionStore) {
             Outcome::Done => moved_to.push(*new),
             Outcome::Missing => assert!(store.load(new).await.unwrap().is_none()),
             Outcome::Collision => panic!("fresh keys collided"),
+            Outcome::TooLarge { .. } => panic!("a change set without a cap was refused"),
         }
     }
     assert_eq!(moved_to.len(), 1, "one session became {}", moved_to.len());
@@ -252,6 +254,7 @@ async fn cycle_races(store: impl SessionStore) {
             Outcome::Done => assert!(landed, "w{i} was applied but lost in the move"),
             Outcome::Missing => assert!(!landed),
             Outcome::Collision => panic!("apply reported a collision"),
+            Outcome::TooLarge { .. } => panic!("a change set without a cap was refused"),
         }
     }
     assert!(

@@ -1,0 +1,65 @@
+//! How big a session is, for the size cap: the one definition every store and the layer use.
+//!
+//! The size of a session's values is that of their JSON object in compact form, counted per
+//! entry so that it can be kept up to date change by change: `2` for the braces, plus for each
+//! entry its key as a JSON string (quotes and escapes included), its value's JSON text, and two
+//! bytes for the `:` and the `,`. That is one byte more than the exact text of a non-empty
+//! object (there is no comma after the last entry): the count never understates what is stored.
+
+use std::io;
+
+use serde_json::Value;
+
+use super::Data;
+
+/// Counts the bytes written to it.
+struct Counter(usize);
+
+impl io::Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn json_len<T: serde::Serialize + ?Sized>(value: &T) -> usize {
+    let mut counter = Counter(0);
+    // Writing a string or a `Value` to a counter cannot fail.
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.0
+}
+
+/// The bytes one entry `key: value` adds to a session (see the [module docs](self)).
+///
+/// ```
+/// use serde_json::json;
+/// use sessionware::store::entry_size;
+///
+/// // `"a":1,`
+/// assert_eq!(entry_size("a", &json!(1)), 6);
+/// // A key that needs escaping counts as escaped: `"a\"b":1,`
+/// assert_eq!(entry_size("a\"b", &json!(1)), 9);
+/// ```
+pub fn entry_size(key: &str, value: &Value) -> usize {
+    json_len(key) + json_len(value) + 2
+}
+
+/// The size of a session's values (see the [module docs](self)); `2` for an empty session.
+///
+/// ```
+/// use serde_json::json;
+/// use sessionware::store::{data_size, Data};
+///
+/// assert_eq!(data_size(&Data::new()), 2);
+/// let data: Data = [("a".to_owned(), json!(1))].into();
+/// assert_eq!(data_size(&data), 8); // `{"a":1}` and one comma
+/// ```
+pub fn data_size(data: &Data) -> usize {
+    EMPTY + data.iter().map(|(k, v)| entry_size(k, v)).sum::<usize>()
+}
+
+/// The size of an empty session: `{}`.
+pub(crate) const EMPTY: usize = 2;
