@@ -7,7 +7,10 @@ use axum_core::response::{IntoResponse, Response};
 use http::{HeaderName, StatusCode};
 
 use crate::error::Error;
-use crate::expiry::{Deadlines, Expiry, DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_SESSION_END_IDLE};
+use crate::expiry::{
+    Deadlines, Expiry, DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_MAX_ABSOLUTE_TIMEOUT,
+    DEFAULT_SESSION_END_IDLE,
+};
 use crate::stats::SessionStats;
 use crate::{Key, SameSite};
 
@@ -68,6 +71,7 @@ impl Default for Config {
             deadlines: Deadlines {
                 session_end_idle: DEFAULT_SESSION_END_IDLE,
                 absolute: DEFAULT_ABSOLUTE_TIMEOUT,
+                max_absolute: DEFAULT_MAX_ABSOLUTE_TIMEOUT,
             },
             protection: Protection::Plain,
             key: None,
@@ -103,6 +107,7 @@ impl fmt::Debug for Config {
             .field("expiry", &self.expiry)
             .field("session_end_idle", &self.deadlines.session_end_idle)
             .field("absolute_timeout", &self.deadlines.absolute)
+            .field("max_absolute_timeout", &self.deadlines.max_absolute)
             .field("protection", &protection)
             .field("key", &self.key.as_ref().map(|_| "REDACTED"))
             .field("previous_keys", &self.previous_keys.len())

@@ -53,6 +53,103 @@ pub const DEFAULT_SESSION_END_IDLE: Duration = Duration::from_secs(24 * 3600);
 /// The default absolute timeout: 7 days after creation a session ends, however active.
 pub const DEFAULT_ABSOLUTE_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// The default bound on a session's own absolute timeout
+/// ([`Session::set_absolute_timeout`](crate::Session::set_absolute_timeout), for "keep me
+/// signed in"): 30 days. Change it with
+/// [`SessionLayer::with_max_absolute_timeout`](crate::SessionLayer::with_max_absolute_timeout).
+pub const DEFAULT_MAX_ABSOLUTE_TIMEOUT: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// A session's own expiry settings, saved with it: what a handler chose with
+/// [`Session::set_expiry`](crate::Session::set_expiry) and
+/// [`Session::set_absolute_timeout`](crate::Session::set_absolute_timeout). `None` means the
+/// layer's setting; the default is the layer's for both.
+///
+/// Stores keep it as one short text ([`encode`](Self::encode)), so it needs no column or field
+/// of its own per setting.
+///
+/// ```
+/// use std::time::Duration;
+/// use sessionware::{Expiry, ExpirySettings};
+///
+/// // "Keep me signed in": 30 idle days, at most 30 days in all.
+/// let month = Duration::from_secs(30 * 24 * 3600);
+/// let settings = ExpirySettings::from(Some(Expiry::OnInactivity(month)))
+///     .with_absolute_timeout(Some(month));
+/// let text = settings.encode().unwrap();
+/// assert_eq!(text, "idle:2592000000;abs:2592000000");
+/// assert_eq!(ExpirySettings::decode(&text), Some(settings));
+/// assert_eq!(ExpirySettings::default().encode(), None);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExpirySettings {
+    /// The session's own [`Expiry`]; `None` for the layer's
+    /// ([`SessionLayer::with_expiry`](crate::SessionLayer::with_expiry)).
+    pub expiry: Option<Expiry>,
+    /// The session's own absolute timeout, counted from its creation; `None` for the layer's
+    /// ([`SessionLayer::with_absolute_timeout`](crate::SessionLayer::with_absolute_timeout)).
+    /// The layer bounds it by
+    /// [`SessionLayer::with_max_absolute_timeout`](crate::SessionLayer::with_max_absolute_timeout).
+    pub absolute_timeout: Option<Duration>,
+}
+
+impl From<Option<Expiry>> for ExpirySettings {
+    /// Settings with this expiry and the layer's absolute timeout.
+    fn from(expiry: Option<Expiry>) -> Self {
+        Self {
+            expiry,
+            absolute_timeout: None,
+        }
+    }
+}
+
+impl ExpirySettings {
+    /// The same settings with this absolute timeout (`None`: the layer's).
+    pub fn with_absolute_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.absolute_timeout = timeout;
+        self
+    }
+
+    /// Whether both settings are the layer's.
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The stored form: [`Expiry::encode`], then `;abs:<ms>` for an absolute timeout (just
+    /// `abs:<ms>` without an expiry); `None` when both are the layer's (stores keep no value).
+    pub fn encode(&self) -> Option<String> {
+        let abs = self
+            .absolute_timeout
+            .map(|timeout| format!("abs:{}", millis(timeout)));
+        match (self.expiry.map(|e| e.encode()), abs) {
+            (None, None) => None,
+            (Some(expiry), None) => Some(expiry),
+            (None, Some(abs)) => Some(abs),
+            (Some(expiry), Some(abs)) => Some(format!("{expiry};{abs}")),
+        }
+    }
+
+    /// Reads what [`encode`](Self::encode) wrote (and what 0.1 wrote: an [`Expiry`] alone);
+    /// `None` for anything else.
+    pub fn decode(text: &str) -> Option<Self> {
+        let mut settings = Self::default();
+        for part in text.split(';') {
+            if let Some(ms) = part.strip_prefix("abs:") {
+                if settings.absolute_timeout.is_some() {
+                    return None;
+                }
+                settings.absolute_timeout = Some(Duration::from_millis(ms.parse().ok()?));
+            } else {
+                if settings.expiry.is_some() {
+                    return None;
+                }
+                settings.expiry = Some(Expiry::decode(part)?);
+            }
+        }
+        Some(settings)
+    }
+}
+
 /// A read-only request extends a rolling deadline only once at least `1 / TOUCH_FRACTION` of
 /// the idle period has passed since the deadline was last set (a quarter): with a 30-minute idle
 /// timeout, a session read every second is written at most once every 7.5 minutes, and its real
@@ -75,6 +172,8 @@ fn millis(d: Duration) -> i64 {
 pub(crate) struct Deadlines {
     pub(crate) session_end_idle: Duration,
     pub(crate) absolute: Duration,
+    /// The bound on a session's own absolute timeout.
+    pub(crate) max_absolute: Duration,
 }
 
 impl Deadlines {
@@ -87,8 +186,22 @@ impl Deadlines {
         }
     }
 
+    /// The absolute timeout of a session with these settings: its own (bounded by the layer's
+    /// maximum), or the layer's.
+    pub(crate) fn absolute(&self, settings: &ExpirySettings) -> Duration {
+        settings
+            .absolute_timeout
+            .map_or(self.absolute, |own| own.min(self.max_absolute))
+    }
+
     /// The deadline a session created at `created_at` gets if it is saved at `now`.
-    pub(crate) fn expires_at(&self, expiry: Expiry, created_at: i64, now: i64) -> i64 {
+    pub(crate) fn expires_at(
+        &self,
+        expiry: Expiry,
+        absolute: Duration,
+        created_at: i64,
+        now: i64,
+    ) -> i64 {
         let policy = match (expiry, self.idle(expiry)) {
             (Expiry::AtDateTime(at), _) => {
                 i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
@@ -96,7 +209,7 @@ impl Deadlines {
             (_, Some(idle)) => now.saturating_add(millis(idle)),
             (_, None) => now,
         };
-        policy.min(created_at.saturating_add(millis(self.absolute)))
+        policy.min(created_at.saturating_add(millis(absolute)))
     }
 
     /// Whether a read at `now` should move the deadline from `current` to `next`: only when it
@@ -159,23 +272,44 @@ mod tests {
         Deadlines {
             session_end_idle: Duration::from_secs(3600),
             absolute: Duration::from_secs(24 * 3600),
+            max_absolute: Duration::from_secs(48 * 3600),
         }
     }
+
+    const ABS: Duration = Duration::from_secs(24 * 3600);
 
     #[test]
     fn rolling_deadline_is_capped_by_the_absolute_one() {
         let idle = Expiry::OnInactivity(Duration::from_secs(60));
-        assert_eq!(rules().expires_at(idle, 0, 1000), 61_000);
-        assert_eq!(rules().expires_at(idle, 0, DAY - 1000), DAY);
-        assert_eq!(rules().expires_at(Expiry::OnSessionEnd, 0, 0), 3_600_000);
+        assert_eq!(rules().expires_at(idle, ABS, 0, 1000), 61_000);
+        assert_eq!(rules().expires_at(idle, ABS, 0, DAY - 1000), DAY);
+        assert_eq!(
+            rules().expires_at(Expiry::OnSessionEnd, ABS, 0, 0),
+            3_600_000
+        );
+    }
+
+    #[test]
+    fn a_session_may_live_longer_than_the_default_but_not_past_the_maximum() {
+        let own = |timeout| ExpirySettings::default().with_absolute_timeout(Some(timeout));
+        assert_eq!(rules().absolute(&ExpirySettings::default()), ABS);
+        assert_eq!(rules().absolute(&own(2 * ABS)), 2 * ABS);
+        assert_eq!(
+            rules().absolute(&own(10 * ABS)),
+            2 * ABS,
+            "bounded by the maximum"
+        );
+        let idle = Expiry::OnInactivity(Duration::from_secs(60));
+        let absolute = rules().absolute(&own(2 * ABS));
+        assert_eq!(rules().expires_at(idle, absolute, 0, DAY), DAY + 60_000);
     }
 
     #[test]
     fn fixed_deadline_ignores_activity() {
         let at = OffsetDateTime::from_unix_timestamp(100).unwrap();
         let e = Expiry::AtDateTime(at);
-        assert_eq!(rules().expires_at(e, 0, 5), 100_000);
-        assert_eq!(rules().expires_at(e, 0, 50_000), 100_000);
+        assert_eq!(rules().expires_at(e, ABS, 0, 5), 100_000);
+        assert_eq!(rules().expires_at(e, ABS, 0, 50_000), 100_000);
         assert!(!rules().touch_due(e, 0, DAY));
     }
 
@@ -198,6 +332,20 @@ mod tests {
         }
         for bad in ["", "idle:", "idle:-1", "at:x", "forever"] {
             assert_eq!(Expiry::decode(bad), None, "{bad}");
+        }
+        let abs = Some(Duration::from_millis(1500));
+        for settings in [
+            ExpirySettings::default().with_absolute_timeout(abs),
+            ExpirySettings::from(Some(Expiry::OnSessionEnd)).with_absolute_timeout(abs),
+            ExpirySettings::from(Some(Expiry::AtDateTime(at))),
+        ] {
+            assert_eq!(
+                ExpirySettings::decode(&settings.encode().unwrap()),
+                Some(settings)
+            );
+        }
+        for bad in ["", ";", "end;end", "abs:1;abs:2", "abs:-1", "end;forever"] {
+            assert_eq!(ExpirySettings::decode(bad), None, "{bad}");
         }
     }
 }

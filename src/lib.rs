@@ -71,7 +71,10 @@ mod validate;
 pub use ::cookie::{Key, SameSite};
 pub use config::DEFAULT_MAX_SESSION_SIZE;
 pub use error::{BoxError, Error, StoreError};
-pub use expiry::{Expiry, DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_SESSION_END_IDLE, TOUCH_FRACTION};
+pub use expiry::{
+    Expiry, ExpirySettings, DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_MAX_ABSOLUTE_TIMEOUT,
+    DEFAULT_SESSION_END_IDLE, TOUCH_FRACTION,
+};
 pub use id::{SessionId, StoreKey};
 pub use layer::SessionLayer;
 pub use session::{Session, SessionMissing};

@@ -104,6 +104,9 @@ pub(crate) fn validate(config: &Config) -> Result<(), ConfigError> {
     if config.deadlines.absolute.is_zero() {
         return Err(ConfigError::ZeroTimeout("absolute timeout"));
     }
+    if config.deadlines.max_absolute.is_zero() {
+        return Err(ConfigError::ZeroTimeout("maximum absolute timeout"));
+    }
     if config.deadlines.session_end_idle.is_zero() {
         return Err(ConfigError::ZeroTimeout("session-end idle timeout"));
     }

@@ -102,6 +102,17 @@ impl SessionLayer {
         self
     }
 
+    /// The longest absolute timeout a handler may give one session with
+    /// [`Session::set_absolute_timeout`](crate::Session::set_absolute_timeout) (for "keep me
+    /// signed in"); longer requests are cut to it. Default
+    /// [`DEFAULT_MAX_ABSOLUTE_TIMEOUT`](crate::DEFAULT_MAX_ABSOLUTE_TIMEOUT) (30 days). It bounds
+    /// only what handlers ask for; the layer's own
+    /// [`with_absolute_timeout`](Self::with_absolute_timeout) applies to every other session.
+    pub fn with_max_absolute_timeout(mut self, timeout: Duration) -> Self {
+        self.config().deadlines.max_absolute = timeout;
+        self
+    }
+
     /// Signs the cookie with `key` (HMAC-SHA256): the client can read the id but cannot forge
     /// or alter one. Previous keys for rotation: [`with_previous_keys`](Self::with_previous_keys).
     pub fn with_signed(mut self, key: Key) -> Self {

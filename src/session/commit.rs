@@ -4,7 +4,7 @@ use super::{Session, State};
 use crate::error::{Error, StoreError};
 use crate::expiry::{now_millis, Expiry};
 use crate::id::SessionId;
-use crate::store::{ChangeSet, Outcome, Record};
+use crate::store::{ChangeSet, ExpiryChange, Outcome, Record};
 
 /// How many fresh ids to try when the store reports a collision. With 122 random bits a single
 /// collision is already beyond unlikely; several in a row mean a broken store.
@@ -27,7 +27,7 @@ impl Session {
     pub(crate) fn needs_commit(&self) -> bool {
         let state = self.state();
         if !self.inner.loaded.initialized() {
-            return state.expiry_changed;
+            return state.expiry_changed();
         }
         let Some(_) = &state.id else {
             return state.destroyed.is_some() || !state.data.is_empty();
@@ -35,15 +35,16 @@ impl Session {
         if state.cycle
             || state.clear
             || !state.updates.is_empty()
-            || state.expiry_changed
+            || state.expiry_changed()
             || state.reissue
             || state.destroyed.is_some()
         {
             return true;
         }
-        let expiry = state.expiry.unwrap_or(self.inner.config.expiry);
+        let expiry = state.settings.expiry.unwrap_or(self.inner.config.expiry);
         let rules = &self.inner.config.deadlines;
-        let next = rules.expires_at(expiry, state.created_at, now_millis());
+        let absolute = rules.absolute(&state.settings);
+        let next = rules.expires_at(expiry, absolute, state.created_at, now_millis());
         rules.touch_due(expiry, state.expires_at, next)
     }
 
@@ -87,7 +88,8 @@ impl Session {
         let store = &self.inner.store;
         let rules = &self.inner.config.deadlines;
         let now = now_millis();
-        let expiry = state.expiry.unwrap_or(self.inner.config.expiry);
+        let expiry = state.settings.expiry.unwrap_or(self.inner.config.expiry);
+        let absolute = rules.absolute(&state.settings);
 
         let mut forgotten = false;
         if let Some(old) = &state.destroyed {
@@ -103,18 +105,23 @@ impl Session {
                     CookieAction::Keep
                 });
             }
-            return self.create(state, expiry, now).await;
+            return self.create(state, expiry, absolute, now).await;
         };
 
         let key = id.store_key();
-        let next = rules.expires_at(expiry, state.created_at, now);
-        let changed = state.clear || !state.updates.is_empty() || state.expiry_changed;
+        let next = rules.expires_at(expiry, absolute, state.created_at, now);
+        let expiry_changed = state.expiry_changed();
+        let changed = state.clear || !state.updates.is_empty() || expiry_changed;
         if state.cycle || changed {
             let changes = ChangeSet {
                 clear: state.clear,
                 updates: state.updates.into_iter().collect(),
                 expires_at: next,
-                expiry: state.expiry_changed.then_some(state.expiry),
+                expiry: if expiry_changed {
+                    ExpiryChange::Set(state.settings)
+                } else {
+                    ExpiryChange::Keep
+                },
                 max_size: self.inner.config.max_size,
             };
             if state.cycle {
@@ -130,7 +137,7 @@ impl Session {
                 return Err(no_free_id());
             }
             return Ok(match store.apply(&key, &changes).await? {
-                Outcome::Done if state.expiry_changed || state.reissue || has_max_age(expiry) => {
+                Outcome::Done if expiry_changed || state.reissue || has_max_age(expiry) => {
                     set(id, expiry, next, now)
                 }
                 Outcome::Done | Outcome::Collision => CookieAction::Keep,
@@ -153,9 +160,19 @@ impl Session {
     }
 
     /// Saves a fresh session under a new random id, never one the client sent.
-    async fn create(&self, state: State, expiry: Expiry, now: i64) -> Result<CookieAction, Error> {
-        let expires_at = self.inner.config.deadlines.expires_at(expiry, now, now);
-        let record = Record::new(state.data, now, expires_at, state.expiry);
+    async fn create(
+        &self,
+        state: State,
+        expiry: Expiry,
+        absolute: std::time::Duration,
+        now: i64,
+    ) -> Result<CookieAction, Error> {
+        let expires_at = self
+            .inner
+            .config
+            .deadlines
+            .expires_at(expiry, absolute, now, now);
+        let record = Record::new(state.data, now, expires_at, state.settings);
         for _ in 0..ID_ATTEMPTS {
             let id = SessionId::generate();
             match self.inner.store.create(&id.store_key(), &record).await? {

@@ -24,7 +24,7 @@ use tokio::sync::OnceCell;
 use crate::config::Config;
 use crate::cookie::{read_id, Incoming, ReadId};
 use crate::error::{Error, StoreError};
-use crate::expiry::Expiry;
+use crate::expiry::{Expiry, ExpirySettings};
 use crate::id::SessionId;
 use crate::store::{Data, SessionStore};
 
@@ -70,14 +70,17 @@ struct State {
     /// The stored session's metadata (present with `id`).
     created_at: i64,
     expires_at: i64,
-    /// The session's own expiry, as stored or as set by the handler.
-    expiry: Option<Expiry>,
+    /// The session's own expiry settings, as stored or as set by the handler.
+    settings: ExpirySettings,
     /// The values as the handler sees them.
     data: Data,
     /// Per-key changes since load: `Some` set, `None` removed.
     updates: HashMap<String, Option<Value>>,
     clear: bool,
-    expiry_changed: bool,
+    /// The handler set the session's own expiry policy.
+    expiry_set: bool,
+    /// The handler set the session's own absolute timeout.
+    absolute_set: bool,
     cycle: bool,
     /// An id to delete from the store (set by `destroy`).
     destroyed: Option<SessionId>,
@@ -85,6 +88,13 @@ struct State {
     reissue: bool,
     /// Serialized size of `data`, computed on the first insert when a cap is set.
     size: Option<usize>,
+}
+
+impl State {
+    /// Whether the handler changed the session's own expiry settings.
+    fn expiry_changed(&self) -> bool {
+        self.expiry_set || self.absolute_set
+    }
 }
 
 impl Session {
@@ -251,26 +261,69 @@ impl Session {
     /// The expiry policy of this session: its own, if set (now or in an earlier request, once
     /// loaded), otherwise the layer's.
     pub fn expiry(&self) -> Expiry {
-        self.state().expiry.unwrap_or(self.inner.config.expiry)
+        self.state()
+            .settings
+            .expiry
+            .unwrap_or(self.inner.config.expiry)
+    }
+
+    /// The absolute timeout of this session: its own, if set (bounded by
+    /// [`SessionLayer::with_max_absolute_timeout`](crate::SessionLayer::with_max_absolute_timeout)),
+    /// otherwise the layer's. The session ends this long after it was created.
+    pub fn absolute_timeout(&self) -> std::time::Duration {
+        self.inner.config.deadlines.absolute(&self.state().settings)
+    }
+
+    /// Gives this session its own absolute timeout, saved with it; `None` returns to the
+    /// layer's ([`SessionLayer::with_absolute_timeout`](crate::SessionLayer::with_absolute_timeout)).
+    /// Longer than the layer's
+    /// [`with_max_absolute_timeout`](crate::SessionLayer::with_max_absolute_timeout) (default 30
+    /// days) is cut to it. Counted from the session's creation, like the layer's.
+    ///
+    /// This is "keep me signed in": one session may outlive the layer's 7-day default, up to
+    /// the bound the layer sets. See [`set_expiry`](Self::set_expiry) for an example.
+    pub fn set_absolute_timeout(&self, timeout: Option<std::time::Duration>) {
+        let mut state = self.state();
+        state.settings.absolute_timeout = timeout;
+        state.absolute_set = true;
     }
 
     /// Sets this session's own expiry policy, saved with the session; `None` returns to the
     /// layer's default.
     ///
+    /// A session still ends at its absolute timeout (the layer's, 7 days by default); for
+    /// "keep me signed in" give it a longer one with
+    /// [`set_absolute_timeout`](Self::set_absolute_timeout) too:
+    ///
     /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
     /// use std::time::Duration;
-    /// use sessionware::{Error, Expiry, Session};
+    /// use axum::{routing::get, Router};
+    /// use sessionware::{Error, Expiry, MemoryStore, Session, SessionLayer};
+    /// use tower::ServiceExt;
+    ///
+    /// const MONTH: Duration = Duration::from_secs(30 * 24 * 3600);
     ///
     /// async fn remember_me(session: Session) -> Result<(), Error> {
     ///     session.insert("remember", true).await?;
-    ///     session.set_expiry(Some(Expiry::OnInactivity(Duration::from_secs(30 * 24 * 3600))));
+    ///     session.set_expiry(Some(Expiry::OnInactivity(MONTH)));
+    ///     session.set_absolute_timeout(Some(MONTH));
     ///     Ok(())
     /// }
+    ///
+    /// let app = Router::new()
+    ///     .route("/", get(remember_me))
+    ///     .layer(SessionLayer::new(MemoryStore::default()));
+    /// let res = app.oneshot(http::Request::new(axum::body::Body::empty())).await.unwrap();
+    /// let cookie = res.headers()["set-cookie"].to_str().unwrap();
+    /// // The browser keeps the cookie for 30 days, and so does the server.
+    /// assert!(cookie.contains("Max-Age=2592000"), "{cookie}");
+    /// # });
     /// ```
     pub fn set_expiry(&self, expiry: Option<Expiry>) {
         let mut state = self.state();
-        state.expiry = expiry;
-        state.expiry_changed = true;
+        state.settings.expiry = expiry;
+        state.expiry_set = true;
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -316,8 +369,11 @@ impl Session {
                     state.reissue = reissue;
                     state.created_at = record.created_at;
                     state.expires_at = record.expires_at;
-                    if !state.expiry_changed {
-                        state.expiry = record.expiry;
+                    if !state.expiry_set {
+                        state.settings.expiry = record.expiry.expiry;
+                    }
+                    if !state.absolute_set {
+                        state.settings.absolute_timeout = record.expiry.absolute_timeout;
                     }
                     // Changes made before the load (only `set_expiry` can) stay on top.
                     state.data = record.data;

@@ -57,7 +57,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use crate::error::StoreError;
-use crate::expiry::{now_millis, Expiry};
+use crate::expiry::{now_millis, ExpirySettings};
 use crate::id::StoreKey;
 
 /// A session's data: JSON values by key.
@@ -74,19 +74,27 @@ pub struct Record {
     /// When the session ends, in Unix milliseconds. A store must treat a record whose
     /// `expires_at` is not in the future as absent, on every operation.
     pub expires_at: i64,
-    /// The session's own [`Expiry`], if [`Session::set_expiry`](crate::Session::set_expiry)
-    /// set one; `None` means the layer's default. Stores persist it with [`Expiry::encode`].
-    pub expiry: Option<Expiry>,
+    /// The session's own expiry settings, if a handler set any (the default: the layer's).
+    /// Stores persist them with [`ExpirySettings::encode`].
+    pub expiry: ExpirySettings,
 }
 
 impl Record {
     /// A record with these values and times.
-    pub fn new(data: Data, created_at: i64, expires_at: i64, expiry: Option<Expiry>) -> Self {
+    ///
+    /// `expiry` is the session's own settings: an [`ExpirySettings`], or just an
+    /// `Option<Expiry>` (with the layer's absolute timeout).
+    pub fn new(
+        data: Data,
+        created_at: i64,
+        expires_at: i64,
+        expiry: impl Into<ExpirySettings>,
+    ) -> Self {
         Self {
             data,
             created_at,
             expires_at,
-            expiry,
+            expiry: expiry.into(),
         }
     }
 
@@ -119,8 +127,8 @@ pub struct ChangeSet {
     pub updates: Vec<(String, Option<Value>)>,
     /// The session's new deadline, Unix milliseconds.
     pub expires_at: i64,
-    /// `Some` when the session's own expiry changed (to `Some(expiry)` or back to the default).
-    pub expiry: Option<Option<Expiry>>,
+    /// Whether the session's own expiry settings change, and to what.
+    pub expiry: ExpiryChange,
     /// The largest the session's values may be after the change, in bytes; `None` for no cap.
     pub max_size: Option<usize>,
 }
@@ -146,9 +154,11 @@ impl ChangeSet {
         self
     }
 
-    /// Sets the session's own expiry.
-    pub fn with_expiry(mut self, expiry: Option<Expiry>) -> Self {
-        self.expiry = Some(expiry);
+    /// Replaces the session's own expiry settings: an [`ExpirySettings`], or an
+    /// `Option<Expiry>` (with the layer's absolute timeout; `None`: back to the layer's
+    /// settings).
+    pub fn with_expiry(mut self, expiry: impl Into<ExpirySettings>) -> Self {
+        self.expiry = ExpiryChange::Set(expiry.into());
         self
     }
 
@@ -223,10 +233,20 @@ impl ChangeSet {
             };
         }
         record.expires_at = self.expires_at;
-        if let Some(expiry) = self.expiry {
+        if let ExpiryChange::Set(expiry) = self.expiry {
             record.expiry = expiry;
         }
     }
+}
+
+/// What a [`ChangeSet`] does to a session's own [`ExpirySettings`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ExpiryChange {
+    /// Leave them as stored.
+    #[default]
+    Keep,
+    /// Replace them (with [`ExpirySettings::default`]: back to the layer's settings).
+    Set(ExpirySettings),
 }
 
 /// The result of a store write.

@@ -11,7 +11,7 @@
 //! | `data` | `JSONB` (PostgreSQL), `TEXT` holding JSON (SQLite) | a JSON object: the session's values by key |
 //! | `created_at` | `BIGINT` | creation time, Unix milliseconds (the base of the absolute timeout) |
 //! | `expires_at` | `BIGINT` | deadline, Unix milliseconds; a row whose deadline is not in the future is dead |
-//! | `expiry` | `TEXT NULL` | the session's own [`Expiry`] in the [`Expiry::encode`] format, `NULL` for the layer's default |
+//! | `expiry` | `TEXT NULL` | the session's own expiry settings in the [`ExpirySettings::encode`] format, `NULL` for the layer's defaults |
 
 use std::fmt;
 use std::sync::Arc;
@@ -20,9 +20,9 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::batch::{Arg, Batcher, Statement, WriteQueue};
-use super::{now, ChangeSet, Data, Outcome, Record};
+use super::{now, ChangeSet, Data, ExpiryChange, Outcome, Record};
 use crate::error::StoreError;
-use crate::expiry::Expiry;
+use crate::expiry::ExpirySettings;
 use crate::id::StoreKey;
 
 /// The table the SQL stores use unless told otherwise.
@@ -93,7 +93,7 @@ pub(crate) struct Split<'a> {
     pub(crate) expires_at: i64,
     /// Whether the `expiry` column changes at all.
     pub(crate) expiry_changed: bool,
-    /// The new `expiry` column when it changes ([`Expiry::encode`], `None` for `NULL`).
+    /// The new `expiry` column when it changes ([`ExpirySettings::encode`], `None` for `NULL`).
     pub(crate) expiry: Option<String>,
     /// The size cap the write must keep ([`ChangeSet::size_cap`]).
     pub(crate) size_cap: Option<usize>,
@@ -114,8 +114,11 @@ impl<'a> Split<'a> {
             removed,
             sets,
             expires_at: changes.expires_at,
-            expiry_changed: changes.expiry.is_some(),
-            expiry: changes.expiry.flatten().map(|e| e.encode()),
+            expiry_changed: matches!(changes.expiry, ExpiryChange::Set(_)),
+            expiry: match changes.expiry {
+                ExpiryChange::Set(settings) => settings.encode(),
+                ExpiryChange::Keep => None,
+            },
             size_cap: changes.size_cap(),
         }
     }
@@ -196,14 +199,14 @@ pub(crate) fn record(
     expiry: Option<String>,
 ) -> Result<Record, StoreError> {
     let expiry = match expiry {
-        None => None,
-        Some(text) => Some(Expiry::decode(&text).ok_or_else(|| {
+        None => ExpirySettings::default(),
+        Some(text) => ExpirySettings::decode(&text).ok_or_else(|| {
             let shown: String = text.chars().take(40).collect();
             corrupt(
                 key,
-                format_args!("`expiry` {shown:?} is not an encoded expiry (`end`, `idle:<ms>`, `at:<unix ms>`)"),
+                format_args!("`expiry` {shown:?} is not encoded expiry settings (`end`, `idle:<ms>`, `at:<unix ms>`, `abs:<ms>`)"),
             )
-        })?),
+        })?,
     };
     Ok(Record::new(data, created_at, expires_at, expiry))
 }
@@ -305,7 +308,7 @@ mod tests {
         let bad = record(&key, Data::new(), 0, 1, Some("forever".into()));
         assert!(matches!(bad, Err(StoreError::Corrupt(_))));
         let ok = record(&key, Data::new(), 0, 1, Some("idle:5".into())).unwrap();
-        assert!(ok.expiry.is_some());
+        assert!(ok.expiry.expiry.is_some());
     }
 
     #[test]

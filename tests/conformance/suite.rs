@@ -9,7 +9,9 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Value};
 use sessionware::store::{now, ChangeSet, Outcome, Record, SessionStore};
-use sessionware::{Error, Expiry, Session, SessionId, SessionLayer, StoreError, StoreKey};
+use sessionware::{
+    Error, Expiry, ExpirySettings, Session, SessionId, SessionLayer, StoreError, StoreKey,
+};
 use tokio::time::sleep;
 
 fn key() -> StoreKey {
@@ -47,13 +49,16 @@ pub async fn create_load_apply_delete(store: impl SessionStore) {
     assert_eq!(loaded.data, rec.data);
     assert_eq!(loaded.created_at, rec.created_at);
     assert_eq!(loaded.expires_at, rec.expires_at);
-    assert_eq!(loaded.expiry, None);
+    assert_eq!(loaded.expiry, ExpirySettings::default());
 
+    // The session's own settings, "keep me signed in" included, are kept by every store.
+    let own = ExpirySettings::from(Some(Expiry::OnInactivity(Duration::from_secs(90))))
+        .with_absolute_timeout(Some(Duration::from_secs(30 * 24 * 3600)));
     let changes = ChangeSet::new(rec.expires_at + 1000)
         .with_update("a", Some(json!(2)))
         .with_update("b", None)
         .with_update("c", Some(json!({"deep": true})))
-        .with_expiry(Some(Expiry::OnInactivity(Duration::from_secs(90))));
+        .with_expiry(own);
     assert_eq!(store.apply(&k, &changes).await.unwrap(), Outcome::Done);
     let loaded = must_load(&store, &k).await;
     assert_eq!(loaded.data.get("a"), Some(&json!(2)));
@@ -63,10 +68,7 @@ pub async fn create_load_apply_delete(store: impl SessionStore) {
     assert_eq!(loaded.data.get("u"), Some(&json!("żółć 😀")));
     assert_eq!(loaded.expires_at, rec.expires_at + 1000);
     assert_eq!(loaded.created_at, rec.created_at);
-    assert_eq!(
-        loaded.expiry,
-        Some(Expiry::OnInactivity(Duration::from_secs(90)))
-    );
+    assert_eq!(loaded.expiry, own);
 
     let cleared = ChangeSet::new(rec.expires_at)
         .with_clear()
@@ -75,11 +77,23 @@ pub async fn create_load_apply_delete(store: impl SessionStore) {
     let loaded = must_load(&store, &k).await;
     assert_eq!(loaded.data.len(), 1);
     assert_eq!(loaded.data.get("fresh"), Some(&json!(1)));
+    assert_eq!(loaded.expiry, own, "untouched expiry settings changed");
+
+    // A cycle keeps them; a change back to the layer's settings drops them.
+    let moved = key();
+    let cycle = ChangeSet::new(rec.expires_at);
     assert_eq!(
-        loaded.expiry,
-        Some(Expiry::OnInactivity(Duration::from_secs(90))),
-        "an untouched expiry changed"
+        store.cycle(&k, &moved, &cycle).await.unwrap(),
+        Outcome::Done
     );
+    assert_eq!(must_load(&store, &moved).await.expiry, own);
+    let reset = ChangeSet::new(rec.expires_at).with_expiry(ExpirySettings::default());
+    assert_eq!(store.apply(&moved, &reset).await.unwrap(), Outcome::Done);
+    assert_eq!(
+        must_load(&store, &moved).await.expiry,
+        ExpirySettings::default()
+    );
+    let k = moved;
 
     store.delete(&k).await.unwrap();
     assert!(store.load(&k).await.unwrap().is_none());

@@ -112,3 +112,59 @@ async fn per_session_expiry_is_saved_with_the_session() {
     );
     assert_eq!(send(&app, "/read", Some(&cookie)).await.body, "1");
 }
+
+/// "Keep me signed in": one session outlives the layer's absolute timeout by its own, bounded
+/// by the layer's maximum; the others end on time.
+#[tokio::test]
+async fn a_session_may_have_a_longer_absolute_lifetime_up_to_the_maximum() {
+    use axum::extract::Path;
+    use axum::routing::get;
+    use sessionware::{Error, MemoryStore, Session};
+
+    let app = crate::support::routes()
+        .route(
+            "/remember/{ms}",
+            get(|s: Session, Path(ms): Path<u64>| async move {
+                s.insert("counter", 1).await?;
+                s.set_absolute_timeout(Some(Duration::from_millis(ms)));
+                Ok::<_, Error>(format!("{:?}", s.absolute_timeout()))
+            }),
+        )
+        .layer(
+            SessionLayer::new(MemoryStore::default())
+                .with_expiry(Expiry::OnInactivity(Duration::from_secs(60)))
+                .with_absolute_timeout(Duration::from_millis(500))
+                .with_max_absolute_timeout(Duration::from_millis(2500)),
+        );
+    let plain = send(&app, "/write", None).await.cookie();
+    let own = send(&app, "/remember/1500", None).await;
+    assert_eq!(own.body, "1.5s");
+    let own = own.cookie();
+    let capped = send(&app, "/remember/60000", None).await;
+    assert_eq!(capped.body, "2.5s", "cut to the layer's maximum");
+    let capped = capped.cookie();
+
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        send(&app, "/read", Some(&plain)).await.body,
+        "0",
+        "the default still holds"
+    );
+    assert_eq!(send(&app, "/read", Some(&own)).await.body, "1");
+    assert_eq!(send(&app, "/read", Some(&capped)).await.body, "1");
+
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        send(&app, "/read", Some(&own)).await.body,
+        "0",
+        "its own timeout ended it"
+    );
+    assert_eq!(send(&app, "/read", Some(&capped)).await.body, "1");
+
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        send(&app, "/read", Some(&capped)).await.body,
+        "0",
+        "the maximum ended it"
+    );
+}

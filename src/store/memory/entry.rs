@@ -7,12 +7,11 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::expiry::Expiry;
-use crate::store::{entry_size, ChangeSet, Data, Record, EMPTY_SIZE};
+use crate::expiry::ExpirySettings;
+use crate::store::{entry_size, ChangeSet, Data, ExpiryChange, Record, EMPTY_SIZE};
 
 /// The distinct keys of one shard's sessions, each allocated once and shared.
 #[derive(Default)]
@@ -35,12 +34,12 @@ impl Keys {
     }
 }
 
-/// A stored session: 40 bytes plus its pairs.
+/// A stored session: 40 bytes plus its pairs (and its [`Extra`], if it has one).
 pub(super) struct Entry {
     data: Box<[(Arc<str>, Value)]>,
     created_at: i64,
     pub(super) expires_at: i64,
-    expiry: PackedExpiry,
+    extra: Option<Box<Extra>>,
 }
 
 impl Entry {
@@ -53,7 +52,7 @@ impl Entry {
                 .collect(),
             created_at: record.created_at,
             expires_at: record.expires_at,
-            expiry: record.expiry.into(),
+            extra: Extra::boxed(record.expiry),
         }
     }
 
@@ -63,7 +62,11 @@ impl Entry {
             .iter()
             .map(|(key, value)| (String::from(&**key), value.clone()))
             .collect();
-        Record::new(data, self.created_at, self.expires_at, self.expiry.into())
+        let expiry = self
+            .extra
+            .as_ref()
+            .map_or_else(ExpirySettings::default, |extra| extra.expiry);
+        Record::new(data, self.created_at, self.expires_at, expiry)
     }
 
     /// Whether `changes` fit the size cap: `Err(size)` if they would take the values over it
@@ -119,57 +122,23 @@ impl Entry {
             self.data = data.into_boxed_slice();
         }
         self.expires_at = changes.expires_at;
-        if let Some(expiry) = changes.expiry {
-            self.expiry = expiry.into();
+        if let ExpiryChange::Set(expiry) = changes.expiry {
+            self.extra = Extra::boxed(expiry);
         }
     }
 }
 
-/// `Option<Expiry>` in 8 bytes, at millisecond precision (as every store keeps it): the variant
-/// in the low two bits, the milliseconds above them (61 bits: ±36 million years).
-#[derive(Clone, Copy)]
-struct PackedExpiry(i64);
-
-const DEFAULT: i64 = 0;
-const ON_SESSION_END: i64 = 1;
-const ON_INACTIVITY: i64 = 2;
-const AT_DATE_TIME: i64 = 3;
-const MAX_MILLIS: i64 = i64::MAX >> 2;
-const MIN_MILLIS: i64 = i64::MIN >> 2;
-
-impl From<Option<Expiry>> for PackedExpiry {
-    fn from(expiry: Option<Expiry>) -> Self {
-        let (tag, millis) = match expiry {
-            None => (DEFAULT, 0),
-            Some(Expiry::OnSessionEnd) => (ON_SESSION_END, 0),
-            Some(Expiry::OnInactivity(d)) => (
-                ON_INACTIVITY,
-                i64::try_from(d.as_millis()).unwrap_or(MAX_MILLIS),
-            ),
-            Some(Expiry::AtDateTime(at)) => (
-                AT_DATE_TIME,
-                i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(MAX_MILLIS),
-            ),
-        };
-        Self((millis.clamp(MIN_MILLIS, MAX_MILLIS) << 2) | tag)
-    }
+/// What few sessions have, kept out of line so that the others pay one null pointer for it:
+/// their own expiry settings (and, with logins, more to come).
+#[derive(Clone, Copy, Default, PartialEq)]
+struct Extra {
+    expiry: ExpirySettings,
 }
 
-impl From<PackedExpiry> for Option<Expiry> {
-    fn from(packed: PackedExpiry) -> Self {
-        let millis = packed.0 >> 2;
-        match packed.0 & 3 {
-            ON_SESSION_END => Some(Expiry::OnSessionEnd),
-            ON_INACTIVITY => Some(Expiry::OnInactivity(Duration::from_millis(
-                u64::try_from(millis).unwrap_or(0),
-            ))),
-            AT_DATE_TIME => {
-                time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
-                    .ok()
-                    .map(Expiry::AtDateTime)
-            }
-            _ => None,
-        }
+impl Extra {
+    /// The box for these settings; `None` when they are all defaults.
+    fn boxed(expiry: ExpirySettings) -> Option<Box<Extra>> {
+        (!expiry.is_default()).then(|| Box::new(Extra { expiry }))
     }
 }
 
@@ -177,21 +146,20 @@ impl From<PackedExpiry> for Option<Expiry> {
 mod tests {
     use super::*;
 
+    /// An entry is 40 bytes whatever its settings: they live out of line, boxed only when a
+    /// session has some of its own.
     #[test]
-    fn packed_expiry_round_trips_at_millisecond_precision() {
-        let at = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
-        let before_1970 = time::OffsetDateTime::from_unix_timestamp(-86_400).unwrap();
-        for expiry in [
-            None,
-            Some(Expiry::OnSessionEnd),
-            Some(Expiry::OnInactivity(Duration::from_millis(1_500))),
-            Some(Expiry::OnInactivity(Duration::ZERO)),
-            Some(Expiry::AtDateTime(at)),
-            Some(Expiry::AtDateTime(before_1970)),
-        ] {
-            let packed = PackedExpiry::from(expiry);
-            assert_eq!(Option::<Expiry>::from(packed), expiry);
-        }
+    fn entries_stay_small_and_keep_their_settings() {
+        assert_eq!(std::mem::size_of::<Entry>(), 40);
+        let mut keys = Keys::default();
+        let own = ExpirySettings::from(Some(crate::Expiry::OnSessionEnd))
+            .with_absolute_timeout(Some(std::time::Duration::from_millis(1500)));
+        let record = Record::new(Data::new(), 0, 1, own);
+        let entry = Entry::new(&record, &mut keys);
+        assert!(entry.extra.is_some());
+        assert_eq!(entry.to_record(), record);
+        let plain = Entry::new(&Record::new(Data::new(), 0, 1, None), &mut keys);
+        assert!(plain.extra.is_none());
     }
 
     #[test]
@@ -229,7 +197,7 @@ mod tests {
             .with_update("a", Some(Value::from("x")))
             .with_update("b", None)
             .with_update("c", Some(Value::from(3)))
-            .with_expiry(Some(Expiry::OnSessionEnd));
+            .with_expiry(Some(crate::Expiry::OnSessionEnd));
         entry.apply(&changes, &mut keys);
         changes.apply_to(&mut record);
         assert_eq!(entry.to_record(), record);

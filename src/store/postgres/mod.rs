@@ -449,7 +449,7 @@ impl SessionStore for PostgresStore {
                         Arg::Int(now()),
                         Arg::Int(record.created_at),
                         Arg::Int(record.expires_at),
-                        Arg::OptText(record.expiry.map(|e| e.encode())),
+                        Arg::OptText(record.expiry.encode()),
                     ],
                 },
             )

@@ -4,7 +4,7 @@ use ::redis::Value as Reply;
 use serde_json::Value;
 
 use crate::error::StoreError;
-use crate::expiry::Expiry;
+use crate::expiry::ExpirySettings;
 use crate::id::StoreKey;
 use crate::store::{Data, Record};
 
@@ -16,7 +16,7 @@ const META_PREFIX: &[u8] = b"m:";
 const FIELD_CREATED: &[u8] = b"m:c";
 /// Deadline, Unix ms.
 const FIELD_EXPIRES: &[u8] = b"m:e";
-/// The session's own expiry ([`Expiry::encode`]); absent for the layer's default.
+/// The session's own expiry settings ([`ExpirySettings::encode`]); absent for the layer's.
 const FIELD_EXPIRY: &[u8] = b"m:x";
 
 /// The hash field that holds the session value `name`.
@@ -53,13 +53,11 @@ pub(super) fn decode(reply: Reply, key: &StoreKey, now: i64) -> Result<Option<Re
     }
     let created_at = millis(FIELD_CREATED)?;
     let expiry = match field(FIELD_EXPIRY) {
-        None => None,
-        Some(text) => Some(
-            std::str::from_utf8(text)
-                .ok()
-                .and_then(Expiry::decode)
-                .ok_or_else(|| corrupt("`m:x` is not an expiry".to_owned()))?,
-        ),
+        None => ExpirySettings::default(),
+        Some(text) => std::str::from_utf8(text)
+            .ok()
+            .and_then(ExpirySettings::decode)
+            .ok_or_else(|| corrupt("`m:x` is not encoded expiry settings".to_owned()))?,
     };
 
     let mut data = Data::with_capacity(pairs.len());
@@ -162,8 +160,10 @@ mod tests {
         assert_eq!(record.created_at, 5);
         assert_eq!(record.expires_at, 100);
         assert_eq!(
-            record.expiry,
-            Some(Expiry::OnInactivity(std::time::Duration::from_secs(60)))
+            record.expiry.expiry,
+            Some(crate::Expiry::OnInactivity(std::time::Duration::from_secs(
+                60
+            )))
         );
         assert_eq!(record.data.get("a"), Some(&json!({"x": [1, null]})));
     }

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use ::redis::{Script, ScriptInvocation};
 
 use super::codec::data_field;
-use crate::store::{ChangeSet, Record};
+use crate::store::{ChangeSet, ExpiryChange, Record};
 
 /// Script result: the write happened.
 pub(super) const DONE: i64 = 1;
@@ -204,7 +204,7 @@ pub(super) fn create_args(invocation: &mut ScriptInvocation<'_>, now: i64, recor
         .arg(now)
         .arg(record.created_at)
         .arg(record.expires_at)
-        .arg(record.expiry.map(|e| e.encode()).unwrap_or_default());
+        .arg(record.expiry.encode().unwrap_or_default());
     for (name, value) in &record.data {
         invocation.arg(data_field(name)).arg(value.to_string());
     }
@@ -229,9 +229,11 @@ pub(super) fn apply_args(invocation: &mut ScriptInvocation<'_>, now: i64, change
         .arg(changes.expires_at)
         .arg(if changes.clear { "1" } else { "0" });
     match changes.expiry {
-        None => invocation.arg("k").arg(""),
-        Some(None) => invocation.arg("d").arg(""),
-        Some(Some(expiry)) => invocation.arg("s").arg(expiry.encode()),
+        ExpiryChange::Keep => invocation.arg("k").arg(""),
+        ExpiryChange::Set(settings) => match settings.encode() {
+            None => invocation.arg("d").arg(""),
+            Some(text) => invocation.arg("s").arg(text),
+        },
     };
     match changes.size_cap() {
         Some(cap) => invocation.arg(cap),

@@ -507,7 +507,7 @@ impl SessionStore for SqliteStore {
                         Arg::Text(sql::encode_data(&record.data)?),
                         Arg::Int(record.created_at),
                         Arg::Int(record.expires_at),
-                        Arg::OptText(record.expiry.map(|e| e.encode())),
+                        Arg::OptText(record.expiry.encode()),
                         Arg::Int(now()),
                     ],
                 },
