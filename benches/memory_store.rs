@@ -18,17 +18,12 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use serde_json::json;
-use sessionware::store::{now, ChangeSet, Outcome, Record, SessionStore};
+use sessionware::store::{now, Applied, ChangeSet, Created, Record, SessionStore};
 use sessionware::{MemoryStore, SessionId, StoreKey};
 
 fn record() -> Record {
     let t = now();
-    Record::new(
-        [("counter".to_owned(), json!(1))].into(),
-        t,
-        t + 3_600_000,
-        None,
-    )
+    Record::new([("counter".to_owned(), json!(1))].into(), t + 3_600_000).with_created_at(t)
 }
 
 /// A store holding `count` sessions, and their keys.
@@ -128,7 +123,7 @@ fn memory_store(c: &mut Criterion) {
                             .with_update("counter", Some(json!(i)));
                         assert_eq!(
                             now_or_never(store.apply(key, &changes)).unwrap(),
-                            Outcome::Done
+                            Applied::Done
                         );
                     })
                 });
@@ -146,7 +141,7 @@ fn memory_store(c: &mut Criterion) {
                     let elapsed = run(threads, iters, move |i| {
                         assert_eq!(
                             now_or_never(s.create(&f[i as usize], &record())).unwrap(),
-                            Outcome::Done
+                            Created::Done
                         );
                     });
                     for key in fresh.iter() {

@@ -35,7 +35,7 @@ async fn main() {
     let t = now();
     for (n, key) in keys.iter().enumerate() {
         let data = [("counter".to_owned(), serde_json::json!(n))].into();
-        let record = Record::new(data, t, t + 3_600_000, None);
+        let record = Record::new(data, t + 3_600_000).with_created_at(t);
         let _ = store.create(key, &record).await;
     }
     let after = resident_kib().unwrap_or(before);

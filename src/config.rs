@@ -1,37 +1,50 @@
-//! The layer's settings, shared read-only by every request.
+//! The builder's configuration: plain data that [`SessionLayer`](crate::SessionLayer)'s builder
+//! methods edit. Applying the layer turns it into [`Settings`](crate::settings::Settings).
 
-use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use axum_core::response::{IntoResponse, Response};
-use http::{HeaderName, StatusCode};
+use axum_core::response::Response;
+use cookie::{Key, SameSite};
+use http::HeaderName;
 
 use crate::error::Error;
 use crate::expiry::{
     Deadlines, Expiry, DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_MAX_ABSOLUTE_TIMEOUT,
     DEFAULT_SESSION_END_IDLE,
 };
-use crate::stats::SessionStats;
-use crate::{Key, SameSite};
 
 /// The default cap on a session's serialized size: 256 KiB, far above what sessions usually
 /// hold, low enough that a runaway handler cannot grow one without bound.
 pub const DEFAULT_MAX_SESSION_SIZE: usize = 256 * 1024;
 
-/// How the id is protected in the cookie.
+/// How the id is protected in the cookie, with the key that does it: a signed or private
+/// cookie without a key cannot be expressed.
 #[derive(Clone)]
 pub(crate) enum Protection {
     /// The id as is: it is already 122 random bits, validated on parse.
     Plain,
     /// HMAC-signed by the `cookie` crate: readable by the client, not forgeable.
-    Signed,
+    Signed(Key),
     /// Encrypted and authenticated by the `cookie` crate: neither readable nor forgeable.
-    Private,
+    Private(Key),
+}
+
+impl Protection {
+    /// For `Debug` output: the kind, never the key.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Protection::Plain => "plain",
+            Protection::Signed(_) => "signed",
+            Protection::Private(_) => "private",
+        }
+    }
 }
 
 /// Builds the response that replaces the handler's when saving the session fails.
 pub(crate) type ErrorHandler = Arc<dyn Fn(&Error) -> Response + Send + Sync>;
 
+/// What the builder methods set. Defaults are the secure ones documented on
+/// [`SessionLayer::new`](crate::SessionLayer::new).
 #[derive(Clone)]
 pub(crate) struct Config {
     pub(crate) cookie_name: String,
@@ -43,19 +56,13 @@ pub(crate) struct Config {
     pub(crate) expiry: Expiry,
     pub(crate) deadlines: Deadlines,
     pub(crate) protection: Protection,
-    /// The key that signs or encrypts what is written; `None` for plain cookies.
-    pub(crate) key: Option<Key>,
-    /// Keys still accepted when reading, oldest last.
+    /// Keys still accepted when reading, newest first.
     pub(crate) previous_keys: Vec<Key>,
     pub(crate) header: Option<HeaderName>,
-    pub(crate) error_handler: ErrorHandler,
+    /// `None`: the default `500` (`error::internal_server_error`).
+    pub(crate) error_handler: Option<ErrorHandler>,
     /// Largest serialized session, in bytes; `None` for no limit.
     pub(crate) max_size: Option<usize>,
-    /// Counts of refused and unknown ids, shared by every service of the layer.
-    pub(crate) stats: Arc<SessionStats>,
-    /// The `Set-Cookie` attributes after the value, formatted once by `cookie::set_cookie`;
-    /// emptied by every builder method.
-    pub(crate) cookie_attributes: OnceLock<String>,
 }
 
 impl Default for Config {
@@ -74,29 +81,16 @@ impl Default for Config {
                 max_absolute: DEFAULT_MAX_ABSOLUTE_TIMEOUT,
             },
             protection: Protection::Plain,
-            key: None,
             previous_keys: Vec::new(),
             header: None,
-            error_handler: Arc::new(default_error_response),
+            error_handler: None,
             max_size: Some(DEFAULT_MAX_SESSION_SIZE),
-            stats: Arc::default(),
-            cookie_attributes: OnceLock::new(),
         }
     }
 }
 
-/// The default response when saving fails: a bare 500, no details.
-fn default_error_response(_: &Error) -> Response {
-    (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response()
-}
-
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let protection = match self.protection {
-            Protection::Plain => "plain",
-            Protection::Signed => "signed",
-            Protection::Private => "private",
-        };
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("cookie_name", &self.cookie_name)
             .field("secure", &self.secure)
@@ -108,8 +102,8 @@ impl fmt::Debug for Config {
             .field("session_end_idle", &self.deadlines.session_end_idle)
             .field("absolute_timeout", &self.deadlines.absolute)
             .field("max_absolute_timeout", &self.deadlines.max_absolute)
-            .field("protection", &protection)
-            .field("key", &self.key.as_ref().map(|_| "REDACTED"))
+            .field("protection", &self.protection.kind())
+            .field("keys", &"REDACTED")
             .field("previous_keys", &self.previous_keys.len())
             .field("header", &self.header)
             .field("max_size", &self.max_size)

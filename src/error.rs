@@ -60,8 +60,15 @@ pub enum Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         tracing::error!(error = %self, "session error");
-        (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response()
+        internal_server_error()
     }
+}
+
+/// The response for a session error nobody handled: a bare `500`, no details (they go to the
+/// logs). The one place it is written: handlers' `?` and the layer's failed saves (unless
+/// [`SessionLayer::with_error_handler`](crate::SessionLayer::with_error_handler)) both send it.
+pub(crate) fn internal_server_error() -> Response {
+    (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response()
 }
 
 /// A failure reported by a [`SessionStore`](crate::store::SessionStore).

@@ -156,8 +156,14 @@ impl ExpirySettings {
 /// idle timeout is between 22.5 and 30 minutes.
 pub const TOUCH_FRACTION: u32 = 4;
 
-/// Current time in Unix milliseconds.
-pub(crate) fn now_millis() -> i64 {
+/// The current time in Unix milliseconds: the clock of every deadline, in the layer and in
+/// every store (which compare it with `expires_at`). The one way to get "now" in this crate.
+///
+/// ```
+/// let before = sessionware::store::now();
+/// assert!(before > 1_700_000_000_000); // after November 2023
+/// ```
+pub fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

@@ -58,18 +58,19 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod config;
-mod cookie;
 mod error;
 mod expiry;
 mod id;
 pub mod layer;
 mod session;
+mod settings;
 mod stats;
 pub mod store;
+mod transport;
 mod validate;
 
-pub use ::cookie::{Key, SameSite};
 pub use config::DEFAULT_MAX_SESSION_SIZE;
+pub use cookie::{Key, SameSite};
 pub use error::{BoxError, Error, StoreError};
 pub use expiry::{
     Expiry, ExpirySettings, DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_MAX_ABSOLUTE_TIMEOUT,

@@ -10,10 +10,11 @@ use bytes::Bytes;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Response};
 use pin_project_lite::pin_project;
 
-use crate::config::Config;
-use crate::cookie::{encode, removal_cookie, set_cookie};
+use crate::error::internal_server_error;
 use crate::error::BoxError;
-use crate::session::{CookieAction, Session};
+use crate::session::{CookieAction, Plan, Session};
+use crate::settings::Settings;
+use crate::transport::{encode, set_cookie};
 
 type Saving = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
 
@@ -32,7 +33,7 @@ pin_project! {
             #[pin]
             future: F,
             session: Option<Session>,
-            config: Arc<Config>,
+            settings: Arc<Settings>,
         },
         Saving {
             future: Saving,
@@ -41,12 +42,12 @@ pin_project! {
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(future: F, session: Session, config: Arc<Config>) -> Self {
+    pub(crate) fn new(future: F, session: Session, settings: Arc<Settings>) -> Self {
         Self {
             state: State::Handler {
                 future,
                 session: Some(session),
-                config,
+                settings,
             },
         }
     }
@@ -72,7 +73,7 @@ where
                 StateProj::Handler {
                     future,
                     session,
-                    config,
+                    settings,
                 } => {
                     let mut response = ready!(future.poll(cx))?.map(Body::new);
                     let Some(session) = session.take() else {
@@ -81,22 +82,17 @@ where
                     // A handler that failed (5xx) saves no data: its changes may be half done.
                     // Its `destroy` still happens, so a logout can never fail open.
                     let failed = response.status().is_server_error();
-                    let needs_commit = if failed {
-                        session.needs_commit_after_failure()
-                    } else {
-                        session.needs_commit()
-                    };
+                    let plan = session.plan_now(failed);
                     // The fast path: a handler that never touched the session, or only read it
                     // inside the touch window, costs no store call and no cookie. A response
                     // built from the session still varies with the cookie that named it.
-                    if !needs_commit {
+                    if plan == Some(Plan::Nothing) {
                         if session.was_loaded() {
-                            vary_on_id(response.headers_mut(), config);
+                            vary_on_id(response.headers_mut(), settings);
                         }
                         return Poll::Ready(Ok(response));
                     }
-                    let config = config.clone();
-                    let saving = Box::pin(save(session, config, response, failed));
+                    let saving = Box::pin(save(session, plan, settings.clone(), response));
                     self.as_mut()
                         .project()
                         .state
@@ -111,42 +107,43 @@ where
 /// Saves the session and writes the cookie, or replaces the response if the store failed.
 async fn save(
     session: Session,
-    config: Arc<Config>,
+    plan: Option<Plan>,
+    settings: Arc<Settings>,
     mut response: Response<Body>,
-    failed: bool,
 ) -> Response<Body> {
-    let committed = if failed {
-        session.commit_failed().await
-    } else {
-        session.commit().await
-    };
-    let action = match committed {
+    let action = match session.commit(plan).await {
         Ok(action) => action,
         Err(error) => {
             tracing::error!(%error, "saving the session failed; the response is replaced");
-            return (config.error_handler)(&error);
+            return match &settings.error_handler {
+                Some(handler) => handler(&error),
+                None => internal_server_error(),
+            };
         }
     };
     let (cookie, header_value) = match action {
         CookieAction::Keep => {
-            vary_on_id(response.headers_mut(), &config);
+            vary_on_id(response.headers_mut(), &settings);
             return response;
         }
         CookieAction::Set { id, max_age } => {
-            let value = encode(&config, &id);
+            let value = encode(&settings, &id);
             let header_value = HeaderValue::from_str(&value).ok();
-            (set_cookie(&config, value, max_age), header_value)
+            (set_cookie(&settings, value, max_age), header_value)
         }
-        CookieAction::Remove => (removal_cookie(&config), Some(HeaderValue::from_static(""))),
+        CookieAction::Remove => (
+            settings.removal_cookie.clone(),
+            Some(HeaderValue::from_static("")),
+        ),
     };
     let headers = response.headers_mut();
     if let Some(cookie) = cookie {
         headers.append(header::SET_COOKIE, cookie);
     }
-    if let (Some(name), Some(value)) = (&config.header, header_value) {
+    if let (Some(name), Some(value)) = (&settings.header, header_value) {
         headers.insert(name.clone(), value);
     }
-    keep_out_of_shared_caches(headers, &config);
+    keep_out_of_shared_caches(headers, &settings);
     response
 }
 
@@ -155,7 +152,7 @@ async fn save(
 /// already keeps it out of shared caches (`private` or `no-store`); a policy that would let a
 /// shared cache store it (`public`, `max-age`, `s-maxage`, `no-cache`, ...) is replaced, with a
 /// warning, because a cached `Set-Cookie` hands one user's session to the next.
-fn keep_out_of_shared_caches(headers: &mut HeaderMap, config: &Config) {
+fn keep_out_of_shared_caches(headers: &mut HeaderMap, settings: &Settings) {
     let handler_policy = headers.contains_key(header::CACHE_CONTROL);
     let private = headers.get_all(header::CACHE_CONTROL).iter().any(|value| {
         value.to_str().is_ok_and(|v| {
@@ -176,15 +173,15 @@ fn keep_out_of_shared_caches(headers: &mut HeaderMap, config: &Config) {
         }
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    vary_on_id(headers, config);
+    vary_on_id(headers, settings);
 }
 
 /// `Vary` on what carries the id: the cookie, and the id header if configured. Every response
 /// whose handler loaded the session gets it, so a shared cache never serves one user's page to
 /// another.
-fn vary_on_id(headers: &mut HeaderMap, config: &Config) {
+fn vary_on_id(headers: &mut HeaderMap, settings: &Settings) {
     vary_on(headers, &header::COOKIE);
-    if let Some(name) = &config.header {
+    if let Some(name) = &settings.header {
         vary_on(headers, name);
     }
 }

@@ -7,23 +7,28 @@ use axum_core::response::Response;
 use http::HeaderName;
 use tower_layer::Layer;
 
+use cookie::{Key, SameSite};
+
 use super::SessionService;
 use crate::config::{Config, Protection};
 use crate::error::Error;
 use crate::expiry::Expiry;
+use crate::settings::Settings;
 use crate::stats::SessionStats;
 use crate::store::SessionStore;
 use crate::validate::{validate, ConfigError};
-use crate::{Key, SameSite};
 
 /// Adds sessions to every route it wraps. See the [module docs](crate::layer) for the request
 /// flow and examples.
 ///
-/// Cloning is cheap: the store and the settings are shared.
+/// Cloning is cheap; clones share the store and the counters ([`stats`](Self::stats)).
+/// Builder methods return a new layer and change nothing that was already applied: a layer's
+/// settings are fixed when it is applied to a router.
 #[derive(Clone, Debug)]
 pub struct SessionLayer {
     store: Arc<dyn SessionStore>,
-    config: Arc<Config>,
+    config: Config,
+    stats: Arc<SessionStats>,
 }
 
 impl SessionLayer {
@@ -34,18 +39,17 @@ impl SessionLayer {
     pub fn new(store: impl SessionStore) -> Self {
         Self {
             store: Arc::new(store),
-            config: Arc::new(Config::default()),
+            config: Config::default(),
+            stats: Arc::default(),
         }
     }
 
     fn config(&mut self) -> &mut Config {
-        let config = Arc::make_mut(&mut self.config);
-        // Whatever changes may change the cookie's attributes: format them again when needed.
-        config.cookie_attributes = std::sync::OnceLock::new();
-        config
+        &mut self.config
     }
 
     /// The cookie's name. Default `id`: short, and it does not advertise the framework.
+    #[must_use]
     pub fn with_cookie_name(mut self, name: impl Into<String>) -> Self {
         self.config().cookie_name = name.into();
         self
@@ -53,24 +57,28 @@ impl SessionLayer {
 
     /// The cookie's `Secure` attribute: sent over HTTPS only. Default `true`; turn it off only
     /// for plain-HTTP development.
+    #[must_use]
     pub fn with_secure(mut self, secure: bool) -> Self {
         self.config().secure = secure;
         self
     }
 
     /// The cookie's `HttpOnly` attribute: invisible to JavaScript. Default `true`.
+    #[must_use]
     pub fn with_http_only(mut self, http_only: bool) -> Self {
         self.config().http_only = http_only;
         self
     }
 
     /// The cookie's `SameSite` attribute. Default [`SameSite::Lax`].
+    #[must_use]
     pub fn with_same_site(mut self, same_site: SameSite) -> Self {
         self.config().same_site = same_site;
         self
     }
 
     /// The cookie's `Path`. Default `/`.
+    #[must_use]
     pub fn with_path(mut self, path: impl Into<String>) -> Self {
         self.config().path = path.into();
         self
@@ -78,18 +86,21 @@ impl SessionLayer {
 
     /// The cookie's `Domain`. Default none: the cookie goes back to this host only, which is
     /// the safer choice.
+    #[must_use]
     pub fn with_domain(mut self, domain: impl Into<String>) -> Self {
         self.config().domain = Some(domain.into());
         self
     }
 
     /// The default [`Expiry`] of sessions. Default [`Expiry::OnSessionEnd`].
+    #[must_use]
     pub fn with_expiry(mut self, expiry: Expiry) -> Self {
         self.config().expiry = expiry;
         self
     }
 
     /// The server-side idle timeout of [`Expiry::OnSessionEnd`] sessions. Default 24 hours.
+    #[must_use]
     pub fn with_session_end_idle_timeout(mut self, idle: Duration) -> Self {
         self.config().deadlines.session_end_idle = idle;
         self
@@ -97,6 +108,7 @@ impl SessionLayer {
 
     /// The absolute timeout: a session ends this long after it was created, however active it
     /// is. Default 7 days. Enforced by the store, not by the cookie.
+    #[must_use]
     pub fn with_absolute_timeout(mut self, timeout: Duration) -> Self {
         self.config().deadlines.absolute = timeout;
         self
@@ -108,6 +120,7 @@ impl SessionLayer {
     /// [`DEFAULT_MAX_ABSOLUTE_TIMEOUT`](crate::DEFAULT_MAX_ABSOLUTE_TIMEOUT) (30 days). It bounds
     /// only what handlers ask for; the layer's own
     /// [`with_absolute_timeout`](Self::with_absolute_timeout) applies to every other session.
+    #[must_use]
     pub fn with_max_absolute_timeout(mut self, timeout: Duration) -> Self {
         self.config().deadlines.max_absolute = timeout;
         self
@@ -115,25 +128,24 @@ impl SessionLayer {
 
     /// Signs the cookie with `key` (HMAC-SHA256): the client can read the id but cannot forge
     /// or alter one. Previous keys for rotation: [`with_previous_keys`](Self::with_previous_keys).
+    #[must_use]
     pub fn with_signed(mut self, key: Key) -> Self {
-        let config = self.config();
-        config.protection = Protection::Signed;
-        config.key = Some(key);
+        self.config().protection = Protection::Signed(key);
         self
     }
 
     /// Encrypts the cookie with `key` (AES-256-GCM): the client can neither read nor forge the
     /// id. Previous keys for rotation: [`with_previous_keys`](Self::with_previous_keys).
+    #[must_use]
     pub fn with_private(mut self, key: Key) -> Self {
-        let config = self.config();
-        config.protection = Protection::Private;
-        config.key = Some(key);
+        self.config().protection = Protection::Private(key);
         self
     }
 
     /// Keys that are still accepted when reading a signed or private cookie, newest first. A
     /// cookie that verifies with one of them is re-issued under the current key, so users move
     /// to the new key as they come back.
+    #[must_use]
     pub fn with_previous_keys(mut self, keys: impl IntoIterator<Item = Key>) -> Self {
         self.config().previous_keys = keys.into_iter().collect();
         self
@@ -143,6 +155,7 @@ impl SessionLayer {
     /// not keep cookies. A request's header wins over its cookie; responses that set the cookie
     /// also set the header (empty when the session ended). The value is protected like the
     /// cookie (plain, signed or private).
+    #[must_use]
     pub fn with_header(mut self, name: HeaderName) -> Self {
         self.config().header = Some(name);
         self
@@ -153,6 +166,7 @@ impl SessionLayer {
     /// [`Error::TooLarge`] and changes nothing. Default
     /// [`DEFAULT_MAX_SESSION_SIZE`](crate::DEFAULT_MAX_SESSION_SIZE) (256 KiB); `usize::MAX` for
     /// no limit.
+    #[must_use]
     pub fn with_max_session_size(mut self, bytes: usize) -> Self {
         self.config().max_size = (bytes != usize::MAX).then_some(bytes);
         self
@@ -161,7 +175,7 @@ impl SessionLayer {
     /// Counts of refused and unknown session ids since this layer was built, for alerting on
     /// id guessing. See [`SessionStats`].
     pub fn stats(&self) -> Arc<SessionStats> {
-        self.config.stats.clone()
+        self.stats.clone()
     }
 
     /// Checks the configuration: what [`Layer::layer`] checks before it panics.
@@ -189,11 +203,12 @@ impl SessionLayer {
 
     /// Replaces the response sent when saving the session fails (by default a `500` with the
     /// body `Internal Server Error`). The error has already been logged.
+    #[must_use]
     pub fn with_error_handler<F>(mut self, handler: F) -> Self
     where
         F: Fn(&Error) -> Response + Send + Sync + 'static,
     {
-        self.config().error_handler = Arc::new(handler);
+        self.config().error_handler = Some(Arc::new(handler));
         self
     }
 }
@@ -210,29 +225,27 @@ impl<S> Layer<S> for SessionLayer {
         if let Err(error) = self.validate() {
             panic!("Invalid session configuration: {error}");
         }
-        SessionService::new(inner, self.store.clone(), self.config.clone())
+        let settings = Settings::new(&self.config, self.stats.clone());
+        SessionService::new(inner, self.store.clone(), Arc::new(settings))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cookie::set_cookie;
     use crate::MemoryStore;
 
-    /// The `Set-Cookie` attributes are formatted once per configuration; a builder call on a
-    /// layer whose attributes were already formatted must not keep the old ones.
+    /// A builder call on a clone changes the clone only; what was applied before keeps its
+    /// settings.
     #[test]
-    fn builder_changes_reach_cookies_formatted_earlier() {
+    fn builder_calls_on_a_clone_leave_the_original_alone() {
         let layer = SessionLayer::new(MemoryStore::default());
-        let before = set_cookie(&layer.config, "v".to_owned(), None).unwrap();
-        assert!(before.to_str().unwrap().contains("HttpOnly"));
-
+        let applied = Settings::new(&layer.config, layer.stats.clone());
         let changed = layer.clone().with_http_only(false);
-        let after = set_cookie(&changed.config, "v".to_owned(), None).unwrap();
-        assert!(!after.to_str().unwrap().contains("HttpOnly"), "{after:?}");
-        // The original layer is untouched.
-        let again = set_cookie(&layer.config, "v".to_owned(), None).unwrap();
-        assert_eq!(again, before);
+        let after = Settings::new(&changed.config, changed.stats.clone());
+        assert!(applied.cookie_attributes.contains("HttpOnly"));
+        assert!(!after.cookie_attributes.contains("HttpOnly"));
+        let again = Settings::new(&layer.config, layer.stats.clone());
+        assert_eq!(again.cookie_attributes, applied.cookie_attributes);
     }
 }

@@ -9,11 +9,11 @@ use http::{Request, Response};
 use tower_service::Service;
 
 use super::ResponseFuture;
-use crate::config::Config;
-use crate::cookie::Incoming;
 use crate::error::BoxError;
 use crate::session::Session;
+use crate::settings::Settings;
 use crate::store::SessionStore;
+use crate::transport::Incoming;
 
 /// The middleware [`SessionLayer`](crate::SessionLayer) adds. See the
 /// [module docs](crate::layer).
@@ -21,15 +21,15 @@ use crate::store::SessionStore;
 pub struct SessionService<S> {
     inner: S,
     store: Arc<dyn SessionStore>,
-    config: Arc<Config>,
+    settings: Arc<Settings>,
 }
 
 impl<S> SessionService<S> {
-    pub(crate) fn new(inner: S, store: Arc<dyn SessionStore>, config: Arc<Config>) -> Self {
+    pub(crate) fn new(inner: S, store: Arc<dyn SessionStore>, settings: Arc<Settings>) -> Self {
         Self {
             inner,
             store,
-            config,
+            settings,
         }
     }
 }
@@ -51,9 +51,9 @@ where
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         // Only the raw header values are kept here; parsing, verification and the store load
         // wait until a handler actually uses the session.
-        let incoming = Incoming::capture(req.headers(), &self.config);
-        let session = Session::new(self.store.clone(), self.config.clone(), incoming);
+        let incoming = Incoming::capture(req.headers(), &self.settings);
+        let session = Session::new(self.store.clone(), self.settings.clone(), incoming);
         req.extensions_mut().insert(session.clone());
-        ResponseFuture::new(self.inner.call(req), session, self.config.clone())
+        ResponseFuture::new(self.inner.call(req), session, self.settings.clone())
     }
 }

@@ -1,10 +1,12 @@
-//! Write-back: turning what a handler did to its [`Session`] into one store call and a cookie.
+//! Write-back: carrying out the [`Plan`] for what a handler did to its [`Session`]: one store
+//! call and what the response tells the client.
 
-use super::{Session, State};
+use super::plan::{plan, Plan, Rules};
+use super::Session;
 use crate::error::{Error, StoreError};
-use crate::expiry::{now_millis, Expiry};
+use crate::expiry::now;
 use crate::id::SessionId;
-use crate::store::{ChangeSet, ExpiryChange, Outcome, Record};
+use crate::store::{entry_size, Applied, ChangeSet, Created, Cycled, Touched};
 
 /// How many fresh ids to try when the store reports a collision. With 122 random bits a single
 /// collision is already beyond unlikely; several in a row mean a broken store.
@@ -22,53 +24,18 @@ pub(crate) enum CookieAction {
 }
 
 impl Session {
-    /// Whether saving has anything to do: `false` when the handler left the session alone, or
-    /// only read it inside the touch window, so the layer can return the response at once.
-    pub(crate) fn needs_commit(&self) -> bool {
-        let state = self.state();
-        if !self.inner.loaded.initialized() {
-            return state.expiry_changed();
+    /// The plan for saving this session, if it can be made without a store call: `None` when
+    /// the session must be loaded first (only `set_expiry` was called, without a load).
+    ///
+    /// Takes the request's changes: call it once, when the handler's response is in.
+    pub(crate) fn plan_now(&self, failed: bool) -> Option<Plan> {
+        let loaded = self.was_loaded();
+        let mut state = self.state();
+        if !loaded && !failed && state.expiry_changed() {
+            return None;
         }
-        let Some(_) = &state.id else {
-            return state.destroyed.is_some() || !state.data.is_empty();
-        };
-        if state.cycle
-            || state.clear
-            || !state.updates.is_empty()
-            || state.expiry_changed()
-            || state.reissue
-            || state.destroyed.is_some()
-        {
-            return true;
-        }
-        let expiry = state.settings.expiry.unwrap_or(self.inner.config.expiry);
-        let rules = &self.inner.config.deadlines;
-        let absolute = rules.absolute(&state.settings);
-        let next = rules.expires_at(expiry, absolute, state.created_at, now_millis());
-        rules.touch_due(expiry, state.expires_at, next)
-    }
-
-    /// After a `5xx` response: data changes are dropped (the handler may have failed halfway),
-    /// but a `destroy` still happens, so a logout can never fail open.
-    pub(crate) async fn commit_failed(&self) -> Result<CookieAction, Error> {
-        let destroyed = {
-            let mut state = self.state();
-            let destroyed = state.destroyed.take();
-            *state = State::default();
-            destroyed
-        };
-        match destroyed {
-            Some(old) => {
-                self.inner.store.delete(&old.store_key()).await?;
-                Ok(CookieAction::Remove)
-            }
-            None => Ok(CookieAction::Keep),
-        }
-    }
-
-    /// Whether a `5xx` response still has something to do: a `destroy`.
-    pub(crate) fn needs_commit_after_failure(&self) -> bool {
-        self.state().destroyed.is_some()
+        let state = std::mem::take(&mut *state);
+        Some(plan(state, loaded, failed, &self.rules(), now()))
     }
 
     /// Whether the handler loaded the session (its response depends on the cookie).
@@ -76,123 +43,106 @@ impl Session {
         self.inner.loaded.initialized()
     }
 
-    /// Saves what the handler changed. Called by the layer once the handler's response is in.
+    fn rules(&self) -> Rules {
+        let settings = &self.inner.settings;
+        Rules {
+            expiry: settings.expiry,
+            deadlines: settings.deadlines,
+            max_size: settings.max_size,
+        }
+    }
+
+    /// Saves the session: carries out `plan`, or, without one (see [`plan_now`](Self::plan_now)),
+    /// loads the session and plans first.
     ///
     /// # Errors
     ///
-    /// [`Error::Store`] if the store failed or kept reporting collisions.
-    pub(crate) async fn commit(&self) -> Result<CookieAction, Error> {
-        // `set_expiry` alone does not load; the save needs to know what it applies to.
-        self.load().await?;
-        let state = std::mem::take(&mut *self.state());
-        let store = &self.inner.store;
-        let rules = &self.inner.config.deadlines;
-        let now = now_millis();
-        let expiry = state.settings.expiry.unwrap_or(self.inner.config.expiry);
-        let absolute = rules.absolute(&state.settings);
-
-        let mut forgotten = false;
-        if let Some(old) = &state.destroyed {
-            store.delete(&old.store_key()).await?;
-            forgotten = true;
-        }
-
-        let Some(id) = state.id.clone() else {
-            if state.data.is_empty() {
-                return Ok(if forgotten {
-                    CookieAction::Remove
-                } else {
-                    CookieAction::Keep
-                });
+    /// [`Error::Store`] if the store failed or kept reporting collisions; [`Error::TooLarge`] if
+    /// the store refused the changes because, with what other requests saved meanwhile, the
+    /// session would outgrow the size cap.
+    pub(crate) async fn commit(&self, plan: Option<Plan>) -> Result<CookieAction, Error> {
+        let plan = match plan {
+            Some(plan) => plan,
+            None => {
+                self.load().await?;
+                let state = std::mem::take(&mut *self.state());
+                plan_for(state, self)
             }
-            return self.create(state, expiry, absolute, now).await;
         };
+        self.execute(plan).await
+    }
 
-        let key = id.store_key();
-        let next = rules.expires_at(expiry, absolute, state.created_at, now);
-        let expiry_changed = state.expiry_changed();
-        let changed = state.clear || !state.updates.is_empty() || expiry_changed;
-        if state.cycle || changed {
-            let changes = ChangeSet {
-                clear: state.clear,
-                updates: state.updates.into_iter().collect(),
-                expires_at: next,
-                expiry: if expiry_changed {
-                    ExpiryChange::Set(state.settings)
-                } else {
-                    ExpiryChange::Keep
-                },
-                max_size: self.inner.config.max_size,
-            };
-            if state.cycle {
+    async fn execute(&self, plan: Plan) -> Result<CookieAction, Error> {
+        let store = &self.inner.store;
+        Ok(match plan {
+            Plan::Nothing => CookieAction::Keep,
+            Plan::ResendCookie { id, max_age } => CookieAction::Set { id, max_age },
+            Plan::Forget { old } => {
+                store.delete(&old.store_key()).await?;
+                CookieAction::Remove
+            }
+            Plan::Create {
+                replacing,
+                record,
+                max_age,
+            } => {
+                if let Some(old) = replacing {
+                    store.delete(&old.store_key()).await?;
+                }
                 for _ in 0..ID_ATTEMPTS {
-                    let new = SessionId::generate();
-                    match store.cycle(&key, &new.store_key(), &changes).await? {
-                        Outcome::Done => return Ok(set(new, expiry, next, now)),
-                        Outcome::Missing => return Ok(vanished(&id)),
-                        Outcome::Collision => continue,
-                        Outcome::TooLarge { size } => return Err(too_large(&changes, size)),
+                    let id = SessionId::generate();
+                    match store.create(&id.store_key(), &record).await? {
+                        Created::Done => return Ok(CookieAction::Set { id, max_age }),
+                        Created::Collision => continue,
                     }
                 }
                 return Err(no_free_id());
             }
-            return Ok(match store.apply(&key, &changes).await? {
-                Outcome::Done if expiry_changed || state.reissue || has_max_age(expiry) => {
-                    set(id, expiry, next, now)
+            Plan::Apply {
+                id,
+                changes,
+                resend,
+                max_age,
+            } => match store.apply(&id.store_key(), &changes).await? {
+                Applied::Done if resend => CookieAction::Set { id, max_age },
+                Applied::Done => CookieAction::Keep,
+                Applied::Missing => vanished(&id),
+                Applied::TooLarge { size } => return Err(too_large(&changes, size)),
+            },
+            Plan::Cycle {
+                id,
+                changes,
+                max_age,
+            } => {
+                let key = id.store_key();
+                for _ in 0..ID_ATTEMPTS {
+                    let new = SessionId::generate();
+                    match store.cycle(&key, &new.store_key(), &changes).await? {
+                        Cycled::Done => return Ok(CookieAction::Set { id: new, max_age }),
+                        Cycled::Missing => return Ok(vanished(&id)),
+                        Cycled::Collision => continue,
+                        Cycled::TooLarge { size } => return Err(too_large(&changes, size)),
+                    }
                 }
-                Outcome::Done | Outcome::Collision => CookieAction::Keep,
-                Outcome::Missing => vanished(&id),
-                Outcome::TooLarge { size } => return Err(too_large(&changes, size)),
-            });
-        }
-
-        if rules.touch_due(expiry, state.expires_at, next) {
-            return Ok(match store.touch(&key, next).await? {
-                Outcome::Done if state.reissue || has_max_age(expiry) => set(id, expiry, next, now),
-                Outcome::Done | Outcome::Collision | Outcome::TooLarge { .. } => CookieAction::Keep,
-                Outcome::Missing => vanished(&id),
-            });
-        }
-        if state.reissue {
-            return Ok(set(id, expiry, state.expires_at, now));
-        }
-        Ok(CookieAction::Keep)
-    }
-
-    /// Saves a fresh session under a new random id, never one the client sent.
-    async fn create(
-        &self,
-        state: State,
-        expiry: Expiry,
-        absolute: std::time::Duration,
-        now: i64,
-    ) -> Result<CookieAction, Error> {
-        let expires_at = self
-            .inner
-            .config
-            .deadlines
-            .expires_at(expiry, absolute, now, now);
-        let record = Record::new(state.data, now, expires_at, state.settings);
-        for _ in 0..ID_ATTEMPTS {
-            let id = SessionId::generate();
-            match self.inner.store.create(&id.store_key(), &record).await? {
-                Outcome::Done => return Ok(set(id, expiry, expires_at, now)),
-                Outcome::Collision | Outcome::Missing | Outcome::TooLarge { .. } => continue,
+                return Err(no_free_id());
             }
-        }
-        Err(no_free_id())
+            Plan::Touch {
+                id,
+                expires_at,
+                resend,
+                max_age,
+            } => match store.touch(&id.store_key(), expires_at).await? {
+                Touched::Done if resend => CookieAction::Set { id, max_age },
+                Touched::Done => CookieAction::Keep,
+                Touched::Missing => vanished(&id),
+            },
+        })
     }
 }
 
-fn has_max_age(expiry: Expiry) -> bool {
-    !matches!(expiry, Expiry::OnSessionEnd)
-}
-
-fn set(id: SessionId, expiry: Expiry, expires_at: i64, now: i64) -> CookieAction {
-    CookieAction::Set {
-        id,
-        max_age: has_max_age(expiry).then(|| expires_at.saturating_sub(now) / 1000),
-    }
+/// The plan for a state taken after a load.
+fn plan_for(state: super::state::State, session: &Session) -> Plan {
+    plan(state, true, false, &session.rules(), now())
 }
 
 /// The session was destroyed, cycled (a login in another tab) or expired by someone else between
@@ -215,11 +165,7 @@ fn too_large(changes: &ChangeSet, size: usize) -> Error {
     let key = changes
         .updates
         .iter()
-        .filter_map(|(key, value)| {
-            value
-                .as_ref()
-                .map(|v| (key, crate::store::entry_size(key, v)))
-        })
+        .filter_map(|(key, value)| value.as_ref().map(|v| (key, entry_size(key, v))))
         .max_by_key(|(_, size)| *size)
         .map(|(key, _)| key.clone())
         .unwrap_or_default();

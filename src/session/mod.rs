@@ -7,26 +7,28 @@
 
 mod commit;
 mod extract;
+mod plan;
 mod size;
+mod state;
 
 pub(crate) use commit::CookieAction;
 pub use extract::SessionMissing;
+pub(crate) use plan::Plan;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::Value;
 use tokio::sync::OnceCell;
 
-use crate::config::Config;
-use crate::cookie::{read_id, Incoming, ReadId};
+use self::state::{Origin, State, Stored};
 use crate::error::{Error, StoreError};
-use crate::expiry::{Expiry, ExpirySettings};
+use crate::expiry::Expiry;
 use crate::id::SessionId;
-use crate::store::{Data, SessionStore};
+use crate::settings::Settings;
+use crate::store::SessionStore;
+use crate::transport::{read_id, Incoming, ReadId};
 
 /// A user's session, as a handler sees it.
 ///
@@ -56,57 +58,22 @@ pub struct Session {
 
 pub(crate) struct Inner {
     store: Arc<dyn SessionStore>,
-    config: Arc<Config>,
+    settings: Arc<Settings>,
     incoming: Incoming,
     loaded: OnceCell<()>,
     state: Mutex<State>,
 }
 
-/// Everything known about the session after it was loaded, and what the handler changed.
-#[derive(Debug, Default)]
-struct State {
-    /// The id of the stored session this request works on; `None` for a fresh session.
-    id: Option<SessionId>,
-    /// The stored session's metadata (present with `id`).
-    created_at: i64,
-    expires_at: i64,
-    /// The session's own expiry settings, as stored or as set by the handler.
-    settings: ExpirySettings,
-    /// The values as the handler sees them.
-    data: Data,
-    /// Per-key changes since load: `Some` set, `None` removed.
-    updates: HashMap<String, Option<Value>>,
-    clear: bool,
-    /// The handler set the session's own expiry policy.
-    expiry_set: bool,
-    /// The handler set the session's own absolute timeout.
-    absolute_set: bool,
-    cycle: bool,
-    /// An id to delete from the store (set by `destroy`).
-    destroyed: Option<SessionId>,
-    /// The client sent an id that was valid but must be re-sent (previous key).
-    reissue: bool,
-    /// Serialized size of `data`, computed on the first insert when a cap is set.
-    size: Option<usize>,
-}
-
-impl State {
-    /// Whether the handler changed the session's own expiry settings.
-    fn expiry_changed(&self) -> bool {
-        self.expiry_set || self.absolute_set
-    }
-}
-
 impl Session {
     pub(crate) fn new(
         store: Arc<dyn SessionStore>,
-        config: Arc<Config>,
+        settings: Arc<Settings>,
         incoming: Incoming,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
-                config,
+                settings,
                 incoming,
                 loaded: OnceCell::new(),
                 state: Mutex::default(),
@@ -154,7 +121,7 @@ impl Session {
         if state.data.get(key) == Some(&value) {
             return Ok(());
         }
-        if let Some(limit) = self.inner.config.max_size {
+        if let Some(limit) = self.inner.settings.max_size {
             let size = size::after_insert(&mut state, key, &value);
             if size > limit {
                 return Err(Error::TooLarge {
@@ -223,9 +190,8 @@ impl Session {
     /// [`Error::Store`] if loading the session failed.
     pub async fn cycle_id(&self) -> Result<(), Error> {
         self.load().await?;
-        let mut state = self.state();
-        if state.id.is_some() {
-            state.cycle = true;
+        if let Origin::Stored(stored) = &mut self.state().origin {
+            stored.cycle = true;
         }
         Ok(())
     }
@@ -240,12 +206,7 @@ impl Session {
     /// [`Error::Store`] if loading the session failed.
     pub async fn destroy(&self) -> Result<(), Error> {
         self.load().await?;
-        let mut state = self.state();
-        let destroyed = state.id.take().or_else(|| state.destroyed.take());
-        *state = State {
-            destroyed,
-            ..State::default()
-        };
+        self.state().destroy();
         Ok(())
     }
 
@@ -255,7 +216,7 @@ impl Session {
     /// gets its id when the layer saves it. After [`cycle_id`](Self::cycle_id) this is still the
     /// old id until the response is out.
     pub fn id(&self) -> Option<SessionId> {
-        self.state().id.clone()
+        self.state().id().cloned()
     }
 
     /// The expiry policy of this session: its own, if set (now or in an earlier request, once
@@ -264,14 +225,17 @@ impl Session {
         self.state()
             .settings
             .expiry
-            .unwrap_or(self.inner.config.expiry)
+            .unwrap_or(self.inner.settings.expiry)
     }
 
     /// The absolute timeout of this session: its own, if set (bounded by
     /// [`SessionLayer::with_max_absolute_timeout`](crate::SessionLayer::with_max_absolute_timeout)),
     /// otherwise the layer's. The session ends this long after it was created.
     pub fn absolute_timeout(&self) -> std::time::Duration {
-        self.inner.config.deadlines.absolute(&self.state().settings)
+        self.inner
+            .settings
+            .deadlines
+            .absolute(&self.state().settings)
     }
 
     /// Gives this session its own absolute timeout, saved with it; `None` returns to the
@@ -340,12 +304,12 @@ impl Session {
         self.inner
             .loaded
             .get_or_try_init(|| async {
-                let config = &self.inner.config;
-                let (id, reissue) = match read_id(config, &self.inner.incoming) {
+                let settings = &self.inner.settings;
+                let (id, reissue) = match read_id(settings, &self.inner.incoming) {
                     ReadId::Valid { id, reissue } => (Some(id), reissue),
                     ReadId::Absent => (None, false),
                     ReadId::Rejected(reason) => {
-                        config.stats.refused(reason);
+                        settings.stats.refused(reason);
                         (None, false)
                     }
                 };
@@ -361,14 +325,17 @@ impl Session {
                     None => None,
                 };
                 if let (Some(id), None) = (&id, &record) {
-                    config.stats.unknown(&id.store_key().short());
+                    settings.stats.unknown(&id.store_key().short());
                 }
                 let mut state = self.state();
                 if let (Some(id), Some(record)) = (id, record) {
-                    state.id = Some(id);
-                    state.reissue = reissue;
-                    state.created_at = record.created_at;
-                    state.expires_at = record.expires_at;
+                    state.origin = Origin::Stored(Stored {
+                        id,
+                        created_at: record.created_at,
+                        expires_at: record.expires_at,
+                        reissue,
+                        cycle: false,
+                    });
                     if !state.expiry_set {
                         state.settings.expiry = record.expiry.expiry;
                     }
@@ -389,7 +356,7 @@ impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = self.state();
         f.debug_struct("Session")
-            .field("id", &state.id)
+            .field("id", &state.id())
             .field("loaded", &self.inner.loaded.initialized())
             .field("keys", &state.data.len())
             .finish_non_exhaustive()

@@ -8,9 +8,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{ChangeSet, Outcome, Record, SessionStore};
+use super::{Applied, ChangeSet, Created, Cycled, Record, SessionStore, Touched};
 use crate::error::StoreError;
-use crate::expiry::now_millis;
+use crate::expiry::now;
 use crate::id::StoreKey;
 
 /// Data key under which the cache keeps the session's real deadline (its own `expires_at` is the
@@ -158,7 +158,7 @@ impl<Cache: SessionStore, Backing: SessionStore> CachingStore<Cache, Backing> {
     /// The cache's deadline for a copy taken now: the end of the freshness window, never later
     /// than the session's own deadline.
     fn window(&self, expires_at: i64) -> i64 {
-        expires_at.min(now_millis().saturating_add(self.max_staleness))
+        expires_at.min(now().saturating_add(self.max_staleness))
     }
 
     /// Caches a copy of `record`, read from the backing store after the write counter read
@@ -200,9 +200,7 @@ impl<Cache: SessionStore, Backing: SessionStore> CachingStore<Cache, Backing> {
         // Read after the copy was: a flush that came before this load's cache read is seen.
         let distrust_below = self.distrust_below.load(Ordering::Acquire);
         match (real, epoch) {
-            (Some(real), Some(epoch)) if real > now_millis() && epoch >= distrust_below => {
-                Some(real)
-            }
+            (Some(real), Some(epoch)) if real > now() && epoch >= distrust_below => Some(real),
             _ => None,
         }
     }
@@ -254,18 +252,18 @@ impl<Cache: SessionStore, Backing: SessionStore> SessionStore for CachingStore<C
         Ok(record)
     }
 
-    async fn create(&self, key: &StoreKey, record: &Record) -> Result<Outcome, StoreError> {
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<Created, StoreError> {
         // Read before the backing store, like a load's: the copy's epoch (see `fill`).
         let epoch = self.writes.load(Ordering::Acquire);
         let outcome = self.backing.create(key, record).await?;
-        if outcome == Outcome::Done {
+        if outcome == Created::Done {
             // A brand-new random key: no one else can be reading or writing it yet.
             self.fill(key, record, epoch).await?;
         }
         Ok(outcome)
     }
 
-    async fn apply(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Outcome, StoreError> {
+    async fn apply(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Applied, StoreError> {
         let mut guard = self.guard(key);
         let outcome = self.backing.apply(key, changes).await;
         self.written(key).await?;
@@ -278,7 +276,7 @@ impl<Cache: SessionStore, Backing: SessionStore> SessionStore for CachingStore<C
         old: &StoreKey,
         new: &StoreKey,
         changes: &ChangeSet,
-    ) -> Result<Outcome, StoreError> {
+    ) -> Result<Cycled, StoreError> {
         let mut guard = self.guard(old);
         let outcome = self.backing.cycle(old, new, changes).await;
         self.written(old).await?;
@@ -296,7 +294,7 @@ impl<Cache: SessionStore, Backing: SessionStore> SessionStore for CachingStore<C
         result
     }
 
-    async fn touch(&self, key: &StoreKey, expires_at: i64) -> Result<Outcome, StoreError> {
+    async fn touch(&self, key: &StoreKey, expires_at: i64) -> Result<Touched, StoreError> {
         let mut guard = self.guard(key);
         let outcome = self.backing.touch(key, expires_at).await;
         self.written(key).await?;
@@ -332,10 +330,10 @@ mod tests {
         async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
             self.0.load(key).await
         }
-        async fn create(&self, key: &StoreKey, record: &Record) -> Result<Outcome, StoreError> {
+        async fn create(&self, key: &StoreKey, record: &Record) -> Result<Created, StoreError> {
             self.0.create(key, record).await
         }
-        async fn apply(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Outcome, StoreError> {
+        async fn apply(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Applied, StoreError> {
             let _landed = self.0.apply(key, changes).await;
             pending().await
         }
@@ -344,7 +342,7 @@ mod tests {
             old: &StoreKey,
             new: &StoreKey,
             changes: &ChangeSet,
-        ) -> Result<Outcome, StoreError> {
+        ) -> Result<Cycled, StoreError> {
             self.0.cycle(old, new, changes).await
         }
         async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
@@ -370,7 +368,7 @@ mod tests {
     }
 
     fn set_a(value: i64) -> ChangeSet {
-        ChangeSet::new(now_millis() + 60_000).with_update("a", Some(json!(value)))
+        ChangeSet::new(now() + 60_000).with_update("a", Some(json!(value)))
     }
 
     #[tokio::test]
@@ -394,16 +392,17 @@ mod tests {
         // A long window: no copy expires during the test, so only the flush can evict one.
         let store = CachingStore::new(MemoryStore::default(), Hanging::default())
             .with_max_staleness(Duration::from_secs(600));
-        let t = now_millis();
-        let record = Record::new([("a".to_owned(), json!(1))].into(), t, t + 600_000, None);
+        let t = now();
+        let record =
+            Record::new([("a".to_owned(), json!(1))].into(), t + 600_000).with_created_at(t);
         let key = SessionId::generate().store_key();
-        assert_eq!(store.create(&key, &record).await.unwrap(), Outcome::Done);
+        assert_eq!(store.create(&key, &record).await.unwrap(), Created::Done);
         assert_eq!(store.load(&key).await.unwrap().unwrap().data["a"], json!(1));
 
         // Changed behind the cache's back, as through another instance: the copy is older.
         assert_eq!(
             store.backing().0.apply(&key, &set_a(2)).await.unwrap(),
-            Outcome::Done
+            Applied::Done
         );
         assert_eq!(store.load(&key).await.unwrap().unwrap().data["a"], json!(1));
 
@@ -418,7 +417,7 @@ mod tests {
         // ...but the copy taken since is: the cache still works after a flush.
         assert_eq!(
             store.backing().0.apply(&key, &set_a(3)).await.unwrap(),
-            Outcome::Done
+            Applied::Done
         );
         let served = store.load(&key).await.unwrap().unwrap();
         assert_eq!(

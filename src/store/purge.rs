@@ -83,7 +83,7 @@ pub enum PurgeError {
 /// ```
 /// use std::sync::Arc;
 /// use std::time::Duration;
-/// use sessionware::store::{ChangeSet, Outcome, PurgeTask, Record, SessionStore};
+/// use sessionware::store::{Applied, ChangeSet, Created, Cycled, PurgeTask, Record, SessionStore};
 /// use sessionware::{StoreError, StoreKey};
 /// use tokio::sync::Notify;
 ///
@@ -95,14 +95,14 @@ pub enum PurgeError {
 /// impl SessionStore for Broken {
 ///     // load, create, apply, cycle, delete ...
 /// #   async fn load(&self, _: &StoreKey) -> Result<Option<Record>, StoreError> { Ok(None) }
-/// #   async fn create(&self, _: &StoreKey, _: &Record) -> Result<Outcome, StoreError> {
-/// #       Ok(Outcome::Done)
+/// #   async fn create(&self, _: &StoreKey, _: &Record) -> Result<Created, StoreError> {
+/// #       Ok(Created::Done)
 /// #   }
-/// #   async fn apply(&self, _: &StoreKey, _: &ChangeSet) -> Result<Outcome, StoreError> {
-/// #       Ok(Outcome::Missing)
+/// #   async fn apply(&self, _: &StoreKey, _: &ChangeSet) -> Result<Applied, StoreError> {
+/// #       Ok(Applied::Missing)
 /// #   }
 /// #   async fn cycle(&self, _: &StoreKey, _: &StoreKey, _: &ChangeSet)
-/// #       -> Result<Outcome, StoreError> { Ok(Outcome::Missing) }
+/// #       -> Result<Cycled, StoreError> { Ok(Cycled::Missing) }
 /// #   async fn delete(&self, _: &StoreKey) -> Result<(), StoreError> { Ok(()) }
 ///     async fn delete_expired(&self) -> Result<u64, StoreError> {
 ///         self.0.notify_one();

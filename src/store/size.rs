@@ -32,7 +32,7 @@ fn json_len<T: serde::Serialize + ?Sized>(value: &T) -> usize {
     counter.0
 }
 
-/// The bytes one entry `key: value` adds to a session (see the [module docs](self)).
+/// The bytes one entry `key: value` adds to a session, as [`data_size`] counts them.
 ///
 /// ```
 /// use serde_json::json;
@@ -47,7 +47,13 @@ pub fn entry_size(key: &str, value: &Value) -> usize {
     json_len(key) + json_len(value) + 2
 }
 
-/// The size of a session's values (see the [module docs](self)); `2` for an empty session.
+/// The size of a session's values, as the size cap counts it; `2` for an empty session.
+///
+/// It is their JSON object in compact form, counted per entry so that it can be kept up to date
+/// change by change: `2` for the braces, plus for each entry its key as a JSON string (quotes
+/// and escapes included), its value's JSON text, and two bytes for the `:` and the `,`: one
+/// byte more than the exact text of a non-empty object, so the count never understates what
+/// is stored.
 ///
 /// ```
 /// use serde_json::json;

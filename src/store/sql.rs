@@ -20,7 +20,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::batch::{Arg, Batcher, Statement, WriteQueue};
-use super::{now, ChangeSet, Data, ExpiryChange, Outcome, Record};
+use super::{now, ChangeSet, Data, ExpiryChange, Record, Touched};
 use crate::error::StoreError;
 use crate::expiry::ExpirySettings;
 use crate::id::StoreKey;
@@ -208,7 +208,9 @@ pub(crate) fn record(
             )
         })?,
     };
-    Ok(Record::new(data, created_at, expires_at, expiry))
+    Ok(Record::new(data, expires_at)
+        .with_created_at(created_at)
+        .with_expiry(expiry))
 }
 
 fn json_kind(value: &Value) -> &'static str {
@@ -229,7 +231,7 @@ pub(crate) async fn touch<B: Batcher<Statement = Statement>>(
     sql: &Arc<str>,
     key: &StoreKey,
     expires_at: i64,
-) -> Result<Outcome, StoreError> {
+) -> Result<Touched, StoreError> {
     let statement = Statement {
         sql: sql.clone(),
         args: vec![
@@ -239,9 +241,9 @@ pub(crate) async fn touch<B: Batcher<Statement = Statement>>(
         ],
     };
     Ok(if writes.execute(key, statement).await? == 1 {
-        Outcome::Done
+        Touched::Done
     } else {
-        Outcome::Missing
+        Touched::Missing
     })
 }
 

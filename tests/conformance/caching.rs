@@ -7,19 +7,21 @@ use std::task::Poll;
 use std::time::Duration;
 
 use serde_json::json;
-use sessionware::store::{now, CachingStore, ChangeSet, Outcome, Record, SessionStore};
+use sessionware::store::{
+    now, Applied, CachingStore, ChangeSet, Created, Cycled, Record, SessionStore,
+};
 use sessionware::{MemoryStore, SessionId};
 
 fn record() -> Record {
     let t = now();
-    Record::new([("a".to_owned(), json!(1))].into(), t, t + 3_600_000, None)
+    Record::new([("a".to_owned(), json!(1))].into(), t + 3_600_000).with_created_at(t)
 }
 
 #[tokio::test]
 async fn a_destroyed_session_is_never_served_from_this_instance_cache() {
     let store = CachingStore::new(MemoryStore::default(), MemoryStore::default());
     let key = SessionId::generate().store_key();
-    assert_eq!(store.create(&key, &record()).await.unwrap(), Outcome::Done);
+    assert_eq!(store.create(&key, &record()).await.unwrap(), Created::Done);
     assert!(store.load(&key).await.unwrap().is_some());
     assert_eq!(store.cache().len(), 1);
     store.delete(&key).await.unwrap();
@@ -30,14 +32,14 @@ async fn a_destroyed_session_is_never_served_from_this_instance_cache() {
         SessionId::generate().store_key(),
         SessionId::generate().store_key(),
     );
-    assert_eq!(store.create(&old, &record()).await.unwrap(), Outcome::Done);
+    assert_eq!(store.create(&old, &record()).await.unwrap(), Created::Done);
     store.load(&old).await.unwrap();
     assert_eq!(
         store
             .cycle(&old, &new, &ChangeSet::new(now() + 60_000))
             .await
             .unwrap(),
-        Outcome::Done
+        Cycled::Done
     );
     assert!(store.load(&old).await.unwrap().is_none());
     assert_eq!(
@@ -53,7 +55,7 @@ async fn another_instance_sees_a_destroy_within_the_staleness_bound() {
     let two = CachingStore::new(MemoryStore::default(), backing.clone())
         .with_max_staleness(Duration::from_millis(300));
     let key = SessionId::generate().store_key();
-    assert_eq!(one.create(&key, &record()).await.unwrap(), Outcome::Done);
+    assert_eq!(one.create(&key, &record()).await.unwrap(), Created::Done);
     assert!(
         two.load(&key).await.unwrap().is_some(),
         "instance two could not read the session"
@@ -62,7 +64,7 @@ async fn another_instance_sees_a_destroy_within_the_staleness_bound() {
     one.delete(&key).await.unwrap();
     // Instance two refuses to write to it at once, and evicts its copy...
     let write = ChangeSet::new(now() + 60_000).with_update("b", Some(json!(2)));
-    assert_eq!(two.apply(&key, &write).await.unwrap(), Outcome::Missing);
+    assert_eq!(two.apply(&key, &write).await.unwrap(), Applied::Missing);
     assert!(two.load(&key).await.unwrap().is_none());
     assert!(
         backing.is_empty(),
@@ -71,7 +73,7 @@ async fn another_instance_sees_a_destroy_within_the_staleness_bound() {
 
     // ...and a read-only copy expires within the bound.
     let other = SessionId::generate().store_key();
-    assert_eq!(one.create(&other, &record()).await.unwrap(), Outcome::Done);
+    assert_eq!(one.create(&other, &record()).await.unwrap(), Created::Done);
     two.load(&other).await.unwrap();
     one.delete(&other).await.unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -86,7 +88,7 @@ async fn cached_loads_keep_the_real_deadline() {
     let store = CachingStore::new(MemoryStore::default(), MemoryStore::default());
     let key = SessionId::generate().store_key();
     let rec = record();
-    assert_eq!(store.create(&key, &rec).await.unwrap(), Outcome::Done);
+    assert_eq!(store.create(&key, &rec).await.unwrap(), Created::Done);
     for _ in 0..2 {
         let loaded = store.load(&key).await.unwrap().unwrap();
         assert_eq!(loaded.expires_at, rec.expires_at);
@@ -114,14 +116,14 @@ impl SessionStore for Jittery {
         &self,
         key: &sessionware::StoreKey,
         record: &Record,
-    ) -> Result<Outcome, sessionware::StoreError> {
+    ) -> Result<Created, sessionware::StoreError> {
         self.0.create(key, record).await
     }
     async fn apply(
         &self,
         key: &sessionware::StoreKey,
         changes: &ChangeSet,
-    ) -> Result<Outcome, sessionware::StoreError> {
+    ) -> Result<Applied, sessionware::StoreError> {
         let outcome = self.0.apply(key, changes).await;
         let jitter = changes
             .updates
@@ -136,7 +138,7 @@ impl SessionStore for Jittery {
         old: &sessionware::StoreKey,
         new: &sessionware::StoreKey,
         changes: &ChangeSet,
-    ) -> Result<Outcome, sessionware::StoreError> {
+    ) -> Result<Cycled, sessionware::StoreError> {
         self.0.cycle(old, new, changes).await
     }
     async fn delete(&self, key: &sessionware::StoreKey) -> Result<(), sessionware::StoreError> {
@@ -152,7 +154,7 @@ async fn concurrent_writes_leave_the_cache_agreeing_with_the_backing_store() {
     let backing = Jittery::default();
     let store = std::sync::Arc::new(CachingStore::new(MemoryStore::default(), backing.clone()));
     let key = SessionId::generate().store_key();
-    assert_eq!(store.create(&key, &record()).await.unwrap(), Outcome::Done);
+    assert_eq!(store.create(&key, &record()).await.unwrap(), Created::Done);
     let tasks: Vec<_> = (0..32_u64)
         .map(|i| {
             let store = store.clone();
@@ -164,7 +166,7 @@ async fn concurrent_writes_leave_the_cache_agreeing_with_the_backing_store() {
         })
         .collect();
     for task in tasks {
-        assert_eq!(task.await.unwrap(), Outcome::Done);
+        assert_eq!(task.await.unwrap(), Applied::Done);
     }
     let cached = store.load(&key).await.unwrap().unwrap().data;
     let stored = backing.load(&key).await.unwrap().unwrap().data;
@@ -177,7 +179,7 @@ async fn a_write_cancelled_after_it_landed_does_not_leave_a_stale_copy() {
     let backing = Jittery::default();
     let store = CachingStore::new(MemoryStore::default(), backing.clone());
     let key = SessionId::generate().store_key();
-    assert_eq!(store.create(&key, &record()).await.unwrap(), Outcome::Done);
+    assert_eq!(store.create(&key, &record()).await.unwrap(), Created::Done);
     assert_eq!(store.load(&key).await.unwrap().unwrap().data["a"], json!(1));
 
     // The request is dropped (client gone) after the backing store took the write, before the
@@ -214,14 +216,14 @@ impl SessionStore for Hanging {
         &self,
         key: &sessionware::StoreKey,
         record: &Record,
-    ) -> Result<Outcome, sessionware::StoreError> {
+    ) -> Result<Created, sessionware::StoreError> {
         self.0.create(key, record).await
     }
     async fn apply(
         &self,
         key: &sessionware::StoreKey,
         changes: &ChangeSet,
-    ) -> Result<Outcome, sessionware::StoreError> {
+    ) -> Result<Applied, sessionware::StoreError> {
         let _landed = self.0.apply(key, changes).await;
         pending().await
     }
@@ -230,7 +232,7 @@ impl SessionStore for Hanging {
         old: &sessionware::StoreKey,
         new: &sessionware::StoreKey,
         changes: &ChangeSet,
-    ) -> Result<Outcome, sessionware::StoreError> {
+    ) -> Result<Cycled, sessionware::StoreError> {
         self.0.cycle(old, new, changes).await
     }
     async fn delete(&self, key: &sessionware::StoreKey) -> Result<(), sessionware::StoreError> {
@@ -268,7 +270,7 @@ async fn many_cancelled_writes_never_let_a_stale_copy_be_served() {
         SessionId::generate().store_key(),
     );
     for key in [first, last] {
-        assert_eq!(store.create(&key, &record()).await.unwrap(), Outcome::Done);
+        assert_eq!(store.create(&key, &record()).await.unwrap(), Created::Done);
         assert_eq!(store.load(&key).await.unwrap().unwrap().data["a"], json!(1));
     }
 

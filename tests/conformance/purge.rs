@@ -4,7 +4,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
-use sessionware::store::{now, ChangeSet, Outcome, PurgeTask, Record, SessionStore};
+use sessionware::store::{
+    now, Applied, ChangeSet, Created, Cycled, PurgeTask, Record, SessionStore,
+};
 use sessionware::{MemoryStore, SessionId, StoreError, StoreKey};
 use tokio::sync::Notify;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
@@ -13,17 +15,17 @@ use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 async fn purge_task_removes_expired_sessions_until_stopped() {
     let store = MemoryStore::default();
     let t = now();
-    let short = Record::new([("a".to_owned(), json!(1))].into(), t, t + 200, None);
-    let long = Record::new(short.data.clone(), t, t + 3_600_000, None);
+    let short = Record::new([("a".to_owned(), json!(1))].into(), t + 200).with_created_at(t);
+    let long = Record::new(short.data.clone(), t + 3_600_000).with_created_at(t);
     for _ in 0..10 {
         let outcome = store
             .create(&SessionId::generate().store_key(), &short)
             .await
             .unwrap();
-        assert_eq!(outcome, Outcome::Done);
+        assert_eq!(outcome, Created::Done);
     }
     let live = SessionId::generate().store_key();
-    assert_eq!(store.create(&live, &long).await.unwrap(), Outcome::Done);
+    assert_eq!(store.create(&live, &long).await.unwrap(), Created::Done);
 
     let task = PurgeTask::spawn(store.clone(), Duration::from_millis(100));
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -32,13 +34,13 @@ async fn purge_task_removes_expired_sessions_until_stopped() {
     assert!(task.stop().await.is_ok());
 
     // Stopped: new expired entries stay until someone else purges them.
-    let late = Record::new(short.data.clone(), now(), now() + 50, None);
+    let late = Record::new(short.data.clone(), now() + 50).with_created_at(now());
     assert_eq!(
         store
             .create(&SessionId::generate().store_key(), &late)
             .await
             .unwrap(),
-        Outcome::Done
+        Created::Done
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(store.len(), 2);
@@ -102,19 +104,14 @@ impl SessionStore for PanickingPurge {
     async fn load(&self, _: &StoreKey) -> Result<Option<Record>, StoreError> {
         Ok(None)
     }
-    async fn create(&self, _: &StoreKey, _: &Record) -> Result<Outcome, StoreError> {
-        Ok(Outcome::Done)
+    async fn create(&self, _: &StoreKey, _: &Record) -> Result<Created, StoreError> {
+        Ok(Created::Done)
     }
-    async fn apply(&self, _: &StoreKey, _: &ChangeSet) -> Result<Outcome, StoreError> {
-        Ok(Outcome::Missing)
+    async fn apply(&self, _: &StoreKey, _: &ChangeSet) -> Result<Applied, StoreError> {
+        Ok(Applied::Missing)
     }
-    async fn cycle(
-        &self,
-        _: &StoreKey,
-        _: &StoreKey,
-        _: &ChangeSet,
-    ) -> Result<Outcome, StoreError> {
-        Ok(Outcome::Missing)
+    async fn cycle(&self, _: &StoreKey, _: &StoreKey, _: &ChangeSet) -> Result<Cycled, StoreError> {
+        Ok(Cycled::Missing)
     }
     async fn delete(&self, _: &StoreKey) -> Result<(), StoreError> {
         Ok(())

@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Value};
-use sessionware::store::{now, ChangeSet, Outcome, Record, SessionStore};
+use sessionware::store::{now, Applied, ChangeSet, Created, Cycled, Record, SessionStore, Touched};
 use sessionware::{
     Error, Expiry, ExpirySettings, Session, SessionId, SessionLayer, StoreError, StoreKey,
 };
@@ -24,7 +24,7 @@ fn record(data: Value, ttl_ms: i64) -> Record {
         _ => panic!("record data must be an object"),
     };
     let t = now();
-    Record::new(data, t, t + ttl_ms, None)
+    Record::new(data, t + ttl_ms).with_created_at(t)
 }
 
 const HOUR: i64 = 3_600_000;
@@ -44,7 +44,7 @@ pub async fn create_load_apply_delete(store: impl SessionStore) {
         json!({"a": 1, "b": "two", "nested": {"x": [1, 2, null]}, "u": "żółć 😀"}),
         HOUR,
     );
-    assert_eq!(store.create(&k, &rec).await.unwrap(), Outcome::Done);
+    assert_eq!(store.create(&k, &rec).await.unwrap(), Created::Done);
     let loaded = must_load(&store, &k).await;
     assert_eq!(loaded.data, rec.data);
     assert_eq!(loaded.created_at, rec.created_at);
@@ -59,7 +59,7 @@ pub async fn create_load_apply_delete(store: impl SessionStore) {
         .with_update("b", None)
         .with_update("c", Some(json!({"deep": true})))
         .with_expiry(own);
-    assert_eq!(store.apply(&k, &changes).await.unwrap(), Outcome::Done);
+    assert_eq!(store.apply(&k, &changes).await.unwrap(), Applied::Done);
     let loaded = must_load(&store, &k).await;
     assert_eq!(loaded.data.get("a"), Some(&json!(2)));
     assert_eq!(loaded.data.get("b"), None);
@@ -73,7 +73,7 @@ pub async fn create_load_apply_delete(store: impl SessionStore) {
     let cleared = ChangeSet::new(rec.expires_at)
         .with_clear()
         .with_update("fresh", Some(json!(1)));
-    assert_eq!(store.apply(&k, &cleared).await.unwrap(), Outcome::Done);
+    assert_eq!(store.apply(&k, &cleared).await.unwrap(), Applied::Done);
     let loaded = must_load(&store, &k).await;
     assert_eq!(loaded.data.len(), 1);
     assert_eq!(loaded.data.get("fresh"), Some(&json!(1)));
@@ -82,13 +82,10 @@ pub async fn create_load_apply_delete(store: impl SessionStore) {
     // A cycle keeps them; a change back to the layer's settings drops them.
     let moved = key();
     let cycle = ChangeSet::new(rec.expires_at);
-    assert_eq!(
-        store.cycle(&k, &moved, &cycle).await.unwrap(),
-        Outcome::Done
-    );
+    assert_eq!(store.cycle(&k, &moved, &cycle).await.unwrap(), Cycled::Done);
     assert_eq!(must_load(&store, &moved).await.expiry, own);
     let reset = ChangeSet::new(rec.expires_at).with_expiry(ExpirySettings::default());
-    assert_eq!(store.apply(&moved, &reset).await.unwrap(), Outcome::Done);
+    assert_eq!(store.apply(&moved, &reset).await.unwrap(), Applied::Done);
     assert_eq!(
         must_load(&store, &moved).await.expiry,
         ExpirySettings::default()
@@ -107,14 +104,14 @@ pub async fn create_never_overwrites(store: impl SessionStore) {
             .create(&k, &record(json!({"owner": "first"}), HOUR))
             .await
             .unwrap(),
-        Outcome::Done
+        Created::Done
     );
     assert_eq!(
         store
             .create(&k, &record(json!({"owner": "second"}), HOUR))
             .await
             .unwrap(),
-        Outcome::Collision
+        Created::Collision
     );
     assert_eq!(
         must_load(&store, &k).await.data.get("owner"),
@@ -125,17 +122,17 @@ pub async fn create_never_overwrites(store: impl SessionStore) {
 pub async fn no_resurrection_after_delete(store: impl SessionStore) {
     let k = key();
     let rec = record(json!({"a": 1}), HOUR);
-    assert_eq!(store.create(&k, &rec).await.unwrap(), Outcome::Done);
+    assert_eq!(store.create(&k, &rec).await.unwrap(), Created::Done);
     store.delete(&k).await.unwrap();
     let changes = ChangeSet::new(rec.expires_at).with_update("a", Some(json!(2)));
-    assert_eq!(store.apply(&k, &changes).await.unwrap(), Outcome::Missing);
+    assert_eq!(store.apply(&k, &changes).await.unwrap(), Applied::Missing);
     assert_eq!(
         store.touch(&k, rec.expires_at + HOUR).await.unwrap(),
-        Outcome::Missing
+        Touched::Missing
     );
     assert_eq!(
         store.cycle(&k, &key(), &changes).await.unwrap(),
-        Outcome::Missing
+        Cycled::Missing
     );
     assert!(store.load(&k).await.unwrap().is_none());
 }
@@ -143,13 +140,13 @@ pub async fn no_resurrection_after_delete(store: impl SessionStore) {
 pub async fn cycle_moves_the_session(store: impl SessionStore) {
     let (old, new, taken) = (key(), key(), key());
     let rec = record(json!({"user": 7, "drop": true}), HOUR);
-    assert_eq!(store.create(&old, &rec).await.unwrap(), Outcome::Done);
+    assert_eq!(store.create(&old, &rec).await.unwrap(), Created::Done);
     assert_eq!(
         store
             .create(&taken, &record(json!({"other": 1}), HOUR))
             .await
             .unwrap(),
-        Outcome::Done
+        Created::Done
     );
 
     let changes = ChangeSet::new(rec.expires_at + 5)
@@ -158,7 +155,7 @@ pub async fn cycle_moves_the_session(store: impl SessionStore) {
     // A taken target: nothing changes anywhere.
     assert_eq!(
         store.cycle(&old, &taken, &changes).await.unwrap(),
-        Outcome::Collision
+        Cycled::Collision
     );
     assert_eq!(must_load(&store, &old).await.data, rec.data);
     assert_eq!(
@@ -168,7 +165,7 @@ pub async fn cycle_moves_the_session(store: impl SessionStore) {
 
     assert_eq!(
         store.cycle(&old, &new, &changes).await.unwrap(),
-        Outcome::Done
+        Cycled::Done
     );
     assert!(store.load(&old).await.unwrap().is_none());
     let moved = must_load(&store, &new).await;
@@ -183,17 +180,17 @@ pub async fn cycle_moves_the_session(store: impl SessionStore) {
 
     // The old key is dead for writes too.
     let late = ChangeSet::new(rec.expires_at).with_update("late", Some(json!(1)));
-    assert_eq!(store.apply(&old, &late).await.unwrap(), Outcome::Missing);
+    assert_eq!(store.apply(&old, &late).await.unwrap(), Applied::Missing);
     assert!(store.load(&old).await.unwrap().is_none());
 }
 
 pub async fn touch_moves_only_the_deadline(store: impl SessionStore) {
     let k = key();
     let rec = record(json!({"a": 1}), 2_000);
-    assert_eq!(store.create(&k, &rec).await.unwrap(), Outcome::Done);
+    assert_eq!(store.create(&k, &rec).await.unwrap(), Created::Done);
     assert_eq!(
         store.touch(&k, rec.expires_at + HOUR).await.unwrap(),
-        Outcome::Done
+        Touched::Done
     );
     let loaded = must_load(&store, &k).await;
     assert_eq!(loaded.expires_at, rec.expires_at + HOUR);
@@ -203,13 +200,13 @@ pub async fn touch_moves_only_the_deadline(store: impl SessionStore) {
 pub async fn expired_sessions_are_gone(store: impl SessionStore) {
     let (short, long) = (key(), key());
     let rec = record(json!({"a": 1}), 1_000);
-    assert_eq!(store.create(&short, &rec).await.unwrap(), Outcome::Done);
+    assert_eq!(store.create(&short, &rec).await.unwrap(), Created::Done);
     assert_eq!(
         store
             .create(&long, &record(json!({"b": 2}), HOUR))
             .await
             .unwrap(),
-        Outcome::Done
+        Created::Done
     );
     assert!(store.load(&short).await.unwrap().is_some());
     sleep(Duration::from_millis(1_200)).await;
@@ -221,15 +218,15 @@ pub async fn expired_sessions_are_gone(store: impl SessionStore) {
     let changes = ChangeSet::new(now() + HOUR).with_update("a", Some(json!(2)));
     assert_eq!(
         store.apply(&short, &changes).await.unwrap(),
-        Outcome::Missing
+        Applied::Missing
     );
     assert_eq!(
         store.touch(&short, now() + HOUR).await.unwrap(),
-        Outcome::Missing
+        Touched::Missing
     );
     assert_eq!(
         store.cycle(&short, &key(), &changes).await.unwrap(),
-        Outcome::Missing
+        Cycled::Missing
     );
     assert!(
         store.load(&short).await.unwrap().is_none(),
@@ -247,7 +244,7 @@ pub async fn expired_sessions_are_gone(store: impl SessionStore) {
             .create(&short, &record(json!({"c": 3}), HOUR))
             .await
             .unwrap(),
-        Outcome::Done
+        Created::Done
     );
     assert_eq!(
         must_load(&store, &short).await.data.get("c"),
@@ -263,7 +260,7 @@ pub async fn delete_expired_purges(store: impl SessionStore) {
                 .create(k, &record(json!({"a": 1}), 500))
                 .await
                 .unwrap(),
-            Outcome::Done
+            Created::Done
         );
     }
     let live = key();
@@ -272,7 +269,7 @@ pub async fn delete_expired_purges(store: impl SessionStore) {
             .create(&live, &record(json!({"a": 1}), HOUR))
             .await
             .unwrap(),
-        Outcome::Done
+        Created::Done
     );
     sleep(Duration::from_millis(700)).await;
     // Other tests may share the backend, so at least ours were purged.
@@ -296,7 +293,7 @@ pub async fn concurrent_distinct_keys_all_survive(store: impl SessionStore) {
     let store = Arc::new(store);
     let k = key();
     let rec = record(json!({"seed": 0}), HOUR);
-    assert_eq!(store.create(&k, &rec).await.unwrap(), Outcome::Done);
+    assert_eq!(store.create(&k, &rec).await.unwrap(), Created::Done);
     let tasks: Vec<_> = (0..32)
         .map(|i| {
             let store = store.clone();
@@ -308,7 +305,7 @@ pub async fn concurrent_distinct_keys_all_survive(store: impl SessionStore) {
         })
         .collect();
     for task in tasks {
-        assert_eq!(task.await.unwrap().unwrap(), Outcome::Done);
+        assert_eq!(task.await.unwrap().unwrap(), Applied::Done);
     }
     let loaded = must_load(&*store, &k).await;
     for i in 0..32 {
@@ -325,7 +322,7 @@ pub async fn concurrent_writes_to_one_key_leave_one_winner(store: impl SessionSt
     let store = Arc::new(store);
     let k = key();
     let rec = record(json!({}), HOUR);
-    assert_eq!(store.create(&k, &rec).await.unwrap(), Outcome::Done);
+    assert_eq!(store.create(&k, &rec).await.unwrap(), Created::Done);
     let tasks: Vec<_> = (0..32)
         .map(|i| {
             let store = store.clone();
@@ -336,7 +333,7 @@ pub async fn concurrent_writes_to_one_key_leave_one_winner(store: impl SessionSt
         })
         .collect();
     for task in tasks {
-        assert_eq!(task.await.unwrap().unwrap(), Outcome::Done);
+        assert_eq!(task.await.unwrap().unwrap(), Applied::Done);
     }
     let value = must_load(&*store, &k)
         .await
@@ -354,7 +351,7 @@ pub async fn a_session_with_many_values(store: impl SessionStore) {
     let data: serde_json::Map<String, Value> =
         (0..1500).map(|i| (format!("k{i}"), json!(i))).collect();
     let rec = record(Value::Object(data), HOUR);
-    assert_eq!(store.create(&k, &rec).await.unwrap(), Outcome::Done);
+    assert_eq!(store.create(&k, &rec).await.unwrap(), Created::Done);
     assert_eq!(must_load(&store, &k).await.data, rec.data);
 
     // Set 1,200 (400 of them new), remove 700.
@@ -365,7 +362,7 @@ pub async fn a_session_with_many_values(store: impl SessionStore) {
     for i in 0..700 {
         changes = changes.with_update(format!("k{i}"), None);
     }
-    assert_eq!(store.apply(&k, &changes).await.unwrap(), Outcome::Done);
+    assert_eq!(store.apply(&k, &changes).await.unwrap(), Applied::Done);
     let expected: std::collections::BTreeMap<String, Value> = (700..2000)
         .map(|i| (format!("k{i}"), json!(if i < 800 { i } else { -i })))
         .collect();
@@ -378,7 +375,7 @@ pub async fn a_session_with_many_values(store: impl SessionStore) {
 
     let new = key();
     let keep = ChangeSet::new(rec.expires_at + 1000);
-    assert_eq!(store.cycle(&k, &new, &keep).await.unwrap(), Outcome::Done);
+    assert_eq!(store.cycle(&k, &new, &keep).await.unwrap(), Cycled::Done);
     assert!(store.load(&k).await.unwrap().is_none());
     check(must_load(&store, &new).await);
 }
@@ -405,7 +402,7 @@ pub async fn a_thousand_sessions(store: impl SessionStore) {
                             .create(&k, &record(json!({"n": i}), HOUR))
                             .await
                             .unwrap(),
-                        Outcome::Done
+                        Created::Done
                     );
                 }
             })
@@ -511,7 +508,7 @@ where
             .create(&k, &record(json!({"a": 1}), HOUR))
             .await
             .unwrap(),
-        Outcome::Done
+        Created::Done
     );
     corrupt(store.clone(), k).await;
     match store.load(&k).await {
@@ -539,7 +536,7 @@ pub async fn size_cap_holds_for_what_is_stored(store: impl SessionStore) {
     let store = Arc::new(store);
     let k = key();
     let rec = record(json!({"seed": 0}), HOUR);
-    assert_eq!(store.create(&k, &rec).await.unwrap(), Outcome::Done);
+    assert_eq!(store.create(&k, &rec).await.unwrap(), Created::Done);
     let barrier = Arc::new(tokio::sync::Barrier::new(8));
     let tasks: Vec<_> = (0..8)
         .map(|i| {
@@ -556,8 +553,8 @@ pub async fn size_cap_holds_for_what_is_stored(store: impl SessionStore) {
     let mut done = 0;
     for task in tasks {
         match task.await.unwrap() {
-            Outcome::Done => done += 1,
-            Outcome::TooLarge { size } => assert!(size > CAP, "refused at {size} bytes"),
+            Applied::Done => done += 1,
+            Applied::TooLarge { size } => assert!(size > CAP, "refused at {size} bytes"),
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -585,7 +582,7 @@ pub async fn size_cap_holds_for_what_is_stored(store: impl SessionStore) {
     assert!(
         matches!(
             store.apply(&k, &escaped).await.unwrap(),
-            Outcome::TooLarge { .. }
+            Applied::TooLarge { .. }
         ),
         "a key that needs escaping was counted unescaped"
     );
@@ -602,13 +599,13 @@ pub async fn size_cap_holds_for_what_is_stored(store: impl SessionStore) {
     let shrink = ChangeSet::new(rec.expires_at)
         .with_update(some_key, None)
         .with_max_size(10);
-    assert_eq!(store.apply(&k, &shrink).await.unwrap(), Outcome::Done);
+    assert_eq!(store.apply(&k, &shrink).await.unwrap(), Applied::Done);
     // Clearing makes room for what follows it.
     let replace = ChangeSet::new(rec.expires_at)
         .with_clear()
         .with_update("big", Some(json!("y".repeat(3500))))
         .with_max_size(CAP);
-    assert_eq!(store.apply(&k, &replace).await.unwrap(), Outcome::Done);
+    assert_eq!(store.apply(&k, &replace).await.unwrap(), Applied::Done);
 
     // A cycle is refused whole: the old key keeps the session, the new one stays free.
     let new = key();
@@ -617,7 +614,7 @@ pub async fn size_cap_holds_for_what_is_stored(store: impl SessionStore) {
         .with_max_size(CAP);
     assert!(matches!(
         store.cycle(&k, &new, &grow).await.unwrap(),
-        Outcome::TooLarge { .. }
+        Cycled::TooLarge { .. }
     ));
     assert!(store.load(&new).await.unwrap().is_none());
     let kept = must_load(&*store, &k).await;
@@ -626,6 +623,6 @@ pub async fn size_cap_holds_for_what_is_stored(store: impl SessionStore) {
     let fits = ChangeSet::new(rec.expires_at)
         .with_update("small", Some(json!(1)))
         .with_max_size(CAP);
-    assert_eq!(store.cycle(&k, &new, &fits).await.unwrap(), Outcome::Done);
+    assert_eq!(store.cycle(&k, &new, &fits).await.unwrap(), Cycled::Done);
     assert!(must_load(&*store, &new).await.data.contains_key("small"));
 }

@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::http::{header, HeaderName, Request, StatusCode};
 use axum::routing::get;
 use axum::Router;
-use sessionware::store::{ChangeSet, Outcome, Record, SessionStore};
+use sessionware::store::{Applied, ChangeSet, Created, Cycled, Record, SessionStore};
 use sessionware::{
     ConfigError, Error, MemoryStore, Session, SessionId, SessionLayer, StoreError, StoreKey,
 };
@@ -172,26 +172,18 @@ struct Garbage {
 impl SessionStore for Garbage {
     async fn load(&self, _: &StoreKey) -> Result<Option<Record>, StoreError> {
         let data = [("counter".to_owned(), serde_json::json!(1))].into();
-        Ok(Some(Record::new(
-            data,
-            self.created_at,
-            self.expires_at,
-            None,
-        )))
+        Ok(Some(
+            Record::new(data, self.expires_at).with_created_at(self.created_at),
+        ))
     }
-    async fn create(&self, _: &StoreKey, _: &Record) -> Result<Outcome, StoreError> {
-        Ok(Outcome::Done)
+    async fn create(&self, _: &StoreKey, _: &Record) -> Result<Created, StoreError> {
+        Ok(Created::Done)
     }
-    async fn apply(&self, _: &StoreKey, _: &ChangeSet) -> Result<Outcome, StoreError> {
-        Ok(Outcome::Done)
+    async fn apply(&self, _: &StoreKey, _: &ChangeSet) -> Result<Applied, StoreError> {
+        Ok(Applied::Done)
     }
-    async fn cycle(
-        &self,
-        _: &StoreKey,
-        _: &StoreKey,
-        _: &ChangeSet,
-    ) -> Result<Outcome, StoreError> {
-        Ok(Outcome::Done)
+    async fn cycle(&self, _: &StoreKey, _: &StoreKey, _: &ChangeSet) -> Result<Cycled, StoreError> {
+        Ok(Cycled::Done)
     }
     async fn delete(&self, _: &StoreKey) -> Result<(), StoreError> {
         Ok(())

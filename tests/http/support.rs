@@ -10,7 +10,7 @@ use axum::http::{header, HeaderMap, Request, StatusCode};
 use axum::routing::get;
 use axum::Router;
 use http_body_util::BodyExt;
-use sessionware::store::{ChangeSet, Outcome, Record, SessionStore};
+use sessionware::store::{Applied, ChangeSet, Created, Cycled, Record, SessionStore, Touched};
 use sessionware::{Error, MemoryStore, Session, SessionLayer, StoreError, StoreKey};
 use tower::ServiceExt;
 
@@ -55,11 +55,11 @@ impl SessionStore for Probe {
         }
         self.memory.load(key).await
     }
-    async fn create(&self, key: &StoreKey, record: &Record) -> Result<Outcome, StoreError> {
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<Created, StoreError> {
         self.enter(true)?;
         self.memory.create(key, record).await
     }
-    async fn apply(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Outcome, StoreError> {
+    async fn apply(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Applied, StoreError> {
         self.enter(true)?;
         self.memory.apply(key, changes).await
     }
@@ -68,7 +68,7 @@ impl SessionStore for Probe {
         old: &StoreKey,
         new: &StoreKey,
         changes: &ChangeSet,
-    ) -> Result<Outcome, StoreError> {
+    ) -> Result<Cycled, StoreError> {
         self.enter(true)?;
         self.memory.cycle(old, new, changes).await
     }
@@ -76,7 +76,7 @@ impl SessionStore for Probe {
         self.enter(true)?;
         self.memory.delete(key).await
     }
-    async fn touch(&self, key: &StoreKey, expires_at: i64) -> Result<Outcome, StoreError> {
+    async fn touch(&self, key: &StoreKey, expires_at: i64) -> Result<Touched, StoreError> {
         self.enter(true)?;
         self.memory.touch(key, expires_at).await
     }

@@ -66,7 +66,9 @@ impl Entry {
             .extra
             .as_ref()
             .map_or_else(ExpirySettings::default, |extra| extra.expiry);
-        Record::new(data, self.created_at, self.expires_at, expiry)
+        Record::new(data, self.expires_at)
+            .with_created_at(self.created_at)
+            .with_expiry(expiry)
     }
 
     /// Whether `changes` fit the size cap: `Err(size)` if they would take the values over it
@@ -154,23 +156,21 @@ mod tests {
         let mut keys = Keys::default();
         let own = ExpirySettings::from(Some(crate::Expiry::OnSessionEnd))
             .with_absolute_timeout(Some(std::time::Duration::from_millis(1500)));
-        let record = Record::new(Data::new(), 0, 1, own);
+        let record = Record::new(Data::new(), 1)
+            .with_created_at(0)
+            .with_expiry(own);
         let entry = Entry::new(&record, &mut keys);
         assert!(entry.extra.is_some());
         assert_eq!(entry.to_record(), record);
-        let plain = Entry::new(&Record::new(Data::new(), 0, 1, None), &mut keys);
+        let plain = Entry::new(&Record::new(Data::new(), 1).with_created_at(0), &mut keys);
         assert!(plain.extra.is_none());
     }
 
     #[test]
     fn interned_keys_are_shared_and_pruned_when_unused() {
         let mut keys = Keys::default();
-        let record = Record::new(
-            Data::from([("counter".to_owned(), Value::from(1))]),
-            0,
-            1,
-            None,
-        );
+        let record =
+            Record::new(Data::from([("counter".to_owned(), Value::from(1))]), 1).with_created_at(0);
         let a = Entry::new(&record, &mut keys);
         let b = Entry::new(&record, &mut keys);
         assert!(Arc::ptr_eq(&a.data[0].0, &b.data[0].0));
@@ -188,10 +188,9 @@ mod tests {
                 ("a".to_owned(), Value::from(1)),
                 ("b".to_owned(), Value::from(2)),
             ]),
-            0,
             10,
-            None,
-        );
+        )
+        .with_created_at(0);
         let mut entry = Entry::new(&record, &mut keys);
         let changes = ChangeSet::new(20)
             .with_update("a", Some(Value::from("x")))

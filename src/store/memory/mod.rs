@@ -11,9 +11,9 @@ use async_trait::async_trait;
 mod entry;
 
 use self::entry::{Entry, Keys};
-use super::{ChangeSet, Outcome, Record, SessionStore};
+use super::{Applied, ChangeSet, Created, Cycled, Record, SessionStore};
 use crate::error::StoreError;
-use crate::expiry::now_millis;
+use crate::expiry::now;
 use crate::id::StoreKey;
 
 /// Number of independently locked shards. A power of two; with 1,000,000 sessions a shard holds
@@ -188,64 +188,64 @@ fn move_session(
     new: &StoreKey,
     changes: &ChangeSet,
     now: i64,
-) -> Outcome {
+) -> Cycled {
     if live_entry(&mut to.map, new, now).is_some() {
-        return Outcome::Collision;
+        return Cycled::Collision;
     }
     let map = match from {
         Some(map) => map,
         None => &mut to.map,
     };
     let Some(entry) = live_entry(map, old, now) else {
-        return Outcome::Missing;
+        return Cycled::Missing;
     };
     if let Err(size) = entry.check_size(changes) {
-        return Outcome::TooLarge { size };
+        return Cycled::TooLarge { size };
     }
     let Some(mut entry) = map.remove(old) else {
-        return Outcome::Missing;
+        return Cycled::Missing;
     };
     entry.apply(changes, &mut to.keys);
     to.map.insert(*new, entry);
-    Outcome::Done
+    Cycled::Done
 }
 
 #[async_trait]
 impl SessionStore for MemoryStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
-        let now = now_millis();
+        let now = now();
         let mut shard = lock(self.shard(key));
         Ok(live_entry(&mut shard.map, key, now).map(|entry| entry.to_record()))
     }
 
-    async fn create(&self, key: &StoreKey, record: &Record) -> Result<Outcome, StoreError> {
-        let now = now_millis();
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<Created, StoreError> {
+        let now = now();
         let outcome = {
             let shard = &mut *lock(self.shard(key));
             if live_entry(&mut shard.map, key, now).is_some() {
-                Outcome::Collision
+                Created::Collision
             } else {
                 let entry = Entry::new(record, &mut shard.keys);
                 shard.map.insert(*key, entry);
-                Outcome::Done
+                Created::Done
             }
         };
         self.maybe_sweep(now);
         Ok(outcome)
     }
 
-    async fn apply(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Outcome, StoreError> {
-        let now = now_millis();
+    async fn apply(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Applied, StoreError> {
+        let now = now();
         let shard = &mut *lock(self.shard(key));
         Ok(match live_entry(&mut shard.map, key, now) {
             Some(entry) => match entry.check_size(changes) {
                 Ok(()) => {
                     entry.apply(changes, &mut shard.keys);
-                    Outcome::Done
+                    Applied::Done
                 }
-                Err(size) => Outcome::TooLarge { size },
+                Err(size) => Applied::TooLarge { size },
             },
-            None => Outcome::Missing,
+            None => Applied::Missing,
         })
     }
 
@@ -254,8 +254,8 @@ impl SessionStore for MemoryStore {
         old: &StoreKey,
         new: &StoreKey,
         changes: &ChangeSet,
-    ) -> Result<Outcome, StoreError> {
-        let now = now_millis();
+    ) -> Result<Cycled, StoreError> {
+        let now = now();
         let (a, b) = (shard_index(old), shard_index(new));
         if a == b {
             return Ok(move_session(
@@ -292,7 +292,7 @@ impl SessionStore for MemoryStore {
     }
 
     async fn delete_expired(&self) -> Result<u64, StoreError> {
-        let now = now_millis();
+        let now = now();
         Ok(self.inner.shards.iter().map(|s| sweep(s, now).0).sum())
     }
 }
@@ -314,9 +314,9 @@ mod tests {
     use crate::store::Data;
 
     async fn create(store: &MemoryStore, expires_at: i64) {
-        let record = Record::new(Data::new(), now_millis(), expires_at, None);
+        let record = Record::new(Data::new(), expires_at).with_created_at(now());
         let key = SessionId::generate().store_key();
-        assert_eq!(store.create(&key, &record).await.unwrap(), Outcome::Done);
+        assert_eq!(store.create(&key, &record).await.unwrap(), Created::Done);
     }
 
     /// Creates alone (no load, no `delete_expired`) reclaim expired sessions, within a number
@@ -325,14 +325,14 @@ mod tests {
     async fn creates_sweep_expired_sessions_away() {
         let store = MemoryStore::default();
         for _ in 0..1_000 {
-            create(&store, now_millis() + 50).await;
+            create(&store, now() + 50).await;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(store.len(), 1_000, "nothing has swept yet");
 
         let live = 4 * SHARDS * MIN_CREATES_PER_SWEEP;
         for _ in 0..live {
-            create(&store, now_millis() + 3_600_000).await;
+            create(&store, now() + 3_600_000).await;
         }
         assert_eq!(store.len(), live, "every expired session was swept away");
     }

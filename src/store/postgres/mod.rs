@@ -14,7 +14,7 @@ use sqlx::{AssertSqlSafe, Connection, Row};
 use self::batch::PgWriter;
 use super::batch::{Arg, Statement, WriteQueue};
 use super::sql::{self, JsonObject, Split};
-use super::{now, ChangeSet, Outcome, Record, SessionStore};
+use super::{now, Applied, ChangeSet, Created, Cycled, Record, SessionStore, Touched};
 use crate::error::StoreError;
 use crate::id::StoreKey;
 
@@ -436,7 +436,7 @@ impl SessionStore for PostgresStore {
         row.map(|row| decode(key, &row)).transpose()
     }
 
-    async fn create(&self, key: &StoreKey, record: &Record) -> Result<Outcome, StoreError> {
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<Created, StoreError> {
         let rows = self
             .writes
             .execute(
@@ -455,13 +455,13 @@ impl SessionStore for PostgresStore {
             )
             .await?;
         Ok(if rows == 1 {
-            Outcome::Done
+            Created::Done
         } else {
-            Outcome::Collision
+            Created::Collision
         })
     }
 
-    async fn apply(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Outcome, StoreError> {
+    async fn apply(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Applied, StoreError> {
         let split = Split::new(changes);
         let now = now();
         let sets = serde_json::to_string(&JsonObject(&split.sets)).map_err(StoreError::backend)?;
@@ -486,7 +486,7 @@ impl SessionStore for PostgresStore {
             )
             .await?;
         if rows == 1 {
-            return Ok(Outcome::Done);
+            return Ok(Applied::Done);
         }
         // Rarely taken: tell a corrupt row and a refused size from a missing row.
         let row: Option<(Option<String>, Option<i32>)> =
@@ -500,7 +500,7 @@ impl SessionStore for PostgresStore {
                 .await
                 .map_err(backend)?;
         match row {
-            None => Ok(Outcome::Missing),
+            None => Ok(Applied::Missing),
             Some((kind, _)) if kind.as_deref() != Some("object") => Err(sql::corrupt(
                 key,
                 "`data` is not a JSON object; not updated",
@@ -508,8 +508,8 @@ impl SessionStore for PostgresStore {
             Some((_, size)) => {
                 let size = size.and_then(|size| usize::try_from(size).ok());
                 match (size, split.size_cap) {
-                    (Some(size), Some(cap)) if size > cap => Ok(Outcome::TooLarge { size }),
-                    _ => Ok(Outcome::Missing),
+                    (Some(size), Some(cap)) if size > cap => Ok(Applied::TooLarge { size }),
+                    _ => Ok(Applied::Missing),
                 }
             }
         }
@@ -520,7 +520,7 @@ impl SessionStore for PostgresStore {
         old: &StoreKey,
         new: &StoreKey,
         changes: &ChangeSet,
-    ) -> Result<Outcome, StoreError> {
+    ) -> Result<Cycled, StoreError> {
         let split = Split::new(changes);
         let row = sqlx::query(AssertSqlSafe(self.sql.cycle.clone()))
             .bind(old.to_string())
@@ -547,12 +547,12 @@ impl SessionStore for PostgresStore {
             (0, _) if corrupt => {
                 return Err(sql::corrupt(old, "`data` is not a JSON object; not cycled"))
             }
-            (0, _) => Outcome::Missing,
+            (0, _) => Cycled::Missing,
             (_, 0) => match too_large {
-                Some(size) => Outcome::TooLarge { size },
-                None => Outcome::Collision,
+                Some(size) => Cycled::TooLarge { size },
+                None => Cycled::Collision,
             },
-            _ => Outcome::Done,
+            _ => Cycled::Done,
         })
     }
 
@@ -560,7 +560,7 @@ impl SessionStore for PostgresStore {
         sql::delete(&self.writes, &self.sql.delete, key).await
     }
 
-    async fn touch(&self, key: &StoreKey, expires_at: i64) -> Result<Outcome, StoreError> {
+    async fn touch(&self, key: &StoreKey, expires_at: i64) -> Result<Touched, StoreError> {
         sql::touch(&self.writes, &self.sql.touch, key, expires_at).await
     }
 

@@ -72,7 +72,11 @@ pub(super) fn decode(reply: Reply, key: &StoreKey, now: i64) -> Result<Option<Re
             return Err(corrupt(format!("unexpected field `{}`", show(field))));
         }
     }
-    Ok(Some(Record::new(data, created_at, expires_at, expiry)))
+    Ok(Some(
+        Record::new(data, expires_at)
+            .with_created_at(created_at)
+            .with_expiry(expiry),
+    ))
 }
 
 /// A field name for an error message (lossy, length-capped).

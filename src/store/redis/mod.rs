@@ -20,9 +20,9 @@ use ::redis::{Cmd, Pipeline, RedisError, RedisFuture, Value as Reply};
 use async_trait::async_trait;
 
 use self::scripts::{apply_args, create_args, scripts, COLLISION, DONE};
-use super::{ChangeSet, Outcome, Record, SessionStore};
+use super::{Applied, ChangeSet, Created, Cycled, Record, SessionStore, Touched};
 use crate::error::StoreError;
-use crate::expiry::now_millis;
+use crate::expiry::now;
 use crate::id::StoreKey;
 
 /// Sessions in Redis: shared by every instance of an application, with Redis's own TTLs doing
@@ -104,18 +104,18 @@ use crate::id::StoreKey;
 /// the new one with the changes applied (the insert-if-absent script; a collision stops here,
 /// nothing changed), (3) delete the old key if it is still live, atomically. If step 3 finds the
 /// old session gone (a racing destroy, cycle or expiry), the new key is deleted again and the
-/// cycle reports [`Outcome::Missing`]: a destroyed session is never resurrected under a new id.
+/// cycle reports [`Cycled::Missing`]: a destroyed session is never resurrected under a new id.
 /// What the cluster cycle gives up against the atomic standalone one:
 /// - a change set that a concurrent request of the same session applies to the old key after
 ///   step 1 read it and before step 3 deleted it is not carried over to the new key: it is lost
-///   (its request got [`Outcome::Done`]);
+///   (its request got [`Cycled::Done`]);
 /// - between steps 2 and 3 the data exists under both keys (only the cycling request knows the
 ///   new id, so no one else can read it);
 /// - if the connection fails between steps 2 and 3, the cycle returns an error, the old session
 ///   goes on, and the new key stays behind, unreachable, until its TTL removes it.
 ///
 /// The old session itself is never resurrected: after step 3, writes to the old key find it
-/// absent and report [`Outcome::Missing`], because every write script requires a live session.
+/// absent and report `Missing`, because every write script requires a live session.
 ///
 /// # Timeouts and outages
 ///
@@ -450,14 +450,14 @@ impl RedisStore {
         key: &StoreKey,
         record: &Record,
         now: i64,
-    ) -> Result<Outcome, StoreError> {
+    ) -> Result<Created, StoreError> {
         let mut invocation = scripts().create.key(self.redis_key(key));
         create_args(&mut invocation, now, record);
         let code: i64 = invocation
             .invoke_async(conn)
             .await
             .map_err(|e| error(e, key))?;
-        Ok(outcome(code))
+        Ok(created(code))
     }
 
     /// Cycle on a cluster: read, create the new key, release the old one (see the type docs).
@@ -468,16 +468,16 @@ impl RedisStore {
         new: &StoreKey,
         changes: &ChangeSet,
         now: i64,
-    ) -> Result<Outcome, StoreError> {
+    ) -> Result<Cycled, StoreError> {
         let Some(mut record) = self.load_with(conn, old, now).await? else {
-            return Ok(Outcome::Missing);
+            return Ok(Cycled::Missing);
         };
         if let Err(size) = changes.check_size(&record.data) {
-            return Ok(Outcome::TooLarge { size });
+            return Ok(Cycled::TooLarge { size });
         }
         changes.apply_to(&mut record);
-        if self.create_with(conn, new, &record, now).await? == Outcome::Collision {
-            return Ok(Outcome::Collision);
+        if self.create_with(conn, new, &record, now).await? == Created::Collision {
+            return Ok(Cycled::Collision);
         }
         let released: i64 = scripts()
             .release
@@ -487,11 +487,11 @@ impl RedisStore {
             .await
             .map_err(|e| error(e, old))?;
         if released == DONE {
-            return Ok(Outcome::Done);
+            return Ok(Cycled::Done);
         }
         // The old session was destroyed, cycled or expired meanwhile: undo the copy.
         self.delete_with(conn, new).await?;
-        Ok(Outcome::Missing)
+        Ok(Cycled::Missing)
     }
 
     async fn delete_with(&self, conn: &mut Conn, key: &StoreKey) -> Result<(), StoreError> {
@@ -504,16 +504,49 @@ impl RedisStore {
     }
 }
 
-/// A script's return code as an [`Outcome`].
-fn outcome(code: i64) -> Outcome {
-    match code {
-        DONE => Outcome::Done,
-        COLLISION => Outcome::Collision,
-        refused if refused < 0 => Outcome::TooLarge {
-            size: usize::try_from(refused.unsigned_abs()).unwrap_or(usize::MAX),
-        },
-        _ => Outcome::Missing,
+/// The return code of `CREATE` (see [`scripts`]).
+fn created(code: i64) -> Created {
+    if code == DONE {
+        Created::Done
+    } else {
+        Created::Collision
     }
+}
+
+/// The return code of `APPLY`: done, missing, or a negative size over the cap.
+fn applied(code: i64) -> Applied {
+    match code {
+        DONE => Applied::Done,
+        refused if refused < 0 => Applied::TooLarge {
+            size: refused_size(refused),
+        },
+        _ => Applied::Missing,
+    }
+}
+
+/// The return code of `CYCLE`: done, missing, collision, or a negative size over the cap.
+fn cycled(code: i64) -> Cycled {
+    match code {
+        DONE => Cycled::Done,
+        COLLISION => Cycled::Collision,
+        refused if refused < 0 => Cycled::TooLarge {
+            size: refused_size(refused),
+        },
+        _ => Cycled::Missing,
+    }
+}
+
+/// The return code of `TOUCH`.
+fn touched(code: i64) -> Touched {
+    if code == DONE {
+        Touched::Done
+    } else {
+        Touched::Missing
+    }
+}
+
+fn refused_size(code: i64) -> usize {
+    usize::try_from(code.unsigned_abs()).unwrap_or(usize::MAX)
 }
 
 /// A Redis error as a [`StoreError`]: a key of the wrong type is corrupt data, the rest is a
@@ -532,26 +565,24 @@ fn error(error: RedisError, key: &StoreKey) -> StoreError {
 #[async_trait]
 impl SessionStore for RedisStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
-        self.run(|mut conn| async move { self.load_with(&mut conn, key, now_millis()).await })
+        self.run(|mut conn| async move { self.load_with(&mut conn, key, now()).await })
             .await
     }
 
-    async fn create(&self, key: &StoreKey, record: &Record) -> Result<Outcome, StoreError> {
-        self.run(
-            |mut conn| async move { self.create_with(&mut conn, key, record, now_millis()).await },
-        )
-        .await
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<Created, StoreError> {
+        self.run(|mut conn| async move { self.create_with(&mut conn, key, record, now()).await })
+            .await
     }
 
-    async fn apply(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Outcome, StoreError> {
+    async fn apply(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Applied, StoreError> {
         self.run(|mut conn| async move {
             let mut invocation = scripts().apply.key(self.redis_key(key));
-            apply_args(&mut invocation, now_millis(), changes);
+            apply_args(&mut invocation, now(), changes);
             let code: i64 = invocation
                 .invoke_async(&mut conn)
                 .await
                 .map_err(|e| error(e, key))?;
-            Ok(outcome(code))
+            Ok(applied(code))
         })
         .await
     }
@@ -561,9 +592,9 @@ impl SessionStore for RedisStore {
         old: &StoreKey,
         new: &StoreKey,
         changes: &ChangeSet,
-    ) -> Result<Outcome, StoreError> {
+    ) -> Result<Cycled, StoreError> {
         self.run(|mut conn| async move {
-            let now = now_millis();
+            let now = now();
             if self.is_cluster() {
                 return self.cycle_in_steps(&mut conn, old, new, changes, now).await;
             }
@@ -574,7 +605,7 @@ impl SessionStore for RedisStore {
                 .invoke_async(&mut conn)
                 .await
                 .map_err(|e| error(e, old))?;
-            Ok(outcome(code))
+            Ok(cycled(code))
         })
         .await
     }
@@ -584,17 +615,17 @@ impl SessionStore for RedisStore {
             .await
     }
 
-    async fn touch(&self, key: &StoreKey, expires_at: i64) -> Result<Outcome, StoreError> {
+    async fn touch(&self, key: &StoreKey, expires_at: i64) -> Result<Touched, StoreError> {
         self.run(|mut conn| async move {
             let code: i64 = scripts()
                 .touch
                 .key(self.redis_key(key))
-                .arg(now_millis())
+                .arg(now())
                 .arg(expires_at)
                 .invoke_async(&mut conn)
                 .await
                 .map_err(|e| error(e, key))?;
-            Ok(outcome(code))
+            Ok(touched(code))
         })
         .await
     }

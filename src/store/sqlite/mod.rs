@@ -16,7 +16,7 @@ use sqlx::{AssertSqlSafe, Row};
 use self::batch::SqliteWriter;
 use super::batch::{Arg, Statement, WriteQueue};
 use super::sql::{self, Split};
-use super::{now, ChangeSet, Outcome, Record, SessionStore};
+use super::{now, Applied, ChangeSet, Created, Cycled, Record, SessionStore, Touched};
 use crate::error::StoreError;
 use crate::id::StoreKey;
 
@@ -495,7 +495,7 @@ impl SessionStore for SqliteStore {
         row.map(|row| decode(key, &row)).transpose()
     }
 
-    async fn create(&self, key: &StoreKey, record: &Record) -> Result<Outcome, StoreError> {
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<Created, StoreError> {
         let rows = self
             .writes
             .execute(
@@ -514,13 +514,13 @@ impl SessionStore for SqliteStore {
             )
             .await?;
         Ok(if rows == 1 {
-            Outcome::Done
+            Created::Done
         } else {
-            Outcome::Collision
+            Created::Collision
         })
     }
 
-    async fn apply(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Outcome, StoreError> {
+    async fn apply(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Applied, StoreError> {
         let split = Split::new(changes);
         let now = now();
         let t = &self.sql.table;
@@ -571,18 +571,18 @@ impl SessionStore for SqliteStore {
             )
             .await?;
         if rows == 1 {
-            return Ok(Outcome::Done);
+            return Ok(Applied::Done);
         }
         match self.missing_or_corrupt(&self.writer, key, now).await? {
             Some(false) => Err(sql::corrupt(
                 key,
                 "`data` is not a JSON object; not updated",
             )),
-            None => Ok(Outcome::Missing),
+            None => Ok(Applied::Missing),
             // Live and an object, yet not updated: only the size cap refuses that.
             Some(true) => match self.size_after(&self.writer, key, &split).await? {
-                Some(size) => Ok(Outcome::TooLarge { size }),
-                None => Ok(Outcome::Missing),
+                Some(size) => Ok(Applied::TooLarge { size }),
+                None => Ok(Applied::Missing),
             },
         }
     }
@@ -592,7 +592,7 @@ impl SessionStore for SqliteStore {
         old: &StoreKey,
         new: &StoreKey,
         changes: &ChangeSet,
-    ) -> Result<Outcome, StoreError> {
+    ) -> Result<Cycled, StoreError> {
         let split = Split::new(changes);
         let now = now();
         let t = &self.sql.table;
@@ -638,7 +638,7 @@ impl SessionStore for SqliteStore {
                 .await
                 .map_err(backend)?;
             tx.commit().await.map_err(backend)?;
-            return Ok(Outcome::Done);
+            return Ok(Cycled::Done);
         }
         // Nothing was written: say why, then end the transaction.
         let old_state = self.missing_or_corrupt(&mut *tx, old, now).await?;
@@ -648,10 +648,10 @@ impl SessionStore for SqliteStore {
         };
         tx.rollback().await.map_err(backend)?;
         match (old_state, too_large) {
-            (None, _) => Ok(Outcome::Missing),
+            (None, _) => Ok(Cycled::Missing),
             (Some(false), _) => Err(sql::corrupt(old, "`data` is not a JSON object; not cycled")),
-            (Some(true), Some(size)) => Ok(Outcome::TooLarge { size }),
-            (Some(true), None) => Ok(Outcome::Collision),
+            (Some(true), Some(size)) => Ok(Cycled::TooLarge { size }),
+            (Some(true), None) => Ok(Cycled::Collision),
         }
     }
 
@@ -659,7 +659,7 @@ impl SessionStore for SqliteStore {
         sql::delete(&self.writes, &self.sql.delete, key).await
     }
 
-    async fn touch(&self, key: &StoreKey, expires_at: i64) -> Result<Outcome, StoreError> {
+    async fn touch(&self, key: &StoreKey, expires_at: i64) -> Result<Touched, StoreError> {
         sql::touch(&self.writes, &self.sql.touch, key, expires_at).await
     }
 

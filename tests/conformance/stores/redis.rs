@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionLike;
 use serde_json::json;
-use sessionware::store::{now, ChangeSet, Outcome, Record, SessionStore};
+use sessionware::store::{now, Applied, ChangeSet, Created, Cycled, Record, SessionStore, Touched};
 use sessionware::{RedisStore, SessionId, StoreError, StoreKey};
 
 fn unique_prefix() -> String {
@@ -72,7 +72,7 @@ fn redis_key(store: &RedisStore, key: &StoreKey) -> String {
 fn record(ttl_ms: i64) -> Record {
     let t = now();
     let data = [("a".to_owned(), json!(1))].into_iter().collect();
-    Record::new(data, t, t + ttl_ms, None)
+    Record::new(data, t + ttl_ms).with_created_at(t)
 }
 
 const HOUR: i64 = 3_600_000;
@@ -144,7 +144,7 @@ async fn unreadable_deadline_is_not_live() {
     let k = key();
     assert_eq!(
         store.create(&k, &record(HOUR)).await.unwrap(),
-        Outcome::Done
+        Created::Done
     );
     let _: () = redis::cmd("HSET")
         .arg(redis_key(&store, &k))
@@ -154,14 +154,14 @@ async fn unreadable_deadline_is_not_live() {
         .await
         .unwrap();
     let changes = ChangeSet::new(now() + HOUR).with_update("b", Some(json!(2)));
-    assert_eq!(store.apply(&k, &changes).await.unwrap(), Outcome::Missing);
+    assert_eq!(store.apply(&k, &changes).await.unwrap(), Applied::Missing);
     assert_eq!(
         store.touch(&k, now() + HOUR).await.unwrap(),
-        Outcome::Missing
+        Touched::Missing
     );
     assert_eq!(
         store.create(&k, &record(HOUR)).await.unwrap(),
-        Outcome::Done
+        Created::Done
     );
     assert!(store.load(&k).await.unwrap().is_some());
     store.delete(&k).await.unwrap();
@@ -313,16 +313,16 @@ async fn assert_ttl(
 async fn native_ttl_follows_the_deadline(store: RedisStore, mut conn: impl ConnectionLike) {
     let (k, moved) = (key(), key());
     let rec = record(60_000);
-    assert_eq!(store.create(&k, &rec).await.unwrap(), Outcome::Done);
+    assert_eq!(store.create(&k, &rec).await.unwrap(), Created::Done);
     assert_ttl(&mut conn, &store, &k, rec.expires_at).await;
 
     let later = now() + 120_000;
     let changes = ChangeSet::new(later).with_update("b", Some(json!(2)));
-    assert_eq!(store.apply(&k, &changes).await.unwrap(), Outcome::Done);
+    assert_eq!(store.apply(&k, &changes).await.unwrap(), Applied::Done);
     assert_ttl(&mut conn, &store, &k, later).await;
 
     let sooner = now() + 30_000;
-    assert_eq!(store.touch(&k, sooner).await.unwrap(), Outcome::Done);
+    assert_eq!(store.touch(&k, sooner).await.unwrap(), Touched::Done);
     assert_ttl(&mut conn, &store, &k, sooner).await;
 
     let cycled = now() + 90_000;
@@ -331,7 +331,7 @@ async fn native_ttl_follows_the_deadline(store: RedisStore, mut conn: impl Conne
             .cycle(&k, &moved, &ChangeSet::new(cycled))
             .await
             .unwrap(),
-        Outcome::Done
+        Cycled::Done
     );
     assert_ttl(&mut conn, &store, &moved, cycled).await;
     assert_eq!(
@@ -342,7 +342,7 @@ async fn native_ttl_follows_the_deadline(store: RedisStore, mut conn: impl Conne
 
     // A deadline in the past: Redis drops the key at once.
     let past = ChangeSet::new(now() - 1);
-    assert_eq!(store.apply(&moved, &past).await.unwrap(), Outcome::Done);
+    assert_eq!(store.apply(&moved, &past).await.unwrap(), Applied::Done);
     assert_eq!(pttl(&mut conn, &redis_key(&store, &moved)).await, -2);
     assert!(store.load(&moved).await.unwrap().is_none());
 }
@@ -368,16 +368,16 @@ async fn cluster_cycle_leaves_nothing_when_the_target_is_taken() {
     let (old, taken) = (key(), key());
     assert_eq!(
         store.create(&old, &record(HOUR)).await.unwrap(),
-        Outcome::Done
+        Created::Done
     );
     assert_eq!(
         store.create(&taken, &record(HOUR)).await.unwrap(),
-        Outcome::Done
+        Created::Done
     );
     let changes = ChangeSet::new(now() + HOUR).with_update("a", Some(json!(2)));
     assert_eq!(
         store.cycle(&old, &taken, &changes).await.unwrap(),
-        Outcome::Collision
+        Cycled::Collision
     );
     assert_eq!(
         store.load(&old).await.unwrap().unwrap().data.get("a"),
@@ -401,7 +401,7 @@ async fn racing_cycles_leave_one_session(store: RedisStore) {
         let (old, a, b) = (key(), key(), key());
         assert_eq!(
             store.create(&old, &record(HOUR)).await.unwrap(),
-            Outcome::Done
+            Created::Done
         );
         let cycle = |new: StoreKey| {
             let (store, changes) = (store.clone(), changes.clone());
@@ -412,7 +412,7 @@ async fn racing_cycles_leave_one_session(store: RedisStore) {
         let mut live = 0;
         for (new, outcome) in [(a, outcomes[0]), (b, outcomes[1])] {
             let loaded = store.load(&new).await.unwrap();
-            assert_eq!(loaded.is_some(), outcome == Outcome::Done, "{outcomes:?}");
+            assert_eq!(loaded.is_some(), outcome == Cycled::Done, "{outcomes:?}");
             live += usize::from(loaded.is_some());
         }
         assert_eq!(live, 1, "{outcomes:?}");
@@ -421,7 +421,7 @@ async fn racing_cycles_leave_one_session(store: RedisStore) {
         let (old, new) = (key(), key());
         assert_eq!(
             store.create(&old, &record(HOUR)).await.unwrap(),
-            Outcome::Done
+            Created::Done
         );
         let destroy = {
             let store = store.clone();
@@ -430,7 +430,7 @@ async fn racing_cycles_leave_one_session(store: RedisStore) {
         let outcome = store.cycle(&old, &new, &changes).await.unwrap();
         destroy.await.unwrap();
         let loaded = store.load(&new).await.unwrap();
-        assert_eq!(loaded.is_some(), outcome == Outcome::Done, "{outcome:?}");
+        assert_eq!(loaded.is_some(), outcome == Cycled::Done, "{outcome:?}");
         assert!(store.load(&old).await.unwrap().is_none());
     }
 }
@@ -451,8 +451,8 @@ async fn large_sessions_round_trip(store: RedisStore) {
     let (k, moved) = (key(), key());
     let t = now();
     let data = (0..5_000).map(|i| (format!("k{i}"), json!(i))).collect();
-    let rec = Record::new(data, t, t + HOUR, None);
-    assert_eq!(store.create(&k, &rec).await.unwrap(), Outcome::Done);
+    let rec = Record::new(data, t + HOUR).with_created_at(t);
+    assert_eq!(store.create(&k, &rec).await.unwrap(), Created::Done);
     assert_eq!(store.load(&k).await.unwrap().unwrap().data, rec.data);
 
     let mut changes = ChangeSet::new(t + HOUR);
@@ -465,14 +465,14 @@ async fn large_sessions_round_trip(store: RedisStore) {
     }
     let mut expected = rec.clone();
     changes.apply_to(&mut expected);
-    assert_eq!(store.apply(&k, &changes).await.unwrap(), Outcome::Done);
+    assert_eq!(store.apply(&k, &changes).await.unwrap(), Applied::Done);
     assert_eq!(store.load(&k).await.unwrap().unwrap().data, expected.data);
 
     let cleared = changes.with_clear();
     cleared.apply_to(&mut expected);
     assert_eq!(
         store.cycle(&k, &moved, &cleared).await.unwrap(),
-        Outcome::Done
+        Cycled::Done
     );
     assert_eq!(
         store.load(&moved).await.unwrap().unwrap().data,
@@ -656,7 +656,7 @@ async fn an_outage_fails_fast_and_the_store_recovers() {
     let k = key();
     assert_eq!(
         store.create(&k, &record(HOUR)).await.unwrap(),
-        Outcome::Done
+        Created::Done
     );
 
     for mode in [Mode::Refuse, Mode::BlackHole] {

@@ -10,7 +10,7 @@ use axum::http::{header, Request};
 use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Value};
-use sessionware::store::{now, ChangeSet, Outcome, Record, SessionStore};
+use sessionware::store::{now, Applied, ChangeSet, Created, Cycled, Record, SessionStore};
 use sessionware::{Error, Session, SessionId, SessionLayer, StoreError, StoreKey};
 use tower::ServiceExt;
 
@@ -84,8 +84,8 @@ async fn values_survive_exactly(store: impl SessionStore, nul_allowed: bool) {
     for (i, name) in odd_keys.iter().enumerate() {
         data.insert(format!("initial {name}"), values[i % values.len()].clone());
     }
-    let mut reference = Record::new(data, t, t + HOUR, None);
-    assert_eq!(store.create(&k, &reference).await.unwrap(), Outcome::Done);
+    let mut reference = Record::new(data, t + HOUR).with_created_at(t);
+    assert_eq!(store.create(&k, &reference).await.unwrap(), Created::Done);
     assert_eq!(store.load(&k).await.unwrap().unwrap(), reference);
 
     let mut changes = ChangeSet::new(t + 2 * HOUR);
@@ -95,7 +95,7 @@ async fn values_survive_exactly(store: impl SessionStore, nul_allowed: bool) {
     for name in odd_keys.iter().step_by(2) {
         changes = changes.with_update(format!("initial {name}"), None);
     }
-    assert_eq!(store.apply(&k, &changes).await.unwrap(), Outcome::Done);
+    assert_eq!(store.apply(&k, &changes).await.unwrap(), Applied::Done);
     changes.apply_to(&mut reference);
     assert_eq!(store.load(&k).await.unwrap().unwrap(), reference);
 
@@ -105,7 +105,7 @@ async fn values_survive_exactly(store: impl SessionStore, nul_allowed: bool) {
         let value = (i % 2 == 0).then(|| values[(i + 5) % values.len()].clone());
         changes = changes.with_update(*name, value);
     }
-    assert_eq!(store.apply(&k, &changes).await.unwrap(), Outcome::Done);
+    assert_eq!(store.apply(&k, &changes).await.unwrap(), Applied::Done);
     changes.apply_to(&mut reference);
     assert_eq!(store.load(&k).await.unwrap().unwrap(), reference);
 
@@ -114,13 +114,13 @@ async fn values_survive_exactly(store: impl SessionStore, nul_allowed: bool) {
     for i in 0..300 {
         changes = changes.with_update(format!("bulk{i}"), Some(json!(i)));
     }
-    assert_eq!(store.apply(&k, &changes).await.unwrap(), Outcome::Done);
+    assert_eq!(store.apply(&k, &changes).await.unwrap(), Applied::Done);
     changes.apply_to(&mut reference);
     let mut removals = ChangeSet::new(t + 2 * HOUR);
     for i in (0..300).step_by(3) {
         removals = removals.with_update(format!("bulk{i}"), None);
     }
-    assert_eq!(store.apply(&k, &removals).await.unwrap(), Outcome::Done);
+    assert_eq!(store.apply(&k, &removals).await.unwrap(), Applied::Done);
     removals.apply_to(&mut reference);
     let new = key();
     assert_eq!(
@@ -128,7 +128,7 @@ async fn values_survive_exactly(store: impl SessionStore, nul_allowed: bool) {
             .cycle(&k, &new, &ChangeSet::new(t + HOUR))
             .await
             .unwrap(),
-        Outcome::Done
+        Cycled::Done
     );
     reference.expires_at = t + HOUR;
     assert_eq!(store.load(&new).await.unwrap().unwrap(), reference);
@@ -145,8 +145,8 @@ where
 {
     let k = key();
     let t = now();
-    let rec = Record::new([("a".to_owned(), json!(1))].into(), t, t + HOUR, None);
-    assert_eq!(store.create(&k, &rec).await.unwrap(), Outcome::Done);
+    let rec = Record::new([("a".to_owned(), json!(1))].into(), t + HOUR).with_created_at(t);
+    assert_eq!(store.create(&k, &rec).await.unwrap(), Created::Done);
     corrupt(store.clone(), k).await;
     let change = ChangeSet::new(t + HOUR).with_update("b", Some(json!(2)));
     assert!(matches!(
@@ -166,7 +166,7 @@ where
     store.delete(&k).await.unwrap();
     assert!(store.load(&k).await.unwrap().is_none());
     // A dead key is missing, not corrupt.
-    assert_eq!(store.apply(&k, &change).await.unwrap(), Outcome::Missing);
+    assert_eq!(store.apply(&k, &change).await.unwrap(), Applied::Missing);
 }
 
 /// Cycles racing each other: many sessions cycling into one new key (one wins, the others
@@ -177,14 +177,15 @@ async fn cycle_races(store: impl SessionStore) {
     use std::sync::Arc;
     let store = Arc::new(store);
     let t = now();
-    let rec = |n: i64| Record::new([("n".to_owned(), json!(n))].into(), t, t + HOUR, None);
+    let rec =
+        |n: i64| Record::new([("n".to_owned(), json!(n))].into(), t + HOUR).with_created_at(t);
 
     let target = key();
     let olds: Vec<StoreKey> = (0..16).map(|_| key()).collect();
     for (i, old) in olds.iter().enumerate() {
         assert_eq!(
             store.create(old, &rec(i as i64)).await.unwrap(),
-            Outcome::Done
+            Created::Done
         );
     }
     let tasks: Vec<_> = olds
@@ -197,13 +198,13 @@ async fn cycle_races(store: impl SessionStore) {
     let mut winners = 0;
     for (i, task) in tasks.into_iter().enumerate() {
         match task.await.unwrap().unwrap() {
-            Outcome::Done => {
+            Cycled::Done => {
                 winners += 1;
                 let moved = store.load(&target).await.unwrap().unwrap();
                 assert_eq!(moved.data.get("n"), Some(&json!(i)));
                 assert!(store.load(&olds[i]).await.unwrap().is_none());
             }
-            Outcome::Collision => {
+            Cycled::Collision => {
                 let kept = store
                     .load(&olds[i])
                     .await
@@ -211,14 +212,14 @@ async fn cycle_races(store: impl SessionStore) {
                     .expect("a losing cycle lost its session");
                 assert_eq!(kept.data.get("n"), Some(&json!(i)));
             }
-            Outcome::Missing => panic!("cycle of a live session reported Missing"),
-            Outcome::TooLarge { .. } => panic!("a change set without a cap was refused"),
+            Cycled::Missing => panic!("cycle of a live session reported Missing"),
+            Cycled::TooLarge { .. } => panic!("a change set without a cap was refused"),
         }
     }
     assert_eq!(winners, 1);
 
     let old = key();
-    assert_eq!(store.create(&old, &rec(7)).await.unwrap(), Outcome::Done);
+    assert_eq!(store.create(&old, &rec(7)).await.unwrap(), Created::Done);
     let news: Vec<StoreKey> = (0..8).map(|_| key()).collect();
     let cycles: Vec<_> = news
         .iter()
@@ -239,10 +240,10 @@ async fn cycle_races(store: impl SessionStore) {
     let mut moved_to = Vec::new();
     for (new, task) in news.iter().zip(cycles) {
         match task.await.unwrap().unwrap() {
-            Outcome::Done => moved_to.push(*new),
-            Outcome::Missing => assert!(store.load(new).await.unwrap().is_none()),
-            Outcome::Collision => panic!("fresh keys collided"),
-            Outcome::TooLarge { .. } => panic!("a change set without a cap was refused"),
+            Cycled::Done => moved_to.push(*new),
+            Cycled::Missing => assert!(store.load(new).await.unwrap().is_none()),
+            Cycled::Collision => panic!("fresh keys collided"),
+            Cycled::TooLarge { .. } => panic!("a change set without a cap was refused"),
         }
     }
     assert_eq!(moved_to.len(), 1, "one session became {}", moved_to.len());
@@ -251,10 +252,9 @@ async fn cycle_races(store: impl SessionStore) {
     for (i, task) in writes.into_iter().enumerate() {
         let landed = moved.data.contains_key(&format!("w{i}"));
         match task.await.unwrap().unwrap() {
-            Outcome::Done => assert!(landed, "w{i} was applied but lost in the move"),
-            Outcome::Missing => assert!(!landed),
-            Outcome::Collision => panic!("apply reported a collision"),
-            Outcome::TooLarge { .. } => panic!("a change set without a cap was refused"),
+            Applied::Done => assert!(landed, "w{i} was applied but lost in the move"),
+            Applied::Missing => assert!(!landed),
+            Applied::TooLarge { .. } => panic!("a change set without a cap was refused"),
         }
     }
     assert!(
@@ -513,8 +513,8 @@ mod sqlite {
         assert_eq!(store.table_name(), "Custom_Sessions");
         let k = key();
         let t = now();
-        let rec = Record::new(Default::default(), t, t + HOUR, None);
-        assert_eq!(store.create(&k, &rec).await.unwrap(), Outcome::Done);
+        let rec = Record::new(Default::default(), t + HOUR).with_created_at(t);
+        assert_eq!(store.create(&k, &rec).await.unwrap(), Created::Done);
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM \"Custom_Sessions\"")
             .fetch_one(store.pool())
             .await
@@ -709,8 +709,8 @@ mod postgres {
         }
         let k = key();
         let t = now();
-        let rec = Record::new([("x".to_owned(), json!(1))].into(), t, t + HOUR, None);
-        assert_eq!(custom.create(&k, &rec).await.unwrap(), Outcome::Done);
+        let rec = Record::new([("x".to_owned(), json!(1))].into(), t + HOUR).with_created_at(t);
+        assert_eq!(custom.create(&k, &rec).await.unwrap(), Created::Done);
         let n: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM sessionware_conformance.\"Conformance_Sessions\" WHERE key = $1",
         )

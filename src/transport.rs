@@ -8,11 +8,12 @@
 
 use std::fmt::Write as _;
 
-use ::cookie::{Cookie, CookieJar};
+use cookie::{Cookie, CookieJar};
 use http::{HeaderMap, HeaderValue};
 
-use crate::config::{Config, Protection};
+use crate::config::Protection;
 use crate::id::SessionId;
+use crate::settings::Settings;
 
 /// Longest cookie value worth looking at. An encrypted id is under 100 bytes; anything much
 /// longer is garbage, refused before any crypto runs on it.
@@ -58,12 +59,12 @@ impl IdHeader {
 }
 
 impl Incoming {
-    pub(crate) fn capture(headers: &HeaderMap, config: &Config) -> Self {
+    pub(crate) fn capture(headers: &HeaderMap, settings: &Settings) -> Self {
         let mut cookies = headers.get_all(http::header::COOKIE).iter();
         Self {
             cookie: cookies.next().cloned(),
             more_cookies: cookies.cloned().collect(),
-            header: config
+            header: settings
                 .header
                 .as_ref()
                 .map_or(IdHeader::Absent, |name| IdHeader::capture(headers, name)),
@@ -88,13 +89,13 @@ pub(crate) enum ReadId {
 
 /// Finds, verifies and parses the id of a request. The header, when configured and present, wins
 /// over the cookie.
-pub(crate) fn read_id(config: &Config, incoming: &Incoming) -> ReadId {
+pub(crate) fn read_id(settings: &Settings, incoming: &Incoming) -> ReadId {
     match &incoming.header {
-        IdHeader::One(value) => return decode(config, value.as_bytes()),
+        IdHeader::One(value) => return decode(settings, value.as_bytes()),
         IdHeader::Conflicting => return ReadId::Rejected("duplicate session id headers"),
         IdHeader::Absent => {}
     }
-    let name = config.cookie_name.as_bytes();
+    let name = settings.cookie_name.as_bytes();
     let mut found: Option<&[u8]> = None;
     for header in incoming.cookies() {
         for pair in header.as_bytes().split(|b| *b == b';') {
@@ -117,10 +118,10 @@ pub(crate) fn read_id(config: &Config, incoming: &Incoming) -> ReadId {
             }
         }
     }
-    found.map_or(ReadId::Absent, |value| decode(config, value))
+    found.map_or(ReadId::Absent, |value| decode(settings, value))
 }
 
-fn decode(config: &Config, raw: &[u8]) -> ReadId {
+fn decode(settings: &Settings, raw: &[u8]) -> ReadId {
     if raw.is_empty() {
         return ReadId::Rejected("empty session id");
     }
@@ -130,27 +131,26 @@ fn decode(config: &Config, raw: &[u8]) -> ReadId {
     let Ok(text) = std::str::from_utf8(raw) else {
         return ReadId::Rejected("session id is not UTF-8");
     };
-    let (value, key_index) = match config.protection {
+    let signed = match settings.protection {
         // The common case, without a copy: the id is checked as it lies in the header.
         Protection::Plain => return parsed(text, 0),
-        Protection::Signed | Protection::Private => {
-            let jar = CookieJar::new();
-            let keys = config.key.iter().chain(&config.previous_keys);
-            let opened = keys.enumerate().find_map(|(index, key)| {
-                let cookie = Cookie::new(config.cookie_name.clone(), text.to_owned());
-                let opened = match config.protection {
-                    Protection::Signed => jar.signed(key).verify(cookie),
-                    _ => jar.private(key).decrypt(cookie),
-                };
-                opened.map(|c| (c.value().to_owned(), index))
-            });
-            match opened {
-                Some(opened) => opened,
-                None => return ReadId::Rejected("session id failed verification"),
-            }
-        }
+        Protection::Signed(_) => true,
+        Protection::Private(_) => false,
     };
-    parsed(&value, key_index)
+    let jar = CookieJar::new();
+    let opened = settings.keys().enumerate().find_map(|(index, key)| {
+        let cookie = Cookie::new(settings.cookie_name.clone(), text.to_owned());
+        let opened = if signed {
+            jar.signed(key).verify(cookie)
+        } else {
+            jar.private(key).decrypt(cookie)
+        };
+        opened.map(|c| (c.value().to_owned(), index))
+    });
+    match opened {
+        Some((value, key_index)) => parsed(&value, key_index),
+        None => ReadId::Rejected("session id failed verification"),
+    }
 }
 
 /// The verdict on a verified cookie value; `key_index` > 0 means a previous key verified it.
@@ -165,52 +165,33 @@ fn parsed(value: &str, key_index: usize) -> ReadId {
 }
 
 /// The value written to the client for `id`: the id itself, signed or encrypted.
-pub(crate) fn encode(config: &Config, id: &SessionId) -> String {
-    let key = match (&config.protection, &config.key) {
-        (Protection::Signed | Protection::Private, Some(key)) => key,
-        _ => return id.expose().to_owned(),
-    };
-    let cookie = Cookie::new(config.cookie_name.clone(), id.expose().to_owned());
+pub(crate) fn encode(settings: &Settings, id: &SessionId) -> String {
+    let cookie = Cookie::new(settings.cookie_name.clone(), id.expose().to_owned());
     let mut jar = CookieJar::new();
-    if matches!(config.protection, Protection::Signed) {
-        jar.signed_mut(key).add(cookie);
-    } else {
-        jar.private_mut(key).add(cookie);
+    match &settings.protection {
+        Protection::Plain => return id.expose().to_owned(),
+        Protection::Signed(key) => jar.signed_mut(key).add(cookie),
+        Protection::Private(key) => jar.private_mut(key).add(cookie),
     }
-    jar.get(&config.cookie_name)
+    jar.get(&settings.cookie_name)
         .map_or_else(|| id.expose().to_owned(), |c| c.value().to_owned())
-}
-
-fn base(config: &Config, value: String) -> Cookie<'static> {
-    let mut cookie = Cookie::build((config.cookie_name.clone(), value))
-        .path(config.path.clone())
-        .secure(config.secure)
-        .http_only(config.http_only)
-        .same_site(config.same_site)
-        .build();
-    if let Some(domain) = &config.domain {
-        cookie.set_domain(domain.clone());
-    }
-    cookie
 }
 
 /// The `Set-Cookie` value carrying `value`, with `Max-Age` in seconds if the session has one.
 ///
-/// The attributes are the same on every response, so the `cookie` crate formats them once per
-/// layer and each response only glues name, value and `Max-Age` around them: the same text
-/// the crate would write (it puts `Max-Age` after every attribute we use), at a fraction of
-/// the cost.
+/// The attributes are the same on every response, so they were formatted once, by the `cookie`
+/// crate, when the layer was applied ([`Settings`]); each response only glues name, value and
+/// `Max-Age` around them: the same text the crate would write (it puts `Max-Age` after every
+/// attribute we use), at a fraction of the cost.
 pub(crate) fn set_cookie(
-    config: &Config,
+    settings: &Settings,
     value: String,
     max_age: Option<i64>,
 ) -> Option<HeaderValue> {
-    let attributes = config
-        .cookie_attributes
-        .get_or_init(|| attributes_of(config));
+    let attributes = &settings.cookie_attributes;
     let mut text =
-        String::with_capacity(config.cookie_name.len() + 1 + value.len() + attributes.len() + 24);
-    text.push_str(&config.cookie_name);
+        String::with_capacity(settings.cookie_name.len() + 1 + value.len() + attributes.len() + 24);
+    text.push_str(&settings.cookie_name);
     text.push('=');
     text.push_str(&value);
     text.push_str(attributes);
@@ -218,27 +199,6 @@ pub(crate) fn set_cookie(
         // Writing to a `String` cannot fail.
         let _ = write!(text, "; Max-Age={}", seconds.max(0));
     }
-    header_value(text)
-}
-
-/// What the `cookie` crate writes after `name=value` for this configuration.
-fn attributes_of(config: &Config) -> String {
-    let formatted = base(config, String::new()).to_string();
-    formatted
-        .get(config.cookie_name.len() + 1..)
-        .unwrap_or_default()
-        .to_owned()
-}
-
-/// The `Set-Cookie` value that makes the browser forget the id: same name, path, domain, Secure,
-/// HttpOnly and SameSite as when it was set, so it replaces exactly that cookie.
-pub(crate) fn removal_cookie(config: &Config) -> Option<HeaderValue> {
-    let mut cookie = base(config, String::new());
-    cookie.make_removal();
-    header_value(cookie.to_string())
-}
-
-fn header_value(text: String) -> Option<HeaderValue> {
     let value = HeaderValue::try_from(text);
     if value.is_err() {
         tracing::error!(
@@ -250,8 +210,12 @@ fn header_value(text: String) -> Option<HeaderValue> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use cookie::Key;
+
     use super::*;
-    use crate::{Key, SameSite};
+    use crate::config::Config;
 
     fn incoming(cookie: &str) -> Incoming {
         Incoming {
@@ -260,27 +224,36 @@ mod tests {
         }
     }
 
+    fn settings(protection: Protection, previous_keys: Vec<Key>) -> Settings {
+        let config = Config {
+            protection,
+            previous_keys,
+            ..Config::default()
+        };
+        Settings::new(&config, Arc::default())
+    }
+
     #[test]
     fn plain_id_is_found_among_other_cookies() {
-        let config = Config::default();
+        let settings = settings(Protection::Plain, Vec::new());
         let id = SessionId::generate();
-        let got = read_id(&config, &incoming(&format!("a=b; id={}; c=d", id.expose())));
+        let got = read_id(
+            &settings,
+            &incoming(&format!("a=b; id={}; c=d", id.expose())),
+        );
         assert_eq!(got, ReadId::Valid { id, reissue: false });
     }
 
     #[test]
     fn signed_and_private_values_round_trip_and_rotate() {
-        for protection in [Protection::Signed, Protection::Private] {
+        let kinds: [fn(Key) -> Protection; 2] = [Protection::Signed, Protection::Private];
+        for protection in kinds {
             let old = Key::generate();
-            let mut config = Config {
-                protection,
-                key: Some(old.clone()),
-                ..Config::default()
-            };
             let id = SessionId::generate();
-            let value = encode(&config, &id);
+            let value = encode(&settings(protection(old.clone()), Vec::new()), &id);
             assert_ne!(value, id.expose());
-            let got = read_id(&config, &incoming(&format!("id={value}")));
+            let same = settings(protection(old.clone()), Vec::new());
+            let got = read_id(&same, &incoming(&format!("id={value}")));
             assert_eq!(
                 got,
                 ReadId::Valid {
@@ -289,55 +262,20 @@ mod tests {
                 }
             );
 
-            config.key = Some(Key::generate());
-            let got = read_id(&config, &incoming(&format!("id={value}")));
+            let rotated = settings(protection(Key::generate()), Vec::new());
+            let got = read_id(&rotated, &incoming(&format!("id={value}")));
             assert!(matches!(got, ReadId::Rejected(_)));
-            config.previous_keys = vec![old];
-            let got = read_id(&config, &incoming(&format!("id={value}")));
+            let with_old = settings(protection(Key::generate()), vec![old]);
+            let got = read_id(&with_old, &incoming(&format!("id={value}")));
             assert_eq!(got, ReadId::Valid { id, reissue: true });
-        }
-    }
-
-    /// The fast path writes exactly what the `cookie` crate writes, for every attribute.
-    #[test]
-    fn set_cookie_matches_the_cookie_crate() {
-        let configs = [
-            Config::default(),
-            Config {
-                cookie_name: "__Host-sid".to_owned(),
-                same_site: SameSite::Strict,
-                ..Config::default()
-            },
-            Config {
-                secure: false,
-                http_only: false,
-                same_site: SameSite::None,
-                path: "/app".to_owned(),
-                domain: Some("example.com".to_owned()),
-                ..Config::default()
-            },
-        ];
-        for config in configs {
-            for max_age in [None, Some(0), Some(86_400), Some(-5)] {
-                let mut expected = base(&config, "v4lue".to_owned());
-                if let Some(seconds) = max_age {
-                    expected.set_max_age(::cookie::time::Duration::seconds(seconds.max(0)));
-                }
-                let got = set_cookie(&config, "v4lue".to_owned(), max_age).unwrap();
-                assert_eq!(got.to_str().unwrap(), expected.to_string(), "{config:?}");
-            }
         }
     }
 
     #[test]
     fn a_plain_id_is_refused_where_a_signed_one_is_expected() {
-        let config = Config {
-            protection: Protection::Signed,
-            key: Some(Key::generate()),
-            ..Config::default()
-        };
+        let settings = settings(Protection::Signed(Key::generate()), Vec::new());
         let id = SessionId::generate();
-        let got = read_id(&config, &incoming(&format!("id={}", id.expose())));
+        let got = read_id(&settings, &incoming(&format!("id={}", id.expose())));
         assert!(matches!(got, ReadId::Rejected(_)));
     }
 }

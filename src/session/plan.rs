@@ -1,0 +1,363 @@
+//! The write-back decision: one pure function from what a request did to its session to the
+//! [`Plan`] the layer carries out.
+
+use super::state::{Origin, State};
+use crate::expiry::{Deadlines, Expiry};
+use crate::id::SessionId;
+use crate::store::{ChangeSet, ExpiryChange, Record};
+
+/// What saving a session takes: at most one store write, and what the response tells the
+/// client.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Plan {
+    /// Nothing to write and no cookie: the handler left the session alone, or only read it
+    /// inside the touch window.
+    Nothing,
+    /// No write; send the id again (it was verified with a previous key).
+    ResendCookie { id: SessionId, max_age: Option<i64> },
+    /// Delete the destroyed session and tell the client to forget its id.
+    Forget { old: SessionId },
+    /// Save a new session under a fresh id (after deleting the one it replaces).
+    Create {
+        replacing: Option<SessionId>,
+        record: Record,
+        max_age: Option<i64>,
+    },
+    /// Apply the changes to the stored session; send the cookie after if `resend`.
+    Apply {
+        id: SessionId,
+        changes: ChangeSet,
+        resend: bool,
+        max_age: Option<i64>,
+    },
+    /// Move the stored session to a fresh id with the changes.
+    Cycle {
+        id: SessionId,
+        changes: ChangeSet,
+        max_age: Option<i64>,
+    },
+    /// Extend the stored session's deadline; send the cookie after if `resend`.
+    Touch {
+        id: SessionId,
+        expires_at: i64,
+        resend: bool,
+        max_age: Option<i64>,
+    },
+}
+
+/// The layer's rules a plan follows.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rules {
+    /// The layer's default expiry.
+    pub(crate) expiry: Expiry,
+    pub(crate) deadlines: Deadlines,
+    pub(crate) max_size: Option<usize>,
+}
+
+/// Decides how to save `state` at `now`. `loaded`: whether the handler loaded the session;
+/// `failed`: whether its response is a `5xx` (then only a `destroy` is carried out, so a logout
+/// never fails open, and no data is saved).
+pub(crate) fn plan(state: State, loaded: bool, failed: bool, rules: &Rules, now: i64) -> Plan {
+    if failed || !loaded {
+        // Unloaded, only `set_expiry` can have been called: there is nothing to apply it to
+        // without a load, and the layer loads before saving (see `Session::commit`).
+        return match state.origin {
+            Origin::Destroyed(old) => Plan::Forget { old },
+            Origin::New | Origin::Stored(_) => Plan::Nothing,
+        };
+    }
+    let expiry = state.settings.expiry.unwrap_or(rules.expiry);
+    let absolute = rules.deadlines.absolute(&state.settings);
+    let expiry_changed = state.expiry_changed();
+    let data_changed = state.data_changed();
+    let stored = match state.origin {
+        Origin::Stored(stored) => stored,
+        origin @ (Origin::New | Origin::Destroyed(_)) => {
+            let replacing = match origin {
+                Origin::Destroyed(old) => Some(old),
+                _ => None,
+            };
+            if state.data.is_empty() {
+                return match replacing {
+                    Some(old) => Plan::Forget { old },
+                    None => Plan::Nothing,
+                };
+            }
+            let expires_at = rules.deadlines.expires_at(expiry, absolute, now, now);
+            return Plan::Create {
+                replacing,
+                max_age: max_age(expiry, expires_at, now),
+                record: Record::new(state.data, expires_at)
+                    .with_created_at(now)
+                    .with_expiry(state.settings),
+            };
+        }
+    };
+
+    let next = rules
+        .deadlines
+        .expires_at(expiry, absolute, stored.created_at, now);
+    let max_age_next = max_age(expiry, next, now);
+    if stored.cycle || data_changed || expiry_changed {
+        let changes = ChangeSet {
+            clear: state.clear,
+            updates: state.updates.into_iter().collect(),
+            expires_at: next,
+            expiry: if expiry_changed {
+                ExpiryChange::Set(state.settings)
+            } else {
+                ExpiryChange::Keep
+            },
+            max_size: rules.max_size,
+        };
+        if stored.cycle {
+            return Plan::Cycle {
+                id: stored.id,
+                changes,
+                max_age: max_age_next,
+            };
+        }
+        return Plan::Apply {
+            id: stored.id,
+            changes,
+            resend: expiry_changed || stored.reissue || max_age_next.is_some(),
+            max_age: max_age_next,
+        };
+    }
+    if rules.deadlines.touch_due(expiry, stored.expires_at, next) {
+        return Plan::Touch {
+            id: stored.id,
+            expires_at: next,
+            resend: stored.reissue || max_age_next.is_some(),
+            max_age: max_age_next,
+        };
+    }
+    if stored.reissue {
+        return Plan::ResendCookie {
+            id: stored.id,
+            max_age: max_age(expiry, stored.expires_at, now),
+        };
+    }
+    Plan::Nothing
+}
+
+/// The cookie's `Max-Age` in seconds for a session ending at `expires_at`; `None` for a
+/// browser-session cookie.
+fn max_age(expiry: Expiry, expires_at: i64, now: i64) -> Option<i64> {
+    (!matches!(expiry, Expiry::OnSessionEnd)).then(|| expires_at.saturating_sub(now) / 1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::expiry::ExpirySettings;
+    use crate::session::state::Stored;
+
+    const NOW: i64 = 1_000_000;
+    const IDLE: Duration = Duration::from_secs(100);
+
+    fn rules(expiry: Expiry) -> Rules {
+        Rules {
+            expiry,
+            deadlines: Deadlines {
+                session_end_idle: IDLE,
+                absolute: Duration::from_secs(3600),
+                max_absolute: Duration::from_secs(7200),
+            },
+            max_size: Some(1000),
+        }
+    }
+
+    fn stored(id: &SessionId, expires_at: i64) -> Origin {
+        Origin::Stored(Stored {
+            id: id.clone(),
+            created_at: NOW - 10_000,
+            expires_at,
+            reissue: false,
+            cycle: false,
+        })
+    }
+
+    /// A state on `origin`, changed by `edit`.
+    fn state(origin: Origin, edit: impl FnOnce(&mut State)) -> State {
+        let mut state = State {
+            origin,
+            ..State::default()
+        };
+        edit(&mut state);
+        state
+    }
+
+    fn set(state: &mut State, key: &str, value: serde_json::Value) {
+        state.data.insert(key.to_owned(), value.clone());
+        state.updates.insert(key.to_owned(), Some(value));
+    }
+
+    /// The decision table: each row is a situation a request can leave its session in, and
+    /// the plan it must lead to.
+    #[test]
+    fn every_situation_has_its_plan() {
+        let id = SessionId::generate();
+        let end = rules(Expiry::OnSessionEnd);
+        let idle = rules(Expiry::OnInactivity(IDLE));
+        // A deadline set just now: no touch due. One set long ago: a touch is due.
+        let fresh_deadline = NOW + 100_000;
+        let old_deadline = NOW + 10_000;
+        type Check = fn(&Plan, &SessionId) -> bool;
+        let rows: Vec<(&str, State, bool, bool, &Rules, Check)> = vec![
+            (
+                "untouched, not loaded",
+                State::default(),
+                false,
+                false,
+                &end,
+                |p, _| *p == Plan::Nothing,
+            ),
+            (
+                "new session, only read",
+                state(Origin::New, |_| {}),
+                true,
+                false,
+                &end,
+                |p, _| *p == Plan::Nothing,
+            ),
+            (
+                "new session with data",
+                state(Origin::New, |s| set(s, "a", json!(1))),
+                true,
+                false,
+                &end,
+                |p, _| matches!(p, Plan::Create { replacing: None, max_age: None, record } if record.created_at == NOW && record.data.len() == 1),
+            ),
+            (
+                "new session with data, idle expiry: Max-Age",
+                state(Origin::New, |s| set(s, "a", json!(1))),
+                true,
+                false,
+                &idle,
+                |p, _| {
+                    matches!(
+                        p,
+                        Plan::Create {
+                            max_age: Some(100),
+                            ..
+                        }
+                    )
+                },
+            ),
+            (
+                "stored, read inside the touch window",
+                state(stored(&id, fresh_deadline), |_| {}),
+                true,
+                false,
+                &idle,
+                |p, _| *p == Plan::Nothing,
+            ),
+            (
+                "stored, read after a quarter of the idle period",
+                state(stored(&id, old_deadline), |_| {}),
+                true,
+                false,
+                &idle,
+                |p, id| matches!(p, Plan::Touch { id: got, expires_at, resend: true, max_age: Some(100) } if got == id && *expires_at == NOW + 100_000),
+            ),
+            (
+                "stored, changed",
+                state(stored(&id, fresh_deadline), |s| set(s, "a", json!(2))),
+                true,
+                false,
+                &end,
+                |p, id| matches!(p, Plan::Apply { id: got, changes, resend: false, .. } if got == id && changes.updates.len() == 1 && changes.max_size == Some(1000) && changes.expiry == ExpiryChange::Keep),
+            ),
+            (
+                "stored, cleared",
+                state(stored(&id, fresh_deadline), |s| s.clear = true),
+                true,
+                false,
+                &end,
+                |p, _| matches!(p, Plan::Apply { changes, .. } if changes.clear),
+            ),
+            (
+                "stored, own expiry set",
+                state(stored(&id, fresh_deadline), |s| {
+                    s.settings = ExpirySettings::from(Some(Expiry::OnInactivity(IDLE)));
+                    s.expiry_set = true;
+                }),
+                true,
+                false,
+                &end,
+                |p, _| matches!(p, Plan::Apply { resend: true, max_age: Some(100), changes, .. } if matches!(changes.expiry, ExpiryChange::Set(_))),
+            ),
+            (
+                "stored, cycled",
+                state(stored(&id, fresh_deadline), |s| {
+                    if let Origin::Stored(st) = &mut s.origin {
+                        st.cycle = true
+                    }
+                }),
+                true,
+                false,
+                &end,
+                |p, id| matches!(p, Plan::Cycle { id: got, .. } if got == id),
+            ),
+            (
+                "stored, verified with a previous key",
+                state(stored(&id, fresh_deadline), |s| {
+                    if let Origin::Stored(st) = &mut s.origin {
+                        st.reissue = true
+                    }
+                }),
+                true,
+                false,
+                &end,
+                |p, id| matches!(p, Plan::ResendCookie { id: got, max_age: None } if got == id),
+            ),
+            (
+                "destroyed",
+                state(stored(&id, fresh_deadline), State::destroy),
+                true,
+                false,
+                &end,
+                |p, id| matches!(p, Plan::Forget { old } if old == id),
+            ),
+            (
+                "destroyed, then data for a new session",
+                state(stored(&id, fresh_deadline), |s| {
+                    s.destroy();
+                    set(s, "bye", json!(true));
+                }),
+                true,
+                false,
+                &end,
+                |p, id| matches!(p, Plan::Create { replacing: Some(old), .. } if old == id),
+            ),
+            (
+                "5xx after a change: nothing saved",
+                state(stored(&id, fresh_deadline), |s| set(s, "a", json!(2))),
+                true,
+                true,
+                &end,
+                |p, _| *p == Plan::Nothing,
+            ),
+            (
+                "5xx after a destroy: still logged out",
+                state(stored(&id, fresh_deadline), |s| {
+                    s.destroy();
+                    set(s, "x", json!(1));
+                }),
+                true,
+                true,
+                &end,
+                |p, id| matches!(p, Plan::Forget { old } if old == id),
+            ),
+        ];
+        for (what, state, loaded, failed, rules, check) in rows {
+            let plan = plan(state, loaded, failed, rules, NOW);
+            assert!(check(&plan, &id), "{what}: {plan:?}");
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! [`State`]: what one request knows about its session and what its handler changed.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use crate::expiry::ExpirySettings;
+use crate::id::SessionId;
+use crate::store::Data;
+
+/// Everything known about the session after it was loaded, and what the handler changed.
+#[derive(Debug, Default)]
+pub(super) struct State {
+    /// Which stored session, if any, this request works on.
+    pub(super) origin: Origin,
+    /// The session's own expiry settings, as stored or as set by the handler.
+    pub(super) settings: ExpirySettings,
+    /// The handler set the session's own expiry policy.
+    pub(super) expiry_set: bool,
+    /// The handler set the session's own absolute timeout.
+    pub(super) absolute_set: bool,
+    /// The values as the handler sees them.
+    pub(super) data: Data,
+    /// Per-key changes since load: `Some` set, `None` removed.
+    pub(super) updates: HashMap<String, Option<Value>>,
+    /// Every key was dropped before `updates`.
+    pub(super) clear: bool,
+    /// Serialized size of `data`, computed on the first insert when a cap is set.
+    pub(super) size: Option<usize>,
+}
+
+/// The stored session behind a request: none, the one it loaded, or the one it destroyed.
+#[derive(Debug, Default)]
+pub(super) enum Origin {
+    /// None: no id was sent, it was unknown, or the session was not loaded. What the handler
+    /// inserts goes into a new session.
+    #[default]
+    New,
+    /// The stored session this request loaded.
+    Stored(Stored),
+    /// The handler destroyed this stored session; what it inserts afterwards goes into a new
+    /// one.
+    Destroyed(SessionId),
+}
+
+/// A loaded session, and what only a loaded session can have.
+#[derive(Debug)]
+pub(super) struct Stored {
+    pub(super) id: SessionId,
+    pub(super) created_at: i64,
+    pub(super) expires_at: i64,
+    /// The client's id verified with a previous key: re-send it under the current one.
+    pub(super) reissue: bool,
+    /// The handler asked for a new id.
+    pub(super) cycle: bool,
+}
+
+impl State {
+    /// Whether the handler changed the session's own expiry settings.
+    pub(super) fn expiry_changed(&self) -> bool {
+        self.expiry_set || self.absolute_set
+    }
+
+    /// Whether the handler changed the values.
+    pub(super) fn data_changed(&self) -> bool {
+        self.clear || !self.updates.is_empty()
+    }
+
+    /// The stored session's id, if this request works on one.
+    pub(super) fn id(&self) -> Option<&SessionId> {
+        match &self.origin {
+            Origin::Stored(stored) => Some(&stored.id),
+            Origin::New | Origin::Destroyed(_) => None,
+        }
+    }
+
+    /// Ends the stored session: the state starts over as a new, empty session that will
+    /// replace it.
+    pub(super) fn destroy(&mut self) {
+        let origin = match std::mem::take(&mut self.origin) {
+            Origin::Stored(stored) => Origin::Destroyed(stored.id),
+            other => other,
+        };
+        *self = State {
+            origin,
+            ..State::default()
+        };
+    }
+}

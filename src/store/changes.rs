@@ -1,0 +1,152 @@
+//! [`ChangeSet`]: what one request changed in a session, and [`ExpiryChange`].
+
+use serde_json::Value;
+
+use super::size::EMPTY;
+use super::{data_size, entry_size, Data, Record};
+use crate::expiry::ExpirySettings;
+
+/// What one request changed in an existing session, applied by the store in one atomic step.
+///
+/// Order of application: `clear` (drop every key), then each of `updates` (`Some` sets the key,
+/// `None` removes it), then the new `expires_at` and, if present, the new `expiry`. Keys in
+/// `updates` are distinct. Keys not named are left as they are in the store, which is how two
+/// requests writing different keys both win; two requests writing the same key: the last
+/// applied wins.
+///
+/// **Size cap.** When `max_size` is set and the change set sets at least one key, the store
+/// computes the size the session's values would have after the change, as it stores them
+/// ([`data_size`], or the length of the stored JSON text), and refuses the whole change set
+/// with `TooLarge` ([`Applied::TooLarge`](super::Applied::TooLarge), [`Cycled::TooLarge`](super::Cycled::TooLarge)) if it is over. The cap is checked where concurrent change sets
+/// meet, so no interleaving of requests can grow a stored session past it. A change set that
+/// only removes keys or moves the deadline is never refused (it cannot grow the session).
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct ChangeSet {
+    /// Drop every key before applying `updates`.
+    pub clear: bool,
+    /// Per-key changes: `Some(value)` sets, `None` removes.
+    pub updates: Vec<(String, Option<Value>)>,
+    /// The session's new deadline, Unix milliseconds.
+    pub expires_at: i64,
+    /// Whether the session's own expiry settings change, and to what.
+    pub expiry: ExpiryChange,
+    /// The largest the session's values may be after the change, in bytes; `None` for no cap.
+    pub max_size: Option<usize>,
+}
+
+impl ChangeSet {
+    /// A change set that only moves the deadline (a "touch").
+    pub fn new(expires_at: i64) -> Self {
+        Self {
+            expires_at,
+            ..Self::default()
+        }
+    }
+
+    /// Adds a change of one key.
+    #[must_use]
+    pub fn with_update(mut self, key: impl Into<String>, value: Option<Value>) -> Self {
+        self.updates.push((key.into(), value));
+        self
+    }
+
+    /// Drops every key before the updates.
+    #[must_use]
+    pub fn with_clear(mut self) -> Self {
+        self.clear = true;
+        self
+    }
+
+    /// Replaces the session's own expiry settings: an [`ExpirySettings`], or an
+    /// `Option<Expiry>` (with the layer's absolute timeout; `None`: back to the layer's
+    /// settings).
+    #[must_use]
+    pub fn with_expiry(mut self, expiry: impl Into<ExpirySettings>) -> Self {
+        self.expiry = ExpiryChange::Set(expiry.into());
+        self
+    }
+
+    /// Caps the session's size after the change (see the type docs).
+    #[must_use]
+    pub fn with_max_size(mut self, bytes: usize) -> Self {
+        self.max_size = Some(bytes);
+        self
+    }
+
+    /// The cap a store must check for this change set: `Some` only when a cap is set and at
+    /// least one key is set (removals and deadline moves cannot grow a session).
+    pub fn size_cap(&self) -> Option<usize> {
+        self.max_size
+            .filter(|_| self.updates.iter().any(|(_, value)| value.is_some()))
+    }
+
+    /// Whether the change set fits the cap when applied to `data`: `Err(size)` with the size
+    /// the values would have, if it does not. The reference check for stores that keep parsed
+    /// values.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use sessionware::store::{ChangeSet, Data};
+    ///
+    /// let data: Data = [("a".to_owned(), json!("x".repeat(90)))].into();
+    /// let grow = ChangeSet::new(0).with_update("b", Some(json!("y".repeat(90)))).with_max_size(150);
+    /// assert_eq!(grow.check_size(&data), Err(196)); // 2 + 2 × (3 + 92 + 2)
+    /// let replace = ChangeSet::new(0).with_update("a", Some(json!("y".repeat(90)))).with_max_size(150);
+    /// assert_eq!(replace.check_size(&data), Ok(()));
+    /// ```
+    pub fn check_size(&self, data: &Data) -> Result<(), usize> {
+        let Some(cap) = self.size_cap() else {
+            return Ok(());
+        };
+        let mut size = if self.clear { EMPTY } else { data_size(data) };
+        for (key, value) in &self.updates {
+            if !self.clear {
+                if let Some(old) = data.get(key) {
+                    size = size.saturating_sub(entry_size(key, old));
+                }
+            }
+            if let Some(value) = value {
+                size = size.saturating_add(entry_size(key, value));
+            }
+        }
+        if size > cap {
+            Err(size)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Whether the data is untouched (only the deadline or expiry moves).
+    pub fn is_data_unchanged(&self) -> bool {
+        !self.clear && self.updates.is_empty()
+    }
+
+    /// Applies the change set to a record in memory: the reference semantics every store
+    /// reproduces in its own backend.
+    pub fn apply_to(&self, record: &mut Record) {
+        if self.clear {
+            record.data.clear();
+        }
+        for (key, value) in &self.updates {
+            match value {
+                Some(value) => record.data.insert(key.clone(), value.clone()),
+                None => record.data.remove(key),
+            };
+        }
+        record.expires_at = self.expires_at;
+        if let ExpiryChange::Set(expiry) = self.expiry {
+            record.expiry = expiry;
+        }
+    }
+}
+
+/// What a [`ChangeSet`] does to a session's own [`ExpirySettings`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ExpiryChange {
+    /// Leave them as stored.
+    #[default]
+    Keep,
+    /// Replace them (with [`ExpirySettings::default`]: back to the layer's settings).
+    Set(ExpirySettings),
+}

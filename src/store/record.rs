@@ -1,0 +1,68 @@
+//! [`Record`]: one stored session.
+
+use crate::expiry::{now, ExpirySettings};
+
+use super::Data;
+
+/// One stored session.
+///
+/// Built by name, so that its two timestamps cannot be swapped: [`Record::new`] takes the
+/// values and the deadline (created now), [`with_created_at`](Self::with_created_at) and
+/// [`with_expiry`](Self::with_expiry) set the rest.
+///
+/// ```
+/// use serde_json::json;
+/// use sessionware::store::{now, Data, Record};
+///
+/// let data: Data = [("user".to_owned(), json!("alice"))].into();
+/// let record = Record::new(data, now() + 60_000).with_created_at(now() - 1_000);
+/// assert!(record.is_live(now()));
+/// assert!(record.created_at < record.expires_at);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Record {
+    /// The session's values.
+    pub data: Data,
+    /// When the session was created, in Unix milliseconds (the base of the absolute timeout).
+    pub created_at: i64,
+    /// When the session ends, in Unix milliseconds. A store must treat a record whose
+    /// `expires_at` is not in the future as absent, on every operation.
+    pub expires_at: i64,
+    /// The session's own expiry settings, if a handler set any (the default: the layer's).
+    /// Stores persist them with [`ExpirySettings::encode`].
+    pub expiry: ExpirySettings,
+}
+
+impl Record {
+    /// A session holding `data`, created now ([`now`](super::now)), that ends at `expires_at`
+    /// (Unix milliseconds), with the layer's expiry settings.
+    pub fn new(data: Data, expires_at: i64) -> Self {
+        Self {
+            data,
+            created_at: now(),
+            expires_at,
+            expiry: ExpirySettings::default(),
+        }
+    }
+
+    /// The same record, created at `created_at` (Unix milliseconds).
+    #[must_use]
+    pub fn with_created_at(mut self, created_at: i64) -> Self {
+        self.created_at = created_at;
+        self
+    }
+
+    /// The same record with the session's own expiry settings: an [`ExpirySettings`], or an
+    /// `Option<Expiry>` (with the layer's absolute timeout).
+    #[must_use]
+    pub fn with_expiry(mut self, expiry: impl Into<ExpirySettings>) -> Self {
+        self.expiry = expiry.into();
+        self
+    }
+
+    /// Whether the record is still live at `now` (Unix milliseconds).
+    pub fn is_live(&self, now: i64) -> bool {
+        self.expires_at > now
+    }
+}
