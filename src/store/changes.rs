@@ -2,8 +2,8 @@
 
 use serde_json::Value;
 
-use super::size::EMPTY;
-use super::{data_size, entry_size, Data, Record};
+use super::size::check_after;
+use super::{data_size, Data, Record};
 use crate::expiry::ExpirySettings;
 
 /// What one request changed in an existing session, applied by the store in one atomic step.
@@ -96,25 +96,7 @@ impl ChangeSet {
     /// assert_eq!(replace.check_size(&data), Ok(()));
     /// ```
     pub fn check_size(&self, data: &Data) -> Result<(), usize> {
-        let Some(cap) = self.size_cap() else {
-            return Ok(());
-        };
-        let mut size = if self.clear { EMPTY } else { data_size(data) };
-        for (key, value) in &self.updates {
-            if !self.clear {
-                if let Some(old) = data.get(key) {
-                    size = size.saturating_sub(entry_size(key, old));
-                }
-            }
-            if let Some(value) = value {
-                size = size.saturating_add(entry_size(key, value));
-            }
-        }
-        if size > cap {
-            Err(size)
-        } else {
-            Ok(())
-        }
+        check_after(self, || data_size(data), |key| data.get(key))
     }
 
     /// Whether the data is untouched (only the deadline or expiry moves).

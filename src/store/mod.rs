@@ -23,14 +23,10 @@
 //! Implement [`SessionStore`] and keep every point of its contract; the conformance suite in
 //! `tests/conformance/` checks them and can be pointed at a new store.
 
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-mod batch;
 mod caching;
 mod changes;
 mod memory;
 mod outcome;
-#[cfg(feature = "postgres")]
-mod postgres;
 mod purge;
 mod record;
 #[cfg(feature = "redis")]
@@ -38,23 +34,21 @@ mod redis;
 mod size;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
-#[cfg(feature = "sqlite")]
-mod sqlite;
 
 pub use caching::{CachingStore, DEFAULT_MAX_STALENESS};
 pub use changes::{ChangeSet, ExpiryChange};
 pub use memory::MemoryStore;
 pub use outcome::{Applied, Created, Cycled, Touched};
-#[cfg(feature = "postgres")]
-pub use postgres::PostgresStore;
 pub use purge::{PurgeError, PurgeFailure, PurgeTask};
 pub use record::Record;
 #[cfg(feature = "redis")]
 pub use redis::RedisStore;
-pub(crate) use size::EMPTY as EMPTY_SIZE;
+pub(crate) use size::{check_after, EMPTY as EMPTY_SIZE};
 pub use size::{data_size, entry_size};
+#[cfg(feature = "postgres")]
+pub use sql::PostgresStore;
 #[cfg(feature = "sqlite")]
-pub use sqlite::SqliteStore;
+pub use sql::SqliteStore;
 
 use std::collections::HashMap;
 use std::fmt;

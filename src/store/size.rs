@@ -69,3 +69,33 @@ pub fn data_size(data: &Data) -> usize {
 
 /// The size of an empty session: `{}`.
 pub(crate) const EMPTY: usize = 2;
+
+/// The size of a session's values after `changes`, from their size before (`current`) and a
+/// way to look up a value before the change; `Err(size)` if that is over the change set's cap.
+/// Stores that keep parsed values use it ([`ChangeSet::check_size`](super::ChangeSet::check_size),
+/// `MemoryStore`).
+pub(crate) fn check_after<'v>(
+    changes: &super::ChangeSet,
+    current: impl FnOnce() -> usize,
+    old: impl Fn(&str) -> Option<&'v Value>,
+) -> Result<(), usize> {
+    let Some(cap) = changes.size_cap() else {
+        return Ok(());
+    };
+    let mut size = if changes.clear { EMPTY } else { current() };
+    for (key, value) in &changes.updates {
+        if !changes.clear {
+            if let Some(old) = old(key) {
+                size = size.saturating_sub(entry_size(key, old));
+            }
+        }
+        if let Some(value) = value {
+            size = size.saturating_add(entry_size(key, value));
+        }
+    }
+    if size > cap {
+        Err(size)
+    } else {
+        Ok(())
+    }
+}

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::expiry::ExpirySettings;
-use crate::store::{entry_size, ChangeSet, Data, ExpiryChange, Record, EMPTY_SIZE};
+use crate::store::{check_after, entry_size, ChangeSet, Data, ExpiryChange, Record, EMPTY_SIZE};
 
 /// The distinct keys of one shard's sessions, each allocated once and shared.
 #[derive(Default)]
@@ -74,33 +74,16 @@ impl Entry {
     /// Whether `changes` fit the size cap: `Err(size)` if they would take the values over it
     /// (the same count as [`ChangeSet::check_size`], on the slice).
     pub(super) fn check_size(&self, changes: &ChangeSet) -> Result<(), usize> {
-        let Some(cap) = changes.size_cap() else {
-            return Ok(());
+        let current = || {
+            EMPTY_SIZE
+                + self
+                    .data
+                    .iter()
+                    .map(|(key, value)| entry_size(key, value))
+                    .sum::<usize>()
         };
         let old = |key: &str| self.data.iter().find(|(k, _)| **k == *key).map(|(_, v)| v);
-        let mut size = EMPTY_SIZE;
-        if !changes.clear {
-            size += self
-                .data
-                .iter()
-                .map(|(key, value)| entry_size(key, value))
-                .sum::<usize>();
-        }
-        for (key, value) in &changes.updates {
-            if !changes.clear {
-                if let Some(old) = old(key) {
-                    size = size.saturating_sub(entry_size(key, old));
-                }
-            }
-            if let Some(value) = value {
-                size = size.saturating_add(entry_size(key, value));
-            }
-        }
-        if size > cap {
-            Err(size)
-        } else {
-            Ok(())
-        }
+        check_after(changes, current, old)
     }
 
     /// Applies `changes` in place. It cannot fail, so an entry is never left half-changed.

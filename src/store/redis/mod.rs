@@ -28,107 +28,31 @@ use crate::id::StoreKey;
 /// Sessions in Redis: shared by every instance of an application, with Redis's own TTLs doing
 /// the cleanup. Works with a standalone server and with Redis Cluster.
 ///
-/// ```no_run
-/// use sessionware::{RedisStore, SessionLayer};
+/// ```
+/// use sessionware::store::{now, Created, Record, SessionStore};
+/// use sessionware::{RedisStore, SessionId, SessionLayer};
 ///
-/// # async fn run() -> Result<(), sessionware::StoreError> {
-/// let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), sessionware::StoreError> {
+/// // `REDIS_URL` is e.g. "redis://127.0.0.1:6379" (CI sets it; without it this example has
+/// // nothing to talk to and stops here).
+/// let Ok(url) = std::env::var("REDIS_URL") else { return Ok(()) };
+/// let store = RedisStore::connect(&url).await?;
+///
+/// // What the layer does when a new session is saved, and on the next request:
+/// let key = SessionId::generate().store_key();
+/// let record = Record::new([("user".to_owned(), "alice".into())].into(), now() + 60_000);
+/// assert_eq!(store.create(&key, &record).await?, Created::Done);
+/// assert_eq!(store.load(&key).await?.unwrap().data["user"], "alice");
+///
 /// let layer = SessionLayer::new(store);
 /// # let _ = layer;
 /// # Ok(())
 /// # }
 /// ```
 ///
-/// # Layout
-///
-/// One Redis hash per session, at key `<prefix><64 hex digits>`: the prefix (default
-/// `sessionware:`, see [`with_key_prefix`](Self::with_key_prefix)) followed by the session's
-/// [`StoreKey`], the SHA-256 of its id. The id itself is never sent to Redis, so a dump of the
-/// database holds no usable cookie. Fields:
-///
-/// | field | content |
-/// |---|---|
-/// | `d:<name>` | the session value `<name>`, as JSON text |
-/// | `m:c` | creation time, Unix milliseconds (the base of the absolute timeout) |
-/// | `m:e` | deadline (`expires_at`), Unix milliseconds |
-/// | `m:x` | the session's own expiry, [`Expiry::encode`](crate::Expiry::encode) (`end`, `idle:<ms>`, `at:<unix ms>`); absent for the layer's default |
-///
-/// Inspect a session with `redis-cli --scan --pattern 'sessionware:*'` and
-/// `redis-cli hgetall sessionware:<key>`. Other `m:` fields are reserved and ignored; any other
-/// field, a value that is not JSON, or a key that is not a hash is reported as
-/// [`StoreError::Corrupt`] (the layer then starts a fresh session).
-///
-/// # Round trips
-///
-/// | operation | Redis commands |
-/// |---|---|
-/// | `load` | one `HGETALL` |
-/// | `create` | one `EVALSHA`: insert if absent or expired (`HSET` + `PEXPIREAT`), else collision |
-/// | `apply` | one `EVALSHA`: if live, drop `d:` fields on `clear`, `HDEL` the removed, `HSET` the set, new `m:e`/`m:x`, `PEXPIREAT` |
-/// | `touch` | one `EVALSHA`: if live, new `m:e` and `PEXPIREAT` |
-/// | `delete` | one `UNLINK` |
-/// | `cycle`, standalone | one `EVALSHA` on both keys: apply the changes, `RENAME` old to new |
-/// | `cycle`, cluster | three, not atomic: `HGETALL` old, create new (script), delete old if still live (script); a fourth (`UNLINK` new) if the old one vanished meanwhile |
-/// | `delete_expired` | none |
-///
-/// Every write script first checks that the session is live: its `m:e` is after the
-/// application's clock, which the store passes in. So a write to a destroyed or expired session
-/// changes nothing (it is never resurrected), and two requests writing different values of one
-/// session both win. Scripts are sent by SHA-1 (`EVALSHA`); when a server does not know one yet
-/// (first use, restart, failover, `SCRIPT FLUSH`) it answers `NOSCRIPT`, and redis-rs loads it
-/// (`SCRIPT LOAD`, on every primary of a cluster) and retries: two extra round trips, once per
-/// server and script. A `cycle` that finds the old session missing reports it before checking
-/// the new key for a collision.
-///
-/// # Expiry
-///
-/// Every write also sets the key's native expiry to the deadline (`PEXPIREAT m:e`), so Redis
-/// removes expired sessions by itself. [`delete_expired`](SessionStore::delete_expired)
-/// therefore has nothing to do and returns `Ok(0)` without a round trip: scanning the keyspace
-/// would cost O(number of keys) to find what Redis already purges, and no periodic task is
-/// needed. Liveness is still decided by `m:e` against the application's clock on every operation,
-/// because Redis may keep an expired key for a few milliseconds and because the servers'
-/// clocks may differ: keep application and Redis clocks synchronised (NTP); a Redis clock ahead
-/// by `d` ends sessions up to `d` early.
-///
-/// # Redis Cluster
-///
-/// Every key is a single, independent key (no hash tags), so sessions spread over all slots, and
-/// every script but the standalone `cycle` touches exactly one key, which a cluster requires.
-/// Do not put a hash tag (`{...}`) in the prefix: it would pin every session to one node.
-/// Commands go to the primary of the key's slot (redis-rs's default), so a load sees every write
-/// acknowledged before it.
-///
-/// A cycle moves a session between two keys in different slots, which no single script can do
-/// on a cluster, so there it takes three steps: (1) read the old session (`HGETALL`), (2) create
-/// the new one with the changes applied (the insert-if-absent script; a collision stops here,
-/// nothing changed), (3) delete the old key if it is still live, atomically. If step 3 finds the
-/// old session gone (a racing destroy, cycle or expiry), the new key is deleted again and the
-/// cycle reports [`Cycled::Missing`]: a destroyed session is never resurrected under a new id.
-/// What the cluster cycle gives up against the atomic standalone one:
-/// - a change set that a concurrent request of the same session applies to the old key after
-///   step 1 read it and before step 3 deleted it is not carried over to the new key: it is lost
-///   (its request got [`Cycled::Done`]);
-/// - between steps 2 and 3 the data exists under both keys (only the cycling request knows the
-///   new id, so no one else can read it);
-/// - if the connection fails between steps 2 and 3, the cycle returns an error, the old session
-///   goes on, and the new key stays behind, unreachable, until its TTL removes it.
-///
-/// The old session itself is never resurrected: after step 3, writes to the old key find it
-/// absent and report `Missing`, because every write script requires a live session.
-///
-/// # Timeouts and outages
-///
-/// [`connect`](Self::connect) and [`connect_cluster`](Self::connect_cluster) set a connection
-/// timeout and a response timeout of [`DEFAULT_TIMEOUT`](Self::DEFAULT_TIMEOUT) (2 seconds), and
-/// every store operation, whatever the client, is bounded by the store's own deadline
-/// ([`with_timeout`](Self::with_timeout), also 2 seconds by default). While Redis is down,
-/// requests that use the session fail quickly with [`StoreError::Backend`] (a `500`) instead of
-/// hanging; the standalone connection manager and the cluster connection reconnect by
-/// themselves once Redis is back (the manager retries at least every second). The store's
-/// deadline covers every round trip of an operation, including a cluster cycle's three.
-///
-/// [`Debug`](fmt::Debug) shows the mode, the prefix and the timeout, never a URL or a password.
+/// The rest of this page is the operator's manual: [Layout](#layout) and what follows.
+#[doc = include_str!("manual.md")]
 #[derive(Clone)]
 pub struct RedisStore {
     conn: Conn,

@@ -41,11 +41,11 @@ pub(crate) enum Arg {
     OptText(Option<String>),
     Int(i64),
     /// A `BIGINT` that may be `NULL` (PostgreSQL types a `NULL` parameter by its Rust type).
-    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    #[cfg(feature = "postgres")]
     OptInt(Option<i64>),
     Bool(bool),
-    /// A PostgreSQL `text[]`; SQLite, which has no arrays, gets it as a JSON array.
-    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    /// A PostgreSQL `text[]`.
+    #[cfg(feature = "postgres")]
     TextArray(Vec<String>),
 }
 
@@ -56,34 +56,114 @@ pub(crate) struct Statement {
     pub(crate) args: Vec<Arg>,
 }
 
+/// What a database needs beyond sqlx's types to run a [`Statement`].
+pub(crate) trait Dialect: sqlx::Database {
+    /// Adds a list of text values (PostgreSQL binds a `text[]`; SQLite, which has no arrays,
+    /// would take a JSON array, but its statements never bind one).
+    #[cfg(feature = "postgres")]
+    fn add_text_array(args: &mut Self::Arguments, list: &[String]);
+}
+
+/// `statement` as an sqlx query with its parameters bound.
+pub(crate) fn bind<DB>(statement: &Statement) -> sqlx::query::Query<'static, DB, DB::Arguments>
+where
+    DB: Dialect,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    String: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<String>: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<i64>: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    bool: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    use sqlx::Arguments as _;
+    let mut args = DB::Arguments::default();
+    for arg in &statement.args {
+        // Encoding these types cannot fail; if it ever did, sqlx reports the failure when the
+        // statement runs.
+        let _ = match arg {
+            Arg::Text(s) => args.add(s.clone()),
+            Arg::OptText(s) => args.add(s.clone()),
+            Arg::Int(n) => args.add(*n),
+            #[cfg(feature = "postgres")]
+            Arg::OptInt(n) => args.add(*n),
+            Arg::Bool(b) => args.add(*b),
+            #[cfg(feature = "postgres")]
+            Arg::TextArray(list) => {
+                DB::add_text_array(&mut args, list);
+                Ok(())
+            }
+        };
+    }
+    sqlx::query_with(sqlx::AssertSqlSafe(statement.sql.clone()), args)
+}
+
 /// At most this many writes per transaction, so that one commit never holds locks for long.
 const MAX_BATCH: usize = 64;
 
-/// How one database runs statements, alone or together.
+/// How one database runs statements, alone or together. The SQL stores implement it with
+/// `pool_batcher!`; tests implement it to inject faults.
 pub(crate) trait Batcher: Send + Sync + 'static {
-    /// A statement with its parameters, runnable more than once (a failed batch re-runs it).
-    type Statement: Send + Sync + 'static;
-
     /// Runs `statement` in its own transaction; the rows it changed.
     fn run_alone(
         &self,
-        statement: &Self::Statement,
+        statement: &Statement,
     ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
 
     /// Runs `statements` in one transaction, in order; the rows each changed. On error nothing
     /// of it may be kept (the transaction is rolled back).
     fn run_together(
         &self,
-        statements: &[&Self::Statement],
+        statements: &[&Statement],
     ) -> impl Future<Output = Result<Vec<u64>, sqlx::Error>> + Send;
 
     /// Called as each batch starts (SQLite starts a background checkpoint here).
     fn on_batch(self: &Arc<Self>) {}
 }
 
+/// Implements [`Batcher`] for a writer type that holds its sqlx pool of database `$db` in a
+/// field `pool`: a batch is one transaction opened with `$begin`. Optionally
+/// `on_batch = $method` names a method of the writer to call as each batch starts. (A macro
+/// rather than a generic impl: sqlx's executor bounds for a generic database are longer than
+/// the two lines they would save.)
+macro_rules! pool_batcher {
+    ($writer:ty, $db:ty, begin = $begin:expr $(, on_batch = $on_batch:ident)?) => {
+        impl $crate::store::sql::group_commit::Batcher for $writer {
+            async fn run_alone(
+                &self,
+                statement: &$crate::store::sql::group_commit::Statement,
+            ) -> Result<u64, sqlx::Error> {
+                let query = $crate::store::sql::group_commit::bind::<$db>(statement);
+                Ok(query.execute(&self.pool).await?.rows_affected())
+            }
+
+            async fn run_together(
+                &self,
+                statements: &[&$crate::store::sql::group_commit::Statement],
+            ) -> Result<Vec<u64>, sqlx::Error> {
+                // Dropping `tx` on an error rolls it back.
+                let mut tx = self.pool.begin_with($begin).await?;
+                let mut rows = Vec::with_capacity(statements.len());
+                for statement in statements {
+                    let query = $crate::store::sql::group_commit::bind::<$db>(statement);
+                    rows.push(query.execute(&mut *tx).await?.rows_affected());
+                }
+                tx.commit().await?;
+                Ok(rows)
+            }
+
+            $(
+                fn on_batch(self: &std::sync::Arc<Self>) {
+                    self.$on_batch();
+                }
+            )?
+        }
+    };
+}
+pub(crate) use pool_batcher;
+
 /// A queued write and where its outcome (rows changed) goes.
-struct Write<S> {
-    statement: S,
+struct Write {
+    statement: Statement,
     done: oneshot::Sender<Result<u64, sqlx::Error>>,
 }
 
@@ -92,11 +172,11 @@ pub(crate) struct WriteQueue<B: Batcher> {
     shared: Arc<Shared<B>>,
     /// Per lane, the running batch task's inbox; replaced when that task is gone. Only the
     /// queue holds them, so the tasks end when the last store handle is dropped.
-    lanes: Box<[Inbox<B::Statement>]>,
+    lanes: Box<[Inbox]>,
 }
 
 /// A lane's way to its batch task, if one is running.
-type Inbox<S> = Mutex<Option<mpsc::UnboundedSender<Write<S>>>>;
+type Inbox = Mutex<Option<mpsc::UnboundedSender<Write>>>;
 
 /// What the batch task works with.
 struct Shared<B> {
@@ -118,7 +198,7 @@ impl<B: Batcher> WriteQueue<B> {
     }
 
     /// The database side (for its own counters).
-    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    #[cfg(any(feature = "sqlite", test))]
     pub(crate) fn batcher(&self) -> &B {
         &self.shared.batcher
     }
@@ -134,7 +214,7 @@ impl<B: Batcher> WriteQueue<B> {
     pub(crate) async fn execute(
         &self,
         key: &StoreKey,
-        statement: B::Statement,
+        statement: Statement,
     ) -> Result<u64, StoreError> {
         let (done, outcome) = oneshot::channel();
         // Keys are SHA-256 digests: any byte spreads them evenly.
@@ -155,12 +235,25 @@ impl<B: Batcher> WriteQueue<B> {
         }
     }
 
+    /// Runs `statement` at once in its own transaction, outside the lanes (for statements that
+    /// are not about one session, such as a purge).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] if the statement or its commit failed.
+    pub(crate) async fn run_alone(&self, statement: &Statement) -> Result<u64, StoreError> {
+        self.shared
+            .run_alone(statement)
+            .await
+            .map_err(StoreError::backend)
+    }
+
     /// Transactions committed so far (for `Debug` and tests).
     pub(crate) fn commits(&self) -> u64 {
         self.shared.commits.load(Ordering::Relaxed)
     }
 
-    fn enqueue(&self, lane: usize, write: Write<B::Statement>) -> Result<(), Write<B::Statement>> {
+    fn enqueue(&self, lane: usize, write: Write) -> Result<(), Write> {
         let Some(inbox) = self.lanes.get(lane) else {
             return Err(write);
         };
@@ -186,7 +279,7 @@ impl<B: Batcher> WriteQueue<B> {
 
 impl<B: Batcher> Shared<B> {
     /// The batch task: takes everything queued (up to [`MAX_BATCH`]) and writes it in one go.
-    async fn run_batches(self: Arc<Self>, mut inbox: mpsc::UnboundedReceiver<Write<B::Statement>>) {
+    async fn run_batches(self: Arc<Self>, mut inbox: mpsc::UnboundedReceiver<Write>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         while inbox.recv_many(&mut batch, MAX_BATCH).await > 0 {
             self.batcher.on_batch();
@@ -220,7 +313,7 @@ impl<B: Batcher> Shared<B> {
         }
     }
 
-    async fn run_alone(&self, statement: &B::Statement) -> Result<u64, sqlx::Error> {
+    async fn run_alone(&self, statement: &Statement) -> Result<u64, sqlx::Error> {
         let rows = self.batcher.run_alone(statement).await?;
         self.commits.fetch_add(1, Ordering::Relaxed);
         Ok(rows)
@@ -266,14 +359,12 @@ mod tests {
     }
 
     impl Batcher for Failing {
-        type Statement = ();
-
-        async fn run_alone(&self, _: &()) -> Result<u64, sqlx::Error> {
+        async fn run_alone(&self, _: &Statement) -> Result<u64, sqlx::Error> {
             self.alone.fetch_add(1, Ordering::Relaxed);
             Ok(1)
         }
 
-        async fn run_together(&self, _: &[&()]) -> Result<Vec<u64>, sqlx::Error> {
+        async fn run_together(&self, _: &[&Statement]) -> Result<Vec<u64>, sqlx::Error> {
             Err((self.error)())
         }
     }
@@ -292,7 +383,11 @@ mod tests {
         let mut writers = tokio::task::JoinSet::new();
         for _ in 0..10 {
             let queue = Arc::clone(&queue);
-            writers.spawn(async move { queue.execute(&key, ()).await });
+            let nothing = Statement {
+                sql: "".into(),
+                args: Vec::new(),
+            };
+            writers.spawn(async move { queue.execute(&key, nothing).await });
         }
         let results = writers.join_all().await;
         (results, queue.batcher().alone.load(Ordering::Relaxed))

@@ -5,20 +5,20 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, Connection, Row};
 
-use self::batch::PgWriter;
-use super::batch::{Arg, Statement, WriteQueue};
-use super::sql::{self, JsonObject, Split};
-use super::{now, Applied, ChangeSet, Created, Cycled, Record, SessionStore, Touched};
+use self::writer::PgWriter;
+use super::group_commit::{Arg, Statement, WriteQueue};
+use super::{sql_session_store, upsert, Flavor, JsonObject, Schema, Split};
 use crate::error::StoreError;
 use crate::id::StoreKey;
+use crate::store::sql;
+use crate::store::{Applied, Cycled, Record};
 
-mod batch;
+mod writer;
 
 /// How many batches may commit at once: half the pool (the rest serves loads), at most 4.
 fn write_lanes(pool: &PgPool) -> usize {
@@ -30,115 +30,39 @@ fn write_lanes(pool: &PgPool) -> usize {
 /// The advisory lock `migrate` holds: "SESSIONW" in ASCII.
 const MIGRATE_LOCK: i64 = 0x5345_5353_494F_4E57;
 
-/// The end of `create` and `cycle`: a conflicting row is replaced only if it has expired (`$3`
-/// is now in both statements).
-const UPSERT: &str = "ON CONFLICT (key) DO UPDATE SET data = EXCLUDED.data, \
-     created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at, \
-     expiry = EXCLUDED.expiry WHERE cur.expires_at <= $3";
-
 /// Sessions in a PostgreSQL database, through sqlx.
 ///
 /// Cloning a `PostgresStore` gives another handle to the same pool; any number of application
 /// instances can share one database. Expired rows are never served; to reclaim their space, run
-/// [`PurgeTask`](super::PurgeTask) on one or more instances (concurrent purges skip each
-/// other's rows) or call [`delete_expired`](SessionStore::delete_expired) yourself.
+/// [`PurgeTask`](crate::store::PurgeTask) on one or more instances (concurrent purges skip each
+/// other's rows) or call [`delete_expired`](crate::store::SessionStore::delete_expired) yourself.
 ///
-/// ```no_run
-/// use sessionware::{PostgresStore, SessionLayer};
+/// ```
+/// use sessionware::store::{now, Created, Record, SessionStore};
+/// use sessionware::{PostgresStore, SessionId, SessionLayer};
 ///
-/// # async fn run() -> Result<(), sessionware::StoreError> {
-/// let store = PostgresStore::connect("postgres://app:secret@localhost/app")
-///     .await?
-///     .with_schema_name("auth")?;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), sessionware::StoreError> {
+/// // `DATABASE_URL` is e.g. "postgres://app:secret@localhost/app" (CI sets it; without it this
+/// // example has nothing to talk to and stops here).
+/// let Ok(url) = std::env::var("DATABASE_URL") else { return Ok(()) };
+/// let store = PostgresStore::connect(&url).await?.with_schema_name("auth")?;
 /// store.migrate().await?;
+///
+/// // What the layer does when a new session is saved, and on the next request:
+/// let key = SessionId::generate().store_key();
+/// let record = Record::new([("user".to_owned(), "alice".into())].into(), now() + 60_000);
+/// assert_eq!(store.create(&key, &record).await?, Created::Done);
+/// assert_eq!(store.load(&key).await?.unwrap().data["user"], "alice");
+///
 /// let layer = SessionLayer::new(store);
 /// # let _ = layer;
 /// # Ok(())
 /// # }
 /// ```
 ///
-/// # Schema
-///
-/// [`PostgresStore::migrate`] creates this (idempotently; the table is `sessionware_sessions`
-/// in the connection's `search_path` unless [`PostgresStore::with_table_name`] and
-/// [`PostgresStore::with_schema_name`] chose other names):
-///
-/// ```sql
-/// CREATE TABLE IF NOT EXISTS "sessionware_sessions" (
-///     key        TEXT PRIMARY KEY,  -- SHA-256 of the session id, 64 lowercase hex digits
-///     data       JSONB NOT NULL,    -- JSON object: the session's values by key
-///     created_at BIGINT NOT NULL,   -- Unix milliseconds
-///     expires_at BIGINT NOT NULL,   -- Unix milliseconds; not in the future = dead
-///     expiry     TEXT               -- the session's own expiry: 'end', 'idle:<ms>',
-///                                   -- 'at:<unix ms>'; NULL = the layer's default
-/// );
-/// CREATE INDEX IF NOT EXISTS "sessionware_sessions_expires_at_idx"
-///     ON "sessionware_sessions" (expires_at);
-/// ```
-///
-/// With a schema name, the table is `"<schema>"."<table>"` and `migrate` also creates the
-/// schema if it is missing. `migrate` runs in one transaction holding a transaction-level
-/// advisory lock (`pg_advisory_xact_lock(0x53455353494F4E57)`, "SESSIONW"), so application
-/// instances starting together do not race on the DDL.
-///
-/// The raw session id is never stored: a dump of the table yields no usable cookie. The data is
-/// `jsonb`, so operators can query it (`SELECT key, data->'user_id' FROM sessionware_sessions`).
-/// Rows whose `expires_at` has passed are ignored by every operation and removed by
-/// [`delete_expired`](SessionStore::delete_expired). Times are the application's clock, not
-/// the database server's: keep the clocks of your instances in sync.
-///
-/// # Cost per request
-///
-/// Every operation is one statement, one round trip (`apply` sends a second, read-only one only
-/// when its update changed nothing, to tell a missing session from a corrupt one; writes made
-/// while others are in flight share a `BEGIN` and a `COMMIT`, see below):
-///
-/// | operation | statement |
-/// |---|---|
-/// | load | `SELECT .. WHERE key = $1 AND expires_at > $now` |
-/// | create | `INSERT .. ON CONFLICT (key) DO UPDATE .. WHERE <old row> expired` |
-/// | apply | `UPDATE .. SET data = ((data or '{}') - removed) \|\| set, .. WHERE key = $1 AND expires_at > $now` |
-/// | touch | `UPDATE .. SET expires_at = .. WHERE key = $1 AND expires_at > $now` |
-/// | cycle | one statement: lock the old row, insert the new one, delete the old one |
-/// | delete | `DELETE .. WHERE key = $1` |
-/// | delete_expired | `DELETE`s of at most 1,000 rows each, skipping rows other transactions hold |
-///
-/// Because `apply` computes the new data from the row's current value inside one `UPDATE`, two
-/// requests writing different keys of one session both land: PostgreSQL serializes the two
-/// updates on the row lock and the second one starts from the first one's result.
-///
-/// **Group commit.** `create`, `apply`, `touch` and `delete` go to a queue, one of up to four
-/// *lanes* chosen by session key (half the pool's connections, the rest serving loads). Each
-/// lane's task takes whatever has queued up while its previous batch ran (up to 64 writes) and
-/// runs it in one transaction: one WAL flush for the batch instead of one per write, and
-/// concurrent writes to one session (always the same lane) follow each other inside the
-/// transaction instead of waiting for each other's commits on the row lock. Lanes never share
-/// a session, so their transactions cannot deadlock on each other. Each caller gets its own statement's
-/// result, and only after the commit; if a statement fails (PostgreSQL then aborts the whole
-/// transaction) or the commit does, the batch is rolled back and its writes run one by one, so
-/// one failing write never fails the others. A lone write runs at once, in its own
-/// transaction, so a quiet application sees the table above unchanged. Loads and `cycle` do not
-/// queue.
-///
-/// `jsonb` cannot hold the character U+0000: a session value or key containing it fails to save
-/// (a [`StoreError::Backend`]).
-///
-/// # Outages
-///
-/// While PostgreSQL is down, an operation fails with [`StoreError::Backend`] (the request gets
-/// a `500`) once the pool has given up getting a connection: after
-/// [`DEFAULT_ACQUIRE_TIMEOUT`](Self::DEFAULT_ACQUIRE_TIMEOUT) (2 s) with
-/// [`connect`](Self::connect), after your pool's `acquire_timeout` with [`new`](Self::new)
-/// (sqlx's default is 30 s: set a short one); writes queued together (see group commit above)
-/// fail together, after one such wait. Broken connections are discarded (the pool pings
-/// an idle connection before handing it out), so once the server is back the same store serves
-/// requests again, without a restart. `tests/outage.rs` checks this.
-///
-/// # Corrupt rows
-///
-/// A row whose `data` is not a JSON object, or whose `expiry` does not decode, is reported as
-/// [`StoreError::Corrupt`] by `load`, `apply` and `cycle`, which change nothing; `delete`
-/// removes it. The layer then starts a fresh session.
+/// The rest of this page is the operator's manual: [Schema](#schema) and what follows.
+#[doc = include_str!("manual.md")]
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
@@ -151,17 +75,14 @@ pub struct PostgresStore {
 
 /// The statements of one table, built once.
 struct Queries {
-    create_table: Arc<str>,
-    create_index: Arc<str>,
-    load: Arc<str>,
-    create: Arc<str>,
+    schema: Schema,
     apply: Arc<str>,
     live_data_type: Arc<str>,
     cycle: Arc<str>,
-    touch: Arc<str>,
-    delete: Arc<str>,
-    purge: Arc<str>,
 }
+
+/// How PostgreSQL spells the shared statements.
+const FLAVOR: Flavor = Flavor::new('$', "JSONB", "::jsonb", " FOR UPDATE SKIP LOCKED");
 
 impl Queries {
     fn new(schema: Option<&str>, table: &str) -> Self {
@@ -169,29 +90,8 @@ impl Queries {
             Some(schema) => format!("{}.{}", sql::quote(schema), sql::quote(table)),
             None => sql::quote(table),
         };
-        let index = sql::quote(&sql::index_name(table));
         Self {
-            create_table: format!(
-                "CREATE TABLE IF NOT EXISTS {t} (\
-                 key TEXT PRIMARY KEY, \
-                 data JSONB NOT NULL, \
-                 created_at BIGINT NOT NULL, \
-                 expires_at BIGINT NOT NULL, \
-                 expiry TEXT)"
-            )
-            .into(),
-            create_index: format!("CREATE INDEX IF NOT EXISTS {index} ON {t} (expires_at)").into(),
-            load: format!(
-                "SELECT data, created_at, expires_at, expiry FROM {t} \
-                 WHERE key = $1 AND expires_at > $2"
-            )
-            .into(),
-            // $1 key, $2 data, $3 now, $4 created_at, $5 expires_at, $6 expiry
-            create: format!(
-                "INSERT INTO {t} AS cur (key, data, created_at, expires_at, expiry) \
-                 VALUES ($1, $2::jsonb, $4, $5, $6) {UPSERT}"
-            )
-            .into(),
+            schema: Schema::new(&t, table, &FLAVOR),
             // $1 key, $2 now, $3 expires_at, $4 clear, $5 removed keys, $6 set values,
             // $7 expiry changed, $8 expiry
             // $9 is the size cap (NULL for none), checked on the text of the new value.
@@ -234,7 +134,7 @@ impl Queries {
                    INSERT INTO {t} AS cur (key, data, created_at, expires_at, expiry) \
                    SELECT $2, src.new_data, \
                      src.created_at, $4, CASE WHEN $8 THEN $9 ELSE src.expiry END \
-                   FROM src WHERE $10::bigint IS NULL OR src.size <= $10 {UPSERT} \
+                   FROM src WHERE $10::bigint IS NULL OR src.size <= $10 {upsert} \
                    RETURNING 1 \
                  ), del AS ( \
                    DELETE FROM {t} WHERE key = $1 AND EXISTS (SELECT 1 FROM ins) \
@@ -244,18 +144,8 @@ impl Queries {
                    (SELECT count(*) FROM del) AS moved, \
                    (SELECT size FROM src)::bigint AS size, \
                    EXISTS (SELECT 1 FROM {t} WHERE key = $1 AND expires_at > $3 \
-                     AND jsonb_typeof(data) <> 'object') AS corrupt"
-            )
-            .into(),
-            touch: format!("UPDATE {t} SET expires_at = $3 WHERE key = $1 AND expires_at > $2")
-                .into(),
-            delete: format!("DELETE FROM {t} WHERE key = $1").into(),
-            // Rows are locked by the subquery, skipping rows another transaction holds (a create
-            // reviving an expired key, a concurrent purge), and re-checked after locking, so a
-            // purge never deletes a row that came back to life.
-            purge: format!(
-                "DELETE FROM {t} WHERE expires_at <= $1 AND key IN \
-                 (SELECT key FROM {t} WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"
+                     AND jsonb_typeof(data) <> 'object') AS corrupt",
+                upsert = upsert("$3")
             )
             .into(),
         }
@@ -396,7 +286,7 @@ impl PostgresStore {
                     .map_err(backend)?;
             }
         }
-        for statement in [&self.sql.create_table, &self.sql.create_index] {
+        for statement in [&self.sql.schema.create_table, &self.sql.schema.create_index] {
             sqlx::query(AssertSqlSafe(statement.clone()))
                 .execute(&mut *tx)
                 .await
@@ -424,46 +314,16 @@ fn cap(split: &Split<'_>) -> Option<i64> {
         .map(|cap| i64::try_from(cap).unwrap_or(i64::MAX))
 }
 
-#[async_trait]
-impl SessionStore for PostgresStore {
-    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
-        let row = sqlx::query(AssertSqlSafe(self.sql.load.clone()))
-            .bind(key.to_string())
-            .bind(now())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend)?;
-        row.map(|row| decode(key, &row)).transpose()
-    }
+sql_session_store!(PostgresStore, writer = PgWriter, reads = pool);
 
-    async fn create(&self, key: &StoreKey, record: &Record) -> Result<Created, StoreError> {
-        let rows = self
-            .writes
-            .execute(
-                key,
-                Statement {
-                    sql: self.sql.create.clone(),
-                    args: vec![
-                        Arg::Text(key.to_string()),
-                        Arg::Text(sql::encode_data(&record.data)?),
-                        Arg::Int(now()),
-                        Arg::Int(record.created_at),
-                        Arg::Int(record.expires_at),
-                        Arg::OptText(record.expiry.encode()),
-                    ],
-                },
-            )
-            .await?;
-        Ok(if rows == 1 {
-            Created::Done
-        } else {
-            Created::Collision
-        })
-    }
-
-    async fn apply(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Applied, StoreError> {
-        let split = Split::new(changes);
-        let now = now();
+/// The operations PostgreSQL does its own way (see [`sql_session_store!`]).
+impl PostgresStore {
+    async fn apply_changes(
+        &self,
+        key: &StoreKey,
+        split: &Split<'_>,
+        now: i64,
+    ) -> Result<Applied, StoreError> {
         let sets = serde_json::to_string(&JsonObject(&split.sets)).map_err(StoreError::backend)?;
         let rows = self
             .writes
@@ -480,7 +340,7 @@ impl SessionStore for PostgresStore {
                         Arg::Text(sets),
                         Arg::Bool(split.expiry_changed),
                         Arg::OptText(split.expiry.clone()),
-                        Arg::OptInt(cap(&split)),
+                        Arg::OptInt(cap(split)),
                     ],
                 },
             )
@@ -515,24 +375,24 @@ impl SessionStore for PostgresStore {
         }
     }
 
-    async fn cycle(
+    async fn cycle_row(
         &self,
         old: &StoreKey,
         new: &StoreKey,
-        changes: &ChangeSet,
+        split: &Split<'_>,
+        now: i64,
     ) -> Result<Cycled, StoreError> {
-        let split = Split::new(changes);
         let row = sqlx::query(AssertSqlSafe(self.sql.cycle.clone()))
             .bind(old.to_string())
             .bind(new.to_string())
-            .bind(now())
+            .bind(now)
             .bind(split.expires_at)
             .bind(split.clear)
             .bind(&split.removed)
             .bind(Json(JsonObject(&split.sets)))
             .bind(split.expiry_changed)
             .bind(split.expiry.as_deref())
-            .bind(cap(&split))
+            .bind(cap(split))
             .fetch_one(&self.pool)
             .await
             .map_err(backend)?;
@@ -554,32 +414,6 @@ impl SessionStore for PostgresStore {
             },
             _ => Cycled::Done,
         })
-    }
-
-    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
-        sql::delete(&self.writes, &self.sql.delete, key).await
-    }
-
-    async fn touch(&self, key: &StoreKey, expires_at: i64) -> Result<Touched, StoreError> {
-        sql::touch(&self.writes, &self.sql.touch, key, expires_at).await
-    }
-
-    async fn delete_expired(&self) -> Result<u64, StoreError> {
-        // One cut-off for every batch, so the loop ends even while sessions keep expiring.
-        let now = now();
-        let mut total = 0;
-        loop {
-            let done = sqlx::query(AssertSqlSafe(self.sql.purge.clone()))
-                .bind(now)
-                .bind(sql::PURGE_BATCH)
-                .execute(&self.pool)
-                .await
-                .map_err(backend)?;
-            total += done.rows_affected();
-            if done.rows_affected() < sql::PURGE_BATCH.unsigned_abs() {
-                return Ok(total);
-            }
-        }
     }
 }
 

@@ -1,5 +1,5 @@
-//! PostgreSQL's side of group commit ([`crate::store::batch`]): statements with owned
-//! parameters, run alone or together in one transaction.
+//! PostgreSQL's side of group commit ([`group_commit`](super::super::group_commit)): batches
+//! run in one transaction on connections of the store's pool.
 //!
 //! What it saves: with `synchronous_commit = on` (the default, and what "acknowledged means
 //! stored" needs) every commit waits for a WAL flush to disk, and writers of one row wait for
@@ -8,50 +8,22 @@
 //! queuing for the lock.
 
 use sqlx::postgres::{PgArguments, PgPool};
-use sqlx::{Arguments, AssertSqlSafe, Postgres};
+use sqlx::Postgres;
 
-use crate::store::batch::{Arg, Batcher, Statement};
+use crate::store::sql::group_commit::{pool_batcher, Dialect};
 
-/// `statement` with its parameters bound.
-fn query(statement: &Statement) -> sqlx::query::Query<'static, Postgres, PgArguments> {
-    let mut args = PgArguments::default();
-    for arg in &statement.args {
-        // Encoding these types cannot fail; if it ever did, sqlx reports the failure when the
-        // statement runs.
-        let _ = match arg {
-            Arg::Text(s) => args.add(s.clone()),
-            Arg::OptText(s) => args.add(s.clone()),
-            Arg::Int(n) => args.add(*n),
-            Arg::OptInt(n) => args.add(*n),
-            Arg::Bool(b) => args.add(*b),
-            Arg::TextArray(list) => args.add(list.clone()),
-        };
+impl Dialect for Postgres {
+    fn add_text_array(args: &mut PgArguments, list: &[String]) {
+        use sqlx::Arguments as _;
+        let _ = args.add(list.to_vec());
     }
-    sqlx::query_with(AssertSqlSafe(statement.sql.clone()), args)
 }
+
+pool_batcher!(PgWriter, Postgres, begin = "BEGIN");
 
 /// Runs batches on connections of the store's pool (one at a time).
-pub(super) struct PgWriter {
+pub(crate) struct PgWriter {
     pub(super) pool: PgPool,
-}
-
-impl Batcher for PgWriter {
-    type Statement = Statement;
-
-    async fn run_alone(&self, statement: &Statement) -> Result<u64, sqlx::Error> {
-        Ok(query(statement).execute(&self.pool).await?.rows_affected())
-    }
-
-    async fn run_together(&self, statements: &[&Statement]) -> Result<Vec<u64>, sqlx::Error> {
-        // Dropping `tx` on an error rolls it back.
-        let mut tx = self.pool.begin().await?;
-        let mut rows = Vec::with_capacity(statements.len());
-        for statement in statements {
-            rows.push(query(statement).execute(&mut *tx).await?.rows_affected());
-        }
-        tx.commit().await?;
-        Ok(rows)
-    }
 }
 
 #[cfg(test)]
@@ -61,7 +33,8 @@ mod tests {
     use super::*;
     use crate::error::StoreError;
     use crate::id::{SessionId, StoreKey};
-    use crate::store::batch::WriteQueue;
+    use crate::store::sql::group_commit::{Arg, Statement, WriteQueue};
+    use sqlx::AssertSqlSafe;
 
     /// Any key: these queues have one lane.
     static KEY: std::sync::LazyLock<StoreKey> =

@@ -5,7 +5,6 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use serde_json::Value;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -13,14 +12,15 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, Row};
 
-use self::batch::SqliteWriter;
-use super::batch::{Arg, Statement, WriteQueue};
-use super::sql::{self, Split};
-use super::{now, Applied, ChangeSet, Created, Cycled, Record, SessionStore, Touched};
+use self::writer::SqliteWriter;
+use super::group_commit::{Arg, Statement, WriteQueue};
+use super::{sql_session_store, Flavor, Schema, Split};
 use crate::error::StoreError;
 use crate::id::StoreKey;
+use crate::store::sql;
+use crate::store::{now, Applied, Cycled, Record};
 
-mod batch;
+mod writer;
 
 /// How long a connection waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -41,8 +41,8 @@ const DATA_IS_OBJECT: &str =
 /// Sessions in an SQLite database (a file, or memory), through sqlx.
 ///
 /// Cloning a `SqliteStore` gives another handle to the same pools. Expired rows are never
-/// served; to reclaim their space, run [`PurgeTask`](super::PurgeTask) (or call
-/// [`delete_expired`](SessionStore::delete_expired) yourself).
+/// served; to reclaim their space, run [`PurgeTask`](crate::store::PurgeTask) (or call
+/// [`delete_expired`](crate::store::SessionStore::delete_expired) yourself).
 ///
 /// ```
 /// use sessionware::{SessionLayer, SqliteStore};
@@ -59,96 +59,8 @@ const DATA_IS_OBJECT: &str =
 /// # }
 /// ```
 ///
-/// # Schema
-///
-/// [`SqliteStore::migrate`] creates this (idempotently; `sessionware_sessions` unless
-/// [`SqliteStore::with_table_name`] chose another name):
-///
-/// ```sql
-/// CREATE TABLE IF NOT EXISTS "sessionware_sessions" (
-///     key        TEXT PRIMARY KEY NOT NULL, -- SHA-256 of the session id, 64 lowercase hex digits
-///     data       TEXT NOT NULL,             -- JSON object: the session's values by key
-///     created_at BIGINT NOT NULL,           -- Unix milliseconds
-///     expires_at BIGINT NOT NULL,           -- Unix milliseconds; not in the future = dead
-///     expiry     TEXT                       -- the session's own expiry: "end", "idle:<ms>",
-///                                           -- "at:<unix ms>"; NULL = the layer's default
-/// );
-/// CREATE INDEX IF NOT EXISTS "sessionware_sessions_expires_at_idx"
-///     ON "sessionware_sessions" (expires_at);
-/// ```
-///
-/// The raw session id is never stored: a copy of the database yields no usable cookie. The data
-/// is plain JSON, so `sqlite3 sessions.db "SELECT key, data FROM sessionware_sessions"` shows
-/// what sessions hold. Rows whose `expires_at` has passed are ignored by every operation and
-/// removed by [`delete_expired`](SessionStore::delete_expired).
-///
-/// # Concurrency: one writer, many readers
-///
-/// SQLite lets one connection write at a time. [`SqliteStore::connect`] therefore opens the
-/// database twice:
-/// - a **writer** pool of exactly one connection, through which every write goes, so writers of
-///   this process queue (first come, first served) instead of polling SQLite's file lock;
-/// - a **reader** pool of several connections for [`load`](SessionStore::load), which in WAL
-///   mode never waits for the writer.
-///
-/// **Group commit.** Single-statement writes (`create`, `apply`, `touch`, `delete`) go to a
-/// task that takes whatever has queued up while the previous batch ran (up to 64 writes) and
-/// runs it as one `BEGIN IMMEDIATE` transaction: `n` concurrent writes cost one commit, and a
-/// lone write still runs at once. Each caller gets its own statement's result, and only after
-/// the commit, so nothing is acknowledged that could still roll back; if a statement or the
-/// commit fails, the batch is rolled back and its writes run one by one, so one failing write
-/// never fails the others (a broken connection fails the whole batch at once). The task runs
-/// on the Tokio runtime of the first write (a new one starts if that runtime shuts down).
-/// `PostgresStore` (feature `postgres`) batches the same way.
-///
-/// **Checkpoints off the write path.** In WAL mode, the commit that makes the log pass 1,000
-/// pages copies it back into the database file and syncs the file to disk, holding the write
-/// lock meanwhile. Under sustained writes that stalled every queued write for up to hundreds of
-/// milliseconds, so each batch also starts a `PRAGMA wal_checkpoint(PASSIVE)` on a reader
-/// connection (one at a time), which does that work without blocking the writer, and
-/// [`SqliteStore::connect`] sets `wal_autocheckpoint = 10000`: the writer's own checkpoint,
-/// which finds little left to do and lets the log restart from its beginning, runs once per
-/// 10,000 pages (40 MB of log) instead of 1,000. (With [`SqliteStore::new`]'s single pool there
-/// are no separate connections, and SQLite's own automatic checkpoints do it all.)
-///
-/// Every connection uses WAL journaling, `synchronous = NORMAL` (durable across application
-/// crashes; a power loss may drop the last commits) and a 5-second busy timeout, which only
-/// matters when other processes write to the same file. Every write is a single statement or a
-/// `BEGIN IMMEDIATE` transaction, which takes the write lock up front: no transaction ever
-/// needs to upgrade a read lock, the situation that makes SQLite fail with "database is locked"
-/// without waiting.
-///
-/// An in-memory database (`sqlite::memory:`) lives as long as a connection to it is open, and
-/// connections to it share one cache with table-level locks that the busy timeout does not
-/// cover. For it, [`SqliteStore::connect`] opens a single connection that never idles out and
-/// serves reads and writes alike: good for tests and demos; nothing survives the process.
-///
-/// [`SqliteStore::new`] takes a pool you configured yourself and uses it for reads and writes;
-/// [`SqliteStore::from_pools`] takes separate reader and writer pools.
-///
-/// # Cost per request
-///
-/// SQLite runs in the process: a statement costs no network round trip, only a hand-over to the
-/// connection's worker thread. Writes are one statement each, committed in batches (above).
-///
-/// | operation | statements |
-/// |---|---|
-/// | load | one `SELECT` |
-/// | create | one `INSERT .. ON CONFLICT DO UPDATE .. WHERE expired` |
-/// | apply | one `UPDATE` with `json_remove`/`json_set` (and a `SELECT` only if it changed nothing, to tell missing from corrupt) |
-/// | touch | one `UPDATE` |
-/// | cycle | one `BEGIN IMMEDIATE` transaction: `INSERT .. SELECT`, `DELETE` |
-/// | delete | one `DELETE` |
-/// | delete_expired | `DELETE`s of at most 1,000 rows each |
-///
-/// `apply` addresses each value with a JSON path (`$."name"`); names containing `"` or `\` need
-/// SQLite 3.45 or newer there (sqlx builds a bundled, newer SQLite by default).
-///
-/// # Corrupt rows
-///
-/// A row whose `data` is not a JSON object, or whose `expiry` does not decode, is reported as
-/// [`StoreError::Corrupt`] by `load`, `apply` and `cycle`, which change nothing; `delete`
-/// removes it. The layer then starts a fresh session.
+/// The rest of this page is the operator's manual: [Schema](#schema) and what follows.
+#[doc = include_str!("manual.md")]
 #[derive(Clone)]
 pub struct SqliteStore {
     reader: SqlitePool,
@@ -163,55 +75,19 @@ pub struct SqliteStore {
 struct Queries {
     /// The quoted table name.
     table: String,
-    create_table: Arc<str>,
-    create_index: Arc<str>,
-    load: Arc<str>,
-    create: Arc<str>,
-    touch: Arc<str>,
-    delete: Arc<str>,
-    purge: Arc<str>,
+    schema: Schema,
     /// Whether the live row under `?1` holds a JSON object (`None`: no live row).
     live_is_object: Arc<str>,
 }
 
+/// How SQLite spells the shared statements.
+const FLAVOR: Flavor = Flavor::new('?', "TEXT", "", "");
+
 impl Queries {
     fn new(table: &str) -> Self {
         let t = sql::quote(table);
-        let index = sql::quote(&sql::index_name(table));
-        let upsert = format!(
-            "ON CONFLICT (key) DO UPDATE SET data = excluded.data, \
-             created_at = excluded.created_at, expires_at = excluded.expires_at, \
-             expiry = excluded.expiry WHERE {t}.expires_at <= ?6"
-        );
         Self {
-            create_table: format!(
-                "CREATE TABLE IF NOT EXISTS {t} (\
-                 key TEXT PRIMARY KEY NOT NULL, \
-                 data TEXT NOT NULL, \
-                 created_at BIGINT NOT NULL, \
-                 expires_at BIGINT NOT NULL, \
-                 expiry TEXT)"
-            )
-            .into(),
-            create_index: format!("CREATE INDEX IF NOT EXISTS {index} ON {t} (expires_at)").into(),
-            load: format!(
-                "SELECT data, created_at, expires_at, expiry FROM {t} \
-                 WHERE key = ?1 AND expires_at > ?2"
-            )
-            .into(),
-            create: format!(
-                "INSERT INTO {t} (key, data, created_at, expires_at, expiry) \
-                 VALUES (?1, ?2, ?3, ?4, ?5) {upsert}"
-            )
-            .into(),
-            touch: format!("UPDATE {t} SET expires_at = ?3 WHERE key = ?1 AND expires_at > ?2")
-                .into(),
-            delete: format!("DELETE FROM {t} WHERE key = ?1").into(),
-            purge: format!(
-                "DELETE FROM {t} WHERE key IN \
-                 (SELECT key FROM {t} WHERE expires_at <= ?1 LIMIT ?2)"
-            )
-            .into(),
+            schema: Schema::new(&t, table, &FLAVOR),
             live_is_object: format!(
                 "SELECT {DATA_IS_OBJECT} FROM {t} WHERE key = ?1 AND expires_at > ?2"
             )
@@ -402,7 +278,7 @@ impl SqliteStore {
     ///
     /// [`StoreError::Backend`] if SQLite refuses (for example a read-only file).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        for statement in [&self.sql.create_table, &self.sql.create_index] {
+        for statement in [&self.sql.schema.create_table, &self.sql.schema.create_index] {
             sqlx::query(AssertSqlSafe(statement.clone()))
                 .execute(&self.writer)
                 .await
@@ -483,46 +359,16 @@ fn decode(key: &StoreKey, row: &SqliteRow) -> Result<Record, StoreError> {
     )
 }
 
-#[async_trait]
-impl SessionStore for SqliteStore {
-    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
-        let row = sqlx::query(AssertSqlSafe(self.sql.load.clone()))
-            .bind(key.to_string())
-            .bind(now())
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(backend)?;
-        row.map(|row| decode(key, &row)).transpose()
-    }
+sql_session_store!(SqliteStore, writer = SqliteWriter, reads = reader);
 
-    async fn create(&self, key: &StoreKey, record: &Record) -> Result<Created, StoreError> {
-        let rows = self
-            .writes
-            .execute(
-                key,
-                Statement {
-                    sql: self.sql.create.clone(),
-                    args: vec![
-                        Arg::Text(key.to_string()),
-                        Arg::Text(sql::encode_data(&record.data)?),
-                        Arg::Int(record.created_at),
-                        Arg::Int(record.expires_at),
-                        Arg::OptText(record.expiry.encode()),
-                        Arg::Int(now()),
-                    ],
-                },
-            )
-            .await?;
-        Ok(if rows == 1 {
-            Created::Done
-        } else {
-            Created::Collision
-        })
-    }
-
-    async fn apply(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Applied, StoreError> {
-        let split = Split::new(changes);
-        let now = now();
+/// The operations SQLite does its own way (see [`sql_session_store!`]).
+impl SqliteStore {
+    async fn apply_changes(
+        &self,
+        key: &StoreKey,
+        split: &Split<'_>,
+        now: i64,
+    ) -> Result<Applied, StoreError> {
         let t = &self.sql.table;
         let (statement, params) = if split.data_unchanged() {
             (
@@ -533,9 +379,9 @@ impl SessionStore for SqliteStore {
                 Vec::new(),
             )
         } else {
-            let (data, params) = data_expr(&split, 6);
+            let (data, params) = data_expr(split, 6);
             // The cap is checked on the JSON text the row will hold, in the same statement.
-            let cap = match changes.size_cap() {
+            let cap = match split.size_cap {
                 Some(_) => format!(" AND length(CAST({data} AS BLOB)) <= ?{}", 6 + params.len()),
                 None => String::new(),
             };
@@ -557,7 +403,7 @@ impl SessionStore for SqliteStore {
             Arg::OptText(split.expiry.clone()),
         ];
         args.extend(params.into_iter().map(Arg::Text));
-        if let Some(cap) = changes.size_cap() {
+        if let Some(cap) = split.size_cap {
             args.push(Arg::Int(i64::try_from(cap).unwrap_or(i64::MAX)));
         }
         let rows = self
@@ -580,24 +426,23 @@ impl SessionStore for SqliteStore {
             )),
             None => Ok(Applied::Missing),
             // Live and an object, yet not updated: only the size cap refuses that.
-            Some(true) => match self.size_after(&self.writer, key, &split).await? {
+            Some(true) => match self.size_after(&self.writer, key, split).await? {
                 Some(size) => Ok(Applied::TooLarge { size }),
                 None => Ok(Applied::Missing),
             },
         }
     }
 
-    async fn cycle(
+    async fn cycle_row(
         &self,
         old: &StoreKey,
         new: &StoreKey,
-        changes: &ChangeSet,
+        split: &Split<'_>,
+        now: i64,
     ) -> Result<Cycled, StoreError> {
-        let split = Split::new(changes);
-        let now = now();
         let t = &self.sql.table;
-        let (data, params) = data_expr(&split, 7);
-        let cap = match changes.size_cap() {
+        let (data, params) = data_expr(split, 7);
+        let cap = match split.size_cap {
             Some(_) => format!(" AND length(CAST({data} AS BLOB)) <= ?{}", 7 + params.len()),
             None => String::new(),
         };
@@ -621,7 +466,7 @@ impl SessionStore for SqliteStore {
         for param in params {
             insert = insert.bind(param);
         }
-        if let Some(cap) = changes.size_cap() {
+        if let Some(cap) = split.size_cap {
             insert = insert.bind(i64::try_from(cap).unwrap_or(i64::MAX));
         }
 
@@ -632,7 +477,7 @@ impl SessionStore for SqliteStore {
             .map_err(backend)?;
         let moved = insert.execute(&mut *tx).await.map_err(backend)?;
         if moved.rows_affected() == 1 {
-            sqlx::query(AssertSqlSafe(self.sql.delete.clone()))
+            sqlx::query(AssertSqlSafe(self.sql.schema.common.delete.clone()))
                 .bind(old.to_string())
                 .execute(&mut *tx)
                 .await
@@ -643,7 +488,7 @@ impl SessionStore for SqliteStore {
         // Nothing was written: say why, then end the transaction.
         let old_state = self.missing_or_corrupt(&mut *tx, old, now).await?;
         let too_large = match old_state {
-            Some(true) => self.size_after(&mut *tx, old, &split).await?,
+            Some(true) => self.size_after(&mut *tx, old, split).await?,
             _ => None,
         };
         tx.rollback().await.map_err(backend)?;
@@ -652,32 +497,6 @@ impl SessionStore for SqliteStore {
             (Some(false), _) => Err(sql::corrupt(old, "`data` is not a JSON object; not cycled")),
             (Some(true), Some(size)) => Ok(Cycled::TooLarge { size }),
             (Some(true), None) => Ok(Cycled::Collision),
-        }
-    }
-
-    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
-        sql::delete(&self.writes, &self.sql.delete, key).await
-    }
-
-    async fn touch(&self, key: &StoreKey, expires_at: i64) -> Result<Touched, StoreError> {
-        sql::touch(&self.writes, &self.sql.touch, key, expires_at).await
-    }
-
-    async fn delete_expired(&self) -> Result<u64, StoreError> {
-        // One cut-off for every batch, so the loop ends even while sessions keep expiring.
-        let now = now();
-        let mut total = 0;
-        loop {
-            let done = sqlx::query(AssertSqlSafe(self.sql.purge.clone()))
-                .bind(now)
-                .bind(sql::PURGE_BATCH)
-                .execute(&self.writer)
-                .await
-                .map_err(backend)?;
-            total += done.rows_affected();
-            if done.rows_affected() < sql::PURGE_BATCH.unsigned_abs() {
-                return Ok(total);
-            }
         }
     }
 }

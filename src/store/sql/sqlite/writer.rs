@@ -1,35 +1,33 @@
-//! SQLite's side of group commit ([`super::super::batch`]): statements with owned parameters,
-//! run alone or in one `BEGIN IMMEDIATE` transaction on the writer pool, and WAL checkpoints in
-//! the background.
+//! SQLite's side of group commit ([`group_commit`](super::super::group_commit)): the writer
+//! pool, whose batches run in one `BEGIN IMMEDIATE` transaction, and WAL checkpoints in the
+//! background.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use sqlx::sqlite::{SqliteArguments, SqlitePool};
-use sqlx::{Arguments, AssertSqlSafe, Sqlite};
+use sqlx::sqlite::SqlitePool;
+use sqlx::Sqlite;
 
-use crate::store::batch::{Arg, Batcher, Statement};
+use crate::store::sql::group_commit::{pool_batcher, Dialect};
 
-/// `statement` with its parameters bound.
-fn query(statement: &Statement) -> sqlx::query::Query<'static, Sqlite, SqliteArguments> {
-    let mut args = SqliteArguments::default();
-    for arg in &statement.args {
-        // Encoding a String, i64 or bool cannot fail; if it ever did, sqlx reports the failure
-        // when the statement runs.
-        let _ = match arg {
-            Arg::Text(s) => args.add(s.clone()),
-            Arg::OptText(s) => args.add(s.clone()),
-            Arg::Int(n) => args.add(*n),
-            Arg::OptInt(n) => args.add(*n),
-            Arg::Bool(b) => args.add(*b),
-            Arg::TextArray(list) => args.add(serde_json::Value::from(list.clone()).to_string()),
-        };
+impl Dialect for Sqlite {
+    /// SQLite has no arrays: a JSON array (its statements never bind a list today).
+    #[cfg(feature = "postgres")]
+    fn add_text_array(args: &mut Self::Arguments, list: &[String]) {
+        use sqlx::Arguments as _;
+        let _ = args.add(serde_json::Value::from(list.to_vec()).to_string());
     }
-    sqlx::query_with(AssertSqlSafe(statement.sql.clone()), args)
 }
 
+pool_batcher!(
+    SqliteWriter,
+    Sqlite,
+    begin = "BEGIN IMMEDIATE",
+    on_batch = start_checkpoint
+);
+
 /// The writer pool, and where checkpoints run.
-pub(super) struct SqliteWriter {
+pub(crate) struct SqliteWriter {
     pool: SqlitePool,
     /// `None` when there is no separate connection for checkpoints (one shared pool, or an
     /// in-memory database).
@@ -57,26 +55,10 @@ impl SqliteWriter {
     }
 }
 
-impl Batcher for SqliteWriter {
-    type Statement = Statement;
-
-    async fn run_alone(&self, statement: &Statement) -> Result<u64, sqlx::Error> {
-        Ok(query(statement).execute(&self.pool).await?.rows_affected())
-    }
-
-    async fn run_together(&self, statements: &[&Statement]) -> Result<Vec<u64>, sqlx::Error> {
-        // Dropping `tx` on an error rolls it back.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mut rows = Vec::with_capacity(statements.len());
-        for statement in statements {
-            rows.push(query(statement).execute(&mut *tx).await?.rows_affected());
-        }
-        tx.commit().await?;
-        Ok(rows)
-    }
-
-    /// Starts a background checkpoint unless one is running (or they are off).
-    fn on_batch(self: &Arc<Self>) {
+impl SqliteWriter {
+    /// Starts a background checkpoint unless one is running (or they are off). Called as each
+    /// batch starts.
+    fn start_checkpoint(self: &Arc<Self>) {
         let Some(checkpoints) = &self.checkpoints else {
             return;
         };
@@ -129,7 +111,7 @@ mod tests {
     use super::*;
     use crate::error::StoreError;
     use crate::id::{SessionId, StoreKey};
-    use crate::store::batch::WriteQueue;
+    use crate::store::sql::group_commit::{Arg, Statement, WriteQueue};
 
     /// Any key: these queues have one lane.
     static KEY: std::sync::LazyLock<StoreKey> =

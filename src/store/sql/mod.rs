@@ -1,0 +1,587 @@
+//! The SQL core: what the SQL stores ([`SqliteStore`](super::SqliteStore),
+//! [`PostgresStore`](super::PostgresStore)) share. Table and schema names and their validation,
+//! the splitting of a [`ChangeSet`] into bind parameters, the decoding of a row into a
+//! [`Record`], group commit ([`group_commit`]), and the operations whose statements take the
+//! same parameters in both (`create`, `touch`, `delete`, `delete_expired`), with the
+//! [`SessionStore`](super::SessionStore) impl that puts them together ([`sql_session_store!`]).
+//! Each backend keeps only its own statements, `load`, `apply`, `cycle`, connect and migrate.
+//!
+//! Both stores keep the same columns (see their module docs for the exact DDL):
+//!
+//! | column | type | meaning |
+//! |---|---|---|
+//! | `key` | `TEXT PRIMARY KEY` | 64 lowercase hex digits: the SHA-256 of the session id ([`StoreKey`]); never the id itself |
+//! | `data` | `JSONB` (PostgreSQL), `TEXT` holding JSON (SQLite) | a JSON object: the session's values by key |
+//! | `created_at` | `BIGINT` | creation time, Unix milliseconds (the base of the absolute timeout) |
+//! | `expires_at` | `BIGINT` | deadline, Unix milliseconds; a row whose deadline is not in the future is dead |
+//! | `expiry` | `TEXT NULL` | the session's own expiry settings in the [`ExpirySettings::encode`] format, `NULL` for the layer's defaults |
+
+pub(crate) mod group_commit;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use self::group_commit::{Arg, Batcher, Statement, WriteQueue};
+use super::{now, ChangeSet, Created, Data, ExpiryChange, Record, Touched};
+use crate::error::StoreError;
+use crate::expiry::ExpirySettings;
+use crate::id::StoreKey;
+
+/// The table the SQL stores use unless told otherwise.
+pub(crate) const DEFAULT_TABLE: &str = "sessionware_sessions";
+
+/// How many expired rows one `DELETE` of `delete_expired` removes at most, so that no statement
+/// holds its locks for long.
+pub(crate) const PURGE_BATCH: i64 = 1000;
+
+/// The longest table or schema name accepted (PostgreSQL's identifier limit, `NAMEDATALEN - 1`).
+const MAX_NAME_LEN: usize = 63;
+
+/// Checks a table or schema name: 1 to 63 ASCII letters, digits or underscores, not starting
+/// with a digit. Such a name needs no escaping, so it can be pasted into SQL (always quoted, so
+/// its case is kept and reserved words are fine).
+///
+/// The error is a [`StoreError::Backend`] wrapping a [`sqlx::Error::Configuration`], the same
+/// kind of error that `connect` returns for a malformed URL.
+pub(crate) fn validate_name(kind: &str, name: &str) -> Result<(), StoreError> {
+    let valid = !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !name.as_bytes()[0].is_ascii_digit();
+    if valid {
+        Ok(())
+    } else {
+        let shown: String = name.chars().take(80).collect();
+        Err(StoreError::backend(sqlx::Error::Configuration(
+            format!(
+                "invalid session {kind} name {shown:?}: use 1 to {MAX_NAME_LEN} ASCII letters, \
+                 digits or underscores, not starting with a digit"
+            )
+            .into(),
+        )))
+    }
+}
+
+/// A validated name, double-quoted for SQL.
+pub(crate) fn quote(name: &str) -> String {
+    format!("\"{name}\"")
+}
+
+/// The name of the `expires_at` index of `table`: `<table>_expires_at_idx`, or, when that would
+/// exceed the identifier limit, a prefix of the table name with a hash of the whole name, so
+/// that two long table names never share an index name.
+pub(crate) fn index_name(table: &str) -> String {
+    const SUFFIX: &str = "_expires_at_idx";
+    if table.len() + SUFFIX.len() <= MAX_NAME_LEN {
+        return format!("{table}{SUFFIX}");
+    }
+    let digest = Sha256::digest(table.as_bytes());
+    let hash: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    // Validated names are ASCII, so any byte index is a char boundary.
+    let prefix = table.get(..40).unwrap_or(table);
+    format!("{prefix}_{hash}_exp_idx")
+}
+
+/// A [`ChangeSet`] taken apart into what the SQL statements bind.
+#[derive(Debug)]
+pub(crate) struct Split<'a> {
+    /// Start from an empty object instead of the stored data.
+    pub(crate) clear: bool,
+    /// Keys to remove (after `clear`, before `sets`; disjoint from `sets`).
+    pub(crate) removed: Vec<&'a str>,
+    /// Keys to set, with their new values.
+    pub(crate) sets: Vec<(&'a str, &'a Value)>,
+    /// The new deadline.
+    pub(crate) expires_at: i64,
+    /// Whether the `expiry` column changes at all.
+    pub(crate) expiry_changed: bool,
+    /// The new `expiry` column when it changes ([`ExpirySettings::encode`], `None` for `NULL`).
+    pub(crate) expiry: Option<String>,
+    /// The size cap the write must keep ([`ChangeSet::size_cap`]).
+    pub(crate) size_cap: Option<usize>,
+}
+
+impl<'a> Split<'a> {
+    pub(crate) fn new(changes: &'a ChangeSet) -> Self {
+        let mut removed = Vec::new();
+        let mut sets = Vec::new();
+        for (key, value) in &changes.updates {
+            match value {
+                Some(value) => sets.push((key.as_str(), value)),
+                None => removed.push(key.as_str()),
+            }
+        }
+        Self {
+            clear: changes.clear,
+            removed,
+            sets,
+            expires_at: changes.expires_at,
+            expiry_changed: matches!(changes.expiry, ExpiryChange::Set(_)),
+            expiry: match changes.expiry {
+                ExpiryChange::Set(settings) => settings.encode(),
+                ExpiryChange::Keep => None,
+            },
+            size_cap: changes.size_cap(),
+        }
+    }
+
+    /// Whether the data is left as it is (only the deadline or expiry moves).
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn data_unchanged(&self) -> bool {
+        !self.clear && self.removed.is_empty() && self.sets.is_empty()
+    }
+}
+
+/// Serializes session values as a JSON object, borrowing them.
+#[cfg(feature = "postgres")]
+pub(crate) struct JsonObject<'a>(pub(crate) &'a [(&'a str, &'a Value)]);
+
+#[cfg(feature = "postgres")]
+impl serde::Serialize for JsonObject<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (key, value) in self.0 {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
+/// The JSON text of a session's values, as stored.
+pub(crate) fn encode_data(data: &Data) -> Result<String, StoreError> {
+    // A map with string keys of JSON values always serializes; the error path is unreachable
+    // in practice and reported rather than unwrapped.
+    serde_json::to_string(data).map_err(StoreError::backend)
+}
+
+/// A [`StoreError::Corrupt`] naming the session (by its short key) and the problem.
+pub(crate) fn corrupt(key: &StoreKey, problem: impl fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!(
+        "session {}.. in the SQL store: {problem}",
+        key.short()
+    ))
+}
+
+/// Maps a failure to read a column of a fetched row (a type mismatch, a value that does not
+/// decode) to [`StoreError::Corrupt`]: the row exists, its content is wrong.
+pub(crate) fn column<T>(
+    key: &StoreKey,
+    name: &str,
+    read: Result<T, sqlx::Error>,
+) -> Result<T, StoreError> {
+    read.map_err(|e| corrupt(key, format_args!("column `{name}` does not decode: {e}")))
+}
+
+/// Turns the JSON read from the `data` column into session values; anything but an object is
+/// corrupt.
+pub(crate) fn data_from_value(key: &StoreKey, value: Value) -> Result<Data, StoreError> {
+    match value {
+        Value::Object(map) => Ok(map.into_iter().collect()),
+        other => Err(corrupt(
+            key,
+            format_args!("`data` is a JSON {}, not an object", json_kind(&other)),
+        )),
+    }
+}
+
+/// Parses the JSON text of the `data` column (SQLite).
+#[cfg(feature = "sqlite")]
+pub(crate) fn data_from_text(key: &StoreKey, text: &str) -> Result<Data, StoreError> {
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| corrupt(key, format_args!("`data` is not valid JSON: {e}")))?;
+    data_from_value(key, value)
+}
+
+/// Builds the record from its decoded columns, decoding the `expiry` text.
+pub(crate) fn record(
+    key: &StoreKey,
+    data: Data,
+    created_at: i64,
+    expires_at: i64,
+    expiry: Option<String>,
+) -> Result<Record, StoreError> {
+    let expiry = match expiry {
+        None => ExpirySettings::default(),
+        Some(text) => ExpirySettings::decode(&text).ok_or_else(|| {
+            let shown: String = text.chars().take(40).collect();
+            corrupt(
+                key,
+                format_args!("`expiry` {shown:?} is not encoded expiry settings (`end`, `idle:<ms>`, `at:<unix ms>`, `abs:<ms>`)"),
+            )
+        })?,
+    };
+    Ok(Record::new(data, expires_at)
+        .with_created_at(created_at)
+        .with_expiry(expiry))
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// The statements whose parameters are the same in both backends, built once per table.
+pub(crate) struct Common {
+    /// `key, data, created_at, expires_at, expiry, now`: insert, or replace an expired row.
+    pub(crate) create: Arc<str>,
+    /// `key, now, expires_at`: move the deadline of the live row.
+    pub(crate) touch: Arc<str>,
+    /// `key`: delete the row.
+    pub(crate) delete: Arc<str>,
+    /// `now, limit`: delete at most `limit` expired rows.
+    pub(crate) purge: Arc<str>,
+}
+
+/// How a backend spells what differs in the statements both write the same way.
+pub(crate) struct Flavor {
+    /// What comes before the number of a bind parameter (`?` for SQLite, `$` for PostgreSQL).
+    param: char,
+    /// The type of the `data` column (`TEXT` holding JSON, or `JSONB`).
+    data_type: &'static str,
+    /// What turns the JSON text bound for `data` into that type (`::jsonb`, or nothing).
+    data_cast: &'static str,
+    /// Appended to the purge's row selection (`FOR UPDATE SKIP LOCKED` where rows can be
+    /// locked, so concurrent purges skip each other's rows).
+    purge_lock: &'static str,
+}
+
+impl Flavor {
+    /// See the fields, in this order.
+    pub(crate) const fn new(
+        param: char,
+        data_type: &'static str,
+        data_cast: &'static str,
+        purge_lock: &'static str,
+    ) -> Self {
+        Self {
+            param,
+            data_type,
+            data_cast,
+            purge_lock,
+        }
+    }
+}
+
+/// The statements every backend needs, for one table (`table`, quoted and schema-qualified as
+/// needed).
+pub(crate) struct Schema {
+    pub(crate) create_table: Arc<str>,
+    pub(crate) create_index: Arc<str>,
+    /// `key, now`: the live row.
+    pub(crate) load: Arc<str>,
+    pub(crate) common: Common,
+}
+
+impl Schema {
+    pub(crate) fn new(table: &str, name: &str, flavor: &Flavor) -> Self {
+        let t = table;
+        let p = |n: usize| format!("{}{n}", flavor.param);
+        let (p1, p2, p3, p4, p5, p6) = (p(1), p(2), p(3), p(4), p(5), p(6));
+        let index = quote(&index_name(name));
+        let (data_type, cast, lock) = (flavor.data_type, flavor.data_cast, flavor.purge_lock);
+        Self {
+            create_table: format!(
+                "CREATE TABLE IF NOT EXISTS {t} (\
+                 key TEXT PRIMARY KEY NOT NULL, \
+                 data {data_type} NOT NULL, \
+                 created_at BIGINT NOT NULL, \
+                 expires_at BIGINT NOT NULL, \
+                 expiry TEXT)"
+            )
+            .into(),
+            create_index: format!("CREATE INDEX IF NOT EXISTS {index} ON {t} (expires_at)").into(),
+            load: format!(
+                "SELECT data, created_at, expires_at, expiry FROM {t} \
+                 WHERE key = {p1} AND expires_at > {p2}"
+            )
+            .into(),
+            common: Common {
+                create: format!(
+                    "INSERT INTO {t} AS cur (key, data, created_at, expires_at, expiry) \
+                     VALUES ({p1}, {p2}{cast}, {p3}, {p4}, {p5}) {}",
+                    upsert(&p6)
+                )
+                .into(),
+                touch: format!(
+                    "UPDATE {t} SET expires_at = {p3} WHERE key = {p1} AND expires_at > {p2}"
+                )
+                .into(),
+                delete: format!("DELETE FROM {t} WHERE key = {p1}").into(),
+                // The outer condition re-checks rows after the selection locked them, so a
+                // purge never deletes a row that a create brought back to life meanwhile.
+                purge: format!(
+                    "DELETE FROM {t} WHERE expires_at <= {p1} AND key IN \
+                     (SELECT key FROM {t} WHERE expires_at <= {p1} LIMIT {p2}{lock})"
+                )
+                .into(),
+            },
+        }
+    }
+}
+
+/// The end of an insert into the table aliased `cur` (`create`, and PostgreSQL's `cycle`): a
+/// conflicting row is replaced only if it has expired at `now` (the placeholder that holds it).
+pub(crate) fn upsert(now: &str) -> String {
+    format!(
+        "ON CONFLICT (key) DO UPDATE SET data = excluded.data, \
+         created_at = excluded.created_at, expires_at = excluded.expires_at, \
+         expiry = excluded.expiry WHERE cur.expires_at <= {now}"
+    )
+}
+
+/// What the shared operations need from a backend.
+pub(crate) trait SqlBackend {
+    type Writer: Batcher;
+    /// The group-commit queue in front of the backend's writer.
+    fn writes(&self) -> &WriteQueue<Self::Writer>;
+    /// The backend's shared statements.
+    fn common(&self) -> &Common;
+}
+
+/// `create` through the write queue: one upsert that takes the key only if it is free or its
+/// row has expired.
+pub(crate) async fn create<B: SqlBackend>(
+    backend: &B,
+    key: &StoreKey,
+    record: &Record,
+) -> Result<Created, StoreError> {
+    let statement = Statement {
+        sql: backend.common().create.clone(),
+        args: vec![
+            Arg::Text(key.to_string()),
+            Arg::Text(encode_data(&record.data)?),
+            Arg::Int(record.created_at),
+            Arg::Int(record.expires_at),
+            Arg::OptText(record.expiry.encode()),
+            Arg::Int(now()),
+        ],
+    };
+    Ok(if backend.writes().execute(key, statement).await? == 1 {
+        Created::Done
+    } else {
+        Created::Collision
+    })
+}
+
+/// `touch` through the write queue.
+pub(crate) async fn touch<B: SqlBackend>(
+    backend: &B,
+    key: &StoreKey,
+    expires_at: i64,
+) -> Result<Touched, StoreError> {
+    let statement = Statement {
+        sql: backend.common().touch.clone(),
+        args: vec![
+            Arg::Text(key.to_string()),
+            Arg::Int(now()),
+            Arg::Int(expires_at),
+        ],
+    };
+    Ok(if backend.writes().execute(key, statement).await? == 1 {
+        Touched::Done
+    } else {
+        Touched::Missing
+    })
+}
+
+/// `delete` through the write queue.
+pub(crate) async fn delete<B: SqlBackend>(backend: &B, key: &StoreKey) -> Result<(), StoreError> {
+    let statement = Statement {
+        sql: backend.common().delete.clone(),
+        args: vec![Arg::Text(key.to_string())],
+    };
+    backend.writes().execute(key, statement).await?;
+    Ok(())
+}
+
+/// `delete_expired`: `DELETE`s of at most [`PURGE_BATCH`] rows, each its own transaction, until
+/// one removes fewer.
+pub(crate) async fn delete_expired<B: SqlBackend>(backend: &B) -> Result<u64, StoreError> {
+    // One cut-off for every batch, so the loop ends even while sessions keep expiring.
+    let now = now();
+    let mut total = 0;
+    loop {
+        let statement = Statement {
+            sql: backend.common().purge.clone(),
+            args: vec![Arg::Int(now), Arg::Int(PURGE_BATCH)],
+        };
+        let deleted = backend.writes().run_alone(&statement).await?;
+        total += deleted;
+        if deleted < PURGE_BATCH.unsigned_abs() {
+            return Ok(total);
+        }
+    }
+}
+
+/// Implements [`SessionStore`](crate::store::SessionStore) and [`SqlBackend`] for an SQL
+/// backend `$store`, whose fields are `writes` (its queue, of `$writer`), `sql` (its statements,
+/// with a [`Schema`] in `schema`) and `$reads` (the pool loads use), and whose module has a function
+/// `decode(key, row)`. `create`, `touch`, `delete` and `delete_expired` come from the core,
+/// `load` is written here, `apply` and `cycle` are the backend's methods `apply_changes` and
+/// `cycle_row`, given the change set taken apart ([`Split`]) and the time.
+macro_rules! sql_session_store {
+    ($store:ty, writer = $writer:ty, reads = $reads:ident) => {
+        impl $crate::store::sql::SqlBackend for $store {
+            type Writer = $writer;
+
+            fn writes(&self) -> &$crate::store::sql::group_commit::WriteQueue<$writer> {
+                &self.writes
+            }
+
+            fn common(&self) -> &$crate::store::sql::Common {
+                &self.sql.schema.common
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::SessionStore for $store {
+            async fn load(
+                &self,
+                key: &$crate::StoreKey,
+            ) -> Result<Option<$crate::store::Record>, $crate::StoreError> {
+                let row = sqlx::query(sqlx::AssertSqlSafe(self.sql.schema.load.clone()))
+                    .bind(key.to_string())
+                    .bind($crate::store::now())
+                    .fetch_optional(&self.$reads)
+                    .await
+                    .map_err($crate::StoreError::backend)?;
+                row.map(|row| decode(key, &row)).transpose()
+            }
+
+            async fn create(
+                &self,
+                key: &$crate::StoreKey,
+                record: &$crate::store::Record,
+            ) -> Result<$crate::store::Created, $crate::StoreError> {
+                $crate::store::sql::create(self, key, record).await
+            }
+
+            async fn apply(
+                &self,
+                key: &$crate::StoreKey,
+                changes: &$crate::store::ChangeSet,
+            ) -> Result<$crate::store::Applied, $crate::StoreError> {
+                let split = $crate::store::sql::Split::new(changes);
+                self.apply_changes(key, &split, $crate::store::now()).await
+            }
+
+            async fn cycle(
+                &self,
+                old: &$crate::StoreKey,
+                new: &$crate::StoreKey,
+                changes: &$crate::store::ChangeSet,
+            ) -> Result<$crate::store::Cycled, $crate::StoreError> {
+                let split = $crate::store::sql::Split::new(changes);
+                self.cycle_row(old, new, &split, $crate::store::now()).await
+            }
+
+            async fn delete(&self, key: &$crate::StoreKey) -> Result<(), $crate::StoreError> {
+                $crate::store::sql::delete(self, key).await
+            }
+
+            async fn touch(
+                &self,
+                key: &$crate::StoreKey,
+                expires_at: i64,
+            ) -> Result<$crate::store::Touched, $crate::StoreError> {
+                $crate::store::sql::touch(self, key, expires_at).await
+            }
+
+            async fn delete_expired(&self) -> Result<u64, $crate::StoreError> {
+                $crate::store::sql::delete_expired(self).await
+            }
+        }
+    };
+}
+pub(crate) use sql_session_store;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::SessionId;
+
+    #[test]
+    fn names_are_validated() {
+        for good in ["sessions", "_x", "A1_b2", &"a".repeat(63)] {
+            assert!(validate_name("table", good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "1abc",
+            "a-b",
+            "a b",
+            "a\"b",
+            "schema.table",
+            "żółć",
+            &"a".repeat(64),
+        ] {
+            let err = validate_name("table", bad).unwrap_err();
+            assert!(
+                err.to_string().contains("invalid session table name"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn index_names_fit_and_differ() {
+        assert_eq!(index_name("sessions"), "sessions_expires_at_idx");
+        let long_a = format!("{}a", "x".repeat(62));
+        let long_b = format!("{}b", "x".repeat(62));
+        assert!(index_name(&long_a).len() <= 63);
+        assert_ne!(index_name(&long_a), index_name(&long_b));
+    }
+
+    #[test]
+    fn garbage_is_corrupt_not_a_panic() {
+        let key = SessionId::generate().store_key();
+        #[cfg(feature = "sqlite")]
+        for text in ["", "{", "[1, 2]", "\"s\"", "null", "12"] {
+            assert!(
+                matches!(data_from_text(&key, text), Err(StoreError::Corrupt(_))),
+                "{text}"
+            );
+        }
+        let bad = record(&key, Data::new(), 0, 1, Some("forever".into()));
+        assert!(matches!(bad, Err(StoreError::Corrupt(_))));
+        let ok = record(&key, Data::new(), 0, 1, Some("idle:5".into())).unwrap();
+        assert!(ok.expiry.expiry.is_some());
+    }
+
+    #[test]
+    fn changes_split_into_sets_and_removes() {
+        let changes = ChangeSet::new(5)
+            .with_clear()
+            .with_update("a", Some(Value::from(1)))
+            .with_update("b", None)
+            .with_expiry(None);
+        let split = Split::new(&changes);
+        assert!(split.clear && split.expiry_changed && split.expiry.is_none());
+        assert_eq!(split.removed, ["b"]);
+        assert_eq!(split.sets.len(), 1);
+        #[cfg(feature = "sqlite")]
+        {
+            assert!(!split.data_unchanged());
+            assert!(Split::new(&ChangeSet::new(1)).data_unchanged());
+        }
+    }
+}
