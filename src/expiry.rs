@@ -105,6 +105,7 @@ impl From<Option<Expiry>> for ExpirySettings {
 
 impl ExpirySettings {
     /// The same settings with this absolute timeout (`None`: the layer's).
+    #[must_use]
     pub fn with_absolute_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.absolute_timeout = timeout;
         self

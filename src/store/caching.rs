@@ -140,6 +140,7 @@ impl<Cache: SessionStore, Backing: SessionStore> CachingStore<Cache, Backing> {
 
     /// How long a cached copy is served without asking the backing store: the bound on how late
     /// this instance sees changes made through other instances. Default 2 seconds.
+    #[must_use]
     pub fn with_max_staleness(mut self, max_staleness: Duration) -> Self {
         self.max_staleness = millis(max_staleness);
         self

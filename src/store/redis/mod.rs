@@ -259,35 +259,34 @@ impl RedisStore {
     ///
     /// # Example
     ///
-    /// ```no_run
-    /// use sessionware::RedisStore;
+    /// ```
+    /// use redis::AsyncCommands;
+    /// use sessionware::store::{now, Record, SessionStore};
+    /// use sessionware::{RedisStore, SessionId};
     ///
-    /// # async fn run() -> Result<(), sessionware::StoreError> {
-    /// let store = RedisStore::connect("redis://127.0.0.1:6379")
-    ///     .await?
-    ///     .with_key_prefix("shop:session:");
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// // CI sets `REDIS_URL`; without it this example has nothing to talk to and stops here.
+    /// let Ok(url) = std::env::var("REDIS_URL") else { return Ok(()) };
+    /// let store = RedisStore::connect(&url).await?.with_key_prefix("shop:session:");
     /// assert_eq!(store.key_prefix(), "shop:session:");
+    ///
+    /// // The session lands under the prefix, filed by the SHA-256 of its id.
+    /// let key = SessionId::generate().store_key();
+    /// let _ = store.create(&key, &Record::new(Default::default(), now() + 60_000)).await?;
+    /// let mut redis = redis::Client::open(url)?.get_multiplexed_async_connection().await?;
+    /// assert!(redis.exists::<_, bool>(format!("shop:session:{key}")).await?);
     /// # Ok(())
     /// # }
     /// ```
+    #[must_use]
     pub fn with_key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
         self
     }
 
-    /// The prefix of every session key.
-    ///
-    /// # Example
-    ///
-    /// ```no_run
-    /// use sessionware::RedisStore;
-    ///
-    /// # async fn run() -> Result<(), sessionware::StoreError> {
-    /// let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
-    /// assert_eq!(store.key_prefix(), RedisStore::DEFAULT_KEY_PREFIX);
-    /// # Ok(())
-    /// # }
-    /// ```
+    /// The prefix of every session key: [`DEFAULT_KEY_PREFIX`](Self::DEFAULT_KEY_PREFIX) unless
+    /// [`with_key_prefix`](Self::with_key_prefix) set another (see its example).
     pub fn key_prefix(&self) -> &str {
         &self.prefix
     }
@@ -311,24 +310,14 @@ impl RedisStore {
     /// # Ok(())
     /// # }
     /// ```
+    #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
-    /// Whether the store talks to a Redis Cluster.
-    ///
-    /// # Example
-    ///
-    /// ```no_run
-    /// use sessionware::RedisStore;
-    ///
-    /// # async fn run() -> Result<(), sessionware::StoreError> {
-    /// let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
-    /// assert!(!store.is_cluster());
-    /// # Ok(())
-    /// # }
-    /// ```
+    /// Whether the store talks to a Redis Cluster ([`connect_cluster`](Self::connect_cluster),
+    /// [`from_cluster`](Self::from_cluster)) rather than a standalone server.
     pub fn is_cluster(&self) -> bool {
         matches!(self.conn, Conn::Cluster(_))
     }
