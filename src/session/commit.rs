@@ -108,6 +108,8 @@ impl Session {
                 Applied::Done => CookieAction::Keep,
                 Applied::Missing => vanished(&id),
                 Applied::TooLarge { size } => return Err(too_large(&changes, size)),
+                // A plan's change set has no preconditions, so no store can refuse it for one.
+                Applied::Conflict => return Err(broken_store("apply")),
             },
             Plan::Cycle {
                 id,
@@ -122,6 +124,7 @@ impl Session {
                         Cycled::Missing => return Ok(vanished(&id)),
                         Cycled::Collision => continue,
                         Cycled::TooLarge { size } => return Err(too_large(&changes, size)),
+                        Cycled::Conflict => return Err(broken_store("cycle")),
                     }
                 }
                 return Err(no_free_id());
@@ -179,6 +182,13 @@ fn too_large(changes: &ChangeSet, size: usize) -> Error {
         size,
         limit: changes.max_size.unwrap_or(size),
     }
+}
+
+/// A store answered `Conflict` to a change set without preconditions: it breaks the contract.
+fn broken_store(operation: &str) -> Error {
+    Error::Store(StoreError::backend(format!(
+        "the store answered Conflict to a {operation} without preconditions"
+    )))
 }
 
 fn no_free_id() -> Error {

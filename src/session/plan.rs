@@ -109,6 +109,7 @@ pub(crate) fn plan(state: State, loaded: bool, failed: bool, rules: &Rules, now:
                 ExpiryChange::Keep
             },
             max_size: rules.max_size,
+            expect: Vec::new(),
         };
         if stored.cycle {
             return Plan::Cycle {

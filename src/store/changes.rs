@@ -20,6 +20,34 @@ use crate::expiry::ExpirySettings;
 /// with `TooLarge` ([`Applied::TooLarge`](super::Applied::TooLarge), [`Cycled::TooLarge`](super::Cycled::TooLarge)) if it is over. The cap is checked where concurrent change sets
 /// meet, so no interleaving of requests can grow a stored session past it. A change set that
 /// only removes keys or moves the deadline is never refused (it cannot grow the session).
+///
+/// **Preconditions** (compare-and-set). Each entry of `expect` names a key and the value it
+/// must hold when the change set is applied (`None`: the key must be absent), compared as JSON
+/// values. If any does not hold, the store changes nothing and answers `Conflict`
+/// ([`Applied::Conflict`](super::Applied::Conflict), [`Cycled::Conflict`](super::Cycled::Conflict)),
+/// in the same atomic step as the write: this is what
+/// [`Session::update`](crate::Session::update) builds on to lose no update of one key.
+///
+/// ```
+/// use serde_json::json;
+/// use sessionware::store::{now, Applied, ChangeSet, Created, Record, SessionStore};
+/// use sessionware::{MemoryStore, SessionId};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = MemoryStore::default();
+/// let key = SessionId::generate().store_key();
+/// let record = Record::new([("n".to_owned(), json!(1))].into(), now() + 60_000);
+/// assert_eq!(store.create(&key, &record).await.unwrap(), Created::Done);
+///
+/// // "Set n to 2 if it is still 1": done; the same again conflicts, n is 2 now.
+/// let incr = ChangeSet::new(now() + 60_000)
+///     .with_expected("n", Some(json!(1)))
+///     .with_update("n", Some(json!(2)));
+/// assert_eq!(store.apply(&key, &incr).await.unwrap(), Applied::Done);
+/// assert_eq!(store.apply(&key, &incr).await.unwrap(), Applied::Conflict);
+/// assert_eq!(store.load(&key).await.unwrap().unwrap().data["n"], json!(2));
+/// # });
+/// ```
 #[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
 pub struct ChangeSet {
@@ -33,6 +61,9 @@ pub struct ChangeSet {
     pub expiry: ExpiryChange,
     /// The largest the session's values may be after the change, in bytes; `None` for no cap.
     pub max_size: Option<usize>,
+    /// Preconditions: each key must hold this value (`None`: be absent) for the change set to
+    /// apply. Keys are distinct.
+    pub expect: Vec<(String, Option<Value>)>,
 }
 
 impl ChangeSet {
@@ -65,6 +96,21 @@ impl ChangeSet {
     pub fn with_expiry(mut self, expiry: impl Into<ExpirySettings>) -> Self {
         self.expiry = ExpiryChange::Set(expiry.into());
         self
+    }
+
+    /// Adds a precondition: `key` must hold `value` (`None`: be absent), see the type docs.
+    #[must_use]
+    pub fn with_expected(mut self, key: impl Into<String>, value: Option<Value>) -> Self {
+        self.expect.push((key.into(), value));
+        self
+    }
+
+    /// Whether `data` meets every precondition: the reference check for stores that keep parsed
+    /// values.
+    pub fn preconditions_hold(&self, data: &Data) -> bool {
+        self.expect
+            .iter()
+            .all(|(key, expected)| data.get(key) == expected.as_ref())
     }
 
     /// Caps the session's size after the change (see the type docs).

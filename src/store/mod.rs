@@ -82,6 +82,9 @@ pub type Data = HashMap<String, Value>;
 /// - **Size cap.** [`apply`](Self::apply) and [`cycle`](Self::cycle) refuse a change set that
 ///   would take the session over its [`ChangeSet::max_size`] with `TooLarge`, checked
 ///   atomically with the write (see [`ChangeSet`]).
+/// - **Preconditions.** [`apply`](Self::apply) and [`cycle`](Self::cycle) refuse a change set
+///   whose [`ChangeSet::expect`] does not hold with `Conflict`, checked atomically with the
+///   write: compare-and-set on single keys.
 ///
 /// Each write answers with a type of its own ([`Created`], [`Applied`], [`Cycled`],
 /// [`Touched`]) that names only what the contract lets it answer.
@@ -101,13 +104,15 @@ pub trait SessionStore: fmt::Debug + Send + Sync + 'static {
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<Created, StoreError>;
 
     /// Applies `changes` to a live session ([`Applied::Done`]), or does nothing and answers
-    /// [`Applied::Missing`] (not live) or [`Applied::TooLarge`] (over the size cap).
+    /// [`Applied::Missing`] (not live), [`Applied::TooLarge`] (over the size cap) or
+    /// [`Applied::Conflict`] (a precondition does not hold).
     async fn apply(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Applied, StoreError>;
 
     /// Moves a live session from `old` to `new`, applying `changes` on the way: afterwards
     /// `old` is gone and `new` holds the data. [`Cycled::Missing`] if `old` is not live,
     /// [`Cycled::Collision`] if `new` is taken, [`Cycled::TooLarge`] if the changes would take
-    /// it over the size cap; in each case nothing changes.
+    /// it over the size cap, [`Cycled::Conflict`] if a precondition does not hold; in each case
+    /// nothing changes.
     async fn cycle(
         &self,
         old: &StoreKey,

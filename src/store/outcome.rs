@@ -25,6 +25,9 @@ pub enum Applied {
         /// The size the session's values would have had, as the store counts it.
         size: usize,
     },
+    /// Nothing changed: a precondition of the change set
+    /// ([`expect`](super::ChangeSet::expect)) did not hold.
+    Conflict,
 }
 
 /// The result of [`SessionStore::cycle`](super::SessionStore::cycle).
@@ -43,6 +46,9 @@ pub enum Cycled {
         /// The size the session's values would have had, as the store counts it.
         size: usize,
     },
+    /// Nothing changed: a precondition of the change set
+    /// ([`expect`](super::ChangeSet::expect)) did not hold.
+    Conflict,
 }
 
 /// The result of [`SessionStore::touch`](super::SessionStore::touch).
@@ -57,11 +63,12 @@ pub enum Touched {
 
 impl From<Applied> for Touched {
     /// A touch written as an empty change set: it can only be done or missing (an empty change
-    /// set sets no key, so the size cap never refuses it).
+    /// set sets no key and expects nothing, so neither the size cap nor a precondition refuses
+    /// it).
     fn from(applied: Applied) -> Self {
         match applied {
             Applied::Done => Touched::Done,
-            Applied::Missing | Applied::TooLarge { .. } => Touched::Missing,
+            Applied::Missing | Applied::TooLarge { .. } | Applied::Conflict => Touched::Missing,
         }
     }
 }

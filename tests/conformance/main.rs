@@ -27,6 +27,7 @@ macro_rules! conformance {
             a_thousand_sessions,
             a_session_with_many_values,
             size_cap_holds_for_what_is_stored,
+            preconditions_guard_a_change,
             through_the_layer);
     };
     (@tests $name:ident, $make:expr, $($test:ident),+) => {

@@ -626,3 +626,81 @@ pub async fn size_cap_holds_for_what_is_stored(store: impl SessionStore) {
     assert_eq!(store.cycle(&k, &new, &fits).await.unwrap(), Cycled::Done);
     assert!(must_load(&*store, &new).await.data.contains_key("small"));
 }
+
+/// Compare-and-set: a change set with preconditions applies only if each key holds the value
+/// it expects (absent for `None`), compared as JSON values, atomically with the write; sixteen
+/// writers incrementing one key through it lose no increment.
+pub async fn preconditions_guard_a_change(store: impl SessionStore) {
+    let store = Arc::new(store);
+    let k = key();
+    let rec = record(json!({"n": 1, "obj": {"b": 1, "a": [2, "x"]}}), HOUR);
+    assert_eq!(store.create(&k, &rec).await.unwrap(), Created::Done);
+    let at = rec.expires_at;
+
+    let incr = ChangeSet::new(at)
+        .with_expected("n", Some(json!(1)))
+        .with_update("n", Some(json!(2)));
+    assert_eq!(store.apply(&k, &incr).await.unwrap(), Applied::Done);
+    assert_eq!(store.apply(&k, &incr).await.unwrap(), Applied::Conflict);
+    assert_eq!(must_load(&*store, &k).await.data["n"], json!(2));
+
+    // Absent means absent; the same value with its keys in another order is the same value.
+    let first = ChangeSet::new(at)
+        .with_expected("flash", None)
+        .with_update("flash", Some(json!("hi")));
+    assert_eq!(store.apply(&k, &first).await.unwrap(), Applied::Done);
+    assert_eq!(store.apply(&k, &first).await.unwrap(), Applied::Conflict);
+    let same = ChangeSet::new(at)
+        .with_expected("obj", Some(json!({"a": [2, "x"], "b": 1})))
+        .with_expected("flash", Some(json!("hi")))
+        .with_update("flash", None);
+    assert_eq!(store.apply(&k, &same).await.unwrap(), Applied::Done);
+    let loaded = must_load(&*store, &k).await;
+    assert!(
+        !loaded.data.contains_key("flash"),
+        "a consumed value came back"
+    );
+
+    // A cycle with a failing precondition changes nothing; a holding one moves the session.
+    let new = key();
+    let stale = ChangeSet::new(at).with_expected("n", Some(json!(1)));
+    assert_eq!(
+        store.cycle(&k, &new, &stale).await.unwrap(),
+        Cycled::Conflict
+    );
+    assert!(store.load(&new).await.unwrap().is_none());
+    let fresh = ChangeSet::new(at)
+        .with_expected("n", Some(json!(2)))
+        .with_update("n", Some(json!(3)));
+    assert_eq!(store.cycle(&k, &new, &fresh).await.unwrap(), Cycled::Done);
+    assert_eq!(must_load(&*store, &new).await.data["n"], json!(3));
+    // On a session that is gone, the answer is Missing, not Conflict.
+    assert_eq!(store.apply(&k, &incr).await.unwrap(), Applied::Missing);
+
+    // Sixteen writers, each reading and writing back n + 1 until its write is not refused.
+    let barrier = Arc::new(tokio::sync::Barrier::new(16));
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                loop {
+                    let n = must_load(&*store, &new).await.data["n"].clone();
+                    let next = json!(n.as_i64().unwrap() + 1);
+                    let change = ChangeSet::new(at)
+                        .with_expected("n", Some(n))
+                        .with_update("n", Some(next));
+                    match store.apply(&new, &change).await.unwrap() {
+                        Applied::Done => return,
+                        Applied::Conflict => continue,
+                        other => panic!("{other:?}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(must_load(&*store, &new).await.data["n"], json!(3 + 16));
+}

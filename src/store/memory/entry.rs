@@ -86,6 +86,14 @@ impl Entry {
         check_after(changes, current, old)
     }
 
+    /// Whether the preconditions of `changes` hold (see [`ChangeSet::preconditions_hold`]).
+    pub(super) fn preconditions_hold(&self, changes: &ChangeSet) -> bool {
+        changes.expect.iter().all(|(key, expected)| {
+            let current = self.data.iter().find(|(k, _)| **k == **key).map(|(_, v)| v);
+            current == expected.as_ref()
+        })
+    }
+
     /// Applies `changes` in place. It cannot fail, so an entry is never left half-changed.
     pub(super) fn apply(&mut self, changes: &ChangeSet, keys: &mut Keys) {
         if !changes.is_data_unchanged() {

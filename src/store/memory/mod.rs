@@ -199,6 +199,9 @@ fn move_session(
     let Some(entry) = live_entry(map, old, now) else {
         return Cycled::Missing;
     };
+    if !entry.preconditions_hold(changes) {
+        return Cycled::Conflict;
+    }
     if let Err(size) = entry.check_size(changes) {
         return Cycled::TooLarge { size };
     }
@@ -238,6 +241,7 @@ impl SessionStore for MemoryStore {
         let now = now();
         let shard = &mut *lock(self.shard(key));
         Ok(match live_entry(&mut shard.map, key, now) {
+            Some(entry) if !entry.preconditions_hold(changes) => Applied::Conflict,
             Some(entry) => match entry.check_size(changes) {
                 Ok(()) => {
                     entry.apply(changes, &mut shard.keys);

@@ -19,7 +19,7 @@ use ::redis::cluster_async::ClusterConnection;
 use ::redis::{Cmd, Pipeline, RedisError, RedisFuture, Value as Reply};
 use async_trait::async_trait;
 
-use self::scripts::{apply_args, create_args, scripts, COLLISION, DONE};
+use self::scripts::{apply_args, create_args, scripts, COLLISION, CONFLICT, DONE};
 use super::{Applied, ChangeSet, Created, Cycled, Record, SessionStore, Touched};
 use crate::error::StoreError;
 use crate::expiry::now;
@@ -385,6 +385,9 @@ impl RedisStore {
         let Some(mut record) = self.load_with(conn, old, now).await? else {
             return Ok(Cycled::Missing);
         };
+        if !changes.preconditions_hold(&record.data) {
+            return Ok(Cycled::Conflict);
+        }
         if let Err(size) = changes.check_size(&record.data) {
             return Ok(Cycled::TooLarge { size });
         }
@@ -430,6 +433,7 @@ fn created(code: i64) -> Created {
 fn applied(code: i64) -> Applied {
     match code {
         DONE => Applied::Done,
+        CONFLICT => Applied::Conflict,
         refused if refused < 0 => Applied::TooLarge {
             size: refused_size(refused),
         },
@@ -442,6 +446,7 @@ fn cycled(code: i64) -> Cycled {
     match code {
         DONE => Cycled::Done,
         COLLISION => Cycled::Collision,
+        CONFLICT => Cycled::Conflict,
         refused if refused < 0 => Cycled::TooLarge {
             size: refused_size(refused),
         },

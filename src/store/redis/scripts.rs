@@ -6,7 +6,8 @@
 //! Redis server's clock (which only drives the native TTL that purges the key).
 //!
 //! Return codes: `1` done, `0` missing (absent, expired or without a readable deadline), `2`
-//! collision, `-n` refused because the session's values would be `n` bytes, over the size cap.
+//! collision, `3` conflict (a precondition does not hold), `-n` refused because the session's
+//! values would be `n` bytes, over the size cap.
 
 use std::sync::OnceLock;
 
@@ -19,6 +20,8 @@ use crate::store::{ChangeSet, ExpiryChange, Record};
 pub(super) const DONE: i64 = 1;
 /// Script result: the key is already taken by a live session.
 pub(super) const COLLISION: i64 = 2;
+/// Script result: a precondition of the change set does not hold.
+pub(super) const CONFLICT: i64 = 3;
 
 /// Helpers shared by every script.
 ///
@@ -58,13 +61,29 @@ end
 macro_rules! apply_changes {
     () => {
         r#"
+local function preconditions_hold(key)
+  for i = 8, 7 + 2 * tonumber(ARGV[7]), 2 do
+    local current = redis.call('HGET', key, ARGV[i])
+    local wanted = ARGV[i + 1]
+    if wanted == '-' then
+      if current then return false end
+    elseif current ~= string.sub(wanted, 2) then
+      return false
+    end
+  end
+  return true
+end
+local function removed_at()
+  return 8 + 2 * tonumber(ARGV[7])
+end
 local function too_large(key)
   local cap = tonumber(ARGV[6])
   if cap == nil then return nil end
-  local removed = tonumber(ARGV[7])
+  local at = removed_at()
+  local removed = tonumber(ARGV[at])
   local changed = {}
-  for i = 8, 7 + removed do changed[ARGV[i]] = true end
-  for i = 8 + removed, #ARGV, 2 do changed[ARGV[i]] = true end
+  for i = at + 1, at + removed do changed[ARGV[i]] = true end
+  for i = at + 1 + removed, #ARGV, 2 do changed[ARGV[i]] = true end
   local size = 2
   if ARGV[3] ~= '1' then
     -- Lengths only: the values themselves never need to be copied into the script.
@@ -74,7 +93,7 @@ local function too_large(key)
       end
     end
   end
-  for i = 8 + removed, #ARGV, 2 do size = size + entry_size(ARGV[i], ARGV[i + 1]) end
+  for i = at + 1 + removed, #ARGV, 2 do size = size + entry_size(ARGV[i], ARGV[i + 1]) end
   if size > cap then return size end
   return nil
 end
@@ -86,9 +105,10 @@ local function apply_changes(key)
     end
     chunked('HDEL', key, drop, 1, #drop, 512)
   end
-  local removed = tonumber(ARGV[7])
-  chunked('HDEL', key, ARGV, 8, 7 + removed, 512)
-  chunked('HSET', key, ARGV, 8 + removed, #ARGV, 512)
+  local at = removed_at()
+  local removed = tonumber(ARGV[at])
+  chunked('HDEL', key, ARGV, at + 1, at + removed, 512)
+  chunked('HSET', key, ARGV, at + 1 + removed, #ARGV, 512)
   if ARGV[4] == 's' then
     redis.call('HSET', key, 'm:x', ARGV[5])
   elseif ARGV[4] == 'd' then
@@ -124,6 +144,7 @@ const APPLY: &str = concat!(
     apply_changes!(),
     r#"
 if not live(KEYS[1], tonumber(ARGV[1])) then return 0 end
+if not preconditions_hold(KEYS[1]) then return 3 end
 local size = too_large(KEYS[1])
 if size then return -size end
 apply_changes(KEYS[1])
@@ -153,6 +174,7 @@ const CYCLE: &str = concat!(
 local now = tonumber(ARGV[1])
 if not live(KEYS[1], now) then return 0 end
 if live(KEYS[2], now) then return 2 end
+if not preconditions_hold(KEYS[1]) then return 3 end
 local size = too_large(KEYS[1])
 if size then return -size end
 apply_changes(KEYS[1])
@@ -220,9 +242,11 @@ pub(super) fn create_args(invocation: &mut ScriptInvocation<'_>, now: i64, recor
 /// | 4 | expiry change: `k` keep, `d` back to the default (delete `m:x`), `s` set to `ARGV[5]` |
 /// | 5 | the encoded expiry when `ARGV[4]` is `s`, else empty |
 /// | 6 | the size cap ([`ChangeSet::size_cap`]), empty for none |
-/// | 7 | `n`, the number of removed fields |
-/// | 8 ..= 7 + n | the removed fields (`d:<name>`) |
-/// | 8 + n .. | pairs of set field (`d:<name>`) and JSON value |
+/// | 7 | `m`, the number of preconditions ([`ChangeSet::expect`]) |
+/// | 8 ..= 7 + 2m | pairs of field (`d:<name>`) and `=<JSON>` (must hold this) or `-` (must be absent) |
+/// | 8 + 2m | `n`, the number of removed fields |
+/// | 9 + 2m ..= 8 + 2m + n | the removed fields (`d:<name>`) |
+/// | 9 + 2m + n .. | pairs of set field (`d:<name>`) and JSON value |
 pub(super) fn apply_args(invocation: &mut ScriptInvocation<'_>, now: i64, changes: &ChangeSet) {
     invocation
         .arg(now)
@@ -239,6 +263,13 @@ pub(super) fn apply_args(invocation: &mut ScriptInvocation<'_>, now: i64, change
         Some(cap) => invocation.arg(cap),
         None => invocation.arg(""),
     };
+    invocation.arg(changes.expect.len());
+    for (name, expected) in &changes.expect {
+        invocation.arg(data_field(name)).arg(match expected {
+            Some(value) => format!("={value}"),
+            None => "-".to_owned(),
+        });
+    }
     let removed: Vec<String> = changes
         .updates
         .iter()

@@ -111,6 +111,8 @@ pub(crate) struct Split<'a> {
     pub(crate) expiry: Option<String>,
     /// The size cap the write must keep ([`ChangeSet::size_cap`]).
     pub(crate) size_cap: Option<usize>,
+    /// The whole change set, for its preconditions ([`ChangeSet::expect`]).
+    pub(crate) changes: &'a ChangeSet,
 }
 
 impl<'a> Split<'a> {
@@ -134,7 +136,25 @@ impl<'a> Split<'a> {
                 ExpiryChange::Keep => None,
             },
             size_cap: changes.size_cap(),
+            changes,
         }
+    }
+
+    /// The keys that must hold a value, with it (`Some` preconditions).
+    pub(crate) fn expected_present(&self) -> impl Iterator<Item = (&'a str, &'a Value)> {
+        self.changes
+            .expect
+            .iter()
+            .filter_map(|(key, value)| value.as_ref().map(|value| (key.as_str(), value)))
+    }
+
+    /// The keys that must be absent (`None` preconditions).
+    pub(crate) fn expected_absent(&self) -> impl Iterator<Item = &'a str> {
+        self.changes
+            .expect
+            .iter()
+            .filter(|(_, value)| value.is_none())
+            .map(|(key, _)| key.as_str())
     }
 
     /// Whether the data is left as it is (only the deadline or expiry moves).

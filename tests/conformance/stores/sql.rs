@@ -213,7 +213,9 @@ async fn cycle_races(store: impl SessionStore) {
                 assert_eq!(kept.data.get("n"), Some(&json!(i)));
             }
             Cycled::Missing => panic!("cycle of a live session reported Missing"),
-            Cycled::TooLarge { .. } => panic!("a change set without a cap was refused"),
+            Cycled::TooLarge { .. } | Cycled::Conflict => {
+                panic!("a change set without a cap or preconditions was refused")
+            }
         }
     }
     assert_eq!(winners, 1);
@@ -243,7 +245,9 @@ async fn cycle_races(store: impl SessionStore) {
             Cycled::Done => moved_to.push(*new),
             Cycled::Missing => assert!(store.load(new).await.unwrap().is_none()),
             Cycled::Collision => panic!("fresh keys collided"),
-            Cycled::TooLarge { .. } => panic!("a change set without a cap was refused"),
+            Cycled::TooLarge { .. } | Cycled::Conflict => {
+                panic!("a change set without a cap or preconditions was refused")
+            }
         }
     }
     assert_eq!(moved_to.len(), 1, "one session became {}", moved_to.len());
@@ -254,7 +258,9 @@ async fn cycle_races(store: impl SessionStore) {
         match task.await.unwrap().unwrap() {
             Applied::Done => assert!(landed, "w{i} was applied but lost in the move"),
             Applied::Missing => assert!(!landed),
-            Applied::TooLarge { .. } => panic!("a change set without a cap was refused"),
+            Applied::TooLarge { .. } | Applied::Conflict => {
+                panic!("a change set without a cap or preconditions was refused")
+            }
         }
     }
     assert!(

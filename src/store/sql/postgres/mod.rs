@@ -102,20 +102,26 @@ impl Queries {
                  expiry = CASE WHEN $7 THEN $8 ELSE expiry END \
                  WHERE key = $1 AND expires_at > $2 AND jsonb_typeof(data) = 'object' \
                  AND ($9::bigint IS NULL OR octet_length((((CASE WHEN $4 THEN '{{}}'::jsonb \
-                   ELSE data END) - $5::text[]) || $6::jsonb)::text) <= $9)"
+                   ELSE data END) - $5::text[]) || $6::jsonb)::text) <= $9) \
+                 AND {}",
+                holds("$10", "$11")
             )
             .into(),
             // After an apply that changed nothing: the type of the live row's data and, for an
-            // object, the size the apply's changes ($3 clear, $4 removed, $5 sets) give it.
+            // object, whether the preconditions ($6 present, $7 absent) hold and the size the
+            // apply's changes ($3 clear, $4 removed, $5 sets) give it.
             live_data_type: format!(
-                "SELECT jsonb_typeof(data), CASE WHEN jsonb_typeof(data) = 'object' THEN \
+                "SELECT jsonb_typeof(data), CASE WHEN jsonb_typeof(data) = 'object' THEN {} END, \
+                 CASE WHEN jsonb_typeof(data) = 'object' THEN \
                  octet_length((((CASE WHEN $3 THEN '{{}}'::jsonb ELSE data END) - $4::text[]) \
                    || $5::jsonb)::text) END \
-                 FROM {t} WHERE key = $1 AND expires_at > $2"
+                 FROM {t} WHERE key = $1 AND expires_at > $2",
+                holds("$6", "$7")
             )
             .into(),
             // $1 old key, $2 new key, $3 now, $4 expires_at, $5 clear, $6 removed keys,
-            // $7 set values, $8 expiry changed, $9 expiry, $10 size cap (NULL for none).
+            // $7 set values, $8 expiry changed, $9 expiry, $10 size cap (NULL for none),
+            // $11 preconditions: keys with the values they must hold, $12 keys that must be absent.
             //
             // `src` locks the old row (re-reading it if a concurrent write committed first);
             // `ins` writes the new row unless a live one holds the key (the upsert also waits
@@ -127,14 +133,16 @@ impl Queries {
                    WHERE key = $1 AND expires_at > $3 AND jsonb_typeof(data) = 'object' \
                    FOR UPDATE \
                  ), src AS MATERIALIZED ( \
-                   SELECT new_data, octet_length(new_data::text) AS size, created_at, expiry \
+                   SELECT new_data, octet_length(new_data::text) AS size, created_at, expiry, \
+                     holds \
                    FROM (SELECT ((CASE WHEN $5 THEN '{{}}'::jsonb ELSE data END) - $6::text[]) \
-                     || $7::jsonb AS new_data, created_at, expiry FROM locked) AS changed \
+                     || $7::jsonb AS new_data, created_at, expiry, {holds} AS holds \
+                     FROM locked) AS changed \
                  ), ins AS ( \
                    INSERT INTO {t} AS cur (key, data, created_at, expires_at, expiry) \
                    SELECT $2, src.new_data, \
                      src.created_at, $4, CASE WHEN $8 THEN $9 ELSE src.expiry END \
-                   FROM src WHERE $10::bigint IS NULL OR src.size <= $10 {upsert} \
+                   FROM src WHERE src.holds AND ($10::bigint IS NULL OR src.size <= $10) {upsert} \
                    RETURNING 1 \
                  ), del AS ( \
                    DELETE FROM {t} WHERE key = $1 AND EXISTS (SELECT 1 FROM ins) \
@@ -143,9 +151,11 @@ impl Queries {
                  SELECT (SELECT count(*) FROM src) AS found, \
                    (SELECT count(*) FROM del) AS moved, \
                    (SELECT size FROM src)::bigint AS size, \
+                   (SELECT holds FROM src) AS holds, \
                    EXISTS (SELECT 1 FROM {t} WHERE key = $1 AND expires_at > $3 \
                      AND jsonb_typeof(data) <> 'object') AS corrupt",
-                upsert = upsert("$3")
+                upsert = upsert("$3"),
+                holds = holds("$11", "$12")
             )
             .into(),
         }
@@ -307,6 +317,28 @@ fn decode(key: &StoreKey, row: &PgRow) -> Result<Record, StoreError> {
     )
 }
 
+/// The condition that the preconditions hold on `data`: every key of the JSON object `present`
+/// holds its value there (compared as `jsonb`, so as JSON values, not as text), and none of the
+/// keys in the `text[]` `absent` exists.
+fn holds(present: &str, absent: &str) -> String {
+    format!(
+        "(SELECT bool_and((data -> e.key) IS NOT DISTINCT FROM e.value) \
+           FROM jsonb_each({present}::jsonb) AS e) IS NOT FALSE \
+         AND NOT (data ?| {absent}::text[])"
+    )
+}
+
+/// The keys that must hold a value, with it, as one JSON object.
+fn expected_present(split: &Split<'_>) -> Result<String, StoreError> {
+    let present: Vec<(&str, &Value)> = split.expected_present().collect();
+    serde_json::to_string(&JsonObject(&present)).map_err(StoreError::backend)
+}
+
+/// The keys that must be absent.
+fn expected_absent(split: &Split<'_>) -> Vec<String> {
+    split.expected_absent().map(str::to_owned).collect()
+}
+
 /// The size cap as a statement parameter (`NULL` for none).
 fn cap(split: &Split<'_>) -> Option<i64> {
     split
@@ -341,6 +373,8 @@ impl PostgresStore {
                         Arg::Bool(split.expiry_changed),
                         Arg::OptText(split.expiry.clone()),
                         Arg::OptInt(cap(split)),
+                        Arg::Text(expected_present(split)?),
+                        Arg::TextArray(expected_absent(split)),
                     ],
                 },
             )
@@ -348,24 +382,28 @@ impl PostgresStore {
         if rows == 1 {
             return Ok(Applied::Done);
         }
-        // Rarely taken: tell a corrupt row and a refused size from a missing row.
-        let row: Option<(Option<String>, Option<i32>)> =
+        // Rarely taken: tell a corrupt row, a failed precondition and a refused size from a
+        // missing row.
+        let row: Option<(Option<String>, Option<bool>, Option<i32>)> =
             sqlx::query_as(AssertSqlSafe(self.sql.live_data_type.clone()))
                 .bind(key.to_string())
                 .bind(now)
                 .bind(split.clear)
                 .bind(&split.removed)
                 .bind(Json(JsonObject(&split.sets)))
+                .bind(expected_present(split)?)
+                .bind(expected_absent(split))
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(backend)?;
         match row {
             None => Ok(Applied::Missing),
-            Some((kind, _)) if kind.as_deref() != Some("object") => Err(sql::corrupt(
+            Some((kind, _, _)) if kind.as_deref() != Some("object") => Err(sql::corrupt(
                 key,
                 "`data` is not a JSON object; not updated",
             )),
-            Some((_, size)) => {
+            Some((_, Some(false), _)) => Ok(Applied::Conflict),
+            Some((_, _, size)) => {
                 let size = size.and_then(|size| usize::try_from(size).ok());
                 match (size, split.size_cap) {
                     (Some(size), Some(cap)) if size > cap => Ok(Applied::TooLarge { size }),
@@ -393,6 +431,8 @@ impl PostgresStore {
             .bind(split.expiry_changed)
             .bind(split.expiry.as_deref())
             .bind(cap(split))
+            .bind(expected_present(split)?)
+            .bind(expected_absent(split))
             .fetch_one(&self.pool)
             .await
             .map_err(backend)?;
@@ -400,6 +440,7 @@ impl PostgresStore {
         let moved: i64 = row.try_get("moved").map_err(backend)?;
         let corrupt: bool = row.try_get("corrupt").map_err(backend)?;
         let size: Option<i64> = row.try_get("size").map_err(backend)?;
+        let holds: Option<bool> = row.try_get("holds").map_err(backend)?;
         let too_large = size
             .and_then(|size| usize::try_from(size).ok())
             .filter(|size| split.size_cap.is_some_and(|cap| *size > cap));
@@ -408,6 +449,7 @@ impl PostgresStore {
                 return Err(sql::corrupt(old, "`data` is not a JSON object; not cycled"))
             }
             (0, _) => Cycled::Missing,
+            (_, 0) if holds == Some(false) => Cycled::Conflict,
             (_, 0) => match too_large {
                 Some(size) => Cycled::TooLarge { size },
                 None => Cycled::Collision,

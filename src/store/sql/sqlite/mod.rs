@@ -10,10 +10,10 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::{AssertSqlSafe, Row, Sqlite};
 
 use self::writer::SqliteWriter;
-use super::group_commit::{Arg, Statement, WriteQueue};
+use super::group_commit::{bind, Arg, Statement, WriteQueue};
 use super::{sql_session_store, Flavor, Schema, Split};
 use crate::error::StoreError;
 use crate::id::StoreKey;
@@ -135,6 +135,32 @@ fn data_expr(split: &Split<'_>, first: usize) -> (String, Vec<String>) {
         expr = call;
     }
     (expr, params)
+}
+
+/// The `WHERE` conditions a change set adds to a write whose new data is `data`: the size cap
+/// (on the JSON text the row will hold) and the preconditions (each key's JSON, as SQLite's `->`
+/// writes it, against the expected value made minimal by `json()`; absent keys give `NULL`).
+/// Their bind parameters are appended to `args`, numbered after those already there.
+fn conditions(split: &Split<'_>, data: &str, args: &mut Vec<Arg>) -> String {
+    let mut conditions = String::new();
+    if let Some(cap) = split.size_cap {
+        args.push(Arg::Int(i64::try_from(cap).unwrap_or(i64::MAX)));
+        conditions.push_str(&format!(
+            " AND length(CAST({data} AS BLOB)) <= ?{}",
+            args.len()
+        ));
+    }
+    for (key, value) in split.expected_present() {
+        args.push(Arg::Text(json_path(key)));
+        args.push(Arg::Text(value.to_string()));
+        let (path, value) = (args.len() - 1, args.len());
+        conditions.push_str(&format!(" AND (data -> ?{path}) IS json(?{value})"));
+    }
+    for key in split.expected_absent() {
+        args.push(Arg::Text(json_path(key)));
+        conditions.push_str(&format!(" AND (data -> ?{}) IS NULL", args.len()));
+    }
+    conditions
 }
 
 /// The SQLite JSON path of one top-level member.
@@ -313,6 +339,21 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
+    /// Whether the live session `key` meets the preconditions of `split` (true without any).
+    /// Only asked after a write with preconditions changed nothing, to tell a conflict from the
+    /// other reasons.
+    async fn preconditions_hold(
+        &self,
+        key: &StoreKey,
+        split: &Split<'_>,
+    ) -> Result<bool, StoreError> {
+        if split.changes.expect.is_empty() {
+            return Ok(true);
+        }
+        let record = crate::store::SessionStore::load(self, key).await?;
+        Ok(record.is_some_and(|record| split.changes.preconditions_hold(&record.data)))
+    }
+
     /// The length of the JSON text the live session `key` would hold after `split`, if that is
     /// over the change set's size cap; `None` if it fits (or there is no cap). Only asked after
     /// a capped write changed nothing, to tell "too large" from the other reasons.
@@ -370,30 +411,6 @@ impl SqliteStore {
         now: i64,
     ) -> Result<Applied, StoreError> {
         let t = &self.sql.table;
-        let (statement, params) = if split.data_unchanged() {
-            (
-                format!(
-                    "UPDATE {t} SET expires_at = ?3, expiry = CASE WHEN ?4 THEN ?5 ELSE expiry END \
-                     WHERE key = ?1 AND expires_at > ?2"
-                ),
-                Vec::new(),
-            )
-        } else {
-            let (data, params) = data_expr(split, 6);
-            // The cap is checked on the JSON text the row will hold, in the same statement.
-            let cap = match split.size_cap {
-                Some(_) => format!(" AND length(CAST({data} AS BLOB)) <= ?{}", 6 + params.len()),
-                None => String::new(),
-            };
-            (
-                format!(
-                    "UPDATE {t} SET data = {data}, expires_at = ?3, \
-                     expiry = CASE WHEN ?4 THEN ?5 ELSE expiry END \
-                     WHERE key = ?1 AND expires_at > ?2 AND {DATA_IS_OBJECT}{cap}"
-                ),
-                params,
-            )
-        };
         // Only validated identifiers and numbered placeholders are pasted into the statement.
         let mut args = vec![
             Arg::Text(key.to_string()),
@@ -402,10 +419,22 @@ impl SqliteStore {
             Arg::Bool(split.expiry_changed),
             Arg::OptText(split.expiry.clone()),
         ];
-        args.extend(params.into_iter().map(Arg::Text));
-        if let Some(cap) = split.size_cap {
-            args.push(Arg::Int(i64::try_from(cap).unwrap_or(i64::MAX)));
-        }
+        let statement = if split.data_unchanged() && split.changes.expect.is_empty() {
+            format!(
+                "UPDATE {t} SET expires_at = ?3, expiry = CASE WHEN ?4 THEN ?5 ELSE expiry END \
+                 WHERE key = ?1 AND expires_at > ?2"
+            )
+        } else {
+            let (data, params) = data_expr(split, args.len() + 1);
+            args.extend(params.into_iter().map(Arg::Text));
+            // The cap and the preconditions are checked on the row, in the same statement.
+            let conditions = conditions(split, &data, &mut args);
+            format!(
+                "UPDATE {t} SET data = {data}, expires_at = ?3, \
+                 expiry = CASE WHEN ?4 THEN ?5 ELSE expiry END \
+                 WHERE key = ?1 AND expires_at > ?2 AND {DATA_IS_OBJECT}{conditions}"
+            )
+        };
         let rows = self
             .writes
             .execute(
@@ -425,11 +454,16 @@ impl SqliteStore {
                 "`data` is not a JSON object; not updated",
             )),
             None => Ok(Applied::Missing),
-            // Live and an object, yet not updated: only the size cap refuses that.
-            Some(true) => match self.size_after(&self.writer, key, split).await? {
-                Some(size) => Ok(Applied::TooLarge { size }),
-                None => Ok(Applied::Missing),
-            },
+            // Live and an object, yet not updated: a precondition or the size cap refused it.
+            Some(true) => {
+                if !self.preconditions_hold(key, split).await? {
+                    return Ok(Applied::Conflict);
+                }
+                Ok(match self.size_after(&self.writer, key, split).await? {
+                    Some(size) => Applied::TooLarge { size },
+                    None => Applied::Missing,
+                })
+            }
         }
     }
 
@@ -441,34 +475,32 @@ impl SqliteStore {
         now: i64,
     ) -> Result<Cycled, StoreError> {
         let t = &self.sql.table;
-        let (data, params) = data_expr(split, 7);
-        let cap = match split.size_cap {
-            Some(_) => format!(" AND length(CAST({data} AS BLOB)) <= ?{}", 7 + params.len()),
-            None => String::new(),
-        };
+        let mut args = vec![
+            Arg::Text(old.to_string()),
+            Arg::Int(now),
+            Arg::Int(split.expires_at),
+            Arg::Bool(split.expiry_changed),
+            Arg::OptText(split.expiry.clone()),
+            Arg::Text(new.to_string()),
+        ];
+        let (data, params) = data_expr(split, args.len() + 1);
+        args.extend(params.into_iter().map(Arg::Text));
+        let conditions = conditions(split, &data, &mut args);
         // The new row is built from the old one in SQL; the upsert takes the new key only if it
         // is free or expired (`?2` is now).
-        let statement = format!(
-            "INSERT INTO {t} (key, data, created_at, expires_at, expiry) \
-             SELECT ?6, {data}, created_at, ?3, CASE WHEN ?4 THEN ?5 ELSE expiry END \
-             FROM {t} WHERE key = ?1 AND expires_at > ?2 AND {DATA_IS_OBJECT}{cap} \
-             ON CONFLICT (key) DO UPDATE SET data = excluded.data, \
-             created_at = excluded.created_at, expires_at = excluded.expires_at, \
-             expiry = excluded.expiry WHERE {t}.expires_at <= ?2"
-        );
-        let mut insert = sqlx::query(AssertSqlSafe(statement))
-            .bind(old.to_string())
-            .bind(now)
-            .bind(split.expires_at)
-            .bind(split.expiry_changed)
-            .bind(split.expiry.clone())
-            .bind(new.to_string());
-        for param in params {
-            insert = insert.bind(param);
-        }
-        if let Some(cap) = split.size_cap {
-            insert = insert.bind(i64::try_from(cap).unwrap_or(i64::MAX));
-        }
+        let insert = Statement {
+            sql: format!(
+                "INSERT INTO {t} (key, data, created_at, expires_at, expiry) \
+                 SELECT ?6, {data}, created_at, ?3, CASE WHEN ?4 THEN ?5 ELSE expiry END \
+                 FROM {t} WHERE key = ?1 AND expires_at > ?2 AND {DATA_IS_OBJECT}{conditions} \
+                 ON CONFLICT (key) DO UPDATE SET data = excluded.data, \
+                 created_at = excluded.created_at, expires_at = excluded.expires_at, \
+                 expiry = excluded.expiry WHERE {t}.expires_at <= ?2"
+            )
+            .into(),
+            args,
+        };
+        let insert = bind::<Sqlite>(&insert);
 
         let mut tx = self
             .writer
@@ -495,6 +527,7 @@ impl SqliteStore {
         match (old_state, too_large) {
             (None, _) => Ok(Cycled::Missing),
             (Some(false), _) => Err(sql::corrupt(old, "`data` is not a JSON object; not cycled")),
+            (Some(true), _) if !self.preconditions_hold(old, split).await? => Ok(Cycled::Conflict),
             (Some(true), Some(size)) => Ok(Cycled::TooLarge { size }),
             (Some(true), None) => Ok(Cycled::Collision),
         }
