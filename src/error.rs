@@ -47,6 +47,20 @@ pub enum Error {
         /// The configured limit.
         limit: usize,
     },
+    /// [`Session::update`](crate::Session::update) gave up: other requests kept changing the
+    /// key between its read and its write, `attempts` times in a row.
+    #[error("session key `{key}` kept changing under `update`; gave up after {attempts} attempts")]
+    Conflict {
+        /// The key being updated.
+        key: String,
+        /// How many times it was read and written.
+        attempts: usize,
+    },
+    /// A save after the response has gone needed a new session id (a new session, or
+    /// `cycle_id`), which the client could never learn: create or cycle the session during
+    /// the request.
+    #[error("the response has gone: a new session id cannot reach the client; create or cycle the session during the request")]
+    ResponseSent,
     /// A stored value does not have the type the handler asked for.
     #[error("session value for key `{key}` does not have the requested type: {source}")]
     Deserialize {

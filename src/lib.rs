@@ -78,7 +78,7 @@ pub use expiry::{
 };
 pub use id::{SessionId, StoreKey};
 pub use layer::SessionLayer;
-pub use session::{Session, SessionMissing};
+pub use session::{Session, SessionMissing, UPDATE_ATTEMPTS};
 pub use stats::SessionStats;
 pub use store::MemoryStore;
 #[cfg(feature = "postgres")]

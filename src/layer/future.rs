@@ -83,16 +83,17 @@ where
                     // Its `destroy` still happens, so a logout can never fail open.
                     let failed = response.status().is_server_error();
                     let plan = session.plan_now(failed);
+                    session.finish(failed);
                     // The fast path: a handler that never touched the session, or only read it
                     // inside the touch window, costs no store call and no cookie. A response
                     // built from the session still varies with the cookie that named it.
-                    if plan == Some(Plan::Nothing) {
+                    if plan == Some(Plan::Nothing) && !session.owes_cookie() {
                         if session.was_loaded() {
                             vary_on_id(response.headers_mut(), settings);
                         }
                         return Poll::Ready(Ok(response));
                     }
-                    let saving = Box::pin(save(session, plan, settings.clone(), response));
+                    let saving = Box::pin(save(session, plan, failed, settings.clone(), response));
                     self.as_mut()
                         .project()
                         .state
@@ -108,10 +109,11 @@ where
 async fn save(
     session: Session,
     plan: Option<Plan>,
+    failed: bool,
     settings: Arc<Settings>,
     mut response: Response<Body>,
 ) -> Response<Body> {
-    let action = match session.commit(plan).await {
+    let action = match session.commit(plan, failed).await {
         Ok(action) => action,
         Err(error) => {
             tracing::error!(%error, "saving the session failed; the response is replaced");

@@ -1,7 +1,13 @@
-//! Write-back: carrying out the [`Plan`] for what a handler did to its [`Session`]: one store
-//! call and what the response tells the client.
+//! Write-back: carrying out the [`Plan`] for what a handler did to its [`Session`] (one store
+//! call and what the response tells the client), at the end of the request or earlier with
+//! [`Session::save`].
+
+use std::collections::HashMap;
+
+use serde_json::Value;
 
 use super::plan::{plan, Plan, Rules};
+use super::state::{Origin, State, Stored};
 use super::Session;
 use crate::error::{Error, StoreError};
 use crate::expiry::now;
@@ -13,7 +19,7 @@ use crate::store::{entry_size, Applied, ChangeSet, Created, Cycled, Touched};
 const ID_ATTEMPTS: usize = 4;
 
 /// What the response must tell the client about the id.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum CookieAction {
     /// Nothing: the client's cookie stays as it is (or there is none to send).
     Keep,
@@ -23,19 +29,37 @@ pub(crate) enum CookieAction {
     Remove,
 }
 
+/// What a carried-out plan changed, for bringing the state up to date.
+enum Saved {
+    /// Nothing in the store changed.
+    Unchanged,
+    /// The session is stored under `id` now, with these times.
+    Stored {
+        id: SessionId,
+        created_at: Option<i64>,
+        expires_at: i64,
+    },
+    /// The session ended (destroyed here, or by someone else meanwhile).
+    Ended,
+}
+
 impl Session {
     /// The plan for saving this session, if it can be made without a store call: `None` when
     /// the session must be loaded first (only `set_expiry` was called, without a load).
-    ///
-    /// Takes the request's changes: call it once, when the handler's response is in.
     pub(crate) fn plan_now(&self, failed: bool) -> Option<Plan> {
         let loaded = self.was_loaded();
-        let mut state = self.state();
+        let state = self.state();
         if !loaded && !failed && state.expiry_changed() {
             return None;
         }
-        let state = std::mem::take(&mut *state);
-        Some(plan(state, loaded, failed, &self.rules(), now()))
+        Some(plan(&state, loaded, failed, &self.rules(), now()))
+    }
+
+    /// Whether an earlier [`save`](Session::save) in this request owes the response a cookie
+    /// (a new id, or its removal): then even a [`Plan::Nothing`] goes through
+    /// [`commit`](Self::commit).
+    pub(crate) fn owes_cookie(&self) -> bool {
+        self.state().pending_cookie.is_some()
     }
 
     /// Whether the handler loaded the session (its response depends on the cookie).
@@ -43,7 +67,7 @@ impl Session {
         self.inner.loaded.initialized()
     }
 
-    fn rules(&self) -> Rules {
+    pub(super) fn rules(&self) -> Rules {
         let settings = &self.inner.settings;
         Rules {
             expiry: settings.expiry,
@@ -52,34 +76,111 @@ impl Session {
         }
     }
 
-    /// Saves the session: carries out `plan`, or, without one (see [`plan_now`](Self::plan_now)),
-    /// loads the session and plans first.
+    /// Saves the session at the end of the request: carries out `plan`, or, without one (see
+    /// [`plan_now`](Self::plan_now)), loads the session and plans first. A `5xx` response saves
+    /// only a `destroy` (its plan says so), and its unsaved changes are dropped.
     ///
     /// # Errors
     ///
     /// [`Error::Store`] if the store failed or kept reporting collisions; [`Error::TooLarge`] if
     /// the store refused the changes because, with what other requests saved meanwhile, the
     /// session would outgrow the size cap.
-    pub(crate) async fn commit(&self, plan: Option<Plan>) -> Result<CookieAction, Error> {
+    pub(crate) async fn commit(
+        &self,
+        plan: Option<Plan>,
+        failed: bool,
+    ) -> Result<CookieAction, Error> {
         let plan = match plan {
             Some(plan) => plan,
             None => {
                 self.load().await?;
-                let state = std::mem::take(&mut *self.state());
-                plan_for(state, self)
+                self.plan_after_load()
             }
         };
-        self.execute(plan).await
+        let action = self.carry_out(plan).await?;
+        let mut state = self.state();
+        if failed {
+            state.updates.clear();
+            state.clear = false;
+        }
+        let pending = state.pending_cookie.take();
+        Ok(match (action, pending) {
+            (CookieAction::Keep, Some(pending)) => pending,
+            (action, _) => action,
+        })
     }
 
-    async fn execute(&self, plan: Plan) -> Result<CookieAction, Error> {
+    fn plan_after_load(&self) -> Plan {
+        plan(&self.state(), true, false, &self.rules(), now())
+    }
+
+    /// Writes this request's pending changes now, as the end of the request would, and keeps
+    /// the handle usable; the cookie the save calls for goes out with the response, if it is
+    /// still to come.
+    pub(super) async fn save_now(&self) -> Result<(), Error> {
+        self.load().await?;
+        let plan = self.plan_after_load();
+        if self.inner.responded() && matches!(plan, Plan::Create { .. } | Plan::Cycle { .. }) {
+            return Err(Error::ResponseSent);
+        }
+        let action = self.carry_out(plan).await?;
+        if action != CookieAction::Keep {
+            self.state().pending_cookie = Some(action);
+        }
+        Ok(())
+    }
+
+    /// Extends the idle deadline now, whether or not a touch is due.
+    pub(super) async fn touch_now(&self) -> Result<(), Error> {
+        self.load().await?;
+        let (id, expires_at, max_age) = {
+            let state = self.state();
+            let Origin::Stored(stored) = &state.origin else {
+                return Ok(());
+            };
+            let rules = self.rules();
+            let expiry = state.settings.expiry.unwrap_or(rules.expiry);
+            let absolute = rules.deadlines.absolute(&state.settings);
+            let now = now();
+            let next = rules
+                .deadlines
+                .expires_at(expiry, absolute, stored.created_at, now);
+            let max_age =
+                (!matches!(expiry, crate::Expiry::OnSessionEnd)).then(|| (next - now) / 1000);
+            (stored.id.clone(), next, max_age)
+        };
+        let plan = Plan::Touch {
+            id,
+            expires_at,
+            resend: max_age.is_some(),
+            max_age,
+        };
+        let action = self.carry_out(plan).await?;
+        if action != CookieAction::Keep && !self.inner.responded() {
+            self.state().pending_cookie = Some(action);
+        }
+        Ok(())
+    }
+
+    /// Carries out `plan` and brings the state up to date with what is stored now.
+    async fn carry_out(&self, plan: Plan) -> Result<CookieAction, Error> {
+        let sent = sent_updates(&plan);
+        let (action, saved) = self.execute(plan).await?;
+        let mut state = self.state();
+        settle(&mut state, saved, &sent);
+        Ok(action)
+    }
+
+    async fn execute(&self, plan: Plan) -> Result<(CookieAction, Saved), Error> {
         let store = &self.inner.store;
         Ok(match plan {
-            Plan::Nothing => CookieAction::Keep,
-            Plan::ResendCookie { id, max_age } => CookieAction::Set { id, max_age },
+            Plan::Nothing => (CookieAction::Keep, Saved::Unchanged),
+            Plan::ResendCookie { id, max_age } => {
+                (CookieAction::Set { id, max_age }, Saved::Unchanged)
+            }
             Plan::Forget { old } => {
                 store.delete(&old.store_key()).await?;
-                CookieAction::Remove
+                (CookieAction::Remove, Saved::Ended)
             }
             Plan::Create {
                 replacing,
@@ -92,7 +193,14 @@ impl Session {
                 for _ in 0..ID_ATTEMPTS {
                     let id = SessionId::generate();
                     match store.create(&id.store_key(), &record).await? {
-                        Created::Done => return Ok(CookieAction::Set { id, max_age }),
+                        Created::Done => {
+                            let saved = Saved::Stored {
+                                id: id.clone(),
+                                created_at: Some(record.created_at),
+                                expires_at: record.expires_at,
+                            };
+                            return Ok((CookieAction::Set { id, max_age }, saved));
+                        }
                         Created::Collision => continue,
                     }
                 }
@@ -104,9 +212,20 @@ impl Session {
                 resend,
                 max_age,
             } => match store.apply(&id.store_key(), &changes).await? {
-                Applied::Done if resend => CookieAction::Set { id, max_age },
-                Applied::Done => CookieAction::Keep,
-                Applied::Missing => vanished(&id),
+                Applied::Done => {
+                    let saved = Saved::Stored {
+                        id: id.clone(),
+                        created_at: None,
+                        expires_at: changes.expires_at,
+                    };
+                    let action = if resend {
+                        CookieAction::Set { id, max_age }
+                    } else {
+                        CookieAction::Keep
+                    };
+                    (action, saved)
+                }
+                Applied::Missing => (vanished(&id), Saved::Ended),
                 Applied::TooLarge { size } => return Err(too_large(&changes, size)),
                 // A plan's change set has no preconditions, so no store can refuse it for one.
                 Applied::Conflict => return Err(broken_store("apply")),
@@ -120,8 +239,15 @@ impl Session {
                 for _ in 0..ID_ATTEMPTS {
                     let new = SessionId::generate();
                     match store.cycle(&key, &new.store_key(), &changes).await? {
-                        Cycled::Done => return Ok(CookieAction::Set { id: new, max_age }),
-                        Cycled::Missing => return Ok(vanished(&id)),
+                        Cycled::Done => {
+                            let saved = Saved::Stored {
+                                id: new.clone(),
+                                created_at: None,
+                                expires_at: changes.expires_at,
+                            };
+                            return Ok((CookieAction::Set { id: new, max_age }, saved));
+                        }
+                        Cycled::Missing => return Ok((vanished(&id), Saved::Ended)),
                         Cycled::Collision => continue,
                         Cycled::TooLarge { size } => return Err(too_large(&changes, size)),
                         Cycled::Conflict => return Err(broken_store("cycle")),
@@ -135,17 +261,100 @@ impl Session {
                 resend,
                 max_age,
             } => match store.touch(&id.store_key(), expires_at).await? {
-                Touched::Done if resend => CookieAction::Set { id, max_age },
-                Touched::Done => CookieAction::Keep,
-                Touched::Missing => vanished(&id),
+                Touched::Done => {
+                    let saved = Saved::Stored {
+                        id: id.clone(),
+                        created_at: None,
+                        expires_at,
+                    };
+                    let action = if resend {
+                        CookieAction::Set { id, max_age }
+                    } else {
+                        CookieAction::Keep
+                    };
+                    (action, saved)
+                }
+                Touched::Missing => (vanished(&id), Saved::Ended),
             },
         })
     }
 }
 
-/// The plan for a state taken after a load.
-fn plan_for(state: super::state::State, session: &Session) -> Plan {
-    plan(state, true, false, &session.rules(), now())
+/// The per-key changes a plan sends to the store (to forget them once saved), and whether it
+/// clears.
+struct Sent {
+    clear: bool,
+    updates: HashMap<String, Option<Value>>,
+    /// Everything the handler changed is in the plan (a new session holds all its data).
+    everything: bool,
+}
+
+fn sent_updates(plan: &Plan) -> Sent {
+    match plan {
+        Plan::Apply { changes, .. } | Plan::Cycle { changes, .. } => Sent {
+            clear: changes.clear,
+            updates: changes.updates.iter().cloned().collect(),
+            everything: false,
+        },
+        Plan::Create { .. } | Plan::Forget { .. } => Sent {
+            clear: true,
+            updates: HashMap::new(),
+            everything: true,
+        },
+        Plan::Nothing | Plan::ResendCookie { .. } | Plan::Touch { .. } => Sent {
+            clear: false,
+            updates: HashMap::new(),
+            everything: false,
+        },
+    }
+}
+
+/// Brings `state` up to date after a save: it now works on the stored session (under its new
+/// id after a create or cycle), and the changes that were saved are no longer pending. Changes
+/// made while the save ran (from another task holding the session) stay pending.
+fn settle(state: &mut State, saved: Saved, sent: &Sent) {
+    match saved {
+        Saved::Unchanged => {
+            if let Origin::Stored(stored) = &mut state.origin {
+                stored.reissue = false;
+            }
+            return;
+        }
+        Saved::Ended => {
+            *state = State::default();
+            return;
+        }
+        Saved::Stored {
+            id,
+            created_at,
+            expires_at,
+        } => {
+            let created_at = match (&state.origin, created_at) {
+                (_, Some(created_at)) => created_at,
+                (Origin::Stored(stored), None) => stored.created_at,
+                (_, None) => now(),
+            };
+            state.origin = Origin::Stored(Stored {
+                id,
+                created_at,
+                expires_at,
+                reissue: false,
+                cycle: false,
+            });
+        }
+    }
+    if sent.everything {
+        state.updates.clear();
+    } else {
+        state
+            .updates
+            .retain(|key, value| sent.updates.get(key) != Some(value));
+    }
+    if sent.clear {
+        state.clear = false;
+    }
+    state.expiry_set = false;
+    state.absolute_set = false;
 }
 
 /// The session was destroyed, cycled (a login in another tab) or expired by someone else between
@@ -164,7 +373,7 @@ fn vanished(id: &SessionId) -> CookieAction {
 /// The store refused the change set: with what other requests saved meanwhile, the session
 /// would outgrow the cap. Named after the largest value the change set sets, the likeliest
 /// culprit.
-fn too_large(changes: &ChangeSet, size: usize) -> Error {
+pub(super) fn too_large(changes: &ChangeSet, size: usize) -> Error {
     let key = changes
         .updates
         .iter()

@@ -10,12 +10,15 @@ mod extract;
 mod plan;
 mod size;
 mod state;
+mod update;
 
 pub(crate) use commit::CookieAction;
 pub use extract::SessionMissing;
 pub(crate) use plan::Plan;
+pub use update::UPDATE_ATTEMPTS;
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::de::DeserializeOwned;
@@ -62,6 +65,33 @@ pub(crate) struct Inner {
     incoming: Incoming,
     loaded: OnceCell<()>,
     state: Mutex<State>,
+    /// The layer has sent the response: changes from here on need [`Session::save`].
+    responded: AtomicBool,
+}
+
+impl Inner {
+    fn responded(&self) -> bool {
+        self.responded.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Inner {
+    /// The last handle is gone. Changes made after the response (in a WebSocket or a spawned
+    /// task) and never saved are lost: say so, rather than drop them quietly. A warning here
+    /// rather than an error from the write: a write cannot know whether a `save` will follow.
+    fn drop(&mut self) {
+        let state = self
+            .state
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if self.responded.load(Ordering::Acquire) && state.has_unsaved_changes() {
+            tracing::warn!(
+                session = ?state.id().map(|id| id.store_key().short()),
+                "session changes made after the response were never saved and are lost; \
+                 call `session.save().await` after changing a session outside a request"
+            );
+        }
+    }
 }
 
 impl Session {
@@ -77,6 +107,7 @@ impl Session {
                 incoming,
                 loaded: OnceCell::new(),
                 state: Mutex::default(),
+                responded: AtomicBool::new(false),
             }),
         }
     }

@@ -57,12 +57,12 @@ pub(crate) struct Rules {
 /// Decides how to save `state` at `now`. `loaded`: whether the handler loaded the session;
 /// `failed`: whether its response is a `5xx` (then only a `destroy` is carried out, so a logout
 /// never fails open, and no data is saved).
-pub(crate) fn plan(state: State, loaded: bool, failed: bool, rules: &Rules, now: i64) -> Plan {
+pub(crate) fn plan(state: &State, loaded: bool, failed: bool, rules: &Rules, now: i64) -> Plan {
     if failed || !loaded {
         // Unloaded, only `set_expiry` can have been called: there is nothing to apply it to
         // without a load, and the layer loads before saving (see `Session::commit`).
-        return match state.origin {
-            Origin::Destroyed(old) => Plan::Forget { old },
+        return match &state.origin {
+            Origin::Destroyed(old) => Plan::Forget { old: old.clone() },
             Origin::New | Origin::Stored(_) => Plan::Nothing,
         };
     }
@@ -70,11 +70,11 @@ pub(crate) fn plan(state: State, loaded: bool, failed: bool, rules: &Rules, now:
     let absolute = rules.deadlines.absolute(&state.settings);
     let expiry_changed = state.expiry_changed();
     let data_changed = state.data_changed();
-    let stored = match state.origin {
+    let stored = match &state.origin {
         Origin::Stored(stored) => stored,
         origin @ (Origin::New | Origin::Destroyed(_)) => {
             let replacing = match origin {
-                Origin::Destroyed(old) => Some(old),
+                Origin::Destroyed(old) => Some(old.clone()),
                 _ => None,
             };
             if state.data.is_empty() {
@@ -87,7 +87,7 @@ pub(crate) fn plan(state: State, loaded: bool, failed: bool, rules: &Rules, now:
             return Plan::Create {
                 replacing,
                 max_age: max_age(expiry, expires_at, now),
-                record: Record::new(state.data, expires_at)
+                record: Record::new(state.data.clone(), expires_at)
                     .with_created_at(now)
                     .with_expiry(state.settings),
             };
@@ -101,7 +101,11 @@ pub(crate) fn plan(state: State, loaded: bool, failed: bool, rules: &Rules, now:
     if stored.cycle || data_changed || expiry_changed {
         let changes = ChangeSet {
             clear: state.clear,
-            updates: state.updates.into_iter().collect(),
+            updates: state
+                .updates
+                .iter()
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect(),
             expires_at: next,
             expiry: if expiry_changed {
                 ExpiryChange::Set(state.settings)
@@ -113,13 +117,13 @@ pub(crate) fn plan(state: State, loaded: bool, failed: bool, rules: &Rules, now:
         };
         if stored.cycle {
             return Plan::Cycle {
-                id: stored.id,
+                id: stored.id.clone(),
                 changes,
                 max_age: max_age_next,
             };
         }
         return Plan::Apply {
-            id: stored.id,
+            id: stored.id.clone(),
             changes,
             resend: expiry_changed || stored.reissue || max_age_next.is_some(),
             max_age: max_age_next,
@@ -127,7 +131,7 @@ pub(crate) fn plan(state: State, loaded: bool, failed: bool, rules: &Rules, now:
     }
     if rules.deadlines.touch_due(expiry, stored.expires_at, next) {
         return Plan::Touch {
-            id: stored.id,
+            id: stored.id.clone(),
             expires_at: next,
             resend: stored.reissue || max_age_next.is_some(),
             max_age: max_age_next,
@@ -135,7 +139,7 @@ pub(crate) fn plan(state: State, loaded: bool, failed: bool, rules: &Rules, now:
     }
     if stored.reissue {
         return Plan::ResendCookie {
-            id: stored.id,
+            id: stored.id.clone(),
             max_age: max_age(expiry, stored.expires_at, now),
         };
     }
@@ -357,7 +361,7 @@ mod tests {
             ),
         ];
         for (what, state, loaded, failed, rules, check) in rows {
-            let plan = plan(state, loaded, failed, rules, NOW);
+            let plan = plan(&state, loaded, failed, rules, NOW);
             assert!(check(&plan, &id), "{what}: {plan:?}");
         }
     }

@@ -27,6 +27,9 @@ pub(super) struct State {
     pub(super) clear: bool,
     /// Serialized size of `data`, computed on the first insert when a cap is set.
     pub(super) size: Option<usize>,
+    /// What an earlier [`Session::save`](crate::Session::save) in this request owes the
+    /// response (a new id's cookie, say), unless the final save supersedes it.
+    pub(super) pending_cookie: Option<super::CookieAction>,
 }
 
 /// The stored session behind a request: none, the one it loaded, or the one it destroyed.
@@ -59,6 +62,18 @@ impl State {
     /// Whether the handler changed the session's own expiry settings.
     pub(super) fn expiry_changed(&self) -> bool {
         self.expiry_set || self.absolute_set
+    }
+
+    /// Whether anything is waiting to be saved.
+    pub(super) fn has_unsaved_changes(&self) -> bool {
+        let cycle = matches!(&self.origin, Origin::Stored(stored) if stored.cycle);
+        let fresh_data =
+            matches!(self.origin, Origin::New | Origin::Destroyed(_)) && !self.data.is_empty();
+        self.data_changed()
+            || self.expiry_changed()
+            || cycle
+            || fresh_data
+            || matches!(self.origin, Origin::Destroyed(_))
     }
 
     /// Whether the handler changed the values.

@@ -10,3 +10,4 @@ mod lifecycle;
 mod security;
 mod support;
 mod transport;
+mod update;

@@ -1,0 +1,249 @@
+//! Writing now rather than at the end of the request: [`Session::update`] (compare-and-set on
+//! one key), [`Session::save`] and [`Session::touch`].
+
+use std::sync::atomic::Ordering;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::commit::too_large;
+use super::state::{Origin, State};
+use super::{size, Session};
+use crate::error::Error;
+use crate::expiry::now;
+use crate::store::{Applied, ChangeSet};
+
+/// How many times [`Session::update`] reads again and reruns its closure when other requests
+/// keep changing the key between its read and its write.
+pub const UPDATE_ATTEMPTS: usize = 16;
+
+impl Session {
+    /// Changes the value under `key` by `f` and stores the result at once, without losing a
+    /// concurrent change of the same key: the same-key counterpart of per-key change sets.
+    ///
+    /// `f` gets the current value (`None` if there is none) and returns the new one. The new
+    /// value is written in one store step, and only if the key still holds what `f` saw
+    /// (compare-and-set: [`ChangeSet::expect`](crate::store::ChangeSet::expect)); if another
+    /// request changed it meanwhile, `update` reads the key again and reruns `f`, up to
+    /// [`UPDATE_ATTEMPTS`] times. No lock is taken: requests that do not touch the key never
+    /// wait. Two tabs adding to one cart, or a counter, keep every change.
+    ///
+    /// It takes effect at once, not at the end of the request, so the value it returns is the
+    /// one stored; the request's other changes are still saved at the end. On a session that
+    /// does not exist yet, `update` creates it (with whatever the handler inserted before): the
+    /// one store call a new session costs anyway, and its cookie goes out with the response.
+    /// An `insert` or `remove` of the same key earlier in the request is replaced by `update`'s
+    /// result.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// use axum::{routing::get, Router};
+    /// use http_body_util::BodyExt;
+    /// use sessionware::{Error, MemoryStore, Session, SessionLayer};
+    /// use tower::ServiceExt;
+    ///
+    /// async fn add_to_cart(session: Session) -> Result<String, Error> {
+    ///     let items = session
+    ///         .update("cart", |cart: Option<Vec<String>>| {
+    ///             let mut cart = cart.unwrap_or_default();
+    ///             cart.push("apple".to_owned());
+    ///             cart
+    ///         })
+    ///         .await?;
+    ///     Ok(items.len().to_string())
+    /// }
+    ///
+    /// let app = Router::new()
+    ///     .route("/add", get(add_to_cart))
+    ///     .layer(SessionLayer::new(MemoryStore::default()));
+    /// let res = app.clone().oneshot(http::Request::get("/add").body(axum::body::Body::empty()).unwrap()).await.unwrap();
+    /// let cookie = res.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    /// assert_eq!(&res.into_body().collect().await.unwrap().to_bytes()[..], b"1");
+    ///
+    /// let again = http::Request::get("/add").header("cookie", cookie).body(axum::body::Body::empty()).unwrap();
+    /// let res = app.oneshot(again).await.unwrap();
+    /// assert_eq!(&res.into_body().collect().await.unwrap().to_bytes()[..], b"2");
+    /// # });
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Conflict`] if the key kept changing for [`UPDATE_ATTEMPTS`] attempts;
+    /// [`Error::Deserialize`] if the stored value is not a `T`; [`Error::Serialize`] if the new
+    /// one cannot be turned into JSON; [`Error::TooLarge`] if the session would outgrow the
+    /// size cap; [`Error::ResponseSent`] if it would have to create the session after the
+    /// response has gone (its cookie could not reach the client); [`Error::Store`] if the store
+    /// failed.
+    pub async fn update<T, F>(&self, key: &str, mut f: F) -> Result<T, Error>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnMut(Option<T>) -> T,
+    {
+        self.load().await?;
+        for _ in 0..UPDATE_ATTEMPTS {
+            let (stored, seen) = {
+                let state = self.state();
+                let stored = match &state.origin {
+                    Origin::Stored(stored) => Some((stored.id.clone(), stored.created_at)),
+                    Origin::New | Origin::Destroyed(_) => None,
+                };
+                (stored, state.data.get(key).cloned())
+            };
+            let current = seen
+                .clone()
+                .map(T::deserialize)
+                .transpose()
+                .map_err(|source| Error::Deserialize {
+                    key: key.to_owned(),
+                    source,
+                })?;
+            let next = f(current);
+            let value = serde_json::to_value(&next).map_err(|source| Error::Serialize {
+                key: key.to_owned(),
+                source,
+            })?;
+            let Some((id, created_at)) = stored else {
+                // A new session: it is created now, holding this value and what the handler
+                // inserted before.
+                self.set_locally(key, value)?;
+                self.save_now().await?;
+                return Ok(next);
+            };
+            let changes = ChangeSet {
+                expires_at: self.next_deadline(created_at),
+                max_size: self.inner.settings.max_size,
+                ..ChangeSet::default()
+            }
+            .with_expected(key, seen)
+            .with_update(key, Some(value.clone()));
+            match self.inner.store.apply(&id.store_key(), &changes).await? {
+                Applied::Done => {
+                    let mut state = self.state();
+                    if let Origin::Stored(stored) = &mut state.origin {
+                        stored.expires_at = changes.expires_at;
+                    }
+                    state.size = None;
+                    state.data.insert(key.to_owned(), value);
+                    state.updates.remove(key);
+                    return Ok(next);
+                }
+                Applied::Conflict => self.reread(key).await?,
+                // Destroyed or expired meanwhile: like any unknown session, this one starts
+                // over as a new session, under a new id.
+                Applied::Missing => *self.state() = State::default(),
+                Applied::TooLarge { size } => return Err(too_large(&changes, size)),
+            }
+        }
+        Err(Error::Conflict {
+            key: key.to_owned(),
+            attempts: UPDATE_ATTEMPTS,
+        })
+    }
+
+    /// Writes the changes made so far now, as the end of the request would, and keeps the handle
+    /// usable (later changes need another `save`, or the end of the request).
+    ///
+    /// For a `Session` moved into a WebSocket handler, an SSE stream or a spawned task: the
+    /// layer saves at the end of the request, before the response leaves, so changes made after
+    /// that are saved only by `save`. Changes made after the response and never saved are
+    /// reported by a `tracing` warning when the last handle is dropped.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use sessionware::{Error, MemoryStore, Session};
+    ///
+    /// // In a WebSocket handler, after the upgrade response has gone:
+    /// async fn on_message(session: &Session) -> Result<(), Error> {
+    ///     let n: u64 = session.get("messages").await?.unwrap_or(0);
+    ///     session.insert("messages", n + 1).await?;
+    ///     session.save().await
+    /// }
+    /// # let _ = on_message;
+    /// # });
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As at the end of a request ([`Error::Store`], [`Error::TooLarge`]), and
+    /// [`Error::ResponseSent`] if saving needs a new id (a new session, or a `cycle_id`) after
+    /// the response has gone: the client could never learn it.
+    pub async fn save(&self) -> Result<(), Error> {
+        self.save_now().await
+    }
+
+    /// Extends the session's idle deadline now, as a request that reads it would (but whether
+    /// or not a quarter of the idle period has passed): for a WebSocket that stays open for
+    /// hours without a request, so the session does not expire under it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if the store failed.
+    pub async fn touch(&self) -> Result<(), Error> {
+        self.touch_now().await
+    }
+
+    /// Called by the layer once the response is decided: from now on, changes need `save`. A
+    /// failed (`5xx`) response's changes were not saved and are dropped.
+    pub(crate) fn finish(&self, failed: bool) {
+        if failed {
+            let mut state = self.state();
+            state.updates.clear();
+            state.clear = false;
+            if matches!(state.origin, Origin::New) {
+                state.data.clear();
+            }
+        }
+        self.inner.responded.store(true, Ordering::Release);
+    }
+
+    /// The deadline a write now gives a session created at `created_at`.
+    fn next_deadline(&self, created_at: i64) -> i64 {
+        let rules = self.rules();
+        let state = self.state();
+        let expiry = state.settings.expiry.unwrap_or(rules.expiry);
+        let absolute = rules.deadlines.absolute(&state.settings);
+        rules
+            .deadlines
+            .expires_at(expiry, absolute, created_at, now())
+    }
+
+    /// Sets `key` in this request's view, as `insert` does (size cap included).
+    fn set_locally(&self, key: &str, value: Value) -> Result<(), Error> {
+        let mut state = self.state();
+        if let Some(limit) = self.inner.settings.max_size {
+            let size = size::after_insert(&mut state, key, &value);
+            if size > limit {
+                return Err(Error::TooLarge {
+                    key: key.to_owned(),
+                    size,
+                    limit,
+                });
+            }
+            state.size = Some(size);
+        }
+        state.data.insert(key.to_owned(), value.clone());
+        state.updates.insert(key.to_owned(), Some(value));
+        Ok(())
+    }
+
+    /// After a conflict: takes `key` as the store holds it now.
+    async fn reread(&self, key: &str) -> Result<(), Error> {
+        let Some(id) = self.state().id().cloned() else {
+            return Ok(());
+        };
+        let record = self.inner.store.load(&id.store_key()).await?;
+        let mut state = self.state();
+        match record {
+            Some(record) => {
+                match record.data.get(key) {
+                    Some(value) => state.data.insert(key.to_owned(), value.clone()),
+                    None => state.data.remove(key),
+                };
+                state.size = None;
+            }
+            None => *state = State::default(),
+        }
+        Ok(())
+    }
+}
