@@ -8,7 +8,8 @@ use axum::Router;
 use sessionware::{Error, MemoryStore, Session, SessionLayer};
 use tokio::sync::{Barrier, Notify};
 
-use crate::support::{routes, send};
+use crate::common::send;
+use crate::support::routes;
 
 const REQUESTS: usize = 16;
 

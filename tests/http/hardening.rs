@@ -16,7 +16,8 @@ use sessionware::{
 };
 use tokio::sync::Notify;
 
-use crate::support::{app, routes, send, send_request};
+use crate::common::{send, send_request, Reply};
+use crate::support::{app, routes};
 
 /// A browser's cookie jar for one host, as far as the session cookie goes: `Set-Cookie` with
 /// `Max-Age=0` removes it (by name), anything else replaces it.
@@ -24,7 +25,7 @@ use crate::support::{app, routes, send, send_request};
 struct Jar(Option<String>);
 
 impl Jar {
-    fn receive(&mut self, reply: &crate::support::Reply) {
+    fn receive(&mut self, reply: &Reply) {
         for set in reply.set_cookies() {
             if set.contains("Max-Age=0") {
                 self.0 = None;
@@ -321,12 +322,7 @@ fn cookie_prefixes_are_checked_case_insensitively() {
 
 const ID_HEADER: HeaderName = HeaderName::from_static("x-session-id");
 
-async fn with_headers(
-    app: &Router,
-    path: &str,
-    cookie: Option<&str>,
-    ids: &[&str],
-) -> crate::support::Reply {
+async fn with_headers(app: &Router, path: &str, cookie: Option<&str>, ids: &[&str]) -> Reply {
     let mut req = Request::get(path);
     if let Some(cookie) = cookie {
         req = req.header(header::COOKIE, cookie);
