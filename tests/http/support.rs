@@ -7,10 +7,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use axum::extract::Path;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, MethodRouter};
 use axum::Router;
 use sessionware::store::{Applied, ChangeSet, Created, Cycled, Record, SessionStore, Touched};
 use sessionware::{Error, MemoryStore, Session, SessionLayer, StoreError, StoreKey};
+use tokio::sync::Notify;
 
 use crate::common;
 
@@ -83,6 +84,36 @@ impl SessionStore for Probe {
     async fn delete_expired(&self) -> Result<u64, StoreError> {
         self.enter(true)?;
         self.memory.delete_expired().await
+    }
+}
+
+/// A request held between its load and its write, for races: the handler [`Held::route`] makes
+/// loads the session, signals `loaded`, waits for `go`, then writes.
+#[derive(Default)]
+pub struct Held {
+    pub loaded: Arc<Notify>,
+    pub go: Arc<Notify>,
+}
+
+impl Held {
+    /// `GET` that loads the session, waits as above, inserts `key = value` and answers `answer`.
+    pub fn route(
+        &self,
+        key: &'static str,
+        value: &'static str,
+        answer: &'static str,
+    ) -> MethodRouter {
+        let (l, g) = (self.loaded.clone(), self.go.clone());
+        get(move |s: Session| {
+            let (loaded, go) = (l.clone(), g.clone());
+            async move {
+                s.get::<i64>("counter").await?;
+                loaded.notify_one();
+                go.notified().await;
+                s.insert(key, value).await?;
+                Ok::<_, Error>(answer)
+            }
+        })
     }
 }
 
