@@ -5,14 +5,12 @@
 
 use std::future::Future;
 
-use axum::body::Body;
-use axum::http::{header, Request};
-use axum::routing::get;
-use axum::Router;
+use axum::http::header;
 use serde_json::{json, Value};
 use sessionware::store::{now, Applied, ChangeSet, Created, Cycled, Record, SessionStore};
-use sessionware::{Error, Session, SessionId, SessionLayer, StoreError, StoreKey};
-use tower::ServiceExt;
+use sessionware::{SessionId, StoreError, StoreKey};
+
+use crate::common::send_ok;
 
 const HOUR: i64 = 3_600_000;
 
@@ -23,19 +21,8 @@ fn key() -> StoreKey {
 /// Sends one request through a session layer on `store` that writes a value, and returns the
 /// session id the response's cookie carries.
 async fn id_issued_by(store: impl SessionStore) -> SessionId {
-    async fn write(s: Session) -> Result<&'static str, Error> {
-        s.insert("user", "alice").await?;
-        Ok("ok")
-    }
-    let app = Router::new()
-        .route("/", get(write))
-        .layer(SessionLayer::new(store));
-    let res = app
-        .oneshot(Request::get("/").body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let cookie = res.headers()[header::SET_COOKIE]
+    let reply = send_ok(&super::login_app(store), "/login", None).await;
+    let cookie = reply.headers[header::SET_COOKIE]
         .to_str()
         .unwrap()
         .to_owned();
@@ -535,7 +522,7 @@ mod postgres {
     async fn pool() -> sqlx::PgPool {
         PgPoolOptions::new()
             .max_connections(8)
-            .connect(&crate::stores::env_url("DATABASE_URL"))
+            .connect(&crate::common::env_url("DATABASE_URL"))
             .await
             .unwrap()
     }
