@@ -17,31 +17,25 @@ use axum::http::{header, Request};
 use axum::routing::get;
 use axum::Router;
 use criterion::{criterion_group, criterion_main, Criterion};
-use sessionware::{Error, Key, MemoryStore, Session, SessionLayer};
+use sessionware::{Key, MemoryStore, SessionLayer};
 use tower::ServiceExt;
 
-async fn read(session: Session) -> Result<String, Error> {
-    Ok(session
-        .get::<i64>("counter")
-        .await?
-        .unwrap_or(0)
-        .to_string())
-}
+// The tests' handlers, so that the bench measures the code the tests check.
+#[path = "../tests/common/mod.rs"]
+mod common;
 
-async fn write(session: Session) -> Result<String, Error> {
-    let n = session.get::<i64>("counter").await?.unwrap_or(0) + 1;
-    session.insert("counter", n).await?;
-    Ok(n.to_string())
-}
-
+/// The handlers behind `layer`. Not `common::app`: its extra routes would add to the routing
+/// measured.
 fn app(layer: SessionLayer) -> Router {
     Router::new()
         .route("/plain", get(|| async { "ok" }))
-        .route("/read", get(read))
-        .route("/write", get(write))
+        .route("/read", get(common::read))
+        .route("/write", get(common::write))
         .layer(layer)
 }
 
+/// `GET path`, and the cookie set if any. Not `common::send`: it reads the whole body and copies
+/// the headers, work the bench would measure.
 async fn call(app: &Router, path: &str, cookie: Option<&str>) -> Option<String> {
     let mut req = Request::get(path);
     if let Some(cookie) = cookie {

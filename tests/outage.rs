@@ -17,19 +17,20 @@
 
 #![cfg(any(feature = "redis", feature = "postgres"))]
 
+mod common;
+
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::http::{header, Request, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
-use http_body_util::BodyExt;
 use sessionware::store::SessionStore;
-use sessionware::{Error, Session, SessionLayer};
-use tower::ServiceExt;
+use sessionware::SessionLayer;
+
+use common::{env_var, send_within, Reply};
 
 /// The longest a session request may take while the server is down: it makes one store call,
 /// which must fail by then (the stores' own deadlines are 2 s).
@@ -57,64 +58,15 @@ const PLAIN: usize = 2;
 /// The body of the layer's and `Error`'s 500 responses.
 const GENERIC_BODY: &str = "Internal Server Error";
 
-/// Reads a required variable, failing with a message that names it (never a silent skip).
-fn env_var(var: &str, what: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| {
-        panic!("{var} is not set: the outage tests need {what}. Start the servers with `env=$(bash .ci/services.sh start); eval \"$env\"` (it prints {var}), or run .ci/run.")
-    })
-}
-
 // ---------------------------------------------------------------------------------------------
 // The app: one router, built once.
-
-async fn write(s: Session) -> Result<String, Error> {
-    let n = s.get::<i64>("n").await?.unwrap_or(0) + 1;
-    s.insert("n", n).await?;
-    Ok(n.to_string())
-}
-
-async fn read(s: Session) -> Result<String, Error> {
-    Ok(s.get::<i64>("n").await?.unwrap_or(0).to_string())
-}
 
 fn app(store: impl SessionStore) -> Router {
     Router::new()
         .route("/plain", get(|| async { "plain" }))
-        .route("/read", get(read))
-        .route("/write", get(write))
+        .route("/read", get(common::read))
+        .route("/write", get(common::write))
         .layer(SessionLayer::new(store))
-}
-
-struct Reply {
-    status: StatusCode,
-    body: String,
-    cookie: Option<String>,
-}
-
-/// `GET path` through `app` (`oneshot` on a clone: the same router and store every time);
-/// `None` if it took longer than `bound`.
-async fn send(app: &Router, path: &str, cookie: Option<&str>, bound: Duration) -> Option<Reply> {
-    let mut req = Request::get(path);
-    if let Some(cookie) = cookie {
-        req = req.header(header::COOKIE, cookie);
-    }
-    let req = req.body(Body::empty()).unwrap();
-    tokio::time::timeout(bound, async {
-        let res = app.clone().oneshot(req).await.unwrap();
-        let status = res.status();
-        let cookie = res
-            .headers()
-            .get(header::SET_COOKIE)
-            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned());
-        let body = res.into_body().collect().await.unwrap().to_bytes();
-        Reply {
-            status,
-            body: String::from_utf8_lossy(&body).into_owned(),
-            cookie,
-        }
-    })
-    .await
-    .ok()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -265,7 +217,7 @@ impl Traffic {
             _ => REQUEST_BOUND,
         };
         let t = Instant::now();
-        let reply = send(&self.app, route, session.map(|i| &*self.cookies[i]), bound).await;
+        let reply = send_within(&self.app, route, session.map(|i| &*self.cookies[i]), bound).await;
         let latency = t.elapsed();
         self.samples.lock().unwrap().push(Sample {
             route,
@@ -323,7 +275,7 @@ async fn outage(store: impl SessionStore, service: &'static str, script: String)
     // Sessions saved before the outage.
     let mut cookies = Vec::new();
     for _ in 0..SESSIONS {
-        let r = send(&app, "/write", None, REQUEST_BOUND)
+        let r = send_within(&app, "/write", None, REQUEST_BOUND)
             .await
             .expect("creating a session timed out");
         assert_eq!(
@@ -331,7 +283,7 @@ async fn outage(store: impl SessionStore, service: &'static str, script: String)
             (StatusCode::OK, "1"),
             "{service}: seeding"
         );
-        cookies.push(r.cookie.expect("a new session sets a cookie"));
+        cookies.push(r.first_cookie().expect("a new session sets a cookie"));
     }
     let traffic = Arc::new(Traffic {
         app,
@@ -381,7 +333,7 @@ async fn outage(store: impl SessionStore, service: &'static str, script: String)
     let probe = &traffic.cookies[SESSIONS - 1];
     let recovered = tokio::time::timeout(RECOVERY_BOUND, async {
         loop {
-            if let Some(r) = send(&traffic.app, "/read", Some(probe), REQUEST_BOUND).await {
+            if let Some(r) = send_within(&traffic.app, "/read", Some(probe), REQUEST_BOUND).await {
                 if r.status == StatusCode::OK {
                     return;
                 }
@@ -513,7 +465,7 @@ fn check_traffic(service: &str, samples: &[Sample], recovery: Duration) {
 /// Every session saved before the outage is still there, with its last acknowledged value.
 async fn check_sessions(service: &str, traffic: &Traffic) {
     for (i, cookie) in traffic.cookies.iter().enumerate() {
-        let r = send(&traffic.app, "/read", Some(cookie), REQUEST_BOUND)
+        let r = send_within(&traffic.app, "/read", Some(cookie), REQUEST_BOUND)
             .await
             .expect("reading a session timed out");
         assert_eq!(r.status, StatusCode::OK, "{service}: reading session {i}");

@@ -18,16 +18,18 @@
 //! The generator is a fixed-seed xorshift, so a failure reproduces; `PROPERTY_SEED=<n>` runs
 //! another sequence and `PROPERTY_CASES=<n>` another count.
 
+mod common;
+
 use std::collections::HashMap;
 
 use axum::body::Body;
 use axum::extract::Path;
-use axum::http::{header, HeaderName, HeaderValue, Request, Response};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Request};
 use axum::routing::get;
 use axum::Router;
-use http_body_util::BodyExt;
 use sessionware::{Error, Key, MemoryStore, Session, SessionLayer};
-use tower::ServiceExt;
+
+use common::send_request;
 
 /// Random requests per run; each goes to all four layers.
 const CASES: usize = 5_000;
@@ -81,20 +83,6 @@ impl Rng {
     }
 }
 
-async fn read(session: Session) -> Result<String, Error> {
-    Ok(session
-        .get::<i64>("counter")
-        .await?
-        .unwrap_or(0)
-        .to_string())
-}
-
-async fn write(session: Session) -> Result<String, Error> {
-    let n = session.get::<i64>("counter").await?.unwrap_or(0) + 1;
-    session.insert("counter", n).await?;
-    Ok(n.to_string())
-}
-
 async fn seed(session: Session, Path(n): Path<i64>) -> Result<(), Error> {
     session.insert("counter", n).await
 }
@@ -115,9 +103,7 @@ fn app(mode: Mode, store: &MemoryStore) -> Router {
         Mode::Private => layer.with_private(key(3)),
         Mode::Header => layer.with_header(HeaderName::from_static(ID_HEADER)),
     };
-    Router::new()
-        .route("/read", get(read))
-        .route("/write", get(write))
+    common::routes()
         .route("/seed/{n}", get(seed))
         .route("/whoami", get(whoami))
         .layer(layer)
@@ -136,9 +122,8 @@ fn protect(key: &Key, id: &str, private: bool) -> Vec<u8> {
 }
 
 /// The values of a response's `Set-Cookie` headers and its id header.
-fn issued(res: &Response<Body>) -> Vec<Vec<u8>> {
-    let mut out: Vec<Vec<u8>> = res
-        .headers()
+fn issued(headers: &HeaderMap) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = headers
         .get_all(header::SET_COOKIE)
         .iter()
         .map(|v| {
@@ -151,15 +136,10 @@ fn issued(res: &Response<Body>) -> Vec<Vec<u8>> {
             pair[eq..].to_vec()
         })
         .collect();
-    if let Some(value) = res.headers().get(ID_HEADER) {
+    if let Some(value) = headers.get(ID_HEADER) {
         out.push(value.as_bytes().to_vec());
     }
     out
-}
-
-async fn body(res: Response<Body>) -> String {
-    let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    String::from_utf8(bytes.to_vec()).unwrap()
 }
 
 /// The apps, the seeded sessions and every value known for them.
@@ -186,9 +166,9 @@ impl World {
                 let req = Request::get(format!("/seed/{counter}"))
                     .body(Body::empty())
                     .unwrap();
-                let res = apps[m].clone().oneshot(req).await.unwrap();
-                assert!(res.status().is_success(), "seeding {mode:?}");
-                let value = issued(&res).swap_remove(0);
+                let reply = send_request(&apps[m], req).await;
+                assert!(reply.status.is_success(), "seeding {mode:?}");
+                let value = issued(&reply.headers).swap_remove(0);
 
                 let mut cookie = b"id=".to_vec();
                 cookie.extend_from_slice(&value);
@@ -196,7 +176,7 @@ impl World {
                     .header(header::COOKIE, HeaderValue::from_bytes(&cookie).unwrap())
                     .body(Body::empty())
                     .unwrap();
-                let id = body(apps[m].clone().oneshot(req).await.unwrap()).await;
+                let id = send_request(&apps[m], req).await.body;
                 assert_eq!(id.len(), 32, "the seeded {mode:?} cookie lost its session");
 
                 let plain = id.as_bytes().to_vec();
@@ -536,14 +516,9 @@ async fn check(world: &World, mode: Mode, case: &Case, tally: &mut Tally) -> Res
     }
     tally.sent += 1;
 
-    let res = world.apps[mode as usize]
-        .clone()
-        .oneshot(req)
-        .await
-        .unwrap();
-    let status = res.status();
-    let issued = issued(&res);
-    let text = body(res).await;
+    let reply = send_request(&world.apps[mode as usize], req).await;
+    let (status, text) = (reply.status, reply.body);
+    let issued = issued(&reply.headers);
     if status.is_server_error() {
         return Err(format!("{mode:?} {path} answered {status} {text:?}"));
     }

@@ -8,53 +8,14 @@
 
 #![cfg(any(feature = "redis", feature = "postgres"))]
 
+mod common;
+
 use std::future::Future;
 
-use axum::body::Body;
-use axum::http::{header, Request};
-use axum::routing::get;
 use axum::Router;
-use sessionware::store::SessionStore;
-use sessionware::{Error, Session, SessionLayer};
-use tower::ServiceExt;
+use sessionware::SessionLayer;
 
-fn env_url(var: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| {
-        panic!("{var} is not set: this store's feature is on, so its tests need a server. Set {var}, or run .ci/run, which starts the servers and sets it.")
-    })
-}
-
-fn app(store: impl SessionStore) -> Router {
-    async fn read(s: Session) -> Result<String, Error> {
-        Ok(s.get::<i64>("n").await?.unwrap_or(0).to_string())
-    }
-    async fn write(s: Session) -> Result<String, Error> {
-        let n = s.get::<i64>("n").await?.unwrap_or(0) + 1;
-        s.insert("n", n).await?;
-        Ok(n.to_string())
-    }
-    Router::new()
-        .route("/plain", get(|| async { "ok" }))
-        .route("/read", get(read))
-        .route("/write", get(write))
-        .layer(SessionLayer::new(store))
-}
-
-async fn send(app: &Router, path: &str, cookie: Option<&str>) -> Option<String> {
-    let mut req = Request::get(path);
-    if let Some(cookie) = cookie {
-        req = req.header(header::COOKIE, cookie);
-    }
-    let res = app
-        .clone()
-        .oneshot(req.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200, "{path}");
-    res.headers()
-        .get(header::SET_COOKIE)
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
-}
+use common::{env_url, send_ok};
 
 /// Runs each request and checks how many round trips the server counted for it.
 async fn check<C, F>(app: &Router, count: C)
@@ -63,9 +24,9 @@ where
     F: Future<Output = u64>,
 {
     // Warm up: connections open, scripts and statements loaded.
-    let cookie = send(app, "/write", None).await.unwrap();
-    send(app, "/write", Some(&cookie)).await;
-    send(app, "/read", Some(&cookie)).await;
+    let cookie = send_ok(app, "/write", None).await.first_cookie().unwrap();
+    send_ok(app, "/write", Some(&cookie)).await;
+    send_ok(app, "/read", Some(&cookie)).await;
 
     let cases: [(&str, Option<&str>, u64, &str); 4] = [
         (
@@ -90,7 +51,7 @@ where
     ];
     for (path, cookie, expected, what) in cases {
         let before = count().await;
-        send(app, path, cookie).await;
+        send_ok(app, path, cookie).await;
         let trips = count().await - before;
         assert_eq!(trips, expected, "{what}: {trips} round trips");
     }
@@ -129,7 +90,7 @@ async fn redis_round_trips() {
                 .sum::<u64>()
         }
     };
-    check(&app(store), count).await;
+    check(&common::app(SessionLayer::new(store)), count).await;
 }
 
 #[cfg(feature = "postgres")]
@@ -153,5 +114,5 @@ async fn postgres_round_trips() {
             calls.unwrap_or(0) as u64
         }
     };
-    check(&app(store), count).await;
+    check(&common::app(SessionLayer::new(store)), count).await;
 }

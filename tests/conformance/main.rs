@@ -5,6 +5,8 @@
 //! and say which variable to set. `.ci/run` starts the servers and sets them.
 
 mod caching;
+#[path = "../common/mod.rs"]
+mod common;
 mod instances;
 mod purge;
 mod stores;

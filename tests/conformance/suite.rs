@@ -5,14 +5,12 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::routing::get;
-use axum::Router;
 use serde_json::{json, Value};
 use sessionware::store::{now, Applied, ChangeSet, Created, Cycled, Record, SessionStore, Touched};
-use sessionware::{
-    Error, Expiry, ExpirySettings, Session, SessionId, SessionLayer, StoreError, StoreKey,
-};
+use sessionware::{Expiry, ExpirySettings, SessionId, SessionLayer, StoreError, StoreKey};
 use tokio::time::sleep;
+
+use crate::common::{self, send_ok};
 
 fn key() -> StoreKey {
     SessionId::generate().store_key()
@@ -421,72 +419,36 @@ pub async fn a_thousand_sessions(store: impl SessionStore) {
 
 /// The store behind a real router: round trip, cycle, destroy, and the absolute timeout.
 pub async fn through_the_layer(store: impl SessionStore) {
-    use axum::body::Body;
-    use axum::http::{header, Request};
-    use http_body_util::BodyExt;
-    use tower::ServiceExt;
-
-    async fn write(s: Session) -> Result<String, Error> {
-        let n = s.get::<i64>("n").await?.unwrap_or(0) + 1;
-        s.insert("n", n).await?;
-        Ok(n.to_string())
-    }
-    let app = Router::new()
-        .route("/write", get(write))
-        .route(
-            "/cycle",
-            get(|s: Session| async move { s.cycle_id().await }),
-        )
-        .route(
-            "/destroy",
-            get(|s: Session| async move { s.destroy().await }),
-        )
-        .layer(
-            SessionLayer::new(store)
-                .with_expiry(Expiry::OnInactivity(Duration::from_secs(60)))
-                .with_absolute_timeout(Duration::from_millis(1_500)),
-        );
-    let send = |path: &'static str, cookie: Option<String>| {
-        let app = app.clone();
-        async move {
-            let mut req = Request::get(path);
-            if let Some(c) = cookie {
-                req = req.header(header::COOKIE, c);
-            }
-            let res = app.oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
-            assert_eq!(res.status(), 200, "{path}");
-            let cookie = res
-                .headers()
-                .get(header::SET_COOKIE)
-                .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned());
-            let body = res.into_body().collect().await.unwrap().to_bytes();
-            (String::from_utf8(body.to_vec()).unwrap(), cookie)
-        }
-    };
-    let (body, cookie) = send("/write", None).await;
-    assert_eq!(body, "1");
-    let cookie = cookie.unwrap();
-    assert_eq!(send("/write", Some(cookie.clone())).await.0, "2");
-    let (_, cycled) = send("/cycle", Some(cookie.clone())).await;
-    let cycled = cycled.unwrap();
+    let app = common::routes().layer(
+        SessionLayer::new(store)
+            .with_expiry(Expiry::OnInactivity(Duration::from_secs(60)))
+            .with_absolute_timeout(Duration::from_millis(1_500)),
+    );
+    let first = send_ok(&app, "/write", None).await;
+    assert_eq!(first.body, "1");
+    let cookie = first.first_cookie().unwrap();
+    assert_eq!(send_ok(&app, "/write", Some(&cookie)).await.body, "2");
+    let cycled = send_ok(&app, "/cycle", Some(&cookie))
+        .await
+        .first_cookie()
+        .unwrap();
     assert_eq!(
-        send("/write", Some(cookie.clone())).await.0,
+        send_ok(&app, "/write", Some(&cookie)).await.body,
         "1",
         "old id still alive after cycle"
     );
-    assert_eq!(send("/write", Some(cycled.clone())).await.0, "3");
+    assert_eq!(send_ok(&app, "/write", Some(&cycled)).await.body, "3");
     sleep(Duration::from_millis(1_600)).await;
     assert_eq!(
-        send("/write", Some(cycled.clone())).await.0,
+        send_ok(&app, "/write", Some(&cycled)).await.body,
         "1",
         "absolute timeout not enforced"
     );
 
-    let (_, fresh) = send("/write", None).await;
-    let fresh = fresh.unwrap();
-    send("/destroy", Some(fresh.clone())).await;
+    let fresh = send_ok(&app, "/write", None).await.first_cookie().unwrap();
+    send_ok(&app, "/destroy", Some(&fresh)).await;
     assert_eq!(
-        send("/write", Some(fresh)).await.0,
+        send_ok(&app, "/write", Some(&fresh)).await.body,
         "1",
         "destroyed session came back"
     );

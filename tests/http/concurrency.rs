@@ -6,9 +6,10 @@ use axum::extract::Path;
 use axum::routing::get;
 use axum::Router;
 use sessionware::{Error, MemoryStore, Session, SessionLayer};
-use tokio::sync::{Barrier, Notify};
+use tokio::sync::Barrier;
 
-use crate::support::{routes, send};
+use crate::common::send;
+use crate::support::{routes, Held};
 
 const REQUESTS: usize = 16;
 
@@ -53,23 +54,12 @@ async fn concurrent_writes_to_distinct_keys_are_all_kept() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn destroy_wins_over_a_slower_write() {
-    let loaded = Arc::new(Notify::new());
-    let go = Arc::new(Notify::new());
+    let held = Held::default();
     let store = MemoryStore::default();
-    let (l, g) = (loaded.clone(), go.clone());
     let app: Router = routes()
         .route(
             "/slow",
-            get(move |s: Session| {
-                let (loaded, go) = (l.clone(), g.clone());
-                async move {
-                    s.get::<i64>("counter").await?;
-                    loaded.notify_one();
-                    go.notified().await;
-                    s.insert("secret", "written after logout").await?;
-                    Ok::<_, Error>("slow done")
-                }
-            }),
+            held.route("secret", "written after logout", "slow done"),
         )
         .layer(SessionLayer::new(store.clone()));
     let cookie = send(&app, "/write", None).await.cookie();
@@ -78,10 +68,10 @@ async fn destroy_wins_over_a_slower_write() {
         let (app, cookie) = (app.clone(), cookie.clone());
         tokio::spawn(async move { send(&app, "/slow", Some(&cookie)).await })
     };
-    loaded.notified().await;
+    held.loaded.notified().await;
     let destroyed = send(&app, "/destroy", Some(&cookie)).await;
     assert!(destroyed.set_cookie().unwrap().contains("Max-Age=0"));
-    go.notify_one();
+    held.go.notify_one();
     let slow = slow.await.unwrap();
 
     assert_eq!(slow.status, 200);

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use sessionware::{Expiry, Key, MemoryStore, SameSite, SessionId, SessionLayer};
 
-use crate::support::{app, send, Probe};
+use crate::common::send;
+use crate::support::{app, Probe};
 
 fn attributes(set_cookie: &str) -> Vec<String> {
     set_cookie
@@ -162,7 +163,7 @@ async fn non_utf8_cookie_gives_a_fresh_session() {
     let mut req = Request::get("/write").body(Body::empty()).unwrap();
     let raw = HeaderValue::from_bytes(b"id=\xff\xfe\xfd; other=\xc3\x28").unwrap();
     req.headers_mut().insert(header::COOKIE, raw);
-    let reply = crate::support::send_request(&app, req).await;
+    let reply = crate::common::send_request(&app, req).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.body, "1");
 }
@@ -260,7 +261,7 @@ async fn id_is_found_in_any_of_several_cookie_headers() {
         .header(header::COOKIE, cookie.as_str())
         .body(Body::empty())
         .unwrap();
-    assert_eq!(crate::support::send_request(&app, req).await.body, "1");
+    assert_eq!(crate::common::send_request(&app, req).await.body, "1");
 }
 
 #[tokio::test]

@@ -5,7 +5,8 @@ use std::time::Duration;
 use sessionware::{Expiry, SessionLayer};
 use tokio::time::sleep;
 
-use crate::support::{app, send, Probe};
+use crate::common::send;
+use crate::support::{app, Probe};
 
 #[tokio::test]
 async fn idle_timeout_ends_a_quiet_session_and_reads_extend_an_active_one() {

@@ -6,7 +6,8 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use sessionware::SessionLayer;
 
-use crate::support::{app, send, Probe};
+use crate::common::send;
+use crate::support::{app, Probe};
 
 #[tokio::test]
 async fn store_failure_is_a_500_on_session_routes_only() {

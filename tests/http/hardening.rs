@@ -14,9 +14,9 @@ use sessionware::store::{Applied, ChangeSet, Created, Cycled, Record, SessionSto
 use sessionware::{
     ConfigError, Error, MemoryStore, Session, SessionId, SessionLayer, StoreError, StoreKey,
 };
-use tokio::sync::Notify;
 
-use crate::support::{app, routes, send, send_request};
+use crate::common::{send, send_request, Reply};
+use crate::support::{app, routes, Held};
 
 /// A browser's cookie jar for one host, as far as the session cookie goes: `Set-Cookie` with
 /// `Max-Age=0` removes it (by name), anything else replaces it.
@@ -24,7 +24,7 @@ use crate::support::{app, routes, send, send_request};
 struct Jar(Option<String>);
 
 impl Jar {
-    fn receive(&mut self, reply: &crate::support::Reply) {
+    fn receive(&mut self, reply: &Reply) {
         for set in reply.set_cookies() {
             if set.contains("Max-Age=0") {
                 self.0 = None;
@@ -40,9 +40,7 @@ impl Jar {
 /// cookie, which the browser would apply to the new id the login just set.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_a_race_to_a_login_never_logs_the_user_out() {
-    let loaded = Arc::new(Notify::new());
-    let go = Arc::new(Notify::new());
-    let (l, g) = (loaded.clone(), go.clone());
+    let held = Held::default();
     let app: Router = routes()
         .route(
             "/login",
@@ -52,19 +50,7 @@ async fn losing_a_race_to_a_login_never_logs_the_user_out() {
                 Ok::<_, Error>("logged in")
             }),
         )
-        .route(
-            "/slow-write",
-            get(move |s: Session| {
-                let (loaded, go) = (l.clone(), g.clone());
-                async move {
-                    s.get::<i64>("counter").await?;
-                    loaded.notify_one();
-                    go.notified().await;
-                    s.insert("theme", "dark").await?;
-                    Ok::<_, Error>("written")
-                }
-            }),
-        )
+        .route("/slow-write", held.route("theme", "dark", "written"))
         .layer(SessionLayer::new(MemoryStore::default()));
 
     let mut jar = Jar::default();
@@ -75,10 +61,10 @@ async fn losing_a_race_to_a_login_never_logs_the_user_out() {
         let (app, cookie) = (app.clone(), before.clone());
         tokio::spawn(async move { send(&app, "/slow-write", Some(&cookie)).await })
     };
-    loaded.notified().await;
+    held.loaded.notified().await;
     let login = send(&app, "/login", Some(&before)).await;
     jar.receive(&login);
-    go.notify_one();
+    held.go.notify_one();
     let slow = slow.await.unwrap();
     assert_eq!(slow.status, 200);
     assert!(
@@ -97,33 +83,19 @@ async fn losing_a_race_to_a_login_never_logs_the_user_out() {
 /// sent it); the old id is dead all the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_destroying_request_sends_the_removal_cookie() {
-    let loaded = Arc::new(Notify::new());
-    let go = Arc::new(Notify::new());
-    let (l, g) = (loaded.clone(), go.clone());
+    let held = Held::default();
     let app: Router = routes()
-        .route(
-            "/slow-write",
-            get(move |s: Session| {
-                let (loaded, go) = (l.clone(), g.clone());
-                async move {
-                    s.get::<i64>("counter").await?;
-                    loaded.notify_one();
-                    go.notified().await;
-                    s.insert("theme", "dark").await?;
-                    Ok::<_, Error>("written")
-                }
-            }),
-        )
+        .route("/slow-write", held.route("theme", "dark", "written"))
         .layer(SessionLayer::new(MemoryStore::default()));
     let cookie = send(&app, "/write", None).await.cookie();
     let slow = {
         let (app, cookie) = (app.clone(), cookie.clone());
         tokio::spawn(async move { send(&app, "/slow-write", Some(&cookie)).await })
     };
-    loaded.notified().await;
+    held.loaded.notified().await;
     let destroyed = send(&app, "/destroy", Some(&cookie)).await;
     assert!(destroyed.set_cookie().unwrap().contains("Max-Age=0"));
-    go.notify_one();
+    held.go.notify_one();
     let slow = slow.await.unwrap();
     assert_eq!(slow.set_cookie(), None);
     assert_eq!(send(&app, "/read", Some(&cookie)).await.body, "0");
@@ -321,12 +293,7 @@ fn cookie_prefixes_are_checked_case_insensitively() {
 
 const ID_HEADER: HeaderName = HeaderName::from_static("x-session-id");
 
-async fn with_headers(
-    app: &Router,
-    path: &str,
-    cookie: Option<&str>,
-    ids: &[&str],
-) -> crate::support::Reply {
+async fn with_headers(app: &Router, path: &str, cookie: Option<&str>, ids: &[&str]) -> Reply {
     let mut req = Request::get(path);
     if let Some(cookie) = cookie {
         req = req.header(header::COOKIE, cookie);

@@ -2,7 +2,8 @@
 
 use sessionware::{MemoryStore, SessionLayer};
 
-use crate::support::{app, send, Probe};
+use crate::common::send;
+use crate::support::{app, Probe};
 
 #[tokio::test]
 async fn round_trip_and_read_only_requests_send_no_cookie() {

@@ -1,5 +1,7 @@
 //! HTTP-level tests of the session layer through a real axum `Router`.
 
+#[path = "../common/mod.rs"]
+mod common;
 mod concurrency;
 mod config;
 mod cookies;

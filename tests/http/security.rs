@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 use axum::routing::get;
 use sessionware::{Error, Key, MemoryStore, Session, SessionLayer};
 
-use crate::support::{app, routes, send, Probe};
+use crate::common::{send, Reply};
+use crate::support::{app, routes, Probe};
 
 #[tokio::test]
 async fn an_insert_over_the_size_cap_is_refused_and_saves_nothing() {
@@ -103,7 +104,7 @@ async fn logs_and_errors_never_contain_a_raw_id() {
     let probe = Probe::default();
     let app = app(SessionLayer::new(probe.clone()));
     let mut ids = Vec::new();
-    let mut cookie_of = |reply: &crate::support::Reply| {
+    let mut cookie_of = |reply: &Reply| {
         let cookie = reply.cookie();
         ids.push(cookie.trim_start_matches("id=").to_owned());
         cookie

@@ -1,18 +1,19 @@
-//! Shared test app, request helper and a store probe for fault injection.
+//! The HTTP tests' app (the shared routes and a few more) and a store probe for fault
+//! injection; the request helper is the shared one, in `tests/common/`.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use axum::body::Body;
 use axum::extract::Path;
-use axum::http::{header, HeaderMap, Request, StatusCode};
-use axum::routing::get;
+use axum::http::StatusCode;
+use axum::routing::{get, MethodRouter};
 use axum::Router;
-use http_body_util::BodyExt;
 use sessionware::store::{Applied, ChangeSet, Created, Cycled, Record, SessionStore, Touched};
 use sessionware::{Error, MemoryStore, Session, SessionLayer, StoreError, StoreKey};
-use tower::ServiceExt;
+use tokio::sync::Notify;
+
+use crate::common;
 
 /// A real `MemoryStore` that counts calls and fails (or returns garbage) on cue.
 #[derive(Debug, Clone, Default)]
@@ -86,18 +87,34 @@ impl SessionStore for Probe {
     }
 }
 
-async fn read(session: Session) -> Result<String, Error> {
-    Ok(session
-        .get::<i64>("counter")
-        .await?
-        .unwrap_or(0)
-        .to_string())
+/// A request held between its load and its write, for races: the handler [`Held::route`] makes
+/// loads the session, signals `loaded`, waits for `go`, then writes.
+#[derive(Default)]
+pub struct Held {
+    pub loaded: Arc<Notify>,
+    pub go: Arc<Notify>,
 }
 
-async fn write(session: Session) -> Result<String, Error> {
-    let n = session.get::<i64>("counter").await?.unwrap_or(0) + 1;
-    session.insert("counter", n).await?;
-    Ok(n.to_string())
+impl Held {
+    /// `GET` that loads the session, waits as above, inserts `key = value` and answers `answer`.
+    pub fn route(
+        &self,
+        key: &'static str,
+        value: &'static str,
+        answer: &'static str,
+    ) -> MethodRouter {
+        let (l, g) = (self.loaded.clone(), self.go.clone());
+        get(move |s: Session| {
+            let (loaded, go) = (l.clone(), g.clone());
+            async move {
+                s.get::<i64>("counter").await?;
+                loaded.notify_one();
+                go.notified().await;
+                s.insert(key, value).await?;
+                Ok::<_, Error>(answer)
+            }
+        })
+    }
 }
 
 async fn set(session: Session, Path((key, value)): Path<(String, String)>) -> Result<(), Error> {
@@ -123,23 +140,14 @@ pub fn app(layer: SessionLayer) -> Router {
     routes().layer(layer)
 }
 
+/// The shared routes, plus setting, reading and removing any key, clearing, and a handler
+/// that fails after a write.
 pub fn routes() -> Router {
-    Router::new()
-        .route("/plain", get(|| async { "ok" }))
-        .route("/read", get(read))
-        .route("/write", get(write))
+    common::routes()
         .route("/set/{key}/{value}", get(set))
         .route("/get/{key}", get(get_key))
         .route("/remove/{key}", get(remove))
         .route("/clear", get(|s: Session| async move { s.clear().await }))
-        .route(
-            "/cycle",
-            get(|s: Session| async move { s.cycle_id().await }),
-        )
-        .route(
-            "/destroy",
-            get(|s: Session| async move { s.destroy().await }),
-        )
         .route(
             "/fail",
             get(|s: Session| async move {
@@ -147,57 +155,4 @@ pub fn routes() -> Router {
                 Ok::<_, Error>((StatusCode::INTERNAL_SERVER_ERROR, "handler failed"))
             }),
         )
-}
-
-/// What a test looks at in a response.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: String,
-}
-
-impl Reply {
-    /// Every `Set-Cookie` header.
-    pub fn set_cookies(&self) -> Vec<String> {
-        self.headers
-            .get_all(header::SET_COOKIE)
-            .iter()
-            .map(|v| v.to_str().unwrap().to_owned())
-            .collect()
-    }
-
-    /// The single `Set-Cookie` header, if there is exactly one.
-    pub fn set_cookie(&self) -> Option<String> {
-        let all = self.set_cookies();
-        assert!(all.len() <= 1, "more than one Set-Cookie: {all:?}");
-        all.into_iter().next()
-    }
-
-    /// `name=value` of the cookie set, ready for a `Cookie` header.
-    pub fn cookie(&self) -> String {
-        let set = self.set_cookie().expect("a Set-Cookie header");
-        set.split(';').next().unwrap().to_owned()
-    }
-}
-
-/// Sends `GET path` with an optional raw `Cookie` header.
-pub async fn send(app: &Router, path: &str, cookie: Option<&str>) -> Reply {
-    let mut req = Request::get(path);
-    if let Some(cookie) = cookie {
-        req = req.header(header::COOKIE, cookie);
-    }
-    send_request(app, req.body(Body::empty()).unwrap()).await
-}
-
-pub async fn send_request(app: &Router, req: Request<Body>) -> Reply {
-    let res = app.clone().oneshot(req).await.unwrap();
-    let status = res.status();
-    let headers = res.headers().clone();
-    let body = res.into_body().collect().await.unwrap().to_bytes();
-    Reply {
-        status,
-        headers,
-        body: String::from_utf8(body.to_vec()).unwrap(),
-    }
 }

@@ -4,11 +4,12 @@ use axum::body::Body;
 use axum::http::{HeaderName, Request};
 use sessionware::{Key, MemoryStore, SessionLayer};
 
-use crate::support::{app, send_request};
+use crate::common::{send_request, Reply};
+use crate::support::app;
 
 const HEADER: HeaderName = HeaderName::from_static("x-session-id");
 
-async fn with_header(app: &axum::Router, path: &str, value: Option<&str>) -> crate::support::Reply {
+async fn with_header(app: &axum::Router, path: &str, value: Option<&str>) -> Reply {
     let mut req = Request::get(path);
     if let Some(value) = value {
         req = req.header(HEADER, value);

@@ -2,6 +2,8 @@
 
 use sessionware::store::CachingStore;
 use sessionware::MemoryStore;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
+use sessionware::{store::SessionStore, Error, Session, SessionLayer};
 
 pub async fn memory() -> MemoryStore {
     MemoryStore::default()
@@ -27,10 +29,15 @@ mod redis;
 #[cfg(feature = "redis")]
 pub use self::redis::*;
 
-/// Reads a server store's address, failing with a message that names the variable.
-#[allow(dead_code)]
-pub fn env_url(var: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| {
-        panic!("{var} is not set: this store's feature is on, so its tests need a server. Set {var} (see README, \"Stores\"), or run .ci/run, which starts the servers and sets it.")
-    })
+/// The shared routes on `store`, and `/login`, which puts `user = "alice"` in the session: what
+/// the checks that no raw id reaches a backend send their requests to.
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
+pub fn login_app(store: impl SessionStore) -> axum::Router {
+    async fn login(s: Session) -> Result<&'static str, Error> {
+        s.insert("user", "alice").await?;
+        Ok("ok")
+    }
+    crate::common::routes()
+        .route("/login", axum::routing::get(login))
+        .layer(SessionLayer::new(store))
 }

@@ -13,6 +13,8 @@ use serde_json::json;
 use sessionware::store::{now, Applied, ChangeSet, Created, Cycled, Record, SessionStore, Touched};
 use sessionware::{RedisStore, SessionId, StoreError, StoreKey};
 
+use crate::common::{env_url, send_ok};
+
 fn unique_prefix() -> String {
     format!(
         "sessionware-test:{}:",
@@ -21,7 +23,7 @@ fn unique_prefix() -> String {
 }
 
 fn cluster_urls() -> Vec<String> {
-    super::env_url("REDIS_CLUSTER_URLS")
+    env_url("REDIS_CLUSTER_URLS")
         .split(',')
         .map(|url| url.trim().to_owned())
         .filter(|url| !url.is_empty())
@@ -29,7 +31,7 @@ fn cluster_urls() -> Vec<String> {
 }
 
 pub async fn redis() -> RedisStore {
-    let url = super::env_url("REDIS_URL");
+    let url = env_url("REDIS_URL");
     RedisStore::connect(&url)
         .await
         .unwrap_or_else(|e| panic!("cannot connect to REDIS_URL: {e}"))
@@ -45,7 +47,7 @@ pub async fn redis_cluster() -> RedisStore {
 
 /// A plain connection to the standalone server, to look at and tamper with what the store wrote.
 async fn raw() -> redis::aio::MultiplexedConnection {
-    redis::Client::open(super::env_url("REDIS_URL"))
+    redis::Client::open(env_url("REDIS_URL"))
         .unwrap()
         .get_multiplexed_async_connection()
         .await
@@ -195,41 +197,15 @@ async fn scan(conn: &mut impl ConnectionLike, prefix: &str) -> Vec<String> {
 /// Creates and cycles a session through the layer, then reads every key and value under the
 /// store's prefix, on every server in `nodes`: only SHA-256 keys, never a raw id.
 async fn ids_never_reach_redis(store: RedisStore, nodes: Vec<String>) {
-    use axum::body::Body;
-    use axum::http::{header, Request};
-    use axum::routing::get;
-    use axum::Router;
-    use sessionware::{Error, Session, SessionLayer};
-    use tower::ServiceExt;
-
-    async fn write(s: Session) -> Result<&'static str, Error> {
-        s.insert("user", "alice").await?;
-        Ok("ok")
-    }
     let prefix = store.key_prefix().to_owned();
-    let app = Router::new()
-        .route("/write", get(write))
-        .route(
-            "/cycle",
-            get(|s: Session| async move { s.cycle_id().await }),
-        )
-        .layer(SessionLayer::new(store));
-    let send = |path: &'static str, cookie: Option<String>| {
-        let app = app.clone();
-        async move {
-            let mut req = Request::get(path);
-            if let Some(c) = cookie {
-                req = req.header(header::COOKIE, c);
-            }
-            let res = app.oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
-            assert_eq!(res.status(), 200, "{path}");
-            let cookie = res.headers().get(header::SET_COOKIE).unwrap();
-            let pair = cookie.to_str().unwrap().split(';').next().unwrap();
-            pair.split_once('=').unwrap().1.to_owned()
-        }
+    let app = super::login_app(store);
+    // The id in the session cookie a reply sets.
+    let id_set_by = |reply: crate::common::Reply| {
+        let pair = reply.first_cookie().unwrap();
+        pair.split_once('=').unwrap().1.to_owned()
     };
-    let first = send("/write", None).await;
-    let second = send("/cycle", Some(format!("id={first}"))).await;
+    let first = id_set_by(send_ok(&app, "/login", None).await);
+    let second = id_set_by(send_ok(&app, "/cycle", Some(&format!("id={first}"))).await);
     assert_ne!(first, second);
     for id in [&first, &second] {
         assert!(
@@ -275,7 +251,7 @@ async fn ids_never_reach_redis(store: RedisStore, nodes: Vec<String>) {
 
 #[tokio::test]
 async fn raw_ids_never_reach_redis() {
-    ids_never_reach_redis(redis().await, vec![super::env_url("REDIS_URL")]).await;
+    ids_never_reach_redis(redis().await, vec![env_url("REDIS_URL")]).await;
 }
 
 #[tokio::test]
@@ -496,7 +472,7 @@ async fn large_sessions_cluster() {
 
 #[tokio::test]
 async fn debug_never_shows_credentials() {
-    let url = super::env_url("REDIS_URL");
+    let url = env_url("REDIS_URL");
     let with_password = url.replacen("redis://", "redis://default:s3cret-pw@", 1);
     let store = RedisStore::connect(with_password.as_str()).await.unwrap();
     let debug = format!("{store:?}");
@@ -627,7 +603,7 @@ impl Drop for Proxy {
 }
 
 async fn redis_addr() -> SocketAddr {
-    let url = super::env_url("REDIS_URL");
+    let url = env_url("REDIS_URL");
     let host_port = url
         .trim_start_matches("redis://")
         .rsplit('@')

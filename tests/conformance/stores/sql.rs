@@ -5,14 +5,13 @@
 
 use std::future::Future;
 
-use axum::body::Body;
-use axum::http::{header, Request};
-use axum::routing::get;
-use axum::Router;
+use axum::http::header;
 use serde_json::{json, Value};
 use sessionware::store::{now, Applied, ChangeSet, Created, Cycled, Record, SessionStore};
-use sessionware::{Error, Session, SessionId, SessionLayer, StoreError, StoreKey};
-use tower::ServiceExt;
+use sessionware::{SessionId, StoreError, StoreKey};
+use sqlx::AssertSqlSafe;
+
+use crate::common::send_ok;
 
 const HOUR: i64 = 3_600_000;
 
@@ -23,19 +22,8 @@ fn key() -> StoreKey {
 /// Sends one request through a session layer on `store` that writes a value, and returns the
 /// session id the response's cookie carries.
 async fn id_issued_by(store: impl SessionStore) -> SessionId {
-    async fn write(s: Session) -> Result<&'static str, Error> {
-        s.insert("user", "alice").await?;
-        Ok("ok")
-    }
-    let app = Router::new()
-        .route("/", get(write))
-        .layer(SessionLayer::new(store));
-    let res = app
-        .oneshot(Request::get("/").body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let cookie = res.headers()[header::SET_COOKIE]
+    let reply = send_ok(&super::login_app(store), "/login", None).await;
+    let cookie = reply.headers[header::SET_COOKIE]
         .to_str()
         .unwrap()
         .to_owned();
@@ -269,6 +257,79 @@ async fn cycle_races(store: impl SessionStore) {
     );
 }
 
+// ---------------------------------------------------------------------------------------------
+// Garbage in a row, table-driven: each backend lists the values it writes straight into a
+// column; every row of a table runs on a fresh store.
+
+/// What the garbage checks need of a SQL store besides the contract.
+trait SqlStore: SessionStore + Clone {
+    /// The backend's name in failure messages.
+    const NAME: &'static str;
+    /// The placeholder of a statement's first parameter.
+    const FIRST_PARAM: &'static str;
+    /// A fresh handle on the database the suite uses, migrated.
+    async fn open() -> Self;
+    /// Runs `sql` on the store's pool with `key` bound to the first parameter; returns how many
+    /// rows it changed. (`sql` is built from this file's tables, never from input.)
+    async fn exec(&self, sql: &str, key: StoreKey) -> u64;
+}
+
+/// A check run against a row with garbage in it.
+#[derive(Clone, Copy, Debug)]
+enum Check {
+    /// The suite's `corrupt_row_is_not_a_panic`.
+    NotAPanic,
+    /// [`writes_to_garbage_are_refused`].
+    WritesRefused,
+}
+
+/// Runs `check` once per `(column, value)` row of `garbage`, on a fresh store each time, with
+/// `column = value` written straight into the session's row. A failing row is named on stderr
+/// (every row fails on the same line).
+async fn with_garbage<S: SqlStore>(check: Check, garbage: &[(&str, &str)]) {
+    for (column, value) in garbage {
+        let sql = format!(
+            "UPDATE sessionware_sessions SET {column} = {value} WHERE key = {}",
+            S::FIRST_PARAM
+        );
+        let _case = Case(format!("{} {check:?}: {sql}", S::NAME));
+        let corrupt = |store: S, key| {
+            let sql = sql.clone();
+            async move { assert_eq!(store.exec(&sql, key).await, 1) }
+        };
+        match check {
+            Check::NotAPanic => {
+                crate::suite::corrupt_row_is_not_a_panic(S::open().await, corrupt).await
+            }
+            Check::WritesRefused => writes_to_garbage_are_refused(S::open().await, corrupt).await,
+        }
+    }
+}
+
+/// One `#[tokio::test]` per line of the table: `name: check [(column, value), ...];` runs
+/// [`with_garbage`] with that check and those rows on the store type given first.
+macro_rules! garbage_tests {
+    ($store:ty; $($name:ident: $check:ident [$(($column:literal, $value:literal)),+ $(,)?];)+) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                with_garbage::<$store>(Check::$check, &[$(($column, $value)),+]).await;
+            }
+        )+
+    };
+}
+
+/// Names the row a table-driven test was running when it panicked.
+struct Case(String);
+
+impl Drop for Case {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("failed case: {}", self.0);
+        }
+    }
+}
+
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::sqlite;
 
@@ -333,92 +394,30 @@ mod sqlite {
         store
     }
 
-    async fn exec(store: &SqliteStore, sql: &'static str, key: StoreKey) {
-        let done = sqlx::query(sql)
-            .bind(key.to_string())
-            .execute(store.pool())
-            .await
-            .unwrap();
-        assert_eq!(done.rows_affected(), 1);
+    impl SqlStore for SqliteStore {
+        const NAME: &'static str = "sqlite";
+        const FIRST_PARAM: &'static str = "?1";
+        async fn open() -> Self {
+            sqlite().await
+        }
+        async fn exec(&self, sql: &str, key: StoreKey) -> u64 {
+            let query = sqlx::query(AssertSqlSafe(sql)).bind(key.to_string());
+            query.execute(self.pool()).await.unwrap().rows_affected()
+        }
     }
 
-    #[tokio::test]
-    async fn sqlite_garbage_json_is_not_a_panic() {
-        crate::suite::corrupt_row_is_not_a_panic(sqlite().await, |store, key| async move {
-            exec(
-                &store,
-                "UPDATE sessionware_sessions SET data = '{\"a\": 1' WHERE key = ?1",
-                key,
-            )
-            .await;
-        })
-        .await;
-    }
-
-    #[tokio::test]
-    async fn sqlite_non_object_data_is_not_a_panic() {
-        crate::suite::corrupt_row_is_not_a_panic(sqlite().await, |store, key| async move {
-            exec(
-                &store,
-                "UPDATE sessionware_sessions SET data = '[1, 2]' WHERE key = ?1",
-                key,
-            )
-            .await;
-        })
-        .await;
-    }
-
-    #[tokio::test]
-    async fn sqlite_garbage_expiry_and_types_are_not_a_panic() {
-        crate::suite::corrupt_row_is_not_a_panic(sqlite().await, |store, key| async move {
-            exec(
-                &store,
-                "UPDATE sessionware_sessions SET expiry = 'forever' WHERE key = ?1",
-                key,
-            )
-            .await;
-        })
-        .await;
-        crate::suite::corrupt_row_is_not_a_panic(sqlite().await, |store, key| async move {
-            exec(
-                &store,
-                "UPDATE sessionware_sessions SET data = 42 WHERE key = ?1",
-                key,
-            )
-            .await;
-        })
-        .await;
-        crate::suite::corrupt_row_is_not_a_panic(sqlite().await, |store, key| async move {
-            exec(
-                &store,
-                "UPDATE sessionware_sessions SET data = x'00ff' WHERE key = ?1",
-                key,
-            )
-            .await;
-        })
-        .await;
-    }
-
-    #[tokio::test]
-    async fn sqlite_writes_to_garbage_are_refused() {
-        writes_to_garbage_are_refused(sqlite().await, |store, key| async move {
-            exec(
-                &store,
-                "UPDATE sessionware_sessions SET data = 'garbage' WHERE key = ?1",
-                key,
-            )
-            .await;
-        })
-        .await;
-        writes_to_garbage_are_refused(sqlite().await, |store, key| async move {
-            exec(
-                &store,
-                "UPDATE sessionware_sessions SET data = '\"text\"' WHERE key = ?1",
-                key,
-            )
-            .await;
-        })
-        .await;
+    garbage_tests! { SqliteStore;
+        sqlite_garbage_json_is_not_a_panic: NotAPanic [("data", r#"'{"a": 1'"#)];
+        sqlite_non_object_data_is_not_a_panic: NotAPanic [("data", "'[1, 2]'")];
+        sqlite_garbage_expiry_and_types_are_not_a_panic: NotAPanic [
+            ("expiry", "'forever'"),
+            ("data", "42"),
+            ("data", "x'00ff'"),
+        ];
+        sqlite_writes_to_garbage_are_refused: WritesRefused [
+            ("data", "'garbage'"),
+            ("data", r#"'"text"'"#),
+        ];
     }
 
     #[tokio::test]
@@ -541,7 +540,7 @@ mod postgres {
     async fn pool() -> sqlx::PgPool {
         PgPoolOptions::new()
             .max_connections(8)
-            .connect(&crate::stores::env_url("DATABASE_URL"))
+            .connect(&crate::common::env_url("DATABASE_URL"))
             .await
             .unwrap()
     }
@@ -552,83 +551,32 @@ mod postgres {
         store
     }
 
-    async fn exec(store: &PostgresStore, sql: &'static str, key: StoreKey) {
-        let done = sqlx::query(sql)
-            .bind(key.to_string())
-            .execute(store.pool())
-            .await
-            .unwrap();
-        assert_eq!(done.rows_affected(), 1);
+    impl SqlStore for PostgresStore {
+        const NAME: &'static str = "postgres";
+        const FIRST_PARAM: &'static str = "$1";
+        async fn open() -> Self {
+            postgres().await
+        }
+        async fn exec(&self, sql: &str, key: StoreKey) -> u64 {
+            let query = sqlx::query(AssertSqlSafe(sql)).bind(key.to_string());
+            query.execute(self.pool()).await.unwrap().rows_affected()
+        }
     }
 
-    #[tokio::test]
-    async fn postgres_non_object_data_is_not_a_panic() {
-        crate::suite::corrupt_row_is_not_a_panic(postgres().await, |store, key| async move {
-            exec(
-                &store,
-                "UPDATE sessionware_sessions SET data = '\"a string\"'::jsonb WHERE key = $1",
-                key,
-            )
-            .await;
-        })
-        .await;
-        crate::suite::corrupt_row_is_not_a_panic(postgres().await, |store, key| async move {
-            exec(
-                &store,
-                "UPDATE sessionware_sessions SET data = '[1, {\"a\": 2}]'::jsonb WHERE key = $1",
-                key,
-            )
-            .await;
-        })
-        .await;
-    }
-
-    #[tokio::test]
-    async fn postgres_garbage_expiry_is_not_a_panic() {
-        crate::suite::corrupt_row_is_not_a_panic(postgres().await, |store, key| async move {
-            exec(
-                &store,
-                "UPDATE sessionware_sessions SET expiry = 'forever' WHERE key = $1",
-                key,
-            )
-            .await;
-        })
-        .await;
-        crate::suite::corrupt_row_is_not_a_panic(postgres().await, |store, key| async move {
-            exec(&store, "UPDATE sessionware_sessions SET expiry = 'at:99999999999999999999999999' WHERE key = $1", key).await;
-        })
-        .await;
-        crate::suite::corrupt_row_is_not_a_panic(postgres().await, |store, key| async move {
-            exec(
-                &store,
-                "UPDATE sessionware_sessions SET expiry = 'idle:-5' WHERE key = $1",
-                key,
-            )
-            .await;
-        })
-        .await;
-    }
-
-    #[tokio::test]
-    async fn postgres_writes_to_garbage_are_refused() {
-        writes_to_garbage_are_refused(postgres().await, |store, key| async move {
-            exec(
-                &store,
-                "UPDATE sessionware_sessions SET data = 'null'::jsonb WHERE key = $1",
-                key,
-            )
-            .await;
-        })
-        .await;
-        writes_to_garbage_are_refused(postgres().await, |store, key| async move {
-            exec(
-                &store,
-                "UPDATE sessionware_sessions SET data = '[\"a\"]'::jsonb WHERE key = $1",
-                key,
-            )
-            .await;
-        })
-        .await;
+    garbage_tests! { PostgresStore;
+        postgres_non_object_data_is_not_a_panic: NotAPanic [
+            ("data", r#"'"a string"'::jsonb"#),
+            ("data", r#"'[1, {"a": 2}]'::jsonb"#),
+        ];
+        postgres_garbage_expiry_is_not_a_panic: NotAPanic [
+            ("expiry", "'forever'"),
+            ("expiry", "'at:99999999999999999999999999'"),
+            ("expiry", "'idle:-5'"),
+        ];
+        postgres_writes_to_garbage_are_refused: WritesRefused [
+            ("data", "'null'::jsonb"),
+            ("data", r#"'["a"]'::jsonb"#),
+        ];
     }
 
     #[tokio::test]
