@@ -10,7 +10,8 @@ use axum::Router;
 use sessionware::{Error, Expiry, MemoryStore, Session, SessionId, SessionLayer};
 use tokio::sync::{oneshot, Barrier};
 
-use crate::support::{routes, send};
+use crate::common::send;
+use crate::support::routes;
 
 async fn incr(session: Session) -> Result<String, Error> {
     let n = session
