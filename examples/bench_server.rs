@@ -1,7 +1,9 @@
 //! The app the side-by-side benchmark (`../shared/bench/peers`) runs as `project`.
 //!
 //! Routes: `/plain` (never touches the session), `/read` (the `counter`), `/write` (increments
-//! it), `/login` (stores `user_id`, cycles the id). Environment: `PORT` (3000), `WORKERS` (1),
+//! it: read, then insert; concurrent writes of one key race, the last one wins), `/incr`
+//! (increments `hits` with `Session::update`, a compare-and-set that loses no increment, and
+//! answers the new value), `/login` (stores `user_id`, cycles the id). Environment: `PORT` (3000), `WORKERS` (1),
 //! `STORE` = `memory` (default) | `sqlite` | `postgres` | `redis` | `caching` (memory in front of
 //! PostgreSQL), with `SQLITE_URL`, `DATABASE_URL`, `REDIS_URL`; the server stores need their
 //! cargo feature:
@@ -36,6 +38,13 @@ async fn write(session: Session) -> Result<String, Error> {
     Ok(n.to_string())
 }
 
+async fn incr(session: Session) -> Result<String, Error> {
+    let n = session
+        .update("hits", |n: Option<i64>| n.unwrap_or(0) + 1)
+        .await?;
+    Ok(n.to_string())
+}
+
 async fn login(session: Session) -> Result<&'static str, Error> {
     session.insert("user_id", 42_i64).await?;
     session.cycle_id().await?;
@@ -47,6 +56,7 @@ fn app(layer: SessionLayer) -> Router {
         .route("/plain", get(|| async { "ok" }))
         .route("/read", get(read))
         .route("/write", get(write))
+        .route("/incr", get(incr))
         .route("/login", get(login))
         .layer(layer.with_secure(false))
 }

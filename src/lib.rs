@@ -34,7 +34,12 @@
 //! - **Strict.** An unknown, expired, destroyed, malformed or tampered id gives a fresh session
 //!   with a new random id; a client-chosen id is never adopted.
 //! - **No lost writes.** Saves send per-key changes that the store applies atomically, so
-//!   concurrent requests writing different keys all win (the same key: last write wins).
+//!   concurrent requests writing different keys all win. For one key that concurrent requests
+//!   change, [`Session::update`] is a compare-and-set in one store step that loses no change
+//!   (`insert` after `get` on one key: the last write wins).
+//! - **Writes outside the request**: [`Session::save`] and [`Session::touch`] for a session
+//!   moved into a WebSocket handler or a task; unsaved changes made after the response are
+//!   reported (a `tracing` warning), never dropped quietly.
 //! - **No resurrection.** A save applies only to a session that still exists and has not
 //!   expired: a racing destroy or cycle wins.
 //! - **Timeouts enforced server-side**: idle ([`Expiry`]) and absolute

@@ -27,8 +27,17 @@ use crate::validate::{validate, ConfigError};
 #[derive(Clone, Debug)]
 pub struct SessionLayer {
     store: Arc<dyn SessionStore>,
-    config: Config,
+    /// Behind an `Arc`, so cloning the layer (axum clones it for every route, and in some
+    /// setups for every request) allocates nothing; builder calls copy it on write.
+    config: Arc<Config>,
     stats: Arc<SessionStats>,
+    /// What `config` makes, computed by every builder call (at start-up), so that applying
+    /// the layer costs two `Arc` clones: axum applies a router's layers again for every
+    /// request to a handler that was not turned into a service first (a `Router<()>` called
+    /// directly, as in tests).
+    settings: Arc<Settings>,
+    /// `config`'s verdict, checked by the same builder calls.
+    valid: Result<(), ConfigError>,
 }
 
 impl SessionLayer {
@@ -37,22 +46,33 @@ impl SessionLayer {
     /// ([`Expiry::OnSessionEnd`]) with a 24-hour server-side idle timeout, and a 7-day absolute
     /// timeout.
     pub fn new(store: impl SessionStore) -> Self {
+        let config = Arc::new(Config::default());
+        let stats = Arc::default();
         Self {
             store: Arc::new(store),
-            config: Config::default(),
-            stats: Arc::default(),
+            settings: Arc::new(Settings::new(&config, Arc::clone(&stats))),
+            valid: validate(&config),
+            config,
+            stats,
         }
     }
 
     fn config(&mut self) -> &mut Config {
-        &mut self.config
+        Arc::make_mut(&mut self.config)
+    }
+
+    /// The layer with its settings made again from its (changed) configuration.
+    fn settled(mut self) -> Self {
+        self.valid = validate(&self.config);
+        self.settings = Arc::new(Settings::new(&self.config, Arc::clone(&self.stats)));
+        self
     }
 
     /// The cookie's name. Default `id`: short, and it does not advertise the framework.
     #[must_use]
     pub fn with_cookie_name(mut self, name: impl Into<String>) -> Self {
         self.config().cookie_name = name.into();
-        self
+        self.settled()
     }
 
     /// The cookie's `Secure` attribute: sent over HTTPS only. Default `true`; turn it off only
@@ -60,28 +80,28 @@ impl SessionLayer {
     #[must_use]
     pub fn with_secure(mut self, secure: bool) -> Self {
         self.config().secure = secure;
-        self
+        self.settled()
     }
 
     /// The cookie's `HttpOnly` attribute: invisible to JavaScript. Default `true`.
     #[must_use]
     pub fn with_http_only(mut self, http_only: bool) -> Self {
         self.config().http_only = http_only;
-        self
+        self.settled()
     }
 
     /// The cookie's `SameSite` attribute. Default [`SameSite::Lax`].
     #[must_use]
     pub fn with_same_site(mut self, same_site: SameSite) -> Self {
         self.config().same_site = same_site;
-        self
+        self.settled()
     }
 
     /// The cookie's `Path`. Default `/`.
     #[must_use]
     pub fn with_path(mut self, path: impl Into<String>) -> Self {
         self.config().path = path.into();
-        self
+        self.settled()
     }
 
     /// The cookie's `Domain`. Default none: the cookie goes back to this host only, which is
@@ -89,21 +109,21 @@ impl SessionLayer {
     #[must_use]
     pub fn with_domain(mut self, domain: impl Into<String>) -> Self {
         self.config().domain = Some(domain.into());
-        self
+        self.settled()
     }
 
     /// The default [`Expiry`] of sessions. Default [`Expiry::OnSessionEnd`].
     #[must_use]
     pub fn with_expiry(mut self, expiry: Expiry) -> Self {
         self.config().expiry = expiry;
-        self
+        self.settled()
     }
 
     /// The server-side idle timeout of [`Expiry::OnSessionEnd`] sessions. Default 24 hours.
     #[must_use]
     pub fn with_session_end_idle_timeout(mut self, idle: Duration) -> Self {
         self.config().deadlines.session_end_idle = idle;
-        self
+        self.settled()
     }
 
     /// The absolute timeout: a session ends this long after it was created, however active it
@@ -111,7 +131,7 @@ impl SessionLayer {
     #[must_use]
     pub fn with_absolute_timeout(mut self, timeout: Duration) -> Self {
         self.config().deadlines.absolute = timeout;
-        self
+        self.settled()
     }
 
     /// The longest absolute timeout a handler may give one session with
@@ -123,7 +143,7 @@ impl SessionLayer {
     #[must_use]
     pub fn with_max_absolute_timeout(mut self, timeout: Duration) -> Self {
         self.config().deadlines.max_absolute = timeout;
-        self
+        self.settled()
     }
 
     /// Signs the cookie with `key` (HMAC-SHA256): the client can read the id but cannot forge
@@ -131,7 +151,7 @@ impl SessionLayer {
     #[must_use]
     pub fn with_signed(mut self, key: Key) -> Self {
         self.config().protection = Protection::Signed(key);
-        self
+        self.settled()
     }
 
     /// Encrypts the cookie with `key` (AES-256-GCM): the client can neither read nor forge the
@@ -139,7 +159,7 @@ impl SessionLayer {
     #[must_use]
     pub fn with_private(mut self, key: Key) -> Self {
         self.config().protection = Protection::Private(key);
-        self
+        self.settled()
     }
 
     /// Keys that are still accepted when reading a signed or private cookie, newest first. A
@@ -148,7 +168,7 @@ impl SessionLayer {
     #[must_use]
     pub fn with_previous_keys(mut self, keys: impl IntoIterator<Item = Key>) -> Self {
         self.config().previous_keys = keys.into_iter().collect();
-        self
+        self.settled()
     }
 
     /// Also carries the id in this request/response header, for API and mobile clients that do
@@ -158,7 +178,7 @@ impl SessionLayer {
     #[must_use]
     pub fn with_header(mut self, name: HeaderName) -> Self {
         self.config().header = Some(name);
-        self
+        self.settled()
     }
 
     /// Caps a session's serialized size (its values as one JSON object), in bytes. An
@@ -169,7 +189,7 @@ impl SessionLayer {
     #[must_use]
     pub fn with_max_session_size(mut self, bytes: usize) -> Self {
         self.config().max_size = (bytes != usize::MAX).then_some(bytes);
-        self
+        self.settled()
     }
 
     /// Counts of refused and unknown session ids since this layer was built, for alerting on
@@ -198,7 +218,7 @@ impl SessionLayer {
     /// assert_eq!(insecure.validate(), Err(ConfigError::SameSiteNone));
     /// ```
     pub fn validate(&self) -> Result<(), ConfigError> {
-        validate(&self.config)
+        self.valid.clone()
     }
 
     /// Replaces the response sent when saving the session fails (by default a `500` with the
@@ -209,7 +229,7 @@ impl SessionLayer {
         F: Fn(&Error) -> Response + Send + Sync + 'static,
     {
         self.config().error_handler = Some(Arc::new(handler));
-        self
+        self.settled()
     }
 }
 
@@ -225,8 +245,7 @@ impl<S> Layer<S> for SessionLayer {
         if let Err(error) = self.validate() {
             panic!("Invalid session configuration: {error}");
         }
-        let settings = Settings::new(&self.config, self.stats.clone());
-        SessionService::new(inner, self.store.clone(), Arc::new(settings))
+        SessionService::new(inner, self.store.clone(), Arc::clone(&self.settings))
     }
 }
 

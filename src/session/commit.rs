@@ -49,8 +49,14 @@ impl Session {
     pub(crate) fn plan_now(&self, failed: bool) -> Option<Plan> {
         let loaded = self.was_loaded();
         let state = self.state();
-        if !loaded && !failed && state.expiry_changed() {
-            return None;
+        if !loaded {
+            // The common case of routes that never use the session: no clock, no rules.
+            if !failed && state.expiry_changed() {
+                return None;
+            }
+            if matches!(state.origin, Origin::New) && state.pending_cookie.is_none() {
+                return Some(Plan::Nothing);
+            }
         }
         Some(plan(&state, loaded, failed, &self.rules(), now()))
     }

@@ -12,7 +12,7 @@ use crate::expiry::ExpirySettings;
 /// `None` removes it), then the new `expires_at` and, if present, the new `expiry`. Keys in
 /// `updates` are distinct. Keys not named are left as they are in the store, which is how two
 /// requests writing different keys both win; two requests writing the same key: the last
-/// applied wins.
+/// applied wins, unless a precondition (below) guards the key.
 ///
 /// **Size cap.** When `max_size` is set and the change set sets at least one key, the store
 /// computes the size the session's values would have after the change, as it stores them

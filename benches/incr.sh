@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# No lost update on one key: two bench_server instances share one store and are driven
+# together (16 connections each, 32 in all) on ONE session cookie for DUR seconds, half of
+# them on `/incr` (`Session::update`, compare-and-set) against each instance. Then the counter
+# must equal the number of 2xx answers to `/incr`. The same run on `/write` (read, then insert:
+# the last write wins) shows how many increments a plain insert loses. Prints requests/s of
+# both routes.
+#
+#   STORE=sqlite benches/incr.sh       # sqlite | postgres | redis (shared by the two instances)
+#
+# Needs wrk and curl; server stores need their URL variables (see examples/bench_server.rs;
+# for sqlite a file is used, $TMPDIR/sessionware-incr.db, so both instances share it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STORE=${STORE:-sqlite} DUR=${DUR:-5} CONNS=${CONNS:-16}
+PORT_A=${PORT_A:-3101} PORT_B=${PORT_B:-3102}
+features=${FEATURES:-$STORE}
+cargo build -q --release --example bench_server --features "$features"
+bin=target/release/examples/bench_server
+db=${TMPDIR:-/tmp}/sessionware-incr.db
+[[ $STORE == sqlite ]] && rm -f "$db" "$db-wal" "$db-shm"
+export SQLITE_URL=${SQLITE_URL:-sqlite://$db?mode=rwc}
+
+pids=()
+start() { # port
+  SESSIONWARE_STORE=$STORE PORT=$1 "$bin" & pids+=($!)
+  for _ in $(seq 200); do curl -s -o /dev/null "http://127.0.0.1:$1/plain" && return; sleep 0.05; done
+  echo "bench_server on port $1 did not start" >&2; exit 1
+}
+trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
+start "$PORT_A"
+start "$PORT_B"
+
+# One wrk per instance, at the same time, on one cookie; prints "<2xx answers> <requests/s>".
+drive() { # route cookie
+  local out_a out_b
+  out_a=$(mktemp) out_b=$(mktemp)
+  wrk -t1 -c"$CONNS" -d"${DUR}s" --timeout 10s -H "Cookie: $2" "http://127.0.0.1:$PORT_A$1" >"$out_a" &
+  local wa=$!
+  wrk -t1 -c"$CONNS" -d"${DUR}s" --timeout 10s -H "Cookie: $2" "http://127.0.0.1:$PORT_B$1" >"$out_b" &
+  wait "$wa" $!
+  awk '
+    /requests in/ { total += $1 }
+    /Non-2xx/ { bad += $NF }
+    /Requests\/sec/ { rate += $2 }
+    /Socket errors/ { if ($0 ~ /timeout [1-9]/) print "wrk saw timeouts: " $0 > "/dev/stderr" }
+    END { printf "%d %.0f\n", total - bad, rate }' "$out_a" "$out_b"
+  rm -f "$out_a" "$out_b"
+}
+cookie_of() { # route
+  curl -s -D - -o /dev/null "http://127.0.0.1:$PORT_A$1" | tr -d '\r' | sed -nE 's/^set-cookie: *([^;]+).*/\1/Ip'
+}
+
+cookie=$(cookie_of /incr)            # the session starts with hits = 1
+read -r ok rate < <(drive /incr "$cookie")
+final=$(( $(curl -s -H "Cookie: $cookie" "http://127.0.0.1:$PORT_B/incr") - 2 ))
+echo "store=$STORE /incr: $ok answers 2xx, counter $final, $rate requests/s"
+
+wcookie=$(cookie_of /write)          # counter = 1
+read -r wok wrate < <(drive /write "$wcookie")
+wfinal=$(( $(curl -s -H "Cookie: $wcookie" "http://127.0.0.1:$PORT_B/read") - 1 ))
+echo "store=$STORE /write: $wok answers 2xx, counter $wfinal ($(( wok - wfinal )) increments lost), $wrate requests/s"
+
+[[ $final -eq $ok ]] || { echo "MISMATCH: /incr counted $final, $ok were acknowledged" >&2; exit 1; }
