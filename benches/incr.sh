@@ -51,14 +51,30 @@ cookie_of() { # route
   curl -s -D - -o /dev/null "http://127.0.0.1:$PORT_A$1" | tr -d '\r' | sed -nE 's/^set-cookie: *([^;]+).*/\1/Ip'
 }
 
+# 1. Exact: N requests through curl, 32 at a time, alternating instances, each counted by its
+#    status; the counter must equal the 2xx answers (wrk cuts requests in flight when it stops,
+#    so it cannot count exactly).
+N=${N:-2000}
 cookie=$(cookie_of /incr)            # the session starts with hits = 1
-read -r ok rate < <(drive /incr "$cookie")
+codes=$(seq "$N" | xargs -P 32 -I{} sh -c '
+  if [ $(({} % 2)) -eq 0 ]; then port='"$PORT_A"'; else port='"$PORT_B"'; fi
+  curl -s -o /dev/null -w "%{http_code}\n" -H "Cookie: '"$cookie"'" "http://127.0.0.1:$port/incr"')
+ok=$(grep -c '^2' <<<"$codes" || true)
 final=$(( $(curl -s -H "Cookie: $cookie" "http://127.0.0.1:$PORT_B/incr") - 2 ))
-echo "store=$STORE /incr: $ok answers 2xx, counter $final, $rate requests/s"
+echo "store=$STORE /incr, $N requests 32 at a time on one cookie: $ok answered 2xx ($(( N - ok )) not), counter $final"
+[[ $final -eq $ok ]] || { echo "MISMATCH: /incr counted $final, $ok were acknowledged" >&2; exit 1; }
 
+# 2. Throughput under contention: wrk on both instances, one cookie, 2 x CONNS connections.
+cookie=$(cookie_of /incr)
+read -r iok irate < <(drive /incr "$cookie")
 wcookie=$(cookie_of /write)          # counter = 1
 read -r wok wrate < <(drive /write "$wcookie")
 wfinal=$(( $(curl -s -H "Cookie: $wcookie" "http://127.0.0.1:$PORT_B/read") - 1 ))
-echo "store=$STORE /write: $wok answers 2xx, counter $wfinal ($(( wok - wfinal )) increments lost), $wrate requests/s"
+echo "store=$STORE contended (one cookie, $((2 * CONNS)) connections): /incr $irate requests/s; /write $wrate requests/s, $wok answered 2xx, counter $wfinal ($(( wok - wfinal )) increments lost)"
 
-[[ $final -eq $ok ]] || { echo "MISMATCH: /incr counted $final, $ok were acknowledged" >&2; exit 1; }
+# 3. Without contention (one connection): what an update costs when nobody races it.
+solo() { # route
+  local c; c=$(cookie_of "$1")
+  wrk -t1 -c1 -d"${DUR}s" -H "Cookie: $c" "http://127.0.0.1:$PORT_A$1" | awk '/Requests\/sec/ { printf "%.0f", $2 }'
+}
+echo "store=$STORE one connection: /incr $(solo /incr) requests/s, /write $(solo /write) requests/s"

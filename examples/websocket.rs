@@ -42,7 +42,10 @@ async fn count_messages(mut socket: WebSocket, session: Session) {
         }
         // `update` writes at once (and loses no count if two sockets of the browser race);
         // `touch` keeps the session from expiring under a socket that stays open for hours.
-        let reply = match session.update("messages", |n: Option<u64>| n.unwrap_or(0) + 1).await {
+        let reply = match session
+            .update("messages", |n: Option<u64>| n.unwrap_or(0) + 1)
+            .await
+        {
             Ok(n) => match session.touch().await {
                 Ok(()) => format!("{n} message(s) in this session"),
                 Err(error) => format!("could not extend the session: {error}"),

@@ -18,6 +18,18 @@ use crate::store::{Applied, ChangeSet};
 /// keep changing the key between its read and its write.
 pub const UPDATE_ATTEMPTS: usize = 16;
 
+/// A random wait before attempt `attempt + 1`: up to 100 µs, doubling per conflict, at most
+/// 6.4 ms.
+fn backoff(attempt: usize) -> std::time::Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let ceiling = 100_u64 << attempt.min(6);
+    // `RandomState` is randomly seeded: enough randomness to spread the racers apart.
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    std::time::Duration::from_micros(random % ceiling)
+}
+
 impl Session {
     /// Changes the value under `key` by `f` and stores the result at once, without losing a
     /// concurrent change of the same key: the same-key counterpart of per-key change sets.
@@ -25,7 +37,8 @@ impl Session {
     /// `f` gets the current value (`None` if there is none) and returns the new one. The new
     /// value is written in one store step, and only if the key still holds what `f` saw
     /// (compare-and-set: [`ChangeSet::expect`](crate::store::ChangeSet::expect)); if another
-    /// request changed it meanwhile, `update` reads the key again and reruns `f`, up to
+    /// request changed it meanwhile, `update` waits a random moment (growing with each
+    /// conflict, at most a few milliseconds), reads the key again and reruns `f`, up to
     /// [`UPDATE_ATTEMPTS`] times. No lock is taken: requests that do not touch the key never
     /// wait. Two tabs adding to one cart, or a counter, keep every change.
     ///
@@ -81,7 +94,7 @@ impl Session {
         F: FnMut(Option<T>) -> T,
     {
         self.load().await?;
-        for _ in 0..UPDATE_ATTEMPTS {
+        for attempt in 0..UPDATE_ATTEMPTS {
             let (stored, seen) = {
                 let state = self.state();
                 let stored = match &state.origin {
@@ -128,7 +141,12 @@ impl Session {
                     state.updates.remove(key);
                     return Ok(next);
                 }
-                Applied::Conflict => self.reread(key).await?,
+                Applied::Conflict => {
+                    // Requests racing on one key would collide again at once: each waits a
+                    // random moment, longer as conflicts repeat, before it reads again.
+                    tokio::time::sleep(backoff(attempt)).await;
+                    self.reread(key).await?;
+                }
                 // Destroyed or expired meanwhile: like any unknown session, this one starts
                 // over as a new session, under a new id.
                 Applied::Missing => *self.state() = State::default(),
