@@ -148,24 +148,10 @@ impl Session {
             source,
         })?;
         self.load().await?;
-        let mut state = self.state();
-        if state.data.get(key) == Some(&value) {
+        if self.state().data.get(key) == Some(&value) {
             return Ok(());
         }
-        if let Some(limit) = self.inner.settings.max_size {
-            let size = size::after_insert(&mut state, key, &value);
-            if size > limit {
-                return Err(Error::TooLarge {
-                    key: key.to_owned(),
-                    size,
-                    limit,
-                });
-            }
-            state.size = Some(size);
-        }
-        state.data.insert(key.to_owned(), value.clone());
-        state.updates.insert(key.to_owned(), Some(value));
-        Ok(())
+        self.set_locally(key, value)
     }
 
     /// Removes the value under `key` and returns it, or `None` if there was none.

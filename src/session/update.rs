@@ -226,8 +226,9 @@ impl Session {
             .expires_at(expiry, absolute, created_at, now())
     }
 
-    /// Sets `key` in this request's view, as `insert` does (size cap included).
-    fn set_locally(&self, key: &str, value: Value) -> Result<(), Error> {
+    /// Sets `key` in this request's view, to be saved with the request (size cap included):
+    /// `insert`, and `update` on a new session.
+    pub(super) fn set_locally(&self, key: &str, value: Value) -> Result<(), Error> {
         let mut state = self.state();
         if let Some(limit) = self.inner.settings.max_size {
             let size = size::after_insert(&mut state, key, &value);
