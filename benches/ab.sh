@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# A/B of bench_server builds on one scenario of the peers benchmark: each binary in turn per
-# round (interleaved, so drift hits all alike), server and wrk pinned to their own CPUs as in
-# ../shared/bench/peers/run.sh. Prints every run, then the median req/s and p99 per binary.
+# A/B of bench_server builds on one scenario of the side-by-side benchmark (see the README's
+# Performance section): each binary in turn per round (interleaved, so drift hits all alike),
+# server and wrk pinned to their own CPUs. Prints every run, then the median req/s and p99 per
+# binary. Services for the server stores: `env=$(bash .ci/services.sh start) && eval "$env"`.
 #
 #   cargo build --release --example bench_server --features postgres
 #   cp target/release/examples/bench_server /tmp/before     # ... change, rebuild ...

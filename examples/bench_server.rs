@@ -1,4 +1,5 @@
-//! The app the side-by-side benchmark (`../shared/bench/peers`) runs as `project`.
+//! The app the side-by-side benchmark runs as `project` (README, Performance); `benches/ab.sh`,
+//! `benches/durability.sh` and `benches/incr.sh` drive it from this repository.
 //!
 //! Routes: `/plain` (never touches the session), `/read` (the `counter`), `/write` (increments
 //! it: read, then insert; concurrent writes of one key race, the last one wins), `/incr`
