@@ -2,11 +2,9 @@
 //! call and what the response tells the client), at the end of the request or earlier with
 //! [`Session::save`].
 
-use std::collections::HashMap;
-
 use serde_json::Value;
 
-use super::plan::{plan, Plan, Rules};
+use super::plan::{max_age, plan, Plan, Rules};
 use super::state::{Origin, State, Stored};
 use super::Session;
 use crate::error::{Error, StoreError};
@@ -139,22 +137,16 @@ impl Session {
     /// Extends the idle deadline now, whether or not a touch is due.
     pub(super) async fn touch_now(&self) -> Result<(), Error> {
         self.load().await?;
-        let (id, expires_at, max_age) = {
+        let (id, created_at, expiry) = {
             let state = self.state();
             let Origin::Stored(stored) = &state.origin else {
                 return Ok(());
             };
-            let rules = self.rules();
-            let expiry = state.settings.expiry.unwrap_or(rules.expiry);
-            let absolute = rules.deadlines.absolute(&state.settings);
-            let now = now();
-            let next = rules
-                .deadlines
-                .expires_at(expiry, absolute, stored.created_at, now);
-            let max_age =
-                (!matches!(expiry, crate::Expiry::OnSessionEnd)).then(|| (next - now) / 1000);
-            (stored.id.clone(), next, max_age)
+            let expiry = state.settings.expiry.unwrap_or(self.inner.settings.expiry);
+            (stored.id.clone(), stored.created_at, expiry)
         };
+        let expires_at = self.next_deadline(created_at);
+        let max_age = max_age(expiry, expires_at, now());
         let plan = Plan::Touch {
             id,
             expires_at,
@@ -170,27 +162,30 @@ impl Session {
 
     /// Carries out `plan` and brings the state up to date with what is stored now.
     async fn carry_out(&self, plan: Plan) -> Result<CookieAction, Error> {
-        let sent = sent_updates(&plan);
-        let (action, saved) = self.execute(plan).await?;
+        let (action, saved) = self.execute(&plan).await?;
         let mut state = self.state();
-        settle(&mut state, saved, &sent);
+        settle(&mut state, saved, &plan);
         Ok(action)
     }
 
-    async fn execute(&self, plan: Plan) -> Result<(CookieAction, Saved), Error> {
+    async fn execute(&self, plan: &Plan) -> Result<(CookieAction, Saved), Error> {
         let store = &self.inner.store;
-        Ok(match plan {
+        Ok(match *plan {
             Plan::Nothing => (CookieAction::Keep, Saved::Unchanged),
-            Plan::ResendCookie { id, max_age } => {
-                (CookieAction::Set { id, max_age }, Saved::Unchanged)
-            }
-            Plan::Forget { old } => {
+            Plan::ResendCookie { ref id, max_age } => (
+                CookieAction::Set {
+                    id: id.clone(),
+                    max_age,
+                },
+                Saved::Unchanged,
+            ),
+            Plan::Forget { ref old } => {
                 store.delete(&old.store_key()).await?;
                 (CookieAction::Remove, Saved::Ended)
             }
             Plan::Create {
-                replacing,
-                record,
+                ref replacing,
+                ref record,
                 max_age,
             } => {
                 if let Some(old) = replacing {
@@ -198,7 +193,7 @@ impl Session {
                 }
                 for _ in 0..ID_ATTEMPTS {
                     let id = SessionId::generate();
-                    match store.create(&id.store_key(), &record).await? {
+                    match store.create(&id.store_key(), record).await? {
                         Created::Done => {
                             let saved = Saved::Stored {
                                 id: id.clone(),
@@ -213,11 +208,11 @@ impl Session {
                 return Err(no_free_id());
             }
             Plan::Apply {
-                id,
-                changes,
+                ref id,
+                ref changes,
                 resend,
                 max_age,
-            } => match store.apply(&id.store_key(), &changes).await? {
+            } => match store.apply(&id.store_key(), changes).await? {
                 Applied::Done => {
                     let saved = Saved::Stored {
                         id: id.clone(),
@@ -225,26 +220,29 @@ impl Session {
                         expires_at: changes.expires_at,
                     };
                     let action = if resend {
-                        CookieAction::Set { id, max_age }
+                        CookieAction::Set {
+                            id: id.clone(),
+                            max_age,
+                        }
                     } else {
                         CookieAction::Keep
                     };
                     (action, saved)
                 }
-                Applied::Missing => (vanished(&id), Saved::Ended),
-                Applied::TooLarge { size } => return Err(too_large(&changes, size)),
+                Applied::Missing => (vanished(id), Saved::Ended),
+                Applied::TooLarge { size } => return Err(too_large(changes, size)),
                 // A plan's change set has no preconditions, so no store can refuse it for one.
                 Applied::Conflict => return Err(broken_store("apply")),
             },
             Plan::Cycle {
-                id,
-                changes,
+                ref id,
+                ref changes,
                 max_age,
             } => {
                 let key = id.store_key();
                 for _ in 0..ID_ATTEMPTS {
                     let new = SessionId::generate();
-                    match store.cycle(&key, &new.store_key(), &changes).await? {
+                    match store.cycle(&key, &new.store_key(), changes).await? {
                         Cycled::Done => {
                             let saved = Saved::Stored {
                                 id: new.clone(),
@@ -253,16 +251,16 @@ impl Session {
                             };
                             return Ok((CookieAction::Set { id: new, max_age }, saved));
                         }
-                        Cycled::Missing => return Ok((vanished(&id), Saved::Ended)),
+                        Cycled::Missing => return Ok((vanished(id), Saved::Ended)),
                         Cycled::Collision => continue,
-                        Cycled::TooLarge { size } => return Err(too_large(&changes, size)),
+                        Cycled::TooLarge { size } => return Err(too_large(changes, size)),
                         Cycled::Conflict => return Err(broken_store("cycle")),
                     }
                 }
                 return Err(no_free_id());
             }
             Plan::Touch {
-                id,
+                ref id,
                 expires_at,
                 resend,
                 max_age,
@@ -274,51 +272,25 @@ impl Session {
                         expires_at,
                     };
                     let action = if resend {
-                        CookieAction::Set { id, max_age }
+                        CookieAction::Set {
+                            id: id.clone(),
+                            max_age,
+                        }
                     } else {
                         CookieAction::Keep
                     };
                     (action, saved)
                 }
-                Touched::Missing => (vanished(&id), Saved::Ended),
+                Touched::Missing => (vanished(id), Saved::Ended),
             },
         })
-    }
-}
-
-/// The per-key changes a plan sends to the store (to forget them once saved), and whether it
-/// clears.
-struct Sent {
-    clear: bool,
-    updates: HashMap<String, Option<Value>>,
-    /// Everything the handler changed is in the plan (a new session holds all its data).
-    everything: bool,
-}
-
-fn sent_updates(plan: &Plan) -> Sent {
-    match plan {
-        Plan::Apply { changes, .. } | Plan::Cycle { changes, .. } => Sent {
-            clear: changes.clear,
-            updates: changes.updates.iter().cloned().collect(),
-            everything: false,
-        },
-        Plan::Create { .. } | Plan::Forget { .. } => Sent {
-            clear: true,
-            updates: HashMap::new(),
-            everything: true,
-        },
-        Plan::Nothing | Plan::ResendCookie { .. } | Plan::Touch { .. } => Sent {
-            clear: false,
-            updates: HashMap::new(),
-            everything: false,
-        },
     }
 }
 
 /// Brings `state` up to date after a save: it now works on the stored session (under its new
 /// id after a create or cycle), and the changes that were saved are no longer pending. Changes
 /// made while the save ran (from another task holding the session) stay pending.
-fn settle(state: &mut State, saved: Saved, sent: &Sent) {
+fn settle(state: &mut State, saved: Saved, plan: &Plan) {
     match saved {
         Saved::Unchanged => {
             if let Origin::Stored(stored) = &mut state.origin {
@@ -349,15 +321,22 @@ fn settle(state: &mut State, saved: Saved, sent: &Sent) {
             });
         }
     }
-    if sent.everything {
-        state.updates.clear();
-    } else {
-        state
-            .updates
-            .retain(|key, value| sent.updates.get(key) != Some(value));
-    }
-    if sent.clear {
-        state.clear = false;
+    match plan {
+        // A new session holds all the data the handler had.
+        Plan::Create { .. } => {
+            state.updates.clear();
+            state.clear = false;
+        }
+        Plan::Apply { changes, .. } | Plan::Cycle { changes, .. } => {
+            let saved = |key: &String, value: &Option<Value>| {
+                changes.updates.iter().any(|(k, v)| k == key && v == value)
+            };
+            state.updates.retain(|key, value| !saved(key, value));
+            if changes.clear {
+                state.clear = false;
+            }
+        }
+        Plan::Nothing | Plan::ResendCookie { .. } | Plan::Touch { .. } | Plan::Forget { .. } => {}
     }
     state.expiry_set = false;
     state.absolute_set = false;

@@ -148,7 +148,7 @@ pub(crate) fn plan(state: &State, loaded: bool, failed: bool, rules: &Rules, now
 
 /// The cookie's `Max-Age` in seconds for a session ending at `expires_at`; `None` for a
 /// browser-session cookie.
-fn max_age(expiry: Expiry, expires_at: i64, now: i64) -> Option<i64> {
+pub(super) fn max_age(expiry: Expiry, expires_at: i64, now: i64) -> Option<i64> {
     (!matches!(expiry, Expiry::OnSessionEnd)).then(|| expires_at.saturating_sub(now) / 1000)
 }
 

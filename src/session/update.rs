@@ -216,7 +216,7 @@ impl Session {
     }
 
     /// The deadline a write now gives a session created at `created_at`.
-    fn next_deadline(&self, created_at: i64) -> i64 {
+    pub(super) fn next_deadline(&self, created_at: i64) -> i64 {
         let rules = self.rules();
         let state = self.state();
         let expiry = state.settings.expiry.unwrap_or(rules.expiry);
