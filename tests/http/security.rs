@@ -1,12 +1,9 @@
 //! Size cap, attack counters, and ids kept out of logs.
 
-use std::io;
-use std::sync::{Arc, Mutex};
-
 use axum::routing::get;
 use sessionware::{Error, Key, MemoryStore, Session, SessionLayer};
 
-use crate::common::{send, Reply};
+use crate::common::{capture_logs, send, Reply};
 use crate::support::{app, routes, Probe};
 
 #[tokio::test]
@@ -77,29 +74,9 @@ async fn refused_and_unknown_ids_are_counted() {
     assert_eq!(stats.refused_ids(), 2);
 }
 
-/// A `tracing` writer that keeps everything in memory.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn logs_and_errors_never_contain_a_raw_id() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = capture_logs(tracing::Level::TRACE);
 
     let probe = Probe::default();
     let app = app(SessionLayer::new(probe.clone()));
@@ -129,7 +106,7 @@ async fn logs_and_errors_never_contain_a_raw_id() {
     assert_eq!(failed.status, 500);
     probe.set_failing(false);
 
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.text();
     assert!(
         log.contains("unknown session id"),
         "nothing was logged:\n{log}"

@@ -1,7 +1,6 @@
 //! Writing now: `update` (compare-and-set on one key), `save` and `touch` from outside the
 //! request, and the warning for changes made after the response and never saved.
 
-use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,7 +9,7 @@ use axum::Router;
 use sessionware::{Error, Expiry, MemoryStore, Session, SessionId, SessionLayer};
 use tokio::sync::{oneshot, Barrier};
 
-use crate::common::send;
+use crate::common::{capture_logs, send};
 use crate::support::routes;
 
 async fn incr(session: Session) -> Result<String, Error> {
@@ -145,34 +144,12 @@ async fn save_and_touch_work_after_the_response() {
     );
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// A change made after the response and never saved is not dropped quietly: a warning says so
-/// when the last handle goes. A change that was saved, or made during the request, gets none.
-#[tokio::test(flavor = "current_thread")]
-async fn unsaved_changes_after_the_response_are_reported() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
+/// An app whose `/keep` loads the session and hands it out, as a WebSocket handler keeps it
+/// after the response.
+fn keeping_app() -> (Router, Arc<Mutex<Option<Session>>>) {
     let kept: Arc<Mutex<Option<Session>>> = Arc::default();
     let keep = kept.clone();
-    let app: Router = routes()
+    let app = routes()
         .route(
             "/keep",
             get(move |s: Session| {
@@ -185,8 +162,17 @@ async fn unsaved_changes_after_the_response_are_reported() {
             }),
         )
         .layer(SessionLayer::new(MemoryStore::default()));
+    (app, kept)
+}
+
+/// A change made after the response and never saved is not dropped quietly: a warning says so
+/// when the last handle goes. A change that was saved, or made during the request, gets none.
+#[tokio::test(flavor = "current_thread")]
+async fn unsaved_changes_after_the_response_are_reported() {
+    let (captured, _guard) = capture_logs(tracing::Level::WARN);
+    let (app, kept) = keeping_app();
     let cookie = send(&app, "/write", None).await.cookie();
-    let log = || String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = || captured.text();
 
     send(&app, "/keep", Some(&cookie)).await;
     let session = kept.lock().unwrap().take().unwrap();
@@ -215,21 +201,7 @@ async fn unsaved_changes_after_the_response_are_reported() {
 /// client could never learn the id.
 #[tokio::test]
 async fn a_new_id_after_the_response_is_refused() {
-    let kept: Arc<Mutex<Option<Session>>> = Arc::default();
-    let keep = kept.clone();
-    let app: Router = routes()
-        .route(
-            "/keep",
-            get(move |s: Session| {
-                let keep = keep.clone();
-                async move {
-                    s.get::<i64>("counter").await?;
-                    *keep.lock().unwrap() = Some(s);
-                    Ok::<_, Error>("kept")
-                }
-            }),
-        )
-        .layer(SessionLayer::new(MemoryStore::default()));
+    let (app, kept) = keeping_app();
     send(&app, "/keep", None).await;
     let session = kept.lock().unwrap().take().unwrap();
     session.insert("x", 1).await.unwrap();
