@@ -1,6 +1,7 @@
 //! The builder's configuration: plain data that [`SessionLayer`](crate::SessionLayer)'s builder
 //! methods edit. Applying the layer turns it into [`Settings`](crate::settings::Settings).
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use axum_core::response::Response;
@@ -63,6 +64,8 @@ pub(crate) struct Config {
     pub(crate) error_handler: Option<ErrorHandler>,
     /// Largest serialized session, in bytes; `None` for no limit.
     pub(crate) max_size: Option<usize>,
+    /// Most sessions one principal may have; `None` for no limit.
+    pub(crate) max_per_principal: Option<NonZeroUsize>,
 }
 
 impl Default for Config {
@@ -85,6 +88,7 @@ impl Default for Config {
             header: None,
             error_handler: None,
             max_size: Some(DEFAULT_MAX_SESSION_SIZE),
+            max_per_principal: None,
         }
     }
 }
@@ -107,6 +111,7 @@ impl std::fmt::Debug for Config {
             .field("previous_keys", &self.previous_keys.len())
             .field("header", &self.header)
             .field("max_size", &self.max_size)
+            .field("max_per_principal", &self.max_per_principal)
             .finish_non_exhaustive()
     }
 }

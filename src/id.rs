@@ -118,6 +118,30 @@ impl StoreKey {
         String::from_utf8_lossy(&self.hex()[..8]).into_owned()
     }
 
+    /// Reads the 64 hex digits [`Display`](fmt::Display) writes (either case); `None` for
+    /// anything else.
+    ///
+    /// ```
+    /// use sessionware::{SessionId, StoreKey};
+    ///
+    /// let key = SessionId::generate().store_key();
+    /// assert_eq!(StoreKey::from_hex(&key.to_string()), Some(key));
+    /// assert_eq!(StoreKey::from_hex("not hex"), None);
+    /// ```
+    pub fn from_hex(text: &str) -> Option<Self> {
+        let text = text.as_bytes();
+        if text.len() != 64 {
+            return None;
+        }
+        let mut bytes = [0u8; 32];
+        for (byte, pair) in bytes.iter_mut().zip(text.chunks_exact(2)) {
+            let high = char::from(pair[0]).to_digit(16)?;
+            let low = char::from(pair[1]).to_digit(16)?;
+            *byte = u8::try_from(high << 4 | low).ok()?;
+        }
+        Some(Self(bytes))
+    }
+
     /// The 64 lowercase hex digits, without going through the formatting machinery: stores
     /// write this on every call.
     fn hex(&self) -> [u8; 64] {

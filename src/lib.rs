@@ -68,6 +68,7 @@ mod expiry;
 mod id;
 pub mod layer;
 mod session;
+mod sessions;
 mod settings;
 mod stats;
 pub mod store;
@@ -84,6 +85,7 @@ pub use expiry::{
 pub use id::{SessionId, StoreKey};
 pub use layer::SessionLayer;
 pub use session::{Session, SessionMissing, UPDATE_ATTEMPTS};
+pub use sessions::{InvalidHandle, SessionHandle, SessionInfo, Sessions};
 pub use stats::SessionStats;
 pub use store::MemoryStore;
 #[cfg(feature = "postgres")]

@@ -19,6 +19,8 @@ pub(crate) struct Settings {
     pub(crate) expiry: Expiry,
     pub(crate) deadlines: Deadlines,
     pub(crate) max_size: Option<usize>,
+    /// Most sessions one principal may have; `None` for no limit.
+    pub(crate) max_per_principal: Option<std::num::NonZeroUsize>,
     /// `None`: the default `500` (`error::internal_server_error`).
     pub(crate) error_handler: Option<ErrorHandler>,
     /// The layer's counters.
@@ -41,6 +43,7 @@ impl Settings {
             expiry: config.expiry,
             deadlines: config.deadlines,
             max_size: config.max_size,
+            max_per_principal: config.max_per_principal,
             error_handler: config.error_handler.clone(),
             stats,
             cookie_attributes: attributes(config),

@@ -1,5 +1,6 @@
 //! [`SessionLayer`]: configuration and the tower [`Layer`].
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use super::SessionService;
 use crate::config::{Config, Protection};
 use crate::error::Error;
 use crate::expiry::Expiry;
+use crate::sessions::Sessions;
 use crate::settings::Settings;
 use crate::stats::SessionStats;
 use crate::store::SessionStore;
@@ -190,6 +192,32 @@ impl SessionLayer {
     pub fn with_max_session_size(mut self, bytes: usize) -> Self {
         self.config().max_size = (bytes != usize::MAX).then_some(bytes);
         self.settled()
+    }
+
+    /// Caps how many sessions one principal may have at a time: when a
+    /// [`log_in`](crate::Session::log_in) ties the `(n+1)`-th, the oldest others are revoked
+    /// (one more store round trip for each log-in, none for other requests). Default: no cap.
+    ///
+    /// ```
+    /// use std::num::NonZeroUsize;
+    /// use sessionware::{MemoryStore, SessionLayer};
+    ///
+    /// let one_device = NonZeroUsize::new(1).unwrap();
+    /// let layer = SessionLayer::new(MemoryStore::default())
+    ///     .with_max_sessions_per_principal(one_device);
+    /// assert_eq!(layer.validate(), Ok(()));
+    /// ```
+    #[must_use]
+    pub fn with_max_sessions_per_principal(mut self, n: NonZeroUsize) -> Self {
+        self.config().max_per_principal = Some(n);
+        self.settled()
+    }
+
+    /// A handle on the sessions of this layer's store by principal: list a user's sessions,
+    /// revoke one, revoke them all (after a password reset, from a background job that has no
+    /// session of the user). See [`Sessions`].
+    pub fn sessions(&self) -> Sessions {
+        Sessions::new(self.store.clone())
     }
 
     /// Counts of refused and unknown session ids since this layer was built, for alerting on

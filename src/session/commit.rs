@@ -10,7 +10,7 @@ use super::Session;
 use crate::error::{Error, StoreError};
 use crate::expiry::now;
 use crate::id::SessionId;
-use crate::store::{entry_size, Applied, ChangeSet, Created, Cycled, Touched};
+use crate::store::{entry_size, Applied, ChangeSet, Created, Cycled, Rekey, Touched};
 
 /// How many fresh ids to try when the store reports a collision. With 122 random bits a single
 /// collision is already beyond unlikely; several in a row mean a broken store.
@@ -195,6 +195,9 @@ impl Session {
                     let id = SessionId::generate();
                     match store.create(&id.store_key(), record).await? {
                         Created::Done => {
+                            if let Some(owner) = &record.owner {
+                                self.cap_sessions(&owner.principal, &id.store_key()).await?;
+                            }
                             let saved = Saved::Stored {
                                 id: id.clone(),
                                 created_at: Some(record.created_at),
@@ -238,12 +241,23 @@ impl Session {
                 ref id,
                 ref changes,
                 max_age,
+                ref tie,
+                ref was,
             } => {
-                let key = id.store_key();
+                let old = id.store_key();
                 for _ in 0..ID_ATTEMPTS {
                     let new = SessionId::generate();
-                    match store.cycle(&key, &new.store_key(), changes).await? {
+                    let keys = Rekey {
+                        old: &old,
+                        new: &new.store_key(),
+                        tie: tie.as_ref(),
+                        was: was.as_deref(),
+                    };
+                    match store.cycle(keys, changes).await? {
                         Cycled::Done => {
+                            if let Some(owner) = tie {
+                                self.cap_sessions(&owner.principal, keys.new).await?;
+                            }
                             let saved = Saved::Stored {
                                 id: new.clone(),
                                 created_at: None,
@@ -312,12 +326,28 @@ fn settle(state: &mut State, saved: Saved, plan: &Plan) {
                 (Origin::Stored(stored), None) => stored.created_at,
                 (_, None) => now(),
             };
+            let owner = match (plan, &state.origin) {
+                (Plan::Create { record, .. }, _) => record.owner.clone(),
+                (Plan::Cycle { tie: Some(tie), .. }, _) => Some(tie.clone()),
+                (_, Origin::Stored(stored)) => stored.owner.clone(),
+                (_, _) => None,
+            };
+            let tied = match plan {
+                Plan::Create { record, .. } => record.owner.as_ref(),
+                Plan::Cycle { tie, .. } => tie.as_ref(),
+                _ => None,
+            };
+            // The log-in is saved, unless another task asked for a different one meanwhile.
+            if tied.is_some() && state.log_in.as_ref() == tied {
+                state.log_in = None;
+            }
             state.origin = Origin::Stored(Stored {
                 id,
                 created_at,
                 expires_at,
                 reissue: false,
                 cycle: false,
+                owner,
             });
         }
     }

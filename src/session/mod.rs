@@ -8,6 +8,7 @@
 mod commit;
 mod extract;
 mod plan;
+mod principal;
 mod size;
 mod state;
 mod update;
@@ -352,6 +353,7 @@ impl Session {
                         expires_at: record.expires_at,
                         reissue,
                         cycle: false,
+                        owner: record.owner,
                     });
                     if !state.expiry_set {
                         state.settings.expiry = record.expiry.expiry;

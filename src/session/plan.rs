@@ -4,7 +4,7 @@
 use super::state::{Origin, State};
 use crate::expiry::{Deadlines, Expiry};
 use crate::id::SessionId;
-use crate::store::{ChangeSet, ExpiryChange, Record};
+use crate::store::{ChangeSet, ExpiryChange, Owner, Record};
 
 /// What saving a session takes: at most one store write, and what the response tells the
 /// client.
@@ -30,11 +30,14 @@ pub(crate) enum Plan {
         resend: bool,
         max_age: Option<i64>,
     },
-    /// Move the stored session to a fresh id with the changes.
+    /// Move the stored session to a fresh id with the changes; tie it to `tie` (a log-in).
     Cycle {
         id: SessionId,
         changes: ChangeSet,
         max_age: Option<i64>,
+        tie: Option<Owner>,
+        /// The principal the session had when it was loaded.
+        was: Option<String>,
     },
     /// Extend the stored session's deadline; send the cookie after if `resend`.
     Touch {
@@ -77,7 +80,7 @@ pub(crate) fn plan(state: &State, loaded: bool, failed: bool, rules: &Rules, now
                 Origin::Destroyed(old) => Some(old.clone()),
                 _ => None,
             };
-            if state.data.is_empty() {
+            if state.data.is_empty() && state.log_in.is_none() {
                 return match replacing {
                     Some(old) => Plan::Forget { old },
                     None => Plan::Nothing,
@@ -87,9 +90,12 @@ pub(crate) fn plan(state: &State, loaded: bool, failed: bool, rules: &Rules, now
             return Plan::Create {
                 replacing,
                 max_age: max_age(expiry, expires_at, now),
-                record: Record::new(state.data.clone(), expires_at)
-                    .with_created_at(now)
-                    .with_expiry(state.settings),
+                record: Record {
+                    owner: state.log_in.clone(),
+                    ..Record::new(state.data.clone(), expires_at)
+                        .with_created_at(now)
+                        .with_expiry(state.settings)
+                },
             };
         }
     };
@@ -120,6 +126,8 @@ pub(crate) fn plan(state: &State, loaded: bool, failed: bool, rules: &Rules, now
                 id: stored.id.clone(),
                 changes,
                 max_age: max_age_next,
+                tie: state.log_in.clone(),
+                was: stored.owner.as_ref().map(|owner| owner.principal.clone()),
             };
         }
         return Plan::Apply {
@@ -184,6 +192,7 @@ mod tests {
             expires_at,
             reissue: false,
             cycle: false,
+            owner: None,
         })
     }
 

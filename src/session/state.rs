@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::expiry::ExpirySettings;
 use crate::id::SessionId;
-use crate::store::Data;
+use crate::store::{Data, Owner};
 
 /// Everything known about the session after it was loaded, and what the handler changed.
 #[derive(Debug, Default)]
@@ -30,6 +30,9 @@ pub(super) struct State {
     /// What an earlier [`Session::save`](crate::Session::save) in this request owes the
     /// response (a new id's cookie, say), unless the final save supersedes it.
     pub(super) pending_cookie: Option<super::CookieAction>,
+    /// The owner [`Session::log_in`](super::Session::log_in) ties the session to when it is
+    /// next saved.
+    pub(super) log_in: Option<Owner>,
 }
 
 /// The stored session behind a request: none, the one it loaded, or the one it destroyed.
@@ -56,6 +59,8 @@ pub(super) struct Stored {
     pub(super) reissue: bool,
     /// The handler asked for a new id.
     pub(super) cycle: bool,
+    /// Whom the stored session is tied to, as loaded (or as saved since).
+    pub(super) owner: Option<Owner>,
 }
 
 impl State {
@@ -70,6 +75,7 @@ impl State {
         let fresh_data =
             matches!(self.origin, Origin::New | Origin::Destroyed(_)) && !self.data.is_empty();
         self.data_changed()
+            || self.log_in.is_some()
             || self.expiry_changed()
             || cycle
             || fresh_data
@@ -91,6 +97,18 @@ impl State {
 
     /// Ends the stored session: the state starts over as a new, empty session that will
     /// replace it.
+    /// The principal the session is tied to, counting a log-in not saved yet.
+    pub(super) fn principal(&self) -> Option<&str> {
+        let stored = match &self.origin {
+            Origin::Stored(stored) => stored.owner.as_ref(),
+            Origin::New | Origin::Destroyed(_) => None,
+        };
+        self.log_in
+            .as_ref()
+            .or(stored)
+            .map(|owner| owner.principal.as_str())
+    }
+
     pub(super) fn destroy(&mut self) {
         let origin = match std::mem::take(&mut self.origin) {
             Origin::Stored(stored) => Origin::Destroyed(stored.id),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{Applied, ChangeSet, Created, Cycled, Record, SessionStore, Touched};
+use super::{Applied, ChangeSet, Created, Cycled, Listed, Record, Rekey, SessionStore, Touched};
 use crate::error::StoreError;
 use crate::expiry::now;
 use crate::id::StoreKey;
@@ -272,15 +272,10 @@ impl<Cache: SessionStore, Backing: SessionStore> SessionStore for CachingStore<C
         outcome
     }
 
-    async fn cycle(
-        &self,
-        old: &StoreKey,
-        new: &StoreKey,
-        changes: &ChangeSet,
-    ) -> Result<Cycled, StoreError> {
-        let mut guard = self.guard(old);
-        let outcome = self.backing.cycle(old, new, changes).await;
-        self.written(old).await?;
+    async fn cycle(&self, keys: Rekey<'_>, changes: &ChangeSet) -> Result<Cycled, StoreError> {
+        let mut guard = self.guard(keys.old);
+        let outcome = self.backing.cycle(keys, changes).await;
+        self.written(keys.old).await?;
         guard.armed = false;
         outcome
     }
@@ -307,6 +302,14 @@ impl<Cache: SessionStore, Backing: SessionStore> SessionStore for CachingStore<C
         self.cache.delete_expired().await?;
         self.backing.delete_expired().await
     }
+
+    /// The backing store's list: the cache may not hold every session of the principal.
+    async fn list(&self, principal: &str) -> Result<Vec<Listed>, StoreError> {
+        self.backing.list(principal).await
+    }
+
+    // `delete_all` is the default: list, then `delete` each through this store, so every
+    // revoked session's copy here is evicted at once.
 }
 
 #[cfg(test)]
@@ -338,19 +341,17 @@ mod tests {
             let _landed = self.0.apply(key, changes).await;
             pending().await
         }
-        async fn cycle(
-            &self,
-            old: &StoreKey,
-            new: &StoreKey,
-            changes: &ChangeSet,
-        ) -> Result<Cycled, StoreError> {
-            self.0.cycle(old, new, changes).await
+        async fn cycle(&self, keys: Rekey<'_>, changes: &ChangeSet) -> Result<Cycled, StoreError> {
+            self.0.cycle(keys, changes).await
         }
         async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
             self.0.delete(key).await
         }
         async fn delete_expired(&self) -> Result<u64, StoreError> {
             self.0.delete_expired().await
+        }
+        async fn list(&self, principal: &str) -> Result<Vec<Listed>, StoreError> {
+            self.0.list(principal).await
         }
     }
 

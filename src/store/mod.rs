@@ -27,6 +27,7 @@ mod caching;
 mod changes;
 mod memory;
 mod outcome;
+mod owner;
 mod purge;
 mod record;
 #[cfg(feature = "redis")]
@@ -39,6 +40,7 @@ pub use caching::{CachingStore, DEFAULT_MAX_STALENESS};
 pub use changes::{ChangeSet, ExpiryChange};
 pub use memory::MemoryStore;
 pub use outcome::{Applied, Created, Cycled, Touched};
+pub use owner::{Listed, Owner, Rekey};
 pub use purge::{PurgeError, PurgeFailure, PurgeTask};
 pub use record::Record;
 #[cfg(feature = "redis")]
@@ -88,6 +90,15 @@ pub type Data = HashMap<String, Value>;
 ///
 /// Each write answers with a type of its own ([`Created`], [`Applied`], [`Cycled`],
 /// [`Touched`]) that names only what the contract lets it answer.
+/// - **Owners.** A session created with [`Record::owner`], or cycled with [`Rekey::tie`], is
+///   listed by [`list`](Self::list) under its principal until it is deleted, expires or is
+///   cycled again (then it is listed under its new key, with the same owner). A cycle without a
+///   tie keeps the owner. Listing and deleting by principal cost in proportion to the
+///   principal's sessions, never to all sessions.
+/// - **Listed or dead.** A session that is live and tied is always listed: a store whose index
+///   is written apart from the session writes the index entry first and removes it last, so a
+///   failure between the steps can leave a stale entry (which [`list`](Self::list) and
+///   [`delete_expired`](Self::delete_expired) drop) but never an unlisted live session.
 /// - **Corrupt data** is reported as [`StoreError::Corrupt`], never a panic.
 ///
 /// # Errors
@@ -113,14 +124,12 @@ pub trait SessionStore: fmt::Debug + Send + Sync + 'static {
     /// [`Cycled::Collision`] if `new` is taken, [`Cycled::TooLarge`] if the changes would take
     /// it over the size cap, [`Cycled::Conflict`] if a precondition does not hold; in each case
     /// nothing changes.
-    async fn cycle(
-        &self,
-        old: &StoreKey,
-        new: &StoreKey,
-        changes: &ChangeSet,
-    ) -> Result<Cycled, StoreError>;
+    ///
+    /// The session keeps its owner, or takes [`Rekey::tie`] if given; see the owner points of
+    /// the contract.
+    async fn cycle(&self, keys: Rekey<'_>, changes: &ChangeSet) -> Result<Cycled, StoreError>;
 
-    /// Deletes a session. Deleting an absent session is not an error.
+    /// Deletes a session (and its index entry). Deleting an absent session is not an error.
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError>;
 
     /// Moves a live session's deadline to `expires_at` without touching its data.
@@ -134,4 +143,20 @@ pub trait SessionStore: fmt::Debug + Send + Sync + 'static {
     /// Removes every expired session and returns how many. Must not block other operations for
     /// long: stores work through their data in bounded steps.
     async fn delete_expired(&self) -> Result<u64, StoreError>;
+
+    /// The live sessions tied to `principal`, in no particular order. Entries of sessions that
+    /// turn out to be gone are dropped from the index on the way.
+    async fn list(&self, principal: &str) -> Result<Vec<Listed>, StoreError>;
+
+    /// Deletes every session tied to `principal` and returns how many were live.
+    ///
+    /// The default lists them and deletes each; a session tied by a `create` or `cycle` that
+    /// races this call is either deleted or still listed afterwards, never live and unlisted.
+    async fn delete_all(&self, principal: &str) -> Result<u64, StoreError> {
+        let listed = self.list(principal).await?;
+        for session in &listed {
+            self.delete(&session.key).await?;
+        }
+        Ok(listed.len() as u64)
+    }
 }

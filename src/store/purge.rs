@@ -83,7 +83,9 @@ pub enum PurgeError {
 /// ```
 /// use std::sync::Arc;
 /// use std::time::Duration;
-/// use sessionware::store::{Applied, ChangeSet, Created, Cycled, PurgeTask, Record, SessionStore};
+/// use sessionware::store::{
+///     Applied, ChangeSet, Created, Cycled, Listed, PurgeTask, Record, Rekey, SessionStore,
+/// };
 /// use sessionware::{StoreError, StoreKey};
 /// use tokio::sync::Notify;
 ///
@@ -101,9 +103,11 @@ pub enum PurgeError {
 /// #   async fn apply(&self, _: &StoreKey, _: &ChangeSet) -> Result<Applied, StoreError> {
 /// #       Ok(Applied::Missing)
 /// #   }
-/// #   async fn cycle(&self, _: &StoreKey, _: &StoreKey, _: &ChangeSet)
-/// #       -> Result<Cycled, StoreError> { Ok(Cycled::Missing) }
+/// #   async fn cycle(&self, _: Rekey<'_>, _: &ChangeSet) -> Result<Cycled, StoreError> {
+/// #       Ok(Cycled::Missing)
+/// #   }
 /// #   async fn delete(&self, _: &StoreKey) -> Result<(), StoreError> { Ok(()) }
+/// #   async fn list(&self, _: &str) -> Result<Vec<Listed>, StoreError> { Ok(Vec::new()) }
 ///     async fn delete_expired(&self) -> Result<u64, StoreError> {
 ///         self.0.notify_one();
 ///         panic!("the purge query is broken")

@@ -2,7 +2,7 @@
 
 use crate::expiry::{now, ExpirySettings};
 
-use super::Data;
+use super::{Data, Owner};
 
 /// One stored session.
 ///
@@ -32,6 +32,9 @@ pub struct Record {
     /// The session's own expiry settings, if a handler set any (the default: the layer's).
     /// Stores persist them with [`ExpirySettings::encode`].
     pub expiry: ExpirySettings,
+    /// The principal the session is tied to ([`Session::log_in`](crate::Session::log_in)), and
+    /// its label; stores index sessions by it ([`SessionStore::list`](super::SessionStore::list)).
+    pub owner: Option<Owner>,
 }
 
 impl Record {
@@ -43,6 +46,7 @@ impl Record {
             created_at: now(),
             expires_at,
             expiry: ExpirySettings::default(),
+            owner: None,
         }
     }
 
@@ -58,6 +62,13 @@ impl Record {
     #[must_use]
     pub fn with_expiry(mut self, expiry: impl Into<ExpirySettings>) -> Self {
         self.expiry = expiry.into();
+        self
+    }
+
+    /// The same record, tied to `owner`.
+    #[must_use]
+    pub fn with_owner(mut self, owner: Owner) -> Self {
+        self.owner = Some(owner);
         self
     }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use sessionware::store::{
-    now, Applied, CachingStore, ChangeSet, Created, Cycled, Record, SessionStore,
+    now, Applied, CachingStore, ChangeSet, Created, Cycled, Listed, Record, Rekey, SessionStore,
 };
 use sessionware::{MemoryStore, SessionId};
 
@@ -36,7 +36,7 @@ async fn a_destroyed_session_is_never_served_from_this_instance_cache() {
     store.load(&old).await.unwrap();
     assert_eq!(
         store
-            .cycle(&old, &new, &ChangeSet::new(now() + 60_000))
+            .cycle(Rekey::new(&old, &new), &ChangeSet::new(now() + 60_000))
             .await
             .unwrap(),
         Cycled::Done
@@ -135,17 +135,19 @@ impl SessionStore for Jittery {
     }
     async fn cycle(
         &self,
-        old: &sessionware::StoreKey,
-        new: &sessionware::StoreKey,
+        keys: Rekey<'_>,
         changes: &ChangeSet,
     ) -> Result<Cycled, sessionware::StoreError> {
-        self.0.cycle(old, new, changes).await
+        self.0.cycle(keys, changes).await
     }
     async fn delete(&self, key: &sessionware::StoreKey) -> Result<(), sessionware::StoreError> {
         self.0.delete(key).await
     }
     async fn delete_expired(&self) -> Result<u64, sessionware::StoreError> {
         self.0.delete_expired().await
+    }
+    async fn list(&self, principal: &str) -> Result<Vec<Listed>, sessionware::StoreError> {
+        self.0.list(principal).await
     }
 }
 
@@ -229,17 +231,19 @@ impl SessionStore for Hanging {
     }
     async fn cycle(
         &self,
-        old: &sessionware::StoreKey,
-        new: &sessionware::StoreKey,
+        keys: Rekey<'_>,
         changes: &ChangeSet,
     ) -> Result<Cycled, sessionware::StoreError> {
-        self.0.cycle(old, new, changes).await
+        self.0.cycle(keys, changes).await
     }
     async fn delete(&self, key: &sessionware::StoreKey) -> Result<(), sessionware::StoreError> {
         self.0.delete(key).await
     }
     async fn delete_expired(&self) -> Result<u64, sessionware::StoreError> {
         self.0.delete_expired().await
+    }
+    async fn list(&self, principal: &str) -> Result<Vec<Listed>, sessionware::StoreError> {
+        self.0.list(principal).await
     }
 }
 

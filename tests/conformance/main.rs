@@ -8,6 +8,7 @@ mod caching;
 #[path = "../common/mod.rs"]
 mod common;
 mod instances;
+mod owners;
 mod purge;
 mod stores;
 mod suite;
@@ -16,33 +17,40 @@ mod suite;
 /// expression) builds.
 macro_rules! conformance {
     ($name:ident, $make:expr) => {
-        conformance!(@tests $name, $make,
-            create_load_apply_delete,
-            create_never_overwrites,
-            no_resurrection_after_delete,
-            cycle_moves_the_session,
-            touch_moves_only_the_deadline,
-            expired_sessions_are_gone,
-            delete_expired_purges,
-            concurrent_distinct_keys_all_survive,
-            concurrent_writes_to_one_key_leave_one_winner,
-            a_thousand_sessions,
-            a_session_with_many_values,
-            size_cap_holds_for_what_is_stored,
-            preconditions_guard_a_change,
-            through_the_layer);
-    };
-    (@tests $name:ident, $make:expr, $($test:ident),+) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    crate::suite::$test($make).await;
-                }
-            )+
+            conformance!(@each suite, $make,
+                create_load_apply_delete,
+                create_never_overwrites,
+                no_resurrection_after_delete,
+                cycle_moves_the_session,
+                touch_moves_only_the_deadline,
+                expired_sessions_are_gone,
+                delete_expired_purges,
+                concurrent_distinct_keys_all_survive,
+                concurrent_writes_to_one_key_leave_one_winner,
+                a_thousand_sessions,
+                a_session_with_many_values,
+                size_cap_holds_for_what_is_stored,
+                preconditions_guard_a_change,
+                through_the_layer);
+            conformance!(@each owners, $make,
+                owners_are_kept_and_listed,
+                listing_skips_expired_and_destroyed,
+                purge_removes_index_entries,
+                cycle_keeps_the_owner_under_the_new_key,
+                delete_all_ends_the_principals_sessions,
+                log_in_racing_delete_all_is_listed_or_dead);
         }
+    };
+    (@each $module:ident, $make:expr, $($test:ident),+) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                crate::$module::$test($make).await;
+            }
+        )+
     };
 }
 

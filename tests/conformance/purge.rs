@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use sessionware::store::{
-    now, Applied, ChangeSet, Created, Cycled, PurgeTask, Record, SessionStore,
+    now, Applied, ChangeSet, Created, Cycled, Listed, PurgeTask, Record, Rekey, SessionStore,
 };
 use sessionware::{MemoryStore, SessionId, StoreError, StoreKey};
 use tokio::sync::Notify;
@@ -110,7 +110,7 @@ impl SessionStore for PanickingPurge {
     async fn apply(&self, _: &StoreKey, _: &ChangeSet) -> Result<Applied, StoreError> {
         Ok(Applied::Missing)
     }
-    async fn cycle(&self, _: &StoreKey, _: &StoreKey, _: &ChangeSet) -> Result<Cycled, StoreError> {
+    async fn cycle(&self, _: Rekey<'_>, _: &ChangeSet) -> Result<Cycled, StoreError> {
         Ok(Cycled::Missing)
     }
     async fn delete(&self, _: &StoreKey) -> Result<(), StoreError> {
@@ -119,6 +119,9 @@ impl SessionStore for PanickingPurge {
     async fn delete_expired(&self) -> Result<u64, StoreError> {
         self.0.notify_one();
         panic!("purge query exploded");
+    }
+    async fn list(&self, _: &str) -> Result<Vec<Listed>, StoreError> {
+        Ok(Vec::new())
     }
 }
 

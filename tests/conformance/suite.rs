@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use sessionware::store::{now, Applied, ChangeSet, Created, Cycled, Record, SessionStore, Touched};
+use sessionware::store::{
+    now, Applied, ChangeSet, Created, Cycled, Record, Rekey, SessionStore, Touched,
+};
 use sessionware::{Expiry, ExpirySettings, SessionId, SessionLayer, StoreError, StoreKey};
 use tokio::time::sleep;
 
@@ -80,7 +82,10 @@ pub async fn create_load_apply_delete(store: impl SessionStore) {
     // A cycle keeps them; a change back to the layer's settings drops them.
     let moved = key();
     let cycle = ChangeSet::new(rec.expires_at);
-    assert_eq!(store.cycle(&k, &moved, &cycle).await.unwrap(), Cycled::Done);
+    assert_eq!(
+        store.cycle(Rekey::new(&k, &moved), &cycle).await.unwrap(),
+        Cycled::Done
+    );
     assert_eq!(must_load(&store, &moved).await.expiry, own);
     let reset = ChangeSet::new(rec.expires_at).with_expiry(ExpirySettings::default());
     assert_eq!(store.apply(&moved, &reset).await.unwrap(), Applied::Done);
@@ -129,7 +134,7 @@ pub async fn no_resurrection_after_delete(store: impl SessionStore) {
         Touched::Missing
     );
     assert_eq!(
-        store.cycle(&k, &key(), &changes).await.unwrap(),
+        store.cycle(Rekey::new(&k, &key()), &changes).await.unwrap(),
         Cycled::Missing
     );
     assert!(store.load(&k).await.unwrap().is_none());
@@ -152,7 +157,10 @@ pub async fn cycle_moves_the_session(store: impl SessionStore) {
         .with_update("role", Some(json!("admin")));
     // A taken target: nothing changes anywhere.
     assert_eq!(
-        store.cycle(&old, &taken, &changes).await.unwrap(),
+        store
+            .cycle(Rekey::new(&old, &taken), &changes)
+            .await
+            .unwrap(),
         Cycled::Collision
     );
     assert_eq!(must_load(&store, &old).await.data, rec.data);
@@ -162,7 +170,7 @@ pub async fn cycle_moves_the_session(store: impl SessionStore) {
     );
 
     assert_eq!(
-        store.cycle(&old, &new, &changes).await.unwrap(),
+        store.cycle(Rekey::new(&old, &new), &changes).await.unwrap(),
         Cycled::Done
     );
     assert!(store.load(&old).await.unwrap().is_none());
@@ -223,7 +231,10 @@ pub async fn expired_sessions_are_gone(store: impl SessionStore) {
         Touched::Missing
     );
     assert_eq!(
-        store.cycle(&short, &key(), &changes).await.unwrap(),
+        store
+            .cycle(Rekey::new(&short, &key()), &changes)
+            .await
+            .unwrap(),
         Cycled::Missing
     );
     assert!(
@@ -373,7 +384,10 @@ pub async fn a_session_with_many_values(store: impl SessionStore) {
 
     let new = key();
     let keep = ChangeSet::new(rec.expires_at + 1000);
-    assert_eq!(store.cycle(&k, &new, &keep).await.unwrap(), Cycled::Done);
+    assert_eq!(
+        store.cycle(Rekey::new(&k, &new), &keep).await.unwrap(),
+        Cycled::Done
+    );
     assert!(store.load(&k).await.unwrap().is_none());
     check(must_load(&store, &new).await);
 }
@@ -575,7 +589,7 @@ pub async fn size_cap_holds_for_what_is_stored(store: impl SessionStore) {
         .with_update("more", Some(json!("z".repeat(1000))))
         .with_max_size(CAP);
     assert!(matches!(
-        store.cycle(&k, &new, &grow).await.unwrap(),
+        store.cycle(Rekey::new(&k, &new), &grow).await.unwrap(),
         Cycled::TooLarge { .. }
     ));
     assert!(store.load(&new).await.unwrap().is_none());
@@ -585,7 +599,10 @@ pub async fn size_cap_holds_for_what_is_stored(store: impl SessionStore) {
     let fits = ChangeSet::new(rec.expires_at)
         .with_update("small", Some(json!(1)))
         .with_max_size(CAP);
-    assert_eq!(store.cycle(&k, &new, &fits).await.unwrap(), Cycled::Done);
+    assert_eq!(
+        store.cycle(Rekey::new(&k, &new), &fits).await.unwrap(),
+        Cycled::Done
+    );
     assert!(must_load(&*store, &new).await.data.contains_key("small"));
 }
 
@@ -627,14 +644,17 @@ pub async fn preconditions_guard_a_change(store: impl SessionStore) {
     let new = key();
     let stale = ChangeSet::new(at).with_expected("n", Some(json!(1)));
     assert_eq!(
-        store.cycle(&k, &new, &stale).await.unwrap(),
+        store.cycle(Rekey::new(&k, &new), &stale).await.unwrap(),
         Cycled::Conflict
     );
     assert!(store.load(&new).await.unwrap().is_none());
     let fresh = ChangeSet::new(at)
         .with_expected("n", Some(json!(2)))
         .with_update("n", Some(json!(3)));
-    assert_eq!(store.cycle(&k, &new, &fresh).await.unwrap(), Cycled::Done);
+    assert_eq!(
+        store.cycle(Rekey::new(&k, &new), &fresh).await.unwrap(),
+        Cycled::Done
+    );
     assert_eq!(must_load(&*store, &new).await.data["n"], json!(3));
     // On a session that is gone, the answer is Missing, not Conflict.
     assert_eq!(store.apply(&k, &incr).await.unwrap(), Applied::Missing);

@@ -10,7 +10,9 @@ use axum::body::Body;
 use axum::http::{header, HeaderName, Request, StatusCode};
 use axum::routing::get;
 use axum::Router;
-use sessionware::store::{Applied, ChangeSet, Created, Cycled, Record, SessionStore};
+use sessionware::store::{
+    Applied, ChangeSet, Created, Cycled, Listed, Record, Rekey, SessionStore,
+};
 use sessionware::{
     ConfigError, Error, MemoryStore, Session, SessionId, SessionLayer, StoreError, StoreKey,
 };
@@ -154,7 +156,7 @@ impl SessionStore for Garbage {
     async fn apply(&self, _: &StoreKey, _: &ChangeSet) -> Result<Applied, StoreError> {
         Ok(Applied::Done)
     }
-    async fn cycle(&self, _: &StoreKey, _: &StoreKey, _: &ChangeSet) -> Result<Cycled, StoreError> {
+    async fn cycle(&self, _: Rekey<'_>, _: &ChangeSet) -> Result<Cycled, StoreError> {
         Ok(Cycled::Done)
     }
     async fn delete(&self, _: &StoreKey) -> Result<(), StoreError> {
@@ -162,6 +164,9 @@ impl SessionStore for Garbage {
     }
     async fn delete_expired(&self) -> Result<u64, StoreError> {
         Ok(0)
+    }
+    async fn list(&self, _: &str) -> Result<Vec<Listed>, StoreError> {
+        Ok(Vec::new())
     }
 }
 

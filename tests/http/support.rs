@@ -9,7 +9,9 @@ use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::{get, MethodRouter};
 use axum::Router;
-use sessionware::store::{Applied, ChangeSet, Created, Cycled, Record, SessionStore, Touched};
+use sessionware::store::{
+    Applied, ChangeSet, Created, Cycled, Listed, Record, Rekey, SessionStore, Touched,
+};
 use sessionware::{Error, MemoryStore, Session, SessionLayer, StoreError, StoreKey};
 use tokio::sync::Notify;
 
@@ -64,14 +66,9 @@ impl SessionStore for Probe {
         self.enter(true)?;
         self.memory.apply(key, changes).await
     }
-    async fn cycle(
-        &self,
-        old: &StoreKey,
-        new: &StoreKey,
-        changes: &ChangeSet,
-    ) -> Result<Cycled, StoreError> {
+    async fn cycle(&self, keys: Rekey<'_>, changes: &ChangeSet) -> Result<Cycled, StoreError> {
         self.enter(true)?;
-        self.memory.cycle(old, new, changes).await
+        self.memory.cycle(keys, changes).await
     }
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
         self.enter(true)?;
@@ -84,6 +81,10 @@ impl SessionStore for Probe {
     async fn delete_expired(&self) -> Result<u64, StoreError> {
         self.enter(true)?;
         self.memory.delete_expired().await
+    }
+    async fn list(&self, principal: &str) -> Result<Vec<Listed>, StoreError> {
+        self.enter(false)?;
+        self.memory.list(principal).await
     }
 }
 

@@ -11,7 +11,10 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::expiry::ExpirySettings;
-use crate::store::{check_after, entry_size, ChangeSet, Data, ExpiryChange, Record, EMPTY_SIZE};
+use crate::id::StoreKey;
+use crate::store::{
+    check_after, entry_size, ChangeSet, Data, ExpiryChange, Listed, Owner, Record, EMPTY_SIZE,
+};
 
 /// The distinct keys of one shard's sessions, each allocated once and shared.
 #[derive(Default)]
@@ -52,7 +55,7 @@ impl Entry {
                 .collect(),
             created_at: record.created_at,
             expires_at: record.expires_at,
-            extra: Extra::boxed(record.expiry),
+            extra: Extra::boxed(record.expiry, record.owner.clone()),
         }
     }
 
@@ -62,13 +65,33 @@ impl Entry {
             .iter()
             .map(|(key, value)| (String::from(&**key), value.clone()))
             .collect();
-        let expiry = self
-            .extra
-            .as_ref()
-            .map_or_else(ExpirySettings::default, |extra| extra.expiry);
-        Record::new(data, self.expires_at)
+        let mut record = Record::new(data, self.expires_at)
             .with_created_at(self.created_at)
-            .with_expiry(expiry)
+            .with_expiry(self.expiry());
+        record.owner = self.owner().cloned();
+        record
+    }
+
+    fn expiry(&self) -> ExpirySettings {
+        self.extra
+            .as_ref()
+            .map_or_else(ExpirySettings::default, |extra| extra.expiry)
+    }
+
+    /// The principal and label the session is tied to.
+    pub(super) fn owner(&self) -> Option<&Owner> {
+        self.extra.as_ref().and_then(|extra| extra.owner.as_ref())
+    }
+
+    /// What the store lists for this session.
+    pub(super) fn listed(&self, key: StoreKey) -> Listed {
+        let label = self.owner().and_then(|owner| owner.label.clone());
+        Listed::new(key, self.created_at, self.expires_at, label)
+    }
+
+    /// Ties the session to `owner`.
+    pub(super) fn tie(&mut self, owner: &Owner) {
+        self.extra = Extra::boxed(self.expiry(), Some(owner.clone()));
     }
 
     /// Whether `changes` fit the size cap: `Err(size)` if they would take the values over it
@@ -116,22 +139,24 @@ impl Entry {
         }
         self.expires_at = changes.expires_at;
         if let ExpiryChange::Set(expiry) = changes.expiry {
-            self.extra = Extra::boxed(expiry);
+            let owner = self.extra.take().and_then(|extra| extra.owner);
+            self.extra = Extra::boxed(expiry, owner);
         }
     }
 }
 
 /// What few sessions have, kept out of line so that the others pay one null pointer for it:
-/// their own expiry settings (and, with logins, more to come).
-#[derive(Clone, Copy, Default, PartialEq)]
+/// their own expiry settings and their owner.
+#[derive(Clone, Default, PartialEq)]
 struct Extra {
     expiry: ExpirySettings,
+    owner: Option<Owner>,
 }
 
 impl Extra {
-    /// The box for these settings; `None` when they are all defaults.
-    fn boxed(expiry: ExpirySettings) -> Option<Box<Extra>> {
-        (!expiry.is_default()).then(|| Box::new(Extra { expiry }))
+    /// The box for these settings; `None` when they are all defaults and there is no owner.
+    fn boxed(expiry: ExpirySettings, owner: Option<Owner>) -> Option<Box<Extra>> {
+        (!expiry.is_default() || owner.is_some()).then(|| Box::new(Extra { expiry, owner }))
     }
 }
 
@@ -155,6 +180,15 @@ mod tests {
         assert_eq!(entry.to_record(), record);
         let plain = Entry::new(&Record::new(Data::new(), 1).with_created_at(0), &mut keys);
         assert!(plain.extra.is_none());
+        let owned = record.with_owner(Owner::new("u").with_label("phone"));
+        let mut entry = Entry::new(&owned, &mut keys);
+        assert_eq!(entry.to_record(), owned);
+        entry.apply(&ChangeSet::new(2).with_expiry(None), &mut keys);
+        assert_eq!(
+            entry.owner(),
+            owned.owner.as_ref(),
+            "a new expiry keeps the owner"
+        );
     }
 
     #[test]

@@ -9,9 +9,11 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 mod entry;
+mod index;
 
 use self::entry::{Entry, Keys};
-use super::{Applied, ChangeSet, Created, Cycled, Record, SessionStore};
+use self::index::Index;
+use super::{Applied, ChangeSet, Created, Cycled, Listed, Record, Rekey, SessionStore};
 use crate::error::StoreError;
 use crate::expiry::now;
 use crate::id::StoreKey;
@@ -70,6 +72,7 @@ struct Shards {
     next_sweep: AtomicUsize,
     /// How many sessions the last swept shard kept.
     last_swept_len: AtomicUsize,
+    index: Index,
 }
 
 impl Default for Shards {
@@ -79,6 +82,7 @@ impl Default for Shards {
             creates: AtomicUsize::new(0),
             next_sweep: AtomicUsize::new(0),
             last_swept_len: AtomicUsize::new(0),
+            index: Index::default(),
         }
     }
 }
@@ -123,6 +127,26 @@ impl MemoryStore {
         self.len() == 0
     }
 
+    /// How many entries the principal index holds: one per tied session, until the purge (or a
+    /// [`list`](SessionStore::list) of its principal) drops those of sessions that are gone.
+    ///
+    /// ```
+    /// use sessionware::store::{now, Data, Owner, Record, SessionStore};
+    /// use sessionware::{MemoryStore, SessionId};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = MemoryStore::new();
+    /// let record = Record::new(Data::new(), now() + 60_000).with_owner(Owner::new("ann"));
+    /// let _ = store.create(&SessionId::generate().store_key(), &record).await?;
+    /// assert_eq!(store.indexed(), 1);
+    /// assert_eq!(store.list("ann").await?.len(), 1);
+    /// # Ok::<(), sessionware::StoreError>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn indexed(&self) -> usize {
+        self.inner.index.len()
+    }
+
     fn shard(&self, key: &StoreKey) -> &Mutex<Shard> {
         &self.inner.shards[shard_index(key)]
     }
@@ -144,6 +168,23 @@ impl MemoryStore {
             let (_, kept) = sweep(&inner.shards[next], now);
             inner.last_swept_len.store(kept, Ordering::Relaxed);
         }
+    }
+}
+
+impl MemoryStore {
+    /// The index entry `(principal, key)` as a listing, or `None` after dropping the entry if
+    /// its session is gone (or, never in practice, belongs to someone else).
+    fn listed(&self, principal: &str, key: StoreKey, now: i64) -> Option<Listed> {
+        let listed = {
+            let mut shard = lock(self.shard(&key));
+            live_entry(&mut shard.map, &key, now)
+                .filter(|entry| entry.owner().is_some_and(|o| o.principal == principal))
+                .map(|entry| entry.listed(key))
+        };
+        if listed.is_none() {
+            self.inner.index.remove(principal, &key);
+        }
+        listed
     }
 }
 
@@ -184,11 +225,12 @@ fn live_entry<'a>(map: &'a mut Map, key: &StoreKey, now: i64) -> Option<&'a mut 
 fn move_session(
     from: Option<&mut Map>,
     to: &mut Shard,
-    old: &StoreKey,
-    new: &StoreKey,
+    index: &Index,
+    keys: Rekey<'_>,
     changes: &ChangeSet,
     now: i64,
 ) -> Cycled {
+    let Rekey { old, new, tie, .. } = keys;
     if live_entry(&mut to.map, new, now).is_some() {
         return Cycled::Collision;
     }
@@ -209,6 +251,15 @@ fn move_session(
         return Cycled::Missing;
     };
     entry.apply(changes, &mut to.keys);
+    if let Some(was) = entry.owner() {
+        index.remove(&was.principal, old);
+    }
+    if let Some(owner) = tie {
+        entry.tie(owner);
+    }
+    if let Some(owner) = entry.owner() {
+        index.add(&owner.principal, *new);
+    }
     to.map.insert(*new, entry);
     Cycled::Done
 }
@@ -229,6 +280,9 @@ impl SessionStore for MemoryStore {
                 Created::Collision
             } else {
                 let entry = Entry::new(record, &mut shard.keys);
+                if let Some(owner) = &record.owner {
+                    self.inner.index.add(&owner.principal, *key);
+                }
                 shard.map.insert(*key, entry);
                 Created::Done
             }
@@ -253,23 +307,13 @@ impl SessionStore for MemoryStore {
         })
     }
 
-    async fn cycle(
-        &self,
-        old: &StoreKey,
-        new: &StoreKey,
-        changes: &ChangeSet,
-    ) -> Result<Cycled, StoreError> {
+    async fn cycle(&self, keys: Rekey<'_>, changes: &ChangeSet) -> Result<Cycled, StoreError> {
         let now = now();
-        let (a, b) = (shard_index(old), shard_index(new));
+        let index = &self.inner.index;
+        let (a, b) = (shard_index(keys.old), shard_index(keys.new));
         if a == b {
-            return Ok(move_session(
-                None,
-                &mut lock(&self.inner.shards[a]),
-                old,
-                new,
-                changes,
-                now,
-            ));
+            let shard = &mut lock(&self.inner.shards[a]);
+            return Ok(move_session(None, shard, index, keys, changes, now));
         }
         // Both shards stay locked for the whole move, always taken in index order, so no other
         // operation sees the session in both places or in neither, and two cycles cannot deadlock.
@@ -283,21 +327,37 @@ impl SessionStore for MemoryStore {
         Ok(move_session(
             Some(&mut from.map),
             to,
-            old,
-            new,
+            index,
+            keys,
             changes,
             now,
         ))
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
-        lock(self.shard(key)).map.remove(key);
+        let mut shard = lock(self.shard(key));
+        if let Some(owner) = shard.map.remove(key).as_ref().and_then(Entry::owner) {
+            self.inner.index.remove(&owner.principal, key);
+        }
         Ok(())
     }
 
     async fn delete_expired(&self) -> Result<u64, StoreError> {
         let now = now();
-        Ok(self.inner.shards.iter().map(|s| sweep(s, now).0).sum())
+        let purged = self.inner.shards.iter().map(|s| sweep(s, now).0).sum();
+        for (principal, key) in self.inner.index.entries() {
+            self.listed(&principal, key, now);
+        }
+        Ok(purged)
+    }
+
+    async fn list(&self, principal: &str) -> Result<Vec<Listed>, StoreError> {
+        let now = now();
+        let keys = self.inner.index.keys(principal);
+        Ok(keys
+            .into_iter()
+            .filter_map(|key| self.listed(principal, key, now))
+            .collect())
     }
 }
 

@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::error::StoreError;
 use crate::expiry::ExpirySettings;
 use crate::id::StoreKey;
-use crate::store::{Data, Record};
+use crate::store::{Data, Owner, Record};
 
 /// Prefix of the fields holding session values: `d:<name>`.
 const DATA_PREFIX: &[u8] = b"d:";
@@ -18,6 +18,10 @@ const FIELD_CREATED: &[u8] = b"m:c";
 const FIELD_EXPIRES: &[u8] = b"m:e";
 /// The session's own expiry settings ([`ExpirySettings::encode`]); absent for the layer's.
 const FIELD_EXPIRY: &[u8] = b"m:x";
+/// The principal the session is tied to; absent for a session nobody logged in to.
+const FIELD_PRINCIPAL: &[u8] = b"m:p";
+/// The label of a tied session.
+const FIELD_LABEL: &[u8] = b"m:l";
 
 /// The hash field that holds the session value `name`.
 pub(super) fn data_field(name: &str) -> String {
@@ -60,6 +64,23 @@ pub(super) fn decode(reply: Reply, key: &StoreKey, now: i64) -> Result<Option<Re
             .ok_or_else(|| corrupt("`m:x` is not encoded expiry settings".to_owned()))?,
     };
 
+    let text = |name: &[u8]| -> Result<Option<String>, StoreError> {
+        field(name)
+            .map(|bytes| {
+                String::from_utf8(bytes.to_vec())
+                    .map_err(|_| corrupt(format!("`{}` is not UTF-8", show(name))))
+            })
+            .transpose()
+    };
+    let owner = match text(FIELD_PRINCIPAL)? {
+        Some(principal) => {
+            let mut owner = Owner::new(principal);
+            owner.label = text(FIELD_LABEL)?;
+            Some(owner)
+        }
+        None => None,
+    };
+
     let mut data = Data::with_capacity(pairs.len());
     for (field, value) in &pairs {
         if let Some(name) = field.strip_prefix(DATA_PREFIX) {
@@ -72,11 +93,11 @@ pub(super) fn decode(reply: Reply, key: &StoreKey, now: i64) -> Result<Option<Re
             return Err(corrupt(format!("unexpected field `{}`", show(field))));
         }
     }
-    Ok(Some(
-        Record::new(data, expires_at)
-            .with_created_at(created_at)
-            .with_expiry(expiry),
-    ))
+    let mut record = Record::new(data, expires_at)
+        .with_created_at(created_at)
+        .with_expiry(expiry);
+    record.owner = owner;
+    Ok(Some(record))
 }
 
 /// A field name for an error message (lossy, length-capped).
@@ -170,6 +191,19 @@ mod tests {
             )))
         );
         assert_eq!(record.data.get("a"), Some(&json!({"x": [1, null]})));
+        assert_eq!(record.owner, None);
+
+        let r = reply(&[
+            ("m:c", "5"),
+            ("m:e", "100"),
+            ("m:p", "ann"),
+            ("m:l", "phone"),
+        ]);
+        let owner = decode(r, &key(), 50).unwrap().unwrap().owner.unwrap();
+        assert_eq!(
+            (owner.principal.as_str(), owner.label.as_deref()),
+            ("ann", Some("phone"))
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! argument layout.
 
 mod codec;
+mod index;
 mod scripts;
 
 use std::fmt;
@@ -20,7 +21,7 @@ use ::redis::{Cmd, Pipeline, RedisError, RedisFuture, Value as Reply};
 use async_trait::async_trait;
 
 use self::scripts::{apply_args, create_args, scripts, COLLISION, CONFLICT, DONE};
-use super::{Applied, ChangeSet, Created, Cycled, Record, SessionStore, Touched};
+use super::{Applied, ChangeSet, Created, Cycled, Listed, Record, Rekey, SessionStore, Touched};
 use crate::error::StoreError;
 use crate::expiry::now;
 use crate::id::StoreKey;
@@ -377,11 +378,11 @@ impl RedisStore {
     async fn cycle_in_steps(
         &self,
         conn: &mut Conn,
-        old: &StoreKey,
-        new: &StoreKey,
+        keys: Rekey<'_>,
         changes: &ChangeSet,
         now: i64,
     ) -> Result<Cycled, StoreError> {
+        let Rekey { old, new, tie, .. } = keys;
         let Some(mut record) = self.load_with(conn, old, now).await? else {
             return Ok(Cycled::Missing);
         };
@@ -392,6 +393,9 @@ impl RedisStore {
             return Ok(Cycled::TooLarge { size });
         }
         changes.apply_to(&mut record);
+        if let Some(owner) = tie {
+            record.owner = Some(owner.clone());
+        }
         if self.create_with(conn, new, &record, now).await? == Created::Collision {
             return Ok(Cycled::Collision);
         }
@@ -488,14 +492,21 @@ impl SessionStore for RedisStore {
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<Created, StoreError> {
-        self.run(|mut conn| async move { self.create_with(&mut conn, key, record, now()).await })
-            .await
+        self.run(|mut conn| async move {
+            let now = now();
+            if let Some(owner) = &record.owner {
+                self.index_add(&mut conn, &owner.principal, key, now)
+                    .await?;
+            }
+            self.create_with(&mut conn, key, record, now).await
+        })
+        .await
     }
 
     async fn apply(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Applied, StoreError> {
         self.run(|mut conn| async move {
             let mut invocation = scripts().apply.key(self.redis_key(key));
-            apply_args(&mut invocation, now(), changes);
+            apply_args(&mut invocation, now(), changes, None);
             let code: i64 = invocation
                 .invoke_async(&mut conn)
                 .await
@@ -505,25 +516,30 @@ impl SessionStore for RedisStore {
         .await
     }
 
-    async fn cycle(
-        &self,
-        old: &StoreKey,
-        new: &StoreKey,
-        changes: &ChangeSet,
-    ) -> Result<Cycled, StoreError> {
+    async fn cycle(&self, keys: Rekey<'_>, changes: &ChangeSet) -> Result<Cycled, StoreError> {
         self.run(|mut conn| async move {
             let now = now();
-            if self.is_cluster() {
-                return self.cycle_in_steps(&mut conn, old, new, changes, now).await;
+            // The new key's index entry comes first, the old one's goes last (see `index`).
+            if let Some(principal) = keys.principal() {
+                self.index_add(&mut conn, principal, keys.new, now).await?;
             }
-            let mut invocation = scripts().cycle.key(self.redis_key(old));
-            invocation.key(self.redis_key(new));
-            apply_args(&mut invocation, now, changes);
-            let code: i64 = invocation
-                .invoke_async(&mut conn)
-                .await
-                .map_err(|e| error(e, old))?;
-            Ok(cycled(code))
+            let outcome = if self.is_cluster() {
+                self.cycle_in_steps(&mut conn, keys, changes, now).await?
+            } else {
+                let mut invocation = scripts().cycle.key(self.redis_key(keys.old));
+                invocation.key(self.redis_key(keys.new));
+                apply_args(&mut invocation, now, changes, keys.tie);
+                let code: i64 = invocation
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(|e| error(e, keys.old))?;
+                cycled(code)
+            };
+            if let (Cycled::Done, Some(was)) = (outcome, keys.was) {
+                self.index_remove(&mut conn, was, &[keys.old.to_string()])
+                    .await?;
+            }
+            Ok(outcome)
         })
         .await
     }
@@ -550,8 +566,35 @@ impl SessionStore for RedisStore {
 
     /// Redis removes expired sessions itself (every write sets the key's TTL to the session's
     /// deadline), so there is nothing to purge: returns `Ok(0)` without a round trip.
+    /// Redis expires sessions itself; this prunes the principal indexes of entries whose
+    /// sessions are gone, and answers `0`.
     async fn delete_expired(&self) -> Result<u64, StoreError> {
+        // Not bounded by the store's timeout as a whole: it visits every index, command by
+        // command, and each command has the connection's own timeout.
+        let mut conn = self.conn.clone();
+        self.prune_indexes(&mut conn, now()).await?;
         Ok(0)
+    }
+
+    async fn list(&self, principal: &str) -> Result<Vec<Listed>, StoreError> {
+        self.run(|mut conn| async move { self.list_with(&mut conn, principal, now()).await })
+            .await
+    }
+
+    async fn delete_all(&self, principal: &str) -> Result<u64, StoreError> {
+        self.run(|mut conn| async move {
+            let listed = self.list_with(&mut conn, principal, now()).await?;
+            let mut deleted = Vec::with_capacity(listed.len());
+            for session in &listed {
+                self.delete_with(&mut conn, &session.key).await?;
+                deleted.push(session.key.to_string());
+            }
+            // Only the entries of sessions deleted here: one that a racing log-in added meanwhile
+            // stays, with its session.
+            self.index_remove(&mut conn, principal, &deleted).await?;
+            Ok(listed.len() as u64)
+        })
+        .await
     }
 }
 

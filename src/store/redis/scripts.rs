@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use ::redis::{Script, ScriptInvocation};
 
 use super::codec::data_field;
-use crate::store::{ChangeSet, ExpiryChange, Record};
+use crate::store::{ChangeSet, ExpiryChange, Owner, Record};
 
 /// Script result: the write happened.
 pub(super) const DONE: i64 = 1;
@@ -62,7 +62,7 @@ macro_rules! apply_changes {
     () => {
         r#"
 local function preconditions_hold(key)
-  for i = 8, 7 + 2 * tonumber(ARGV[7]), 2 do
+  for i = 11, 10 + 2 * tonumber(ARGV[10]), 2 do
     local current = redis.call('HGET', key, ARGV[i])
     local wanted = ARGV[i + 1]
     if wanted == '-' then
@@ -74,7 +74,7 @@ local function preconditions_hold(key)
   return true
 end
 local function removed_at()
-  return 8 + 2 * tonumber(ARGV[7])
+  return 11 + 2 * tonumber(ARGV[10])
 end
 local function too_large(key)
   local cap = tonumber(ARGV[6])
@@ -114,6 +114,14 @@ local function apply_changes(key)
   elseif ARGV[4] == 'd' then
     redis.call('HDEL', key, 'm:x')
   end
+  if ARGV[7] == '1' then
+    redis.call('HSET', key, 'm:p', ARGV[8])
+    if ARGV[9] ~= '' then
+      redis.call('HSET', key, 'm:l', ARGV[9])
+    else
+      redis.call('HDEL', key, 'm:l')
+    end
+  end
   redis.call('HSET', key, 'm:e', ARGV[2])
   redis.call('PEXPIREAT', key, ARGV[2])
 end
@@ -123,7 +131,7 @@ end
 
 /// `create`: insert-if-absent. A key whose session expired (or has no readable deadline) is
 /// free: it is deleted and written anew. `ARGV`: now, created_at, expires_at, encoded expiry
-/// (`""` for none), then `d:<name>`/JSON pairs.
+/// (`""` for none), principal and label (`""` for none), then `d:<name>`/JSON pairs.
 const CREATE: &str = concat!(
     prelude!(),
     r#"
@@ -132,7 +140,9 @@ if live(key, tonumber(ARGV[1])) then return 2 end
 redis.call('DEL', key)
 redis.call('HSET', key, 'm:c', ARGV[2], 'm:e', ARGV[3])
 if ARGV[4] ~= '' then redis.call('HSET', key, 'm:x', ARGV[4]) end
-chunked('HSET', key, ARGV, 5, #ARGV, 512)
+if ARGV[5] ~= '' then redis.call('HSET', key, 'm:p', ARGV[5]) end
+if ARGV[6] ~= '' then redis.call('HSET', key, 'm:l', ARGV[6]) end
+chunked('HSET', key, ARGV, 7, #ARGV, 512)
 redis.call('PEXPIREAT', key, ARGV[3])
 return 1
 "#
@@ -220,13 +230,17 @@ pub(super) fn scripts() -> &'static Scripts {
     })
 }
 
-/// Adds the arguments of `CREATE`: now, created_at, expires_at, expiry, then the data pairs.
+/// Adds the arguments of `CREATE`: now, created_at, expires_at, expiry, principal, label, then
+/// the data pairs.
 pub(super) fn create_args(invocation: &mut ScriptInvocation<'_>, now: i64, record: &Record) {
+    let owner = record.owner.as_ref();
     invocation
         .arg(now)
         .arg(record.created_at)
         .arg(record.expires_at)
-        .arg(record.expiry.encode().unwrap_or_default());
+        .arg(record.expiry.encode().unwrap_or_default())
+        .arg(owner.map_or("", |owner| owner.principal.as_str()))
+        .arg(owner.and_then(|owner| owner.label.as_deref()).unwrap_or(""));
     for (name, value) in &record.data {
         invocation.arg(data_field(name)).arg(value.to_string());
     }
@@ -242,12 +256,19 @@ pub(super) fn create_args(invocation: &mut ScriptInvocation<'_>, now: i64, recor
 /// | 4 | expiry change: `k` keep, `d` back to the default (delete `m:x`), `s` set to `ARGV[5]` |
 /// | 5 | the encoded expiry when `ARGV[4]` is `s`, else empty |
 /// | 6 | the size cap ([`ChangeSet::size_cap`]), empty for none |
-/// | 7 | `m`, the number of preconditions ([`ChangeSet::expect`]) |
-/// | 8 ..= 7 + 2m | pairs of field (`d:<name>`) and `=<JSON>` (must hold this) or `-` (must be absent) |
-/// | 8 + 2m | `n`, the number of removed fields |
-/// | 9 + 2m ..= 8 + 2m + n | the removed fields (`d:<name>`) |
-/// | 9 + 2m + n .. | pairs of set field (`d:<name>`) and JSON value |
-pub(super) fn apply_args(invocation: &mut ScriptInvocation<'_>, now: i64, changes: &ChangeSet) {
+/// | 7 | `1` to tie the session to the owner in 8 and 9 (`cycle` with [`Rekey::tie`](crate::store::Rekey::tie)), else `0` |
+/// | 8, 9 | the owner's principal (`m:p`) and label (`m:l`, `""` for none) |
+/// | 10 | `m`, the number of preconditions ([`ChangeSet::expect`]) |
+/// | 11 ..= 10 + 2m | pairs of field (`d:<name>`) and `=<JSON>` (must hold this) or `-` (must be absent) |
+/// | 11 + 2m | `n`, the number of removed fields |
+/// | 12 + 2m ..= 11 + 2m + n | the removed fields (`d:<name>`) |
+/// | 12 + 2m + n .. | pairs of set field (`d:<name>`) and JSON value |
+pub(super) fn apply_args(
+    invocation: &mut ScriptInvocation<'_>,
+    now: i64,
+    changes: &ChangeSet,
+    tie: Option<&Owner>,
+) {
     invocation
         .arg(now)
         .arg(changes.expires_at)
@@ -262,6 +283,13 @@ pub(super) fn apply_args(invocation: &mut ScriptInvocation<'_>, now: i64, change
     match changes.size_cap() {
         Some(cap) => invocation.arg(cap),
         None => invocation.arg(""),
+    };
+    match tie {
+        Some(owner) => invocation
+            .arg("1")
+            .arg(&owner.principal)
+            .arg(owner.label.as_deref().unwrap_or("")),
+        None => invocation.arg("0").arg("").arg(""),
     };
     invocation.arg(changes.expect.len());
     for (name, expected) in &changes.expect {

@@ -1,9 +1,38 @@
 //! How the suite builds each store.
 
-use sessionware::store::CachingStore;
+use sessionware::store::{CachingStore, SessionStore};
 use sessionware::MemoryStore;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
-use sessionware::{store::SessionStore, Error, Session, SessionLayer};
+use sessionware::{Error, Session, SessionLayer};
+
+/// What the owner checks need to see of a store besides the contract: how many index entries
+/// `principal` has (live or not), and how long a store may keep an entry whose session is not
+/// there (its in-flight bound).
+#[async_trait::async_trait]
+pub trait IndexProbe {
+    async fn index_entries(&self, principal: &str) -> usize;
+    fn settle(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+}
+
+#[async_trait::async_trait]
+impl IndexProbe for MemoryStore {
+    // Every test has a fresh memory store, so its whole index is the principal's.
+    async fn index_entries(&self, _: &str) -> usize {
+        self.indexed()
+    }
+}
+
+#[async_trait::async_trait]
+impl<C: SessionStore, B: SessionStore + IndexProbe> IndexProbe for CachingStore<C, B> {
+    async fn index_entries(&self, principal: &str) -> usize {
+        self.backing().index_entries(principal).await
+    }
+    fn settle(&self) -> std::time::Duration {
+        self.backing().settle()
+    }
+}
 
 pub async fn memory() -> MemoryStore {
     MemoryStore::default()

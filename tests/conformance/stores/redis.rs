@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionLike;
 use serde_json::json;
-use sessionware::store::{now, Applied, ChangeSet, Created, Cycled, Record, SessionStore, Touched};
+use sessionware::store::{
+    now, Applied, ChangeSet, Created, Cycled, Record, Rekey, SessionStore, Touched,
+};
 use sessionware::{RedisStore, SessionId, StoreError, StoreKey};
 
 use crate::common::{env_url, send_ok};
@@ -30,12 +32,16 @@ fn cluster_urls() -> Vec<String> {
         .collect()
 }
 
+/// A second for each command: the index keeps an entry without its session for twice that.
+const TIMEOUT: Duration = Duration::from_secs(1);
+
 pub async fn redis() -> RedisStore {
     let url = env_url("REDIS_URL");
     RedisStore::connect(&url)
         .await
         .unwrap_or_else(|e| panic!("cannot connect to REDIS_URL: {e}"))
         .with_key_prefix(unique_prefix())
+        .with_timeout(TIMEOUT)
 }
 
 pub async fn redis_cluster() -> RedisStore {
@@ -43,6 +49,26 @@ pub async fn redis_cluster() -> RedisStore {
         .await
         .unwrap_or_else(|e| panic!("cannot connect to REDIS_CLUSTER_URLS: {e}"))
         .with_key_prefix(unique_prefix())
+        .with_timeout(TIMEOUT)
+}
+
+#[async_trait::async_trait]
+impl super::IndexProbe for RedisStore {
+    async fn index_entries(&self, principal: &str) -> usize {
+        let name = format!("{}p:{principal}", self.key_prefix());
+        let mut count = redis::cmd("ZCARD");
+        count.arg(name);
+        if self.is_cluster() {
+            let client = redis::cluster::ClusterClient::new(cluster_urls()).unwrap();
+            let mut conn = client.get_async_connection().await.unwrap();
+            count.query_async(&mut conn).await.unwrap()
+        } else {
+            count.query_async(&mut raw().await).await.unwrap()
+        }
+    }
+    fn settle(&self) -> Duration {
+        2 * TIMEOUT
+    }
 }
 
 /// A plain connection to the standalone server, to look at and tamper with what the store wrote.
@@ -304,7 +330,7 @@ async fn native_ttl_follows_the_deadline(store: RedisStore, mut conn: impl Conne
     let cycled = now() + 90_000;
     assert_eq!(
         store
-            .cycle(&k, &moved, &ChangeSet::new(cycled))
+            .cycle(Rekey::new(&k, &moved), &ChangeSet::new(cycled))
             .await
             .unwrap(),
         Cycled::Done
@@ -352,7 +378,10 @@ async fn cluster_cycle_leaves_nothing_when_the_target_is_taken() {
     );
     let changes = ChangeSet::new(now() + HOUR).with_update("a", Some(json!(2)));
     assert_eq!(
-        store.cycle(&old, &taken, &changes).await.unwrap(),
+        store
+            .cycle(Rekey::new(&old, &taken), &changes)
+            .await
+            .unwrap(),
         Cycled::Collision
     );
     assert_eq!(
@@ -381,7 +410,9 @@ async fn racing_cycles_leave_one_session(store: RedisStore) {
         );
         let cycle = |new: StoreKey| {
             let (store, changes) = (store.clone(), changes.clone());
-            tokio::spawn(async move { store.cycle(&old, &new, &changes).await.unwrap() })
+            tokio::spawn(
+                async move { store.cycle(Rekey::new(&old, &new), &changes).await.unwrap() },
+            )
         };
         let (first, second) = (cycle(a), cycle(b));
         let outcomes = [first.await.unwrap(), second.await.unwrap()];
@@ -403,7 +434,7 @@ async fn racing_cycles_leave_one_session(store: RedisStore) {
             let store = store.clone();
             tokio::spawn(async move { store.delete(&old).await.unwrap() })
         };
-        let outcome = store.cycle(&old, &new, &changes).await.unwrap();
+        let outcome = store.cycle(Rekey::new(&old, &new), &changes).await.unwrap();
         destroy.await.unwrap();
         let loaded = store.load(&new).await.unwrap();
         assert_eq!(loaded.is_some(), outcome == Cycled::Done, "{outcome:?}");
@@ -447,7 +478,7 @@ async fn large_sessions_round_trip(store: RedisStore) {
     let cleared = changes.with_clear();
     cleared.apply_to(&mut expected);
     assert_eq!(
-        store.cycle(&k, &moved, &cleared).await.unwrap(),
+        store.cycle(Rekey::new(&k, &moved), &cleared).await.unwrap(),
         Cycled::Done
     );
     assert_eq!(

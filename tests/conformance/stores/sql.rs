@@ -7,7 +7,7 @@ use std::future::Future;
 
 use axum::http::header;
 use serde_json::{json, Value};
-use sessionware::store::{now, Applied, ChangeSet, Created, Cycled, Record, SessionStore};
+use sessionware::store::{now, Applied, ChangeSet, Created, Cycled, Record, Rekey, SessionStore};
 use sessionware::{SessionId, StoreError, StoreKey};
 use sqlx::AssertSqlSafe;
 
@@ -113,7 +113,7 @@ async fn values_survive_exactly(store: impl SessionStore, nul_allowed: bool) {
     let new = key();
     assert_eq!(
         store
-            .cycle(&k, &new, &ChangeSet::new(t + HOUR))
+            .cycle(Rekey::new(&k, &new), &ChangeSet::new(t + HOUR))
             .await
             .unwrap(),
         Cycled::Done
@@ -143,7 +143,7 @@ where
     ));
     let other = key();
     assert!(matches!(
-        store.cycle(&k, &other, &change).await,
+        store.cycle(Rekey::new(&k, &other), &change).await,
         Err(StoreError::Corrupt(_))
     ));
     assert!(
@@ -180,7 +180,11 @@ async fn cycle_races(store: impl SessionStore) {
         .iter()
         .map(|old| {
             let (store, old) = (store.clone(), *old);
-            tokio::spawn(async move { store.cycle(&old, &target, &ChangeSet::new(t + HOUR)).await })
+            tokio::spawn(async move {
+                store
+                    .cycle(Rekey::new(&old, &target), &ChangeSet::new(t + HOUR))
+                    .await
+            })
         })
         .collect();
     let mut winners = 0;
@@ -215,7 +219,11 @@ async fn cycle_races(store: impl SessionStore) {
         .iter()
         .map(|new| {
             let (store, new) = (store.clone(), *new);
-            tokio::spawn(async move { store.cycle(&old, &new, &ChangeSet::new(t + HOUR)).await })
+            tokio::spawn(async move {
+                store
+                    .cycle(Rekey::new(&old, &new), &ChangeSet::new(t + HOUR))
+                    .await
+            })
         })
         .collect();
     let writes: Vec<_> = (0..8)
@@ -382,6 +390,19 @@ mod sqlite {
         }
     }
 
+    #[async_trait::async_trait]
+    impl crate::stores::IndexProbe for SqliteStore {
+        async fn index_entries(&self, principal: &str) -> usize {
+            let sql = "SELECT count(*) FROM sessionware_sessions WHERE principal = ?1";
+            let count: i64 = sqlx::query_scalar(sql)
+                .bind(principal)
+                .fetch_one(self.pool())
+                .await
+                .unwrap();
+            count.try_into().unwrap()
+        }
+    }
+
     pub async fn sqlite() -> SqliteStore {
         let store = SqliteStore::connect(database_url().await).await.unwrap();
         store.migrate().await.unwrap();
@@ -411,6 +432,7 @@ mod sqlite {
         sqlite_non_object_data_is_not_a_panic: NotAPanic [("data", "'[1, 2]'")];
         sqlite_garbage_expiry_and_types_are_not_a_panic: NotAPanic [
             ("expiry", "'forever'"),
+            ("principal", "x'ff00'"),
             ("data", "42"),
             ("data", "x'00ff'"),
         ];
@@ -543,6 +565,19 @@ mod postgres {
             .connect(&crate::common::env_url("DATABASE_URL"))
             .await
             .unwrap()
+    }
+
+    #[async_trait::async_trait]
+    impl crate::stores::IndexProbe for PostgresStore {
+        async fn index_entries(&self, principal: &str) -> usize {
+            let sql = "SELECT count(*) FROM sessionware_sessions WHERE principal = $1";
+            let count: i64 = sqlx::query_scalar(sql)
+                .bind(principal)
+                .fetch_one(self.pool())
+                .await
+                .unwrap();
+            count.try_into().unwrap()
+        }
     }
 
     pub async fn postgres() -> PostgresStore {

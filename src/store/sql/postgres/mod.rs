@@ -16,7 +16,7 @@ use super::{sql_session_store, upsert, Flavor, JsonObject, Schema, Split};
 use crate::error::StoreError;
 use crate::id::StoreKey;
 use crate::store::sql;
-use crate::store::{Applied, Cycled, Record};
+use crate::store::{Applied, Cycled, Record, Rekey};
 
 mod writer;
 
@@ -75,6 +75,8 @@ pub struct PostgresStore {
 
 /// The statements of one table, built once.
 struct Queries {
+    /// The table's name as SQL writes it: quoted, schema-qualified if a schema is set.
+    table: String,
     schema: Schema,
     apply: Arc<str>,
     live_data_type: Arc<str>,
@@ -91,6 +93,7 @@ impl Queries {
             None => sql::quote(table),
         };
         Self {
+            table: t.clone(),
             schema: Schema::new(&t, table, &FLAVOR),
             // $1 key, $2 now, $3 expires_at, $4 clear, $5 removed keys, $6 set values,
             // $7 expiry changed, $8 expiry
@@ -121,7 +124,8 @@ impl Queries {
             .into(),
             // $1 old key, $2 new key, $3 now, $4 expires_at, $5 clear, $6 removed keys,
             // $7 set values, $8 expiry changed, $9 expiry, $10 size cap (NULL for none),
-            // $11 preconditions: keys with the values they must hold, $12 keys that must be absent.
+            // $11 preconditions: keys with the values they must hold, $12 keys that must be absent,
+            // $13 tie to an owner, $14 its principal, $15 its label.
             //
             // `src` locks the old row (re-reading it if a concurrent write committed first);
             // `ins` writes the new row unless a live one holds the key (the upsert also waits
@@ -129,19 +133,23 @@ impl Queries {
             // old row only if `ins` wrote. Everything happens or nothing does.
             cycle: format!(
                 "WITH locked AS MATERIALIZED ( \
-                   SELECT data, created_at, expiry FROM {t} \
+                   SELECT data, created_at, expiry, principal, label FROM {t} \
                    WHERE key = $1 AND expires_at > $3 AND jsonb_typeof(data) = 'object' \
                    FOR UPDATE \
                  ), src AS MATERIALIZED ( \
                    SELECT new_data, octet_length(new_data::text) AS size, created_at, expiry, \
-                     holds \
+                     principal, label, holds \
                    FROM (SELECT ((CASE WHEN $5 THEN '{{}}'::jsonb ELSE data END) - $6::text[]) \
-                     || $7::jsonb AS new_data, created_at, expiry, {holds} AS holds \
+                     || $7::jsonb AS new_data, created_at, expiry, principal, label, \
+                     {holds} AS holds \
                      FROM locked) AS changed \
                  ), ins AS ( \
-                   INSERT INTO {t} AS cur (key, data, created_at, expires_at, expiry) \
+                   INSERT INTO {t} AS cur \
+                     (key, data, created_at, expires_at, expiry, principal, label) \
                    SELECT $2, src.new_data, \
-                     src.created_at, $4, CASE WHEN $8 THEN $9 ELSE src.expiry END \
+                     src.created_at, $4, CASE WHEN $8 THEN $9 ELSE src.expiry END, \
+                     CASE WHEN $13 THEN $14 ELSE src.principal END, \
+                     CASE WHEN $13 THEN $15 ELSE src.label END \
                    FROM src WHERE src.holds AND ($10::bigint IS NULL OR src.size <= $10) {upsert} \
                    RETURNING 1 \
                  ), del AS ( \
@@ -296,8 +304,21 @@ impl PostgresStore {
                     .map_err(backend)?;
             }
         }
-        for statement in [&self.sql.schema.create_table, &self.sql.schema.create_index] {
-            sqlx::query(AssertSqlSafe(statement.clone()))
+        let schema = &self.sql.schema;
+        let t = &self.sql.table;
+        // A table created by 0.1 lacks the owner columns.
+        let add_owner = format!(
+            "ALTER TABLE {t} ADD COLUMN IF NOT EXISTS principal TEXT, \
+             ADD COLUMN IF NOT EXISTS label TEXT"
+        );
+        let statements = [
+            schema.create_table.to_string(),
+            add_owner,
+            schema.create_index.to_string(),
+            schema.create_principal_index.to_string(),
+        ];
+        for statement in statements {
+            sqlx::query(AssertSqlSafe(statement))
                 .execute(&mut *tx)
                 .await
                 .map_err(backend)?;
@@ -308,18 +329,9 @@ impl PostgresStore {
 
 fn decode(key: &StoreKey, row: &PgRow) -> Result<Record, StoreError> {
     let Json(data): Json<Value> = sql::column(key, "data", row.try_get("data"))?;
-    sql::record(
-        key,
-        sql::data_from_value(key, data)?,
-        sql::column(key, "created_at", row.try_get("created_at"))?,
-        sql::column(key, "expires_at", row.try_get("expires_at"))?,
-        sql::column(key, "expiry", row.try_get("expiry"))?,
-    )
+    sql::record(key, sql::data_from_value(key, data)?, row)
 }
 
-/// The condition that the preconditions hold on `data`: every key of the JSON object `present`
-/// holds its value there (compared as `jsonb`, so as JSON values, not as text), and none of the
-/// keys in the `text[]` `absent` exists.
 fn holds(present: &str, absent: &str) -> String {
     format!(
         "(SELECT bool_and((data -> e.key) IS NOT DISTINCT FROM e.value) \
@@ -415,11 +427,11 @@ impl PostgresStore {
 
     async fn cycle_row(
         &self,
-        old: &StoreKey,
-        new: &StoreKey,
+        keys: Rekey<'_>,
         split: &Split<'_>,
         now: i64,
     ) -> Result<Cycled, StoreError> {
+        let Rekey { old, new, tie, .. } = keys;
         let row = sqlx::query(AssertSqlSafe(self.sql.cycle.clone()))
             .bind(old.to_string())
             .bind(new.to_string())
@@ -433,6 +445,9 @@ impl PostgresStore {
             .bind(cap(split))
             .bind(expected_present(split)?)
             .bind(expected_absent(split))
+            .bind(tie.is_some())
+            .bind(tie.map(|owner| owner.principal.as_str()))
+            .bind(tie.and_then(|owner| owner.label.as_deref()))
             .fetch_one(&self.pool)
             .await
             .map_err(backend)?;

@@ -18,7 +18,7 @@ use super::{sql_session_store, Flavor, Schema, Split};
 use crate::error::StoreError;
 use crate::id::StoreKey;
 use crate::store::sql;
-use crate::store::{now, Applied, Cycled, Record};
+use crate::store::{now, Applied, Cycled, Record, Rekey};
 
 mod writer;
 
@@ -304,7 +304,29 @@ impl SqliteStore {
     ///
     /// [`StoreError::Backend`] if SQLite refuses (for example a read-only file).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        for statement in [&self.sql.schema.create_table, &self.sql.schema.create_index] {
+        let schema = &self.sql.schema;
+        sqlx::query(AssertSqlSafe(schema.create_table.clone()))
+            .execute(&self.writer)
+            .await
+            .map_err(backend)?;
+        // A table created by 0.1 lacks the owner columns; SQLite has no `ADD COLUMN IF NOT
+        // EXISTS`, so ask which columns it has.
+        let columns: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info(?1)")
+            .bind(&*self.table)
+            .fetch_all(&self.writer)
+            .await
+            .map_err(backend)?;
+        let t = &self.sql.table;
+        for column in ["principal", "label"] {
+            if !columns.iter().any(|c| c == column) {
+                let add = format!("ALTER TABLE {t} ADD COLUMN {column} TEXT");
+                sqlx::query(AssertSqlSafe(add))
+                    .execute(&self.writer)
+                    .await
+                    .map_err(backend)?;
+            }
+        }
+        for statement in [&schema.create_index, &schema.create_principal_index] {
             sqlx::query(AssertSqlSafe(statement.clone()))
                 .execute(&self.writer)
                 .await
@@ -390,14 +412,7 @@ impl SqliteStore {
 
 fn decode(key: &StoreKey, row: &SqliteRow) -> Result<Record, StoreError> {
     let data: String = sql::column(key, "data", row.try_get("data"))?;
-    let data = sql::data_from_text(key, &data)?;
-    sql::record(
-        key,
-        data,
-        sql::column(key, "created_at", row.try_get("created_at"))?,
-        sql::column(key, "expires_at", row.try_get("expires_at"))?,
-        sql::column(key, "expiry", row.try_get("expiry"))?,
-    )
+    sql::record(key, sql::data_from_text(key, &data)?, row)
 }
 
 sql_session_store!(SqliteStore, writer = SqliteWriter, reads = reader);
@@ -469,11 +484,11 @@ impl SqliteStore {
 
     async fn cycle_row(
         &self,
-        old: &StoreKey,
-        new: &StoreKey,
+        keys: Rekey<'_>,
         split: &Split<'_>,
         now: i64,
     ) -> Result<Cycled, StoreError> {
+        let Rekey { old, new, .. } = keys;
         let t = &self.sql.table;
         let mut args = vec![
             Arg::Text(old.to_string()),
@@ -483,6 +498,8 @@ impl SqliteStore {
             Arg::OptText(split.expiry.clone()),
             Arg::Text(new.to_string()),
         ];
+        // ?7 tie, ?8 principal, ?9 label
+        args.extend(sql::tie_args(&keys));
         let (data, params) = data_expr(split, args.len() + 1);
         args.extend(params.into_iter().map(Arg::Text));
         let conditions = conditions(split, &data, &mut args);
@@ -490,12 +507,14 @@ impl SqliteStore {
         // is free or expired (`?2` is now).
         let insert = Statement {
             sql: format!(
-                "INSERT INTO {t} (key, data, created_at, expires_at, expiry) \
-                 SELECT ?6, {data}, created_at, ?3, CASE WHEN ?4 THEN ?5 ELSE expiry END \
+                "INSERT INTO {t} (key, data, created_at, expires_at, expiry, principal, label) \
+                 SELECT ?6, {data}, created_at, ?3, CASE WHEN ?4 THEN ?5 ELSE expiry END, \
+                 CASE WHEN ?7 THEN ?8 ELSE principal END, CASE WHEN ?7 THEN ?9 ELSE label END \
                  FROM {t} WHERE key = ?1 AND expires_at > ?2 AND {DATA_IS_OBJECT}{conditions} \
                  ON CONFLICT (key) DO UPDATE SET data = excluded.data, \
                  created_at = excluded.created_at, expires_at = excluded.expires_at, \
-                 expiry = excluded.expiry WHERE {t}.expires_at <= ?2"
+                 expiry = excluded.expiry, principal = excluded.principal, \
+                 label = excluded.label WHERE {t}.expires_at <= ?2"
             )
             .into(),
             args,

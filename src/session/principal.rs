@@ -1,0 +1,153 @@
+//! Sessions by user: [`Session::log_in`], [`Session::principal`], [`Session::devices`] and
+//! [`Session::revoke_others`].
+
+use super::state::Origin;
+use super::Session;
+use crate::error::Error;
+use crate::id::StoreKey;
+use crate::sessions::SessionInfo;
+use crate::store::Owner;
+
+impl Session {
+    /// Logs the session in as `principal` (the application's user id): when the layer saves
+    /// the session, it gets a new id (a session-fixation defence: the id a visitor had before
+    /// logging in stops working) and is tied to the principal, in the one store step the save
+    /// makes anyway. Its values are kept.
+    ///
+    /// A tied session is listed by [`Sessions::list`](crate::Sessions::list) and ended by
+    /// [`Sessions::revoke_all`](crate::Sessions::revoke_all) and
+    /// [`revoke_others`](Self::revoke_others). Logging in as another principal re-ties it.
+    ///
+    /// ```
+    /// use axum::{body::Body, http::{header, Request}, routing::{get, post}, Router};
+    /// use sessionware::{Error, MemoryStore, Session, SessionLayer};
+    /// use tower::ServiceExt;
+    ///
+    /// async fn log_in(session: Session) -> Result<(), Error> {
+    ///     session.log_in("user-42").await
+    /// }
+    ///
+    /// async fn whoami(session: Session) -> Result<String, Error> {
+    ///     Ok(session.principal().await?.unwrap_or_else(|| "nobody".into()))
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let app = Router::new()
+    ///     .route("/login", post(log_in))
+    ///     .route("/whoami", get(whoami))
+    ///     .layer(SessionLayer::new(MemoryStore::default()));
+    ///
+    /// let login = Request::post("/login").body(Body::empty()).unwrap();
+    /// let response = app.clone().oneshot(login).await.unwrap();
+    /// let cookie = response.headers()[header::SET_COOKIE].to_str().unwrap();
+    /// let cookie = cookie.split(';').next().unwrap().to_owned();
+    ///
+    /// let whoami = Request::get("/whoami").header(header::COOKIE, cookie).body(Body::empty());
+    /// let response = app.oneshot(whoami.unwrap()).await.unwrap();
+    /// let body = axum::body::to_bytes(response.into_body(), 64).await.unwrap();
+    /// assert_eq!(body, "user-42");
+    /// # });
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if loading the session failed.
+    pub async fn log_in(&self, principal: impl Into<String>) -> Result<(), Error> {
+        self.tie(Owner::new(principal)).await
+    }
+
+    /// [`log_in`](Self::log_in), with a label for the user's device list (such as the
+    /// browser's `User-Agent`; cut to [`Owner::MAX_LABEL`] bytes).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if loading the session failed.
+    pub async fn log_in_with_label(
+        &self,
+        principal: impl Into<String>,
+        label: impl Into<String>,
+    ) -> Result<(), Error> {
+        self.tie(Owner::new(principal).with_label(label)).await
+    }
+
+    async fn tie(&self, owner: Owner) -> Result<(), Error> {
+        self.load().await?;
+        let mut state = self.state();
+        if let Origin::Stored(stored) = &mut state.origin {
+            stored.cycle = true;
+        }
+        state.log_in = Some(owner);
+        Ok(())
+    }
+
+    /// The principal the session is logged in as, counting a [`log_in`](Self::log_in) of this
+    /// request.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if loading the session failed.
+    pub async fn principal(&self) -> Result<Option<String>, Error> {
+        self.load().await?;
+        Ok(self.state().principal().map(str::to_owned))
+    }
+
+    /// The live sessions of this session's principal, oldest first, this one marked
+    /// [`current`](SessionInfo::is_current); empty when nobody is logged in.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if the store failed.
+    pub async fn devices(&self) -> Result<Vec<SessionInfo>, Error> {
+        let Some((principal, own)) = self.principal_and_key().await? else {
+            return Ok(Vec::new());
+        };
+        let listed = self.inner.store.list(&principal).await?;
+        Ok(SessionInfo::from_listed(listed, own.as_ref()))
+    }
+
+    /// Signs the principal out everywhere else: ends every other session tied to this
+    /// session's principal and returns how many. `0` when nobody is logged in.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if the store failed (some sessions may have been revoked already).
+    pub async fn revoke_others(&self) -> Result<u64, Error> {
+        let Some((principal, own)) = self.principal_and_key().await? else {
+            return Ok(0);
+        };
+        let mut revoked = 0;
+        for session in self.inner.store.list(&principal).await? {
+            if Some(session.key) != own {
+                self.inner.store.delete(&session.key).await?;
+                revoked += 1;
+            }
+        }
+        Ok(revoked)
+    }
+
+    /// The principal, and this session's store key if it is stored.
+    async fn principal_and_key(&self) -> Result<Option<(String, Option<StoreKey>)>, Error> {
+        self.load().await?;
+        let state = self.state();
+        Ok(state
+            .principal()
+            .map(|principal| (principal.to_owned(), state.id().map(|id| id.store_key()))))
+    }
+
+    /// After `key` was tied to `principal`: revokes the oldest other sessions of the principal
+    /// beyond the layer's cap, if it has one.
+    pub(super) async fn cap_sessions(&self, principal: &str, key: &StoreKey) -> Result<(), Error> {
+        let Some(cap) = self.inner.settings.max_per_principal else {
+            return Ok(());
+        };
+        let listed = self.inner.store.list(principal).await?;
+        let mut others = SessionInfo::from_listed(listed, Some(key));
+        others.retain(|info| !info.is_current());
+        // The new session counts as one: keep the cap - 1 youngest others.
+        let excess = (others.len() + 1).saturating_sub(cap.get());
+        for info in others.iter().take(excess) {
+            self.inner.store.delete(info.handle().key()).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,236 @@
+//! [`Sessions`]: a user's sessions, from anywhere: list them, revoke one, revoke them all.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::error::Error;
+use crate::id::StoreKey;
+use crate::store::{Listed, SessionStore};
+
+/// The sessions of a [`SessionLayer`](crate::SessionLayer)'s store, by principal: what a
+/// "your devices" page, a "sign out everywhere" button and a password reset need.
+///
+/// Get it with [`SessionLayer::sessions`](crate::SessionLayer::sessions) and keep it in the
+/// application's state: it is cheap to clone, and works without a request (a background job or
+/// an admin action has no session of the user). A session is tied to a principal by
+/// [`Session::log_in`](crate::Session::log_in).
+///
+/// Revocation is immediate: a revoked session is deleted from the store, so its next request,
+/// through any instance sharing the store, starts a fresh session. (A
+/// [`CachingStore`](crate::store::CachingStore) drops its own copy at once; other instances'
+/// caches serve theirs for at most their staleness bound.) A save racing the revocation cannot
+/// bring the session back: saves apply only to sessions that exist.
+///
+/// # Example: sign out everywhere after a password change
+///
+/// ```
+/// use axum::{body::Body, extract::State, http::Request, routing::post, Router};
+/// use sessionware::{Error, MemoryStore, Session, SessionLayer, Sessions};
+/// use tower::ServiceExt;
+///
+/// async fn log_in(session: Session) -> Result<&'static str, Error> {
+///     session.log_in("user-42").await?;
+///     Ok("welcome")
+/// }
+///
+/// async fn password_reset(State(sessions): State<Sessions>) -> Result<String, Error> {
+///     // The password changed: no device keeps the old login.
+///     let ended = sessions.revoke_all("user-42").await?;
+///     Ok(format!("signed out {ended} sessions"))
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let layer = SessionLayer::new(MemoryStore::default());
+/// let sessions = layer.sessions();
+/// let app = Router::new()
+///     .route("/login", post(log_in))
+///     .route("/reset", post(password_reset))
+///     .layer(layer)
+///     .with_state(sessions.clone());
+/// let post = |uri| Request::post(uri).body(Body::empty()).unwrap();
+///
+/// // Two devices log in.
+/// for _ in 0..2 {
+///     app.clone().oneshot(post("/login")).await.unwrap();
+/// }
+/// assert_eq!(sessions.list("user-42").await?.len(), 2);
+///
+/// let response = app.oneshot(post("/reset")).await.unwrap();
+/// let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+/// assert_eq!(body, "signed out 2 sessions");
+/// assert!(sessions.list("user-42").await?.is_empty());
+/// # Ok::<(), Error>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Sessions {
+    store: Arc<dyn SessionStore>,
+}
+
+impl Sessions {
+    pub(crate) fn new(store: Arc<dyn SessionStore>) -> Self {
+        Self { store }
+    }
+
+    /// The live sessions of `principal`, oldest first. None is marked
+    /// [`current`](SessionInfo::is_current): this handle has no request; use
+    /// [`Session::devices`](crate::Session::devices) in a handler for that.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if the store failed.
+    pub async fn list(&self, principal: &str) -> Result<Vec<SessionInfo>, Error> {
+        let listed = self.store.list(principal).await?;
+        Ok(SessionInfo::from_listed(listed, None))
+    }
+
+    /// Ends one session (of any principal). To act on a handle a client sent back (a revoke
+    /// button), use [`revoke_of`](Self::revoke_of), which checks whose session it is.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if the store failed.
+    pub async fn revoke(&self, handle: &SessionHandle) -> Result<(), Error> {
+        Ok(self.store.delete(&handle.0).await?)
+    }
+
+    /// Ends the session `handle` if it is one of `principal`'s; whether it was.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if the store failed.
+    pub async fn revoke_of(&self, principal: &str, handle: &SessionHandle) -> Result<bool, Error> {
+        let listed = self.store.list(principal).await?;
+        if !listed.iter().any(|session| session.key == handle.0) {
+            return Ok(false);
+        }
+        self.revoke(handle).await?;
+        Ok(true)
+    }
+
+    /// Ends every session of `principal`; how many were live. A log-in of the same principal
+    /// racing this call ends with its session either revoked or listed, never live and unlisted.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if the store failed (some sessions may have been revoked already).
+    pub async fn revoke_all(&self, principal: &str) -> Result<u64, Error> {
+        Ok(self.store.delete_all(principal).await?)
+    }
+}
+
+impl fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sessions")
+            .field("store", &self.store)
+            .finish()
+    }
+}
+
+/// One live session of a principal, as [`Sessions::list`] and
+/// [`Session::devices`](crate::Session::devices) return it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionInfo {
+    handle: SessionHandle,
+    created_at: i64,
+    expires_at: i64,
+    label: Option<String>,
+    current: bool,
+}
+
+impl SessionInfo {
+    /// Oldest first; `current` marks the caller's own session.
+    pub(crate) fn from_listed(listed: Vec<Listed>, current: Option<&StoreKey>) -> Vec<Self> {
+        let mut infos: Vec<Self> = listed
+            .into_iter()
+            .map(|session| Self {
+                current: current == Some(&session.key),
+                handle: SessionHandle(session.key),
+                created_at: session.created_at,
+                expires_at: session.expires_at,
+                label: session.label,
+            })
+            .collect();
+        infos.sort_by_key(|info| (info.created_at, info.handle.0));
+        infos
+    }
+
+    /// What revokes this session ([`Sessions::revoke`]); never a way to use it.
+    pub fn handle(&self) -> &SessionHandle {
+        &self.handle
+    }
+
+    /// When the session was created (at log-in, for a session created by it).
+    pub fn created_at(&self) -> SystemTime {
+        system_time(self.created_at)
+    }
+
+    /// When the session ends unless it is used again.
+    pub fn expires_at(&self) -> SystemTime {
+        system_time(self.expires_at)
+    }
+
+    /// The label given at log-in ([`Session::log_in_with_label`](crate::Session::log_in_with_label)).
+    pub fn label(&self) -> Option<&str> {
+        self.label.as_deref()
+    }
+
+    /// Whether this is the session of the request that listed it.
+    pub fn is_current(&self) -> bool {
+        self.current
+    }
+}
+
+fn system_time(unix_ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(u64::try_from(unix_ms).unwrap_or(0))
+}
+
+/// Names one session so that it can be revoked, and nothing else.
+///
+/// It holds the session's store key, the SHA-256 of its id: no cookie can be made from it. It
+/// prints as 64 hex digits and parses back ([`FromStr`]), so a "revoke" button can carry it in a
+/// form; check whose session it names with [`Sessions::revoke_of`].
+///
+/// ```
+/// use sessionware::SessionHandle;
+///
+/// let text = "ab".repeat(32);
+/// let handle: SessionHandle = text.parse().unwrap();
+/// assert_eq!(handle.to_string(), text);
+/// assert!("not a handle".parse::<SessionHandle>().is_err());
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionHandle(StoreKey);
+
+impl SessionHandle {
+    pub(crate) fn key(&self) -> &StoreKey {
+        &self.0
+    }
+}
+
+impl fmt::Display for SessionHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for SessionHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionHandle({}..)", self.0.short())
+    }
+}
+
+/// A text that is not a [`SessionHandle`] (64 hex digits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("not a session handle: expected 64 hex digits")]
+pub struct InvalidHandle;
+
+impl FromStr for SessionHandle {
+    type Err = InvalidHandle;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        StoreKey::from_hex(text).map(Self).ok_or(InvalidHandle)
+    }
+}
