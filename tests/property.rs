@@ -87,7 +87,7 @@ async fn seed(session: Session, Path(n): Path<i64>) -> Result<(), Error> {
     session.insert("counter", n).await
 }
 
-async fn whoami(session: Session) -> Result<String, Error> {
+async fn session_id(session: Session) -> Result<String, Error> {
     session.get::<i64>("counter").await?;
     Ok(session
         .id()
@@ -105,7 +105,7 @@ fn app(mode: Mode, store: &MemoryStore) -> Router {
     };
     common::routes()
         .route("/seed/{n}", get(seed))
-        .route("/whoami", get(whoami))
+        .route("/id", get(session_id))
         .layer(layer)
 }
 
@@ -172,7 +172,7 @@ impl World {
 
                 let mut cookie = b"id=".to_vec();
                 cookie.extend_from_slice(&value);
-                let req = Request::get("/whoami")
+                let req = Request::get("/id")
                     .header(header::COOKIE, HeaderValue::from_bytes(&cookie).unwrap())
                     .body(Body::empty())
                     .unwrap();

@@ -55,6 +55,31 @@ where
         let trips = count().await - before;
         assert_eq!(trips, expected, "{what}: {trips} round trips");
     }
+
+    // Sessions by user: a log-in costs at most one round trip more than a plain cycle, and a
+    // logged-in session pays nothing more than an anonymous one for the rest.
+    let trips = |path: &'static str, cookie: String| {
+        let count = &count;
+        async move {
+            let before = count().await;
+            let reply = send_ok(app, path, Some(&cookie)).await;
+            (count().await - before, reply)
+        }
+    };
+    let visitor = || async { send_ok(app, "/write", None).await.first_cookie().unwrap() };
+    let (cycle, _) = trips("/cycle", visitor().await).await;
+    let (log_in, reply) = trips("/login/round-trips/test", visitor().await).await;
+    assert!(
+        log_in <= cycle + 1,
+        "a log-in took {log_in} round trips, a cycle {cycle}"
+    );
+    let logged_in = reply.first_cookie().unwrap();
+    assert_eq!(
+        trips("/write", logged_in.clone()).await.0,
+        2,
+        "a logged-in save"
+    );
+    assert_eq!(trips("/read", logged_in).await.0, 1, "a logged-in read");
 }
 
 #[cfg(feature = "redis")]
@@ -76,16 +101,26 @@ async fn redis_round_trips() {
             info.lines()
                 .filter_map(|line| {
                     let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-                    ["hgetall", "evalsha", "eval", "unlink", "script|load"]
-                        .contains(&name)
-                        .then(|| {
-                            stats
-                                .split(',')
-                                .next()?
-                                .strip_prefix("calls=")?
-                                .parse::<u64>()
-                                .ok()
-                        })?
+                    [
+                        "hgetall",
+                        "evalsha",
+                        "eval",
+                        "unlink",
+                        "script|load",
+                        "zadd",
+                        "zrem",
+                        "zrange",
+                        "hmget",
+                    ]
+                    .contains(&name)
+                    .then(|| {
+                        stats
+                            .split(',')
+                            .next()?
+                            .strip_prefix("calls=")?
+                            .parse::<u64>()
+                            .ok()
+                    })?
                 })
                 .sum::<u64>()
         }

@@ -46,6 +46,102 @@ pub async fn shared_between_instances(one: impl SessionStore, two: impl SessionS
     );
 }
 
+/// Sessions by user across instances: a log-in through one instance is known to another and to
+/// a third started afterwards (a restart: the principal is in the store, not the process), and
+/// `revoke_all` through one kills the session on the others.
+pub async fn principals_shared_between_instances(
+    one: impl SessionStore,
+    two: impl SessionStore,
+    restarted: impl SessionStore,
+) {
+    let principal = format!(
+        "user-{}",
+        sessionware::SessionId::generate().store_key().short()
+    );
+    let layer = SessionLayer::new(one);
+    let sessions = layer.sessions();
+    let (one, two) = (common::app(layer), common::app(SessionLayer::new(two)));
+    let login = format!("/login/{principal}/phone");
+    let cookie = send_ok(&two, &login, None).await.cookie();
+    send_ok(&two, "/write", Some(&cookie)).await;
+    assert_eq!(
+        send_ok(&one, "/whoami", Some(&cookie)).await.body,
+        principal
+    );
+
+    let restarted = SessionLayer::new(restarted);
+    let listed = restarted.sessions().list(&principal).await.unwrap();
+    assert_eq!(listed.len(), 1, "the log-in was lost in a restart");
+    assert_eq!(listed[0].label(), Some("phone"));
+    let restarted = common::app(restarted);
+    assert_eq!(
+        send_ok(&restarted, "/whoami", Some(&cookie)).await.body,
+        principal
+    );
+
+    assert_eq!(sessions.revoke_all(&principal).await.unwrap(), 1);
+    for app in [&two, &restarted, &one] {
+        assert_eq!(
+            send_ok(app, "/whoami", Some(&cookie)).await.body,
+            "nobody",
+            "a revoked session lived on in another instance"
+        );
+        assert_eq!(send_ok(app, "/read", Some(&cookie)).await.body, "0");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_principals_shared_between_instances() {
+    // One process, one store: the layers are the instances.
+    let store = sessionware::MemoryStore::default();
+    principals_shared_between_instances(store.clone(), store.clone(), store).await;
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_principals_shared_between_instances() {
+    let connect = || crate::stores::sqlite();
+    principals_shared_between_instances(connect().await, connect().await, connect().await).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_principals_shared_between_instances() {
+    let url = crate::common::env_url("DATABASE_URL");
+    let connect = || async {
+        let store = sessionware::PostgresStore::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        store
+    };
+    principals_shared_between_instances(connect().await, connect().await, connect().await).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_principals_shared_between_instances() {
+    let url = crate::common::env_url("REDIS_URL");
+    let connect = || async {
+        sessionware::RedisStore::connect(&url)
+            .await
+            .unwrap()
+            .with_key_prefix("sessionware-test-instances:")
+    };
+    principals_shared_between_instances(connect().await, connect().await, connect().await).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_principals_shared_between_instances() {
+    let urls = crate::common::env_url("REDIS_CLUSTER_URLS");
+    let connect = || async {
+        sessionware::RedisStore::connect_cluster(urls.split(','))
+            .await
+            .unwrap()
+            .with_key_prefix("sessionware-test-instances:")
+    };
+    principals_shared_between_instances(connect().await, connect().await, connect().await).await;
+}
+
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_two_instances() {

@@ -9,6 +9,7 @@ mod expiry;
 mod faults;
 mod hardening;
 mod lifecycle;
+mod principal;
 mod security;
 mod support;
 mod transport;

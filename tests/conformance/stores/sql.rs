@@ -266,6 +266,51 @@ async fn cycle_races(store: impl SessionStore) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Upgrading from 0.1: `migrate()` adds the owner columns to a table created before they existed,
+// without losing a session.
+
+/// The 0.1 table, created by `create` (the DDL of 0.1 with the backend's `data` type), holds one
+/// session under `key`, inserted by `insert`; `migrate` (run twice) must keep it and make the
+/// table usable for owners.
+async fn migrate_upgrades_a_01_table<S, C, I, M>(store: S, create: C, insert: I, migrate: M)
+where
+    S: SessionStore,
+    C: std::future::Future<Output = ()>,
+    I: std::future::Future<Output = StoreKey>,
+    M: Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+{
+    create.await;
+    let old = insert.await;
+    migrate().await;
+    migrate().await;
+    let loaded = store
+        .load(&old)
+        .await
+        .unwrap()
+        .expect("the 0.1 session was lost");
+    assert_eq!(loaded.data.get("n"), Some(&json!(1)));
+    assert_eq!(loaded.owner, None);
+
+    let principal = format!("user-{}", old.short());
+    let owner = sessionware::store::Owner::new(&principal);
+    let new = SessionId::generate().store_key();
+    let rekey = Rekey::new(&old, &new).with_tie(&owner);
+    let change = ChangeSet::new(now() + HOUR);
+    assert_eq!(store.cycle(rekey, &change).await.unwrap(), Cycled::Done);
+    let listed = store.list(&principal).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].key, new);
+}
+
+/// The 0.1 DDL (`data` typed by the backend).
+fn table_01(table: &str, data_type: &str) -> String {
+    format!(
+        "CREATE TABLE {table} (key TEXT PRIMARY KEY NOT NULL, data {data_type} NOT NULL, \
+         created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, expiry TEXT)"
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
 // Garbage in a row, table-driven: each backend lists the values it writes straight into a
 // column; every row of a table runs on a fresh store.
 
@@ -443,6 +488,39 @@ mod sqlite {
     }
 
     #[tokio::test]
+    async fn sqlite_migrate_upgrades_a_01_table() {
+        let store = SqliteStore::connect("sqlite::memory:")
+            .await
+            .unwrap()
+            .with_table_name("legacy")
+            .unwrap();
+        let pool = store.pool().clone();
+        let create = async {
+            let ddl = table_01("legacy", "TEXT");
+            sqlx::query(AssertSqlSafe(ddl))
+                .execute(&pool)
+                .await
+                .unwrap();
+        };
+        let insert = async {
+            let key = SessionId::generate().store_key();
+            sqlx::query("INSERT INTO legacy VALUES (?1, '{\"n\": 1}', ?2, ?3, NULL)")
+                .bind(key.to_string())
+                .bind(now())
+                .bind(now() + HOUR)
+                .execute(&pool)
+                .await
+                .unwrap();
+            key
+        };
+        let migrating = store.clone();
+        let migrate = move || {
+            let store = migrating.clone();
+            Box::pin(async move { store.migrate().await.unwrap() }) as _
+        };
+        migrate_upgrades_a_01_table(store, create, insert, migrate).await;
+    }
+    #[tokio::test]
     async fn sqlite_stores_only_the_hashed_id() {
         let store = sqlite().await;
         let id = id_issued_by(store.clone()).await;
@@ -614,6 +692,44 @@ mod postgres {
         ];
     }
 
+    #[tokio::test]
+    async fn postgres_migrate_upgrades_a_01_table() {
+        let pool = pool().await;
+        let table = format!("legacy_{}", SessionId::generate().store_key().short());
+        let store = PostgresStore::new(pool.clone())
+            .with_table_name(&table)
+            .unwrap();
+        let create = async {
+            let ddl = table_01(&table, "JSONB");
+            sqlx::query(AssertSqlSafe(ddl))
+                .execute(&pool)
+                .await
+                .unwrap();
+        };
+        let insert = async {
+            let key = SessionId::generate().store_key();
+            let sql = format!("INSERT INTO {table} VALUES ($1, '{{\"n\": 1}}', $2, $3, NULL)");
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(key.to_string())
+                .bind(now())
+                .bind(now() + HOUR)
+                .execute(&pool)
+                .await
+                .unwrap();
+            key
+        };
+        let migrating = store.clone();
+        let migrate = move || {
+            let store = migrating.clone();
+            Box::pin(async move { store.migrate().await.unwrap() }) as _
+        };
+        migrate_upgrades_a_01_table(store, create, insert, migrate).await;
+        let drop = format!("DROP TABLE {table}");
+        sqlx::query(AssertSqlSafe(drop))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
     #[tokio::test]
     async fn postgres_stores_only_the_hashed_id() {
         let store = postgres().await;
