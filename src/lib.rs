@@ -46,6 +46,53 @@
 //!   ([`SessionLayer::with_absolute_timeout`]), checked by the store on every load.
 //! - **Ids hashed at rest.** Stores key sessions by the SHA-256 of the id ([`StoreKey`]).
 //!
+//! # Sessions by user
+//!
+//! [`Session::log_in`] gives the session a new id and ties it to a principal (your user id);
+//! [`SessionLayer::sessions`] returns a [`Sessions`] handle that lists a user's sessions and
+//! revokes one or all, from a handler or a background job. Sign out everywhere after a password
+//! change:
+//!
+//! ```
+//! use axum::{body::Body, extract::State, http::Request, routing::post, Router};
+//! use sessionware::{Error, MemoryStore, Session, SessionLayer, Sessions};
+//! use tower::ServiceExt;
+//!
+//! async fn log_in(session: Session) -> Result<&'static str, Error> {
+//!     session.log_in("user-42").await?;
+//!     Ok("welcome")
+//! }
+//!
+//! async fn password_reset(State(sessions): State<Sessions>) -> Result<String, Error> {
+//!     // The password changed: no device keeps the old login.
+//!     let ended = sessions.revoke_all("user-42").await?;
+//!     Ok(format!("signed out {ended} sessions"))
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let layer = SessionLayer::new(MemoryStore::default());
+//! let sessions = layer.sessions();
+//! let app = Router::new()
+//!     .route("/login", post(log_in))
+//!     .route("/reset", post(password_reset))
+//!     .layer(layer)
+//!     .with_state(sessions.clone());
+//! let post = |uri| Request::post(uri).body(Body::empty()).unwrap();
+//!
+//! // Two devices log in.
+//! for _ in 0..2 {
+//!     app.clone().oneshot(post("/login")).await.unwrap();
+//! }
+//! assert_eq!(sessions.list("user-42").await?.len(), 2);
+//!
+//! let response = app.oneshot(post("/reset")).await.unwrap();
+//! let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+//! assert_eq!(body, "signed out 2 sessions");
+//! assert!(sessions.list("user-42").await?.is_empty());
+//! # Ok::<(), Error>(())
+//! # }).unwrap();
+//! ```
+//!
 //! # Features
 //!
 //! | feature | what it adds |
