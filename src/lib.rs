@@ -101,6 +101,7 @@
 //! | `sqlite` | `SqliteStore`: an embedded SQLite database (sqlx), WAL, one writer |
 //! | `postgres` | `PostgresStore`: PostgreSQL (sqlx), one statement per operation |
 //! | `redis` | `RedisStore`: Redis, standalone or Redis Cluster (redis-rs), native TTLs |
+//! | `test-kit` | [`test_kit`]: requests that start with a seeded, logged-in session; reading a response's session back |
 //!
 //! [axum]: https://docs.rs/axum
 
@@ -110,6 +111,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod config;
+pub mod csrf;
 mod error;
 mod expiry;
 mod id;
@@ -119,11 +121,15 @@ mod sessions;
 mod settings;
 mod stats;
 pub mod store;
+#[cfg(feature = "test-kit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-kit")))]
+pub mod test_kit;
 mod transport;
 mod validate;
 
 pub use config::DEFAULT_MAX_SESSION_SIZE;
 pub use cookie::{Key, SameSite};
+pub use csrf::CsrfLayer;
 pub use error::{BoxError, Error, StoreError};
 pub use expiry::{
     Expiry, ExpirySettings, DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_MAX_ABSOLUTE_TIMEOUT,
@@ -131,7 +137,10 @@ pub use expiry::{
 };
 pub use id::{SessionId, StoreKey};
 pub use layer::SessionLayer;
-pub use session::{Session, SessionMissing, UPDATE_ATTEMPTS};
+pub use session::{
+    FlashMessage, FlashRejection, Flashes, KeyName, Level, Session, SessionKey, SessionMissing,
+    UPDATE_ATTEMPTS,
+};
 pub use sessions::{InvalidHandle, SessionHandle, SessionInfo, Sessions};
 pub use stats::SessionStats;
 pub use store::MemoryStore;

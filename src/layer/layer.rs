@@ -220,6 +220,14 @@ impl SessionLayer {
         Sessions::new(self.store.clone())
     }
 
+    /// Seeds and reads sessions of this layer in tests (feature `test-kit`). See
+    /// [`test_kit`](crate::test_kit).
+    #[cfg(feature = "test-kit")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "test-kit")))]
+    pub fn test_sessions(&self) -> crate::test_kit::TestSessions {
+        crate::test_kit::TestSessions::new(self.store.clone(), Arc::clone(&self.settings))
+    }
+
     /// Counts of refused and unknown session ids since this layer was built, for alerting on
     /// id guessing. See [`SessionStats`].
     pub fn stats(&self) -> Arc<SessionStats> {

@@ -216,22 +216,7 @@ impl Session {
                 resend,
                 max_age,
             } => match store.apply(&id.store_key(), changes).await? {
-                Applied::Done => {
-                    let saved = Saved::Stored {
-                        id: id.clone(),
-                        created_at: None,
-                        expires_at: changes.expires_at,
-                    };
-                    let action = if resend {
-                        CookieAction::Set {
-                            id: id.clone(),
-                            max_age,
-                        }
-                    } else {
-                        CookieAction::Keep
-                    };
-                    (action, saved)
-                }
+                Applied::Done => still_stored(id, changes.expires_at, resend, max_age),
                 Applied::Missing => (vanished(id), Saved::Ended),
                 Applied::TooLarge { size } => return Err(too_large(changes, size)),
                 // A plan's change set has no preconditions, so no store can refuse it for one.
@@ -279,26 +264,35 @@ impl Session {
                 resend,
                 max_age,
             } => match store.touch(&id.store_key(), expires_at).await? {
-                Touched::Done => {
-                    let saved = Saved::Stored {
-                        id: id.clone(),
-                        created_at: None,
-                        expires_at,
-                    };
-                    let action = if resend {
-                        CookieAction::Set {
-                            id: id.clone(),
-                            max_age,
-                        }
-                    } else {
-                        CookieAction::Keep
-                    };
-                    (action, saved)
-                }
+                Touched::Done => still_stored(id, expires_at, resend, max_age),
                 Touched::Missing => (vanished(id), Saved::Ended),
             },
         })
     }
+}
+
+/// The outcome of a save that kept the session under its id, now ending at `expires_at`: the
+/// cookie is sent again only if `resend`.
+fn still_stored(
+    id: &SessionId,
+    expires_at: i64,
+    resend: bool,
+    max_age: Option<i64>,
+) -> (CookieAction, Saved) {
+    let action = if resend {
+        CookieAction::Set {
+            id: id.clone(),
+            max_age,
+        }
+    } else {
+        CookieAction::Keep
+    };
+    let saved = Saved::Stored {
+        id: id.clone(),
+        created_at: None,
+        expires_at,
+    };
+    (action, saved)
 }
 
 /// Brings `state` up to date after a save: it now works on the stored session (under its new

@@ -6,15 +6,22 @@
 //! the handler returns, before the response leaves.
 
 mod commit;
+mod csrf;
 mod extract;
+mod fields;
+mod flash;
+mod key;
 mod plan;
 mod principal;
 mod size;
 mod state;
+mod swap;
 mod update;
 
 pub(crate) use commit::CookieAction;
 pub use extract::SessionMissing;
+pub use flash::{FlashMessage, FlashRejection, Flashes, Level};
+pub use key::{KeyName, SessionKey};
 pub(crate) use plan::Plan;
 pub use update::UPDATE_ATTEMPTS;
 
@@ -119,7 +126,8 @@ impl Session {
     ///
     /// [`Error::Store`] if loading the session failed; [`Error::Deserialize`] if the stored value
     /// is not a `T`.
-    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
+    pub async fn get<T: DeserializeOwned>(&self, key: impl KeyName<T>) -> Result<Option<T>, Error> {
+        let key = key.key_name();
         self.load().await?;
         let state = self.state();
         state
@@ -143,7 +151,8 @@ impl Session {
     /// session failed; [`Error::TooLarge`] if the session would outgrow
     /// [`SessionLayer::with_max_session_size`](crate::SessionLayer::with_max_session_size) (the
     /// session is left as it was).
-    pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<(), Error> {
+    pub async fn insert<T: Serialize>(&self, key: impl KeyName<T>, value: T) -> Result<(), Error> {
+        let key = key.key_name();
         let value = serde_json::to_value(value).map_err(|source| Error::Serialize {
             key: key.to_owned(),
             source,
@@ -161,7 +170,11 @@ impl Session {
     ///
     /// [`Error::Store`] if loading the session failed; [`Error::Deserialize`] if the removed value
     /// is not a `T` (it is removed all the same).
-    pub async fn remove<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
+    pub async fn remove<T: DeserializeOwned>(
+        &self,
+        key: impl KeyName<T>,
+    ) -> Result<Option<T>, Error> {
+        let key = key.key_name();
         self.load().await?;
         let old = {
             let mut state = self.state();
@@ -198,7 +211,9 @@ impl Session {
     }
 
     /// Gives the session a new id and keeps its data. Call it after login (or any privilege
-    /// change) so an id planted or seen before cannot ride along.
+    /// change) so an id planted or seen before cannot ride along; [`log_in`](Self::log_in)
+    /// does it for you. The CSRF secret is replaced too
+    /// ([`csrf_token`](Self::csrf_token)).
     ///
     /// The old id stops working once the response is out: the store moves the session
     /// atomically, and the new id goes out in the cookie.
@@ -208,6 +223,7 @@ impl Session {
     /// [`Error::Store`] if loading the session failed.
     pub async fn cycle_id(&self) -> Result<(), Error> {
         self.load().await?;
+        self.rotate_csrf();
         if let Origin::Stored(stored) = &mut self.state().origin {
             stored.cycle = true;
         }

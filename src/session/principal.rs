@@ -72,6 +72,7 @@ impl Session {
 
     async fn tie(&self, owner: Owner) -> Result<(), Error> {
         self.load().await?;
+        self.rotate_csrf();
         let mut state = self.state();
         if let Origin::Stored(stored) = &mut state.origin {
             stored.cycle = true;

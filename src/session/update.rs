@@ -7,12 +7,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::commit::too_large;
-use super::state::{Origin, State};
-use super::{size, Session};
+use super::state::Origin;
+use super::swap::{OnNew, Swap};
+use super::{size, KeyName, Session};
 use crate::error::Error;
 use crate::expiry::now;
-use crate::store::{Applied, ChangeSet};
 
 /// How many times [`Session::update`] reads again and reruns its closure when other requests
 /// keep changing the key between its read and its write.
@@ -20,7 +19,7 @@ pub const UPDATE_ATTEMPTS: usize = 16;
 
 /// A random wait before attempt `attempt + 1`: up to 100 µs, doubling per conflict, at most
 /// 6.4 ms.
-fn backoff(attempt: usize) -> std::time::Duration {
+pub(super) fn backoff(attempt: usize) -> std::time::Duration {
     use std::hash::{BuildHasher, Hasher};
     let ceiling = 100_u64 << attempt.min(6);
     // `RandomState` is randomly seeded: enough randomness to spread the racers apart.
@@ -88,21 +87,14 @@ impl Session {
     /// size cap; [`Error::ResponseSent`] if it would have to create the session after the
     /// response has gone (its cookie could not reach the client); [`Error::Store`] if the store
     /// failed.
-    pub async fn update<T, F>(&self, key: &str, mut f: F) -> Result<T, Error>
+    pub async fn update<T, F>(&self, key: impl KeyName<T>, mut f: F) -> Result<T, Error>
     where
         T: Serialize + DeserializeOwned,
         F: FnMut(Option<T>) -> T,
     {
-        self.load().await?;
-        for attempt in 0..UPDATE_ATTEMPTS {
-            let (stored, seen) = {
-                let state = self.state();
-                let stored = match &state.origin {
-                    Origin::Stored(stored) => Some((stored.id.clone(), stored.created_at)),
-                    Origin::New | Origin::Destroyed(_) => None,
-                };
-                (stored, state.data.get(key).cloned())
-            };
+        let key = key.key_name();
+        self.swap(key, OnNew::SaveNow, |data| {
+            let seen = data.get(key).cloned();
             let current = seen
                 .clone()
                 .map(T::deserialize)
@@ -116,47 +108,13 @@ impl Session {
                 key: key.to_owned(),
                 source,
             })?;
-            let Some((id, created_at)) = stored else {
-                // A new session: it is created now, holding this value and what the handler
-                // inserted before.
-                self.set_locally(key, value)?;
-                self.save_now().await?;
-                return Ok(next);
+            let swap = Swap {
+                expect: vec![(key.to_owned(), seen)],
+                updates: vec![(key.to_owned(), Some(value))],
             };
-            let changes = ChangeSet {
-                expires_at: self.next_deadline(created_at),
-                max_size: self.inner.settings.max_size,
-                ..ChangeSet::default()
-            }
-            .with_expected(key, seen)
-            .with_update(key, Some(value.clone()));
-            match self.inner.store.apply(&id.store_key(), &changes).await? {
-                Applied::Done => {
-                    let mut state = self.state();
-                    if let Origin::Stored(stored) = &mut state.origin {
-                        stored.expires_at = changes.expires_at;
-                    }
-                    state.size = None;
-                    state.data.insert(key.to_owned(), value);
-                    state.updates.remove(key);
-                    return Ok(next);
-                }
-                Applied::Conflict => {
-                    // Requests racing on one key would collide again at once: each waits a
-                    // random moment, longer as conflicts repeat, before it reads again.
-                    tokio::time::sleep(backoff(attempt)).await;
-                    self.reread(key).await?;
-                }
-                // Destroyed or expired meanwhile: like any unknown session, this one starts
-                // over as a new session, under a new id.
-                Applied::Missing => *self.state() = State::default(),
-                Applied::TooLarge { size } => return Err(too_large(&changes, size)),
-            }
-        }
-        Err(Error::Conflict {
-            key: key.to_owned(),
-            attempts: UPDATE_ATTEMPTS,
+            Ok((Some(swap), next))
         })
+        .await
     }
 
     /// Writes the changes made so far now, as the end of the request would, and keeps the handle
@@ -243,26 +201,6 @@ impl Session {
         }
         state.data.insert(key.to_owned(), value.clone());
         state.updates.insert(key.to_owned(), Some(value));
-        Ok(())
-    }
-
-    /// After a conflict: takes `key` as the store holds it now.
-    async fn reread(&self, key: &str) -> Result<(), Error> {
-        let Some(id) = self.state().id().cloned() else {
-            return Ok(());
-        };
-        let record = self.inner.store.load(&id.store_key()).await?;
-        let mut state = self.state();
-        match record {
-            Some(record) => {
-                match record.data.get(key) {
-                    Some(value) => state.data.insert(key.to_owned(), value.clone()),
-                    None => state.data.remove(key),
-                };
-                state.size = None;
-            }
-            None => *state = State::default(),
-        }
         Ok(())
     }
 }

@@ -72,3 +72,16 @@ impl From<Applied> for Touched {
         }
     }
 }
+
+impl From<Applied> for Cycled {
+    /// The same answer from a cycle: a cycle applies its change set like an apply does, and
+    /// answers [`Cycled::Collision`] besides.
+    fn from(applied: Applied) -> Self {
+        match applied {
+            Applied::Done => Cycled::Done,
+            Applied::Missing => Cycled::Missing,
+            Applied::TooLarge { size } => Cycled::TooLarge { size },
+            Applied::Conflict => Cycled::Conflict,
+        }
+    }
+}

@@ -4,6 +4,7 @@
 //! `REDIS_CLUSTER_URLS`); with the store's feature on and the variable missing, their tests fail
 //! and say which variable to set. `.ci/run` starts the servers and sets them.
 
+mod apps;
 mod caching;
 #[path = "../common/mod.rs"]
 mod common;
@@ -42,6 +43,9 @@ macro_rules! conformance {
                 cycle_keeps_the_owner_under_the_new_key,
                 delete_all_ends_the_principals_sessions,
                 log_in_racing_delete_all_is_listed_or_dead);
+            conformance!(@each apps, $make,
+                flash_is_taken_once,
+                csrf_secret_is_agreed);
         }
     };
     (@each $module:ident, $make:expr, $($test:ident),+) => {

@@ -46,14 +46,11 @@ impl RedisStore {
         key: &StoreKey,
         now: i64,
     ) -> Result<(), StoreError> {
-        let _: i64 = ::redis::cmd("ZADD")
-            .arg(self.index_key(principal))
+        let mut add = ::redis::cmd("ZADD");
+        add.arg(self.index_key(principal))
             .arg(now)
-            .arg(key.to_string())
-            .query_async(conn)
-            .await
-            .map_err(StoreError::backend)?;
-        Ok(())
+            .arg(key.to_string());
+        run(conn, add).await
     }
 
     /// Removes `keys` from the index of `principal`, after their sessions are gone.
@@ -66,13 +63,9 @@ impl RedisStore {
         if keys.is_empty() {
             return Ok(());
         }
-        let _: i64 = ::redis::cmd("ZREM")
-            .arg(self.index_key(principal))
-            .arg(keys)
-            .query_async(conn)
-            .await
-            .map_err(StoreError::backend)?;
-        Ok(())
+        let mut remove = ::redis::cmd("ZREM");
+        remove.arg(self.index_key(principal)).arg(keys);
+        run(conn, remove).await
     }
 
     /// The live sessions of `principal`; drops the settled entries of sessions that are gone.
@@ -195,6 +188,15 @@ impl RedisStore {
             })
             .collect())
     }
+}
+
+/// Runs an index write whose reply (a count) nobody needs.
+async fn run(conn: &mut Conn, command: ::redis::Cmd) -> Result<(), StoreError> {
+    let _: i64 = command
+        .query_async(conn)
+        .await
+        .map_err(StoreError::backend)?;
+    Ok(())
 }
 
 /// The `(host, port)` of every master in a `CLUSTER NODES` reply.

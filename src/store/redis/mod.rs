@@ -448,23 +448,13 @@ fn applied(code: i64) -> Applied {
 /// The return code of `CYCLE`: done, missing, collision, or a negative size over the cap.
 fn cycled(code: i64) -> Cycled {
     match code {
-        DONE => Cycled::Done,
         COLLISION => Cycled::Collision,
-        CONFLICT => Cycled::Conflict,
-        refused if refused < 0 => Cycled::TooLarge {
-            size: refused_size(refused),
-        },
-        _ => Cycled::Missing,
+        other => applied(other).into(),
     }
 }
 
-/// The return code of `TOUCH`.
 fn touched(code: i64) -> Touched {
-    if code == DONE {
-        Touched::Done
-    } else {
-        Touched::Missing
-    }
+    applied(code).into()
 }
 
 fn refused_size(code: i64) -> usize {

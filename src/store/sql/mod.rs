@@ -98,6 +98,9 @@ pub(crate) fn index_name(table: &str, suffix: &str, short: &str) -> String {
 /// A [`ChangeSet`] taken apart into what the SQL statements bind.
 #[derive(Debug)]
 pub(crate) struct Split<'a> {
+    /// The application's clock when the operation started (Unix ms): what "live" is measured
+    /// against.
+    pub(crate) now: i64,
     /// Start from an empty object instead of the stored data.
     pub(crate) clear: bool,
     /// Keys to remove (after `clear`, before `sets`; disjoint from `sets`).
@@ -117,7 +120,7 @@ pub(crate) struct Split<'a> {
 }
 
 impl<'a> Split<'a> {
-    pub(crate) fn new(changes: &'a ChangeSet) -> Self {
+    pub(crate) fn new(changes: &'a ChangeSet, now: i64) -> Self {
         let mut removed = Vec::new();
         let mut sets = Vec::new();
         for (key, value) in &changes.updates {
@@ -127,6 +130,7 @@ impl<'a> Split<'a> {
             }
         }
         Self {
+            now,
             clear: changes.clear,
             removed,
             sets,
@@ -536,8 +540,8 @@ pub(crate) async fn delete_expired<B: SqlBackend>(backend: &B) -> Result<u64, St
 /// backend `$store`, whose fields are `writes` (its queue, of `$writer`), `sql` (its statements,
 /// with a [`Schema`] in `schema`) and `$reads` (the pool loads use), and whose module has a function
 /// `decode(key, row)`. `create`, `touch`, `delete` and `delete_expired` come from the core,
-/// `load` is written here, `apply` and `cycle` are the backend's methods `apply_changes` and
-/// `cycle_row`, given the change set taken apart ([`Split`]) and the time.
+/// `load` is written here, `apply` and `cycle` are the backend's methods `apply_split` and
+/// `cycle_split`, given the change set taken apart with the time ([`Split`]).
 macro_rules! sql_session_store {
     ($store:ty, writer = $writer:ty, reads = $reads:ident) => {
         impl $crate::store::sql::SqlBackend for $store {
@@ -580,8 +584,8 @@ macro_rules! sql_session_store {
                 key: &$crate::StoreKey,
                 changes: &$crate::store::ChangeSet,
             ) -> Result<$crate::store::Applied, $crate::StoreError> {
-                let split = $crate::store::sql::Split::new(changes);
-                self.apply_changes(key, &split, $crate::store::now()).await
+                let split = $crate::store::sql::Split::new(changes, $crate::store::now());
+                self.apply_split(key, &split).await
             }
 
             async fn cycle(
@@ -589,8 +593,8 @@ macro_rules! sql_session_store {
                 keys: $crate::store::Rekey<'_>,
                 changes: &$crate::store::ChangeSet,
             ) -> Result<$crate::store::Cycled, $crate::StoreError> {
-                let split = $crate::store::sql::Split::new(changes);
-                self.cycle_row(keys, &split, $crate::store::now()).await
+                let split = $crate::store::sql::Split::new(changes, $crate::store::now());
+                self.cycle_split(keys, &split).await
             }
 
             async fn delete(&self, key: &$crate::StoreKey) -> Result<(), $crate::StoreError> {
@@ -692,14 +696,14 @@ mod tests {
             .with_update("a", Some(Value::from(1)))
             .with_update("b", None)
             .with_expiry(None);
-        let split = Split::new(&changes);
+        let split = Split::new(&changes, 0);
         assert!(split.clear && split.expiry_changed && split.expiry.is_none());
         assert_eq!(split.removed, ["b"]);
         assert_eq!(split.sets.len(), 1);
         #[cfg(feature = "sqlite")]
         {
             assert!(!split.data_unchanged());
-            assert!(Split::new(&ChangeSet::new(1)).data_unchanged());
+            assert!(Split::new(&ChangeSet::new(1), 0).data_unchanged());
         }
     }
 }

@@ -362,12 +362,8 @@ sql_session_store!(PostgresStore, writer = PgWriter, reads = pool);
 
 /// The operations PostgreSQL does its own way (see [`sql_session_store!`]).
 impl PostgresStore {
-    async fn apply_changes(
-        &self,
-        key: &StoreKey,
-        split: &Split<'_>,
-        now: i64,
-    ) -> Result<Applied, StoreError> {
+    async fn apply_split(&self, key: &StoreKey, split: &Split<'_>) -> Result<Applied, StoreError> {
+        let now = split.now;
         let sets = serde_json::to_string(&JsonObject(&split.sets)).map_err(StoreError::backend)?;
         let rows = self
             .writes
@@ -425,12 +421,8 @@ impl PostgresStore {
         }
     }
 
-    async fn cycle_row(
-        &self,
-        keys: Rekey<'_>,
-        split: &Split<'_>,
-        now: i64,
-    ) -> Result<Cycled, StoreError> {
+    async fn cycle_split(&self, keys: Rekey<'_>, split: &Split<'_>) -> Result<Cycled, StoreError> {
+        let now = split.now;
         let Rekey { old, new, tie, .. } = keys;
         let row = sqlx::query(AssertSqlSafe(self.sql.cycle.clone()))
             .bind(old.to_string())

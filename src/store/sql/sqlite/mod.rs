@@ -164,6 +164,18 @@ fn conditions(split: &Split<'_>, data: &str, args: &mut Vec<Arg>) -> String {
 }
 
 /// The SQLite JSON path of one top-level member.
+/// `?1` key, `?2` now, `?3` expires_at, `?4` expiry changed, `?5` expiry: the parameters
+/// `apply` and `cycle` start with.
+fn first_args(key: &StoreKey, split: &Split<'_>) -> Vec<Arg> {
+    vec![
+        Arg::Text(key.to_string()),
+        Arg::Int(split.now),
+        Arg::Int(split.expires_at),
+        Arg::Bool(split.expiry_changed),
+        Arg::OptText(split.expiry.clone()),
+    ]
+}
+
 fn json_path(key: &str) -> String {
     format!("$.{}", Value::from(key))
 }
@@ -419,21 +431,11 @@ sql_session_store!(SqliteStore, writer = SqliteWriter, reads = reader);
 
 /// The operations SQLite does its own way (see [`sql_session_store!`]).
 impl SqliteStore {
-    async fn apply_changes(
-        &self,
-        key: &StoreKey,
-        split: &Split<'_>,
-        now: i64,
-    ) -> Result<Applied, StoreError> {
+    async fn apply_split(&self, key: &StoreKey, split: &Split<'_>) -> Result<Applied, StoreError> {
+        let now = split.now;
         let t = &self.sql.table;
         // Only validated identifiers and numbered placeholders are pasted into the statement.
-        let mut args = vec![
-            Arg::Text(key.to_string()),
-            Arg::Int(now),
-            Arg::Int(split.expires_at),
-            Arg::Bool(split.expiry_changed),
-            Arg::OptText(split.expiry.clone()),
-        ];
+        let mut args = first_args(key, split);
         let statement = if split.data_unchanged() && split.changes.expect.is_empty() {
             format!(
                 "UPDATE {t} SET expires_at = ?3, expiry = CASE WHEN ?4 THEN ?5 ELSE expiry END \
@@ -482,22 +484,12 @@ impl SqliteStore {
         }
     }
 
-    async fn cycle_row(
-        &self,
-        keys: Rekey<'_>,
-        split: &Split<'_>,
-        now: i64,
-    ) -> Result<Cycled, StoreError> {
+    async fn cycle_split(&self, keys: Rekey<'_>, split: &Split<'_>) -> Result<Cycled, StoreError> {
+        let now = split.now;
         let Rekey { old, new, .. } = keys;
         let t = &self.sql.table;
-        let mut args = vec![
-            Arg::Text(old.to_string()),
-            Arg::Int(now),
-            Arg::Int(split.expires_at),
-            Arg::Bool(split.expiry_changed),
-            Arg::OptText(split.expiry.clone()),
-            Arg::Text(new.to_string()),
-        ];
+        let mut args = first_args(old, split);
+        args.push(Arg::Text(new.to_string()));
         // ?7 tie, ?8 principal, ?9 label
         args.extend(sql::tie_args(&keys));
         let (data, params) = data_expr(split, args.len() + 1);

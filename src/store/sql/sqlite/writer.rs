@@ -116,16 +116,21 @@ mod tests {
     /// Any key: these queues have one lane.
     static KEY: std::sync::LazyLock<StoreKey> =
         std::sync::LazyLock::new(|| SessionId::generate().store_key());
-    use sqlx::sqlite::SqlitePoolOptions;
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
     async fn table() -> SqlitePool {
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect("sqlite::memory:")
-            .await
-            .unwrap();
+        let pool = open("sqlite::memory:".parse().unwrap(), 1).await;
         create_table(&pool).await;
         pool
+    }
+
+    /// A pool of `connections` on `options`.
+    async fn open(options: SqliteConnectOptions, connections: u32) -> SqlitePool {
+        SqlitePoolOptions::new()
+            .max_connections(connections)
+            .connect_with(options)
+            .await
+            .unwrap()
     }
 
     async fn create_table(pool: &SqlitePool) {
@@ -247,11 +252,7 @@ mod tests {
             .build()
             .unwrap();
         let (pool, queue) = first.block_on(async {
-            let pool = SqlitePoolOptions::new()
-                .max_connections(1)
-                .connect_with(options)
-                .await
-                .unwrap();
+            let pool = open(options, 1).await;
             create_table(&pool).await;
             let queue = WriteQueue::new(SqliteWriter::new(pool.clone(), None), 1);
             assert_eq!(queue.execute(&KEY, insert(Some(1))).await.unwrap(), 1);
@@ -272,16 +273,8 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn writes_start_background_checkpoints() {
         let (dir, options) = file_db("checkpoints");
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await
-            .unwrap();
-        let reader = SqlitePoolOptions::new()
-            .max_connections(2)
-            .connect_with(options)
-            .await
-            .unwrap();
+        let writer = open(options.clone(), 1).await;
+        let reader = open(options, 2).await;
         create_table(&writer).await;
         let queue = WriteQueue::new(SqliteWriter::new(writer, Some(reader)), 1);
         assert_eq!(queue.batcher().checkpoints(), Some(0));

@@ -1,0 +1,355 @@
+//! The login demo's application: routes, handlers and pages. `main.rs` serves it on SQLite;
+//! `tests/browser.rs` drives it in Chromium.
+
+use std::time::{Duration, SystemTime};
+
+use axum::extract::{Form, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use sessionware::{
+    CsrfLayer, Error, Expiry, FlashMessage, Flashes, Level, Session, SessionHandle, SessionInfo,
+    SessionKey, SessionLayer, Sessions,
+};
+
+/// The password every user name accepts in this demo (shown on the login page).
+pub const DEMO_PASSWORD: &str = "sessionware";
+
+/// How long a quiet session lives.
+pub const IDLE: Duration = Duration::from_secs(30 * 60);
+/// How long any session lives at most.
+pub const ABSOLUTE: Duration = Duration::from_secs(12 * 3600);
+/// "Keep me signed in": a longer absolute lifetime.
+pub const REMEMBERED: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The products the shop sells.
+const PRODUCTS: [&str; 3] = ["apple", "pear", "plum"];
+
+/// The cart: counts per product, kept in the session as one typed value.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Cart {
+    pub items: Vec<(String, u32)>,
+}
+
+impl Cart {
+    fn add(&mut self, product: &str) {
+        match self.items.iter_mut().find(|(name, _)| name == product) {
+            Some((_, count)) => *count += 1,
+            None => self.items.push((product.to_owned(), 1)),
+        }
+    }
+}
+
+const CART: SessionKey<Cart> = SessionKey::new("cart");
+
+/// The session layer the demo uses on `store`: plain HTTP on localhost, so not `Secure`.
+pub fn session_layer(store: impl sessionware::store::SessionStore) -> SessionLayer {
+    SessionLayer::new(store)
+        .with_secure(false)
+        .with_expiry(Expiry::OnInactivity(IDLE))
+        .with_absolute_timeout(ABSOLUTE)
+        .with_max_absolute_timeout(REMEMBERED)
+}
+
+/// The demo on `layer`.
+pub fn app(layer: SessionLayer) -> Router {
+    let sessions = layer.sessions();
+    Router::new()
+        .route("/", get(home))
+        .route("/login", get(login_page).post(log_in))
+        .route("/logout", post(log_out))
+        .route("/cart/add", post(add_to_cart))
+        .route("/devices/revoke", post(revoke))
+        .route("/devices/others", post(revoke_others))
+        .with_state(sessions)
+        .layer(CsrfLayer::new())
+        .layer(layer)
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    user: String,
+    password: String,
+    #[serde(default)]
+    remember: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct AddForm {
+    product: String,
+}
+
+#[derive(Deserialize)]
+struct RevokeForm {
+    handle: String,
+}
+
+async fn login_page(session: Session, Flashes(flashes): Flashes) -> Result<Response, Error> {
+    if session.principal().await?.is_some() {
+        return Ok(Redirect::to("/").into_response());
+    }
+    let token = session.csrf_token().await?;
+    let body = format!(
+        r#"<h1>Sign in</h1>
+{flashes}
+<form method="post" action="/login" id="login">
+  <input type="hidden" name="csrf_token" value="{token}">
+  <label>User name <input name="user" id="user" required autofocus></label>
+  <label>Password <input name="password" id="password" type="password" required></label>
+  <label class="inline"><input type="checkbox" name="remember" id="remember" value="1"> Keep me signed in (30 days)</label>
+  <button type="submit" id="sign-in">Sign in</button>
+</form>
+<p class="hint">Any user name works; the demo password is <code>{DEMO_PASSWORD}</code>.</p>"#,
+        flashes = render_flashes(&flashes),
+    );
+    Ok(page("Sign in", &body).into_response())
+}
+
+async fn log_in(
+    session: Session,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, Error> {
+    let user = form.user.trim();
+    if user.is_empty() || form.password != DEMO_PASSWORD {
+        session
+            .flash(Level::Error, "Wrong user name or password.")
+            .await?;
+        return Ok(Redirect::to("/login").into_response());
+    }
+    let browser = headers
+        .get(header::USER_AGENT)
+        .and_then(|agent| agent.to_str().ok())
+        .map(browser_name)
+        .unwrap_or("a browser");
+    session.log_in_with_label(user, browser).await?;
+    if form.remember.is_some() {
+        session.set_absolute_timeout(Some(REMEMBERED));
+    }
+    session
+        .flash(Level::Success, format!("Welcome, {user}."))
+        .await?;
+    Ok(Redirect::to("/").into_response())
+}
+
+async fn log_out(session: Session) -> Result<Redirect, Error> {
+    session.destroy().await?;
+    // After `destroy`, values go into a new session: the message survives the log-out.
+    session.flash(Level::Info, "You are signed out.").await?;
+    Ok(Redirect::to("/login"))
+}
+
+async fn home(session: Session, Flashes(flashes): Flashes) -> Result<Response, Error> {
+    let Some(user) = session.principal().await? else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let token = session.csrf_token().await?;
+    let cart = session.get(CART).await?.unwrap_or_default();
+    let devices = session.devices().await?;
+    let current = devices.iter().find(|device| device.is_current());
+
+    let cart_rows: String = if cart.items.is_empty() {
+        "<li class=\"empty\">Your cart is empty.</li>".to_owned()
+    } else {
+        cart.items
+            .iter()
+            .map(|(name, count)| {
+                format!(
+                    "<li id=\"cart-{name}\">{} × <b>{count}</b></li>",
+                    escape(name)
+                )
+            })
+            .collect()
+    };
+    let buttons: String = PRODUCTS
+        .iter()
+        .map(|product| {
+            format!(
+                r#"<form method="post" action="/cart/add" class="inline"><input type="hidden" name="csrf_token" value="{token}"><input type="hidden" name="product" value="{product}"><button id="add-{product}">Add {product}</button></form>"#
+            )
+        })
+        .collect();
+    let device_rows: String = devices
+        .iter()
+        .map(|device| device_row(device, &token))
+        .collect();
+    let deadlines = match current {
+        Some(current) => format!(
+            "<p id=\"deadlines\">This session ends after {} of inactivity (now: {} UTC) and at the latest at {} UTC.</p>",
+            human(match session.expiry() {
+                Expiry::OnInactivity(idle) => idle,
+                _ => IDLE,
+            }),
+            clock(current.expires_at()),
+            clock(current.created_at() + session.absolute_timeout()),
+        ),
+        None => String::new(),
+    };
+    let body = format!(
+        r#"<h1>Hello, <span id="user">{user}</span></h1>
+{flashes}
+{deadlines}
+<h2>Cart</h2>
+<ul id="cart">{cart_rows}</ul>
+<p>{buttons}</p>
+<h2>Your devices</h2>
+<table id="devices"><tr><th>Device</th><th>Signed in</th><th>Ends if idle</th><th></th></tr>{device_rows}</table>
+<form method="post" action="/devices/others" class="inline"><input type="hidden" name="csrf_token" value="{token}"><button id="sign-out-others">Sign out everywhere else</button></form>
+<form method="post" action="/logout" class="inline"><input type="hidden" name="csrf_token" value="{token}"><button id="logout">Sign out</button></form>"#,
+        user = escape(&user),
+        flashes = render_flashes(&flashes),
+    );
+    Ok(page("Home", &body).into_response())
+}
+
+fn device_row(device: &SessionInfo, token: &str) -> String {
+    let label = escape(device.label().unwrap_or("unknown"));
+    let action = if device.is_current() {
+        "<b class=\"current\">this device</b>".to_owned()
+    } else {
+        format!(
+            r#"<form method="post" action="/devices/revoke" class="inline"><input type="hidden" name="csrf_token" value="{token}"><input type="hidden" name="handle" value="{}"><button class="revoke">Revoke</button></form>"#,
+            device.handle()
+        )
+    };
+    format!(
+        "<tr class=\"device\"><td>{label}</td><td>{}</td><td>{}</td><td>{action}</td></tr>",
+        clock(device.created_at()),
+        clock(device.expires_at()),
+    )
+}
+
+async fn add_to_cart(session: Session, Form(form): Form<AddForm>) -> Result<Response, Error> {
+    if session.principal().await?.is_none() {
+        return Ok(Redirect::to("/login").into_response());
+    }
+    if PRODUCTS.contains(&form.product.as_str()) {
+        // `update`: two quick clicks (or two tabs) both count.
+        session
+            .update(CART, |cart| {
+                let mut cart = cart.unwrap_or_default();
+                cart.add(&form.product);
+                cart
+            })
+            .await?;
+    }
+    Ok(Redirect::to("/").into_response())
+}
+
+async fn revoke(
+    session: Session,
+    State(sessions): State<Sessions>,
+    Form(form): Form<RevokeForm>,
+) -> Result<Response, Error> {
+    let Some(user) = session.principal().await? else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    // The handle came from a form: revoke it only if it is one of this user's sessions.
+    let revoked = match form.handle.parse::<SessionHandle>() {
+        Ok(handle) => sessions.revoke_of(&user, &handle).await?,
+        Err(_) => false,
+    };
+    let (level, text) = if revoked {
+        (Level::Success, "That device is signed out.")
+    } else {
+        (Level::Warning, "No such device.")
+    };
+    session.flash(level, text).await?;
+    Ok(Redirect::to("/").into_response())
+}
+
+async fn revoke_others(session: Session) -> Result<Redirect, Error> {
+    let n = session.revoke_others().await?;
+    session
+        .flash(Level::Success, format!("Signed out {n} other session(s)."))
+        .await?;
+    Ok(Redirect::to("/"))
+}
+
+fn render_flashes(flashes: &[FlashMessage]) -> String {
+    flashes
+        .iter()
+        .map(|flash| {
+            format!(
+                "<p class=\"flash {}\">{}</p>",
+                flash.level.as_str(),
+                escape(&flash.text)
+            )
+        })
+        .collect()
+}
+
+fn page(title: &str, body: &str) -> Html<String> {
+    Html(format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title} · sessionware demo</title>
+<style>
+body {{ font: 16px/1.5 system-ui, sans-serif; max-width: 46rem; margin: 2rem auto; padding: 0 1rem; color: #222; }}
+h1 {{ margin-bottom: .5rem; }} label {{ display: block; margin: .5rem 0; }} label.inline {{ display: inline; }}
+input[name=user], input[name=password] {{ display: block; padding: .3rem; width: 16rem; }}
+button {{ padding: .3rem .8rem; margin: .2rem .2rem .2rem 0; }} form.inline {{ display: inline; }}
+.flash {{ padding: .5rem .8rem; border-radius: 4px; }} .success {{ background: #e3f6e3; }}
+.info {{ background: #e6f0fa; }} .warning {{ background: #fdf3d8; }} .error {{ background: #fbe3e3; }}
+table {{ border-collapse: collapse; }} td, th {{ padding: .2rem .8rem .2rem 0; text-align: left; }}
+.hint, #deadlines {{ color: #555; font-size: .9rem; }}
+</style></head><body>{body}</body></html>"#
+    ))
+}
+
+/// A short name for a `User-Agent`.
+fn browser_name(agent: &str) -> &'static str {
+    if agent.contains("HeadlessChrome") {
+        "Headless Chrome"
+    } else if agent.contains("Firefox") {
+        "Firefox"
+    } else if agent.contains("Edg/") {
+        "Edge"
+    } else if agent.contains("Chrome") {
+        "Chrome"
+    } else if agent.contains("Safari") {
+        "Safari"
+    } else if agent.contains("curl") {
+        "curl"
+    } else {
+        "a browser"
+    }
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn human(duration: Duration) -> String {
+    let minutes = duration.as_secs() / 60;
+    if minutes >= 60 {
+        format!("{} h", minutes / 60)
+    } else {
+        format!("{minutes} min")
+    }
+}
+
+/// `YYYY-MM-DD HH:MM` in UTC.
+fn clock(time: SystemTime) -> String {
+    let t = time::OffsetDateTime::from(time);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute()
+    )
+}

@@ -1,0 +1,144 @@
+//! Compare-and-set over any keys of a session, in one store step: what [`Session::update`],
+//! flash messages and CSRF secrets are built on.
+
+use serde_json::Value;
+
+use super::commit::too_large;
+use super::state::{Origin, State};
+use super::Session;
+use crate::error::Error;
+use crate::store::{Applied, ChangeSet, Data};
+
+/// What one step of a compare-and-set writes, and what must still hold for it to be written.
+#[derive(Debug, Default)]
+pub(super) struct Swap {
+    /// Each key with the value it must hold (`None`: must be absent).
+    pub(super) expect: Vec<(String, Option<Value>)>,
+    /// Each key with its new value (`None`: remove it).
+    pub(super) updates: Vec<(String, Option<Value>)>,
+}
+
+/// Where a compare-and-set on a session that is not stored yet (a new session) goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum OnNew {
+    /// Into the session's pending changes, saved with the response (and dropped with a `5xx`).
+    Pending,
+    /// Saved at once: the session is created now.
+    SaveNow,
+}
+
+impl Session {
+    /// Runs `step` on the session's current values; writes the [`Swap`] it returns in one store
+    /// step if what it expects still holds, and otherwise waits a random moment, rereads the
+    /// session and runs `step` again (up to [`UPDATE_ATTEMPTS`](super::UPDATE_ATTEMPTS) times).
+    /// A step that returns no swap writes nothing. Returns the result of the step that was
+    /// written. `conflict_key` names the key in [`Error::Conflict`].
+    pub(super) async fn swap<R>(
+        &self,
+        conflict_key: &str,
+        on_new: OnNew,
+        mut step: impl FnMut(&Data) -> Result<(Option<Swap>, R), Error>,
+    ) -> Result<R, Error> {
+        self.load().await?;
+        for attempt in 0..super::UPDATE_ATTEMPTS {
+            let (stored, outcome) = {
+                let state = self.state();
+                let stored = match &state.origin {
+                    Origin::Stored(stored) => Some((stored.id.clone(), stored.created_at)),
+                    Origin::New | Origin::Destroyed(_) => None,
+                };
+                (stored, step(&state.data)?)
+            };
+            let (swap, result) = match outcome {
+                (None, result) => return Ok(result),
+                (Some(swap), result) => (swap, result),
+            };
+            let Some((id, created_at)) = stored else {
+                for (key, value) in swap.updates {
+                    match value {
+                        Some(value) => self.set_locally(&key, value)?,
+                        None => self.remove_locally(&key),
+                    }
+                }
+                if on_new == OnNew::SaveNow {
+                    self.save_now().await?;
+                }
+                return Ok(result);
+            };
+            let changes = ChangeSet {
+                expires_at: self.next_deadline(created_at),
+                max_size: self.inner.settings.max_size,
+                expect: swap.expect,
+                updates: swap.updates,
+                ..ChangeSet::default()
+            };
+            match self.inner.store.apply(&id.store_key(), &changes).await? {
+                Applied::Done => {
+                    let mut state = self.state();
+                    if let Origin::Stored(stored) = &mut state.origin {
+                        stored.expires_at = changes.expires_at;
+                    }
+                    state.size = None;
+                    for (key, value) in changes.updates {
+                        state.updates.remove(&key);
+                        match value {
+                            Some(value) => state.data.insert(key, value),
+                            None => state.data.remove(&key),
+                        };
+                    }
+                    return Ok(result);
+                }
+                Applied::Conflict => {
+                    // Requests racing on one key would collide again at once: each waits a
+                    // random moment, longer as conflicts repeat, before it reads again.
+                    tokio::time::sleep(super::update::backoff(attempt)).await;
+                    self.reread().await?;
+                }
+                // Destroyed or expired meanwhile: like any unknown session, this one starts
+                // over as a new session, under a new id.
+                Applied::Missing => *self.state() = State::default(),
+                Applied::TooLarge { size } => return Err(too_large(&changes, size)),
+            }
+        }
+        Err(Error::Conflict {
+            key: conflict_key.to_owned(),
+            attempts: super::UPDATE_ATTEMPTS,
+        })
+    }
+
+    /// Removes `key` among the pending changes (saved with the response).
+    fn remove_locally(&self, key: &str) {
+        let mut state = self.state();
+        if let Some(value) = state.data.remove(key) {
+            state.size = super::size::after_remove(state.size, key, &value);
+        }
+        state.updates.insert(key.to_owned(), None);
+    }
+
+    /// Reads the stored session again, keeping this request's pending changes on top of it.
+    async fn reread(&self) -> Result<(), Error> {
+        let Some(id) = self.state().id().cloned() else {
+            return Ok(());
+        };
+        let record = self.inner.store.load(&id.store_key()).await?;
+        let mut state = self.state();
+        match record {
+            Some(record) => {
+                let mut data = record.data;
+                if state.clear {
+                    data.clear();
+                }
+                for (key, value) in &state.updates {
+                    match value {
+                        Some(value) => data.insert(key.clone(), value.clone()),
+                        None => data.remove(key),
+                    };
+                }
+                state.data = data;
+                state.size = None;
+            }
+            None => *state = State::default(),
+        }
+        Ok(())
+    }
+}
