@@ -93,7 +93,7 @@ async fn browser(driver: &Driver, profile: &Path) -> Client {
                 "--no-sandbox",
                 "--disable-gpu",
                 "--disable-dev-shm-usage",
-                "--window-size=900,900",
+                "--window-size=860,720",
                 format!("--user-data-dir={}", profile.display()),
             ],
         }),
@@ -137,6 +137,23 @@ async fn body_text(client: &Client) -> String {
         .unwrap()
 }
 
+/// Clicks what `locator` finds and waits for the page it leads to: the old page's root goes
+/// stale, and the new one has loaded.
+async fn click_to_navigate(client: &Client, locator: Locator<'_>) {
+    let old_root = client.find(Locator::Css("html")).await.unwrap();
+    client.find(locator).await.unwrap().click().await.unwrap();
+    for _ in 0..200 {
+        if old_root.tag_name().await.is_err() {
+            let state = client.execute("return document.readyState", vec![]).await;
+            if state.ok().as_ref().and_then(Value::as_str) == Some("complete") {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the click did not lead to a new page within 5 s");
+}
+
 async fn path(client: &Client) -> String {
     client.current_url().await.unwrap().path().to_owned()
 }
@@ -161,13 +178,7 @@ async fn log_in(client: &Client, base: &str, user: &str, remember: bool) {
             .await
             .unwrap();
     }
-    client
-        .find(Locator::Id("sign-in"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_to_navigate(client, Locator::Id("sign-in")).await;
     assert_eq!(
         path(client).await,
         "/",
@@ -237,13 +248,7 @@ async fn the_login_demo_works_in_a_real_browser() {
     let old_cookie = format!("id={}", session_cookie.value());
 
     // The cart survives page loads, and two quick clicks both count.
-    laptop
-        .find(Locator::Id("add-apple"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_to_navigate(&laptop, Locator::Id("add-apple")).await;
     laptop.refresh().await.unwrap();
     assert!(text(&laptop, "cart-apple").await.contains("× 1"));
     let both = run_js(
@@ -300,13 +305,7 @@ async fn the_login_demo_works_in_a_real_browser() {
         let png = laptop.screenshot().await.unwrap();
         std::fs::write(&path, png).unwrap();
     }
-    laptop
-        .find(Locator::Css("button.revoke"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_to_navigate(&laptop, Locator::Css("button.revoke")).await;
     assert!(body_text(&laptop)
         .await
         .contains("That device is signed out."));
@@ -318,13 +317,7 @@ async fn the_login_demo_works_in_a_real_browser() {
     );
 
     // Log out: back to the login form, and the old cookie no longer works anywhere.
-    laptop
-        .find(Locator::Id("logout"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_to_navigate(&laptop, Locator::Id("logout")).await;
     assert_eq!(path(&laptop).await, "/login");
     assert!(body_text(&laptop).await.contains("You are signed out."));
     let (status, location) = replay(address, "/", &old_cookie).await;

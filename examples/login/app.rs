@@ -177,7 +177,7 @@ async fn home(session: Session, Flashes(flashes): Flashes) -> Result<Response, E
         .collect();
     let deadlines = match current {
         Some(current) => format!(
-            "<p id=\"deadlines\">This session ends after {} of inactivity (now: {} UTC) and at the latest at {} UTC.</p>",
+            "<p id=\"deadlines\">Idle deadline: {1} UTC ({0} after the last request). Absolute deadline: {2} UTC.</p>",
             human(match session.expiry() {
                 Expiry::OnInactivity(idle) => idle,
                 _ => IDLE,

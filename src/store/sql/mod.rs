@@ -36,7 +36,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use self::group_commit::{Arg, Batcher, Statement, WriteQueue};
-use super::{now, ChangeSet, Created, Data, ExpiryChange, Listed, Owner, Record, Rekey, Touched};
+use super::{now, ChangeSet, Created, Data, ExpiryChange, Listed, Owner, Record, Touched};
 use crate::error::StoreError;
 use crate::expiry::ExpirySettings;
 use crate::id::StoreKey;
@@ -282,16 +282,6 @@ where
         column(&key, "expires_at", row.try_get("expires_at"))?,
         column(&key, "label", row.try_get("label"))?,
     )))
-}
-
-/// The owner columns' values of a cycle: whether to tie, and to whom.
-pub(crate) fn tie_args(keys: &Rekey<'_>) -> [Arg; 3] {
-    let owner = keys.tie;
-    [
-        Arg::Bool(owner.is_some()),
-        Arg::OptText(owner.map(|owner| owner.principal.clone())),
-        Arg::OptText(owner.and_then(|owner| owner.label.clone())),
-    ]
 }
 
 fn json_kind(value: &Value) -> &'static str {
@@ -641,7 +631,6 @@ pub(crate) use sql_session_store;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::id::SessionId;
 
     #[test]
     fn names_are_validated() {
@@ -676,17 +665,17 @@ mod tests {
         assert_ne!(index_name(&long_a), index_name(&long_b));
     }
 
+    // Garbage in the other columns is checked against real rows by the conformance suite.
+    #[cfg(feature = "sqlite")]
     #[test]
     fn garbage_is_corrupt_not_a_panic() {
-        let key = SessionId::generate().store_key();
-        #[cfg(feature = "sqlite")]
+        let key = crate::id::SessionId::generate().store_key();
         for text in ["", "{", "[1, 2]", "\"s\"", "null", "12"] {
             assert!(
                 matches!(data_from_text(&key, text), Err(StoreError::Corrupt(_))),
                 "{text}"
             );
         }
-        // Garbage in the other columns is checked against real rows by the conformance suite.
     }
 
     #[test]

@@ -176,6 +176,16 @@ fn first_args(key: &StoreKey, split: &Split<'_>) -> Vec<Arg> {
     ]
 }
 
+/// The owner columns' values of a cycle: whether to tie, and to whom.
+fn tie_args(keys: &Rekey<'_>) -> [Arg; 3] {
+    let owner = keys.tie;
+    [
+        Arg::Bool(owner.is_some()),
+        Arg::OptText(owner.map(|owner| owner.principal.clone())),
+        Arg::OptText(owner.and_then(|owner| owner.label.clone())),
+    ]
+}
+
 fn json_path(key: &str) -> String {
     format!("$.{}", Value::from(key))
 }
@@ -491,7 +501,7 @@ impl SqliteStore {
         let mut args = first_args(old, split);
         args.push(Arg::Text(new.to_string()));
         // ?7 tie, ?8 principal, ?9 label
-        args.extend(sql::tie_args(&keys));
+        args.extend(tie_args(&keys));
         let (data, params) = data_expr(split, args.len() + 1);
         args.extend(params.into_iter().map(Arg::Text));
         let conditions = conditions(split, &data, &mut args);
