@@ -101,7 +101,7 @@ impl Session {
                 self.plan_after_load()
             }
         };
-        let action = self.carry_out(plan).await?;
+        let action = self.carry_out(&plan).await?;
         let mut state = self.state();
         if failed {
             state.updates.clear();
@@ -127,7 +127,7 @@ impl Session {
         if self.inner.responded() && matches!(plan, Plan::Create { .. } | Plan::Cycle { .. }) {
             return Err(Error::ResponseSent);
         }
-        let action = self.carry_out(plan).await?;
+        let action = self.carry_out(&plan).await?;
         if action != CookieAction::Keep {
             self.state().pending_cookie = Some(action);
         }
@@ -153,7 +153,7 @@ impl Session {
             resend: max_age.is_some(),
             max_age,
         };
-        let action = self.carry_out(plan).await?;
+        let action = self.carry_out(&plan).await?;
         if action != CookieAction::Keep && !self.inner.responded() {
             self.state().pending_cookie = Some(action);
         }
@@ -161,10 +161,10 @@ impl Session {
     }
 
     /// Carries out `plan` and brings the state up to date with what is stored now.
-    async fn carry_out(&self, plan: Plan) -> Result<CookieAction, Error> {
-        let (action, saved) = self.execute(&plan).await?;
+    async fn carry_out(&self, plan: &Plan) -> Result<CookieAction, Error> {
+        let (action, saved) = self.execute(plan).await?;
         let mut state = self.state();
-        settle(&mut state, saved, &plan);
+        settle(&mut state, saved, plan);
         Ok(action)
     }
 
@@ -321,8 +321,8 @@ fn settle(state: &mut State, saved: Saved, plan: &Plan) {
                 (_, None) => now(),
             };
             let owner = match (plan, &state.origin) {
-                (Plan::Create { record, .. }, _) => record.owner.clone(),
-                (Plan::Cycle { tie: Some(tie), .. }, _) => Some(tie.clone()),
+                (Plan::Create { record, .. }, _) => record.owner.clone().map(Box::new),
+                (Plan::Cycle { tie: Some(tie), .. }, _) => Some(Box::new(tie.clone())),
                 (_, Origin::Stored(stored)) => stored.owner.clone(),
                 (_, _) => None,
             };
@@ -332,7 +332,7 @@ fn settle(state: &mut State, saved: Saved, plan: &Plan) {
                 _ => None,
             };
             // The log-in is saved, unless another task asked for a different one meanwhile.
-            if tied.is_some() && state.log_in.as_ref() == tied {
+            if tied.is_some() && state.log_in.as_deref() == tied {
                 state.log_in = None;
             }
             state.origin = Origin::Stored(Stored {

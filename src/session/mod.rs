@@ -369,7 +369,7 @@ impl Session {
                         expires_at: record.expires_at,
                         reissue,
                         cycle: false,
-                        owner: record.owner,
+                        owner: record.owner.map(Box::new),
                     });
                     if !state.expiry_set {
                         state.settings.expiry = record.expiry.expiry;

@@ -91,7 +91,7 @@ pub(crate) fn plan(state: &State, loaded: bool, failed: bool, rules: &Rules, now
                 replacing,
                 max_age: max_age(expiry, expires_at, now),
                 record: Record {
-                    owner: state.log_in.clone(),
+                    owner: state.log_in.as_deref().cloned(),
                     ..Record::new(state.data.clone(), expires_at)
                         .with_created_at(now)
                         .with_expiry(state.settings)
@@ -126,7 +126,7 @@ pub(crate) fn plan(state: &State, loaded: bool, failed: bool, rules: &Rules, now
                 id: stored.id.clone(),
                 changes,
                 max_age: max_age_next,
-                tie: state.log_in.clone(),
+                tie: state.log_in.as_deref().cloned(),
                 was: stored.owner.as_ref().map(|owner| owner.principal.clone()),
             };
         }

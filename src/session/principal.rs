@@ -77,7 +77,7 @@ impl Session {
         if let Origin::Stored(stored) = &mut state.origin {
             stored.cycle = true;
         }
-        state.log_in = Some(owner);
+        state.log_in = Some(Box::new(owner));
         Ok(())
     }
 

@@ -32,7 +32,8 @@ pub(super) struct State {
     pub(super) pending_cookie: Option<super::CookieAction>,
     /// The owner [`Session::log_in`](super::Session::log_in) ties the session to when it is
     /// next saved.
-    pub(super) log_in: Option<Owner>,
+    /// (Boxed: rare, and the state is moved whole when a request starts.)
+    pub(super) log_in: Option<Box<Owner>>,
 }
 
 /// The stored session behind a request: none, the one it loaded, or the one it destroyed.
@@ -60,7 +61,7 @@ pub(super) struct Stored {
     /// The handler asked for a new id.
     pub(super) cycle: bool,
     /// Whom the stored session is tied to, as loaded (or as saved since).
-    pub(super) owner: Option<Owner>,
+    pub(super) owner: Option<Box<Owner>>,
 }
 
 impl State {
@@ -104,8 +105,8 @@ impl State {
             Origin::New | Origin::Destroyed(_) => None,
         };
         self.log_in
-            .as_ref()
-            .or(stored)
+            .as_deref()
+            .or(stored.map(|owner| &**owner))
             .map(|owner| owner.principal.as_str())
     }
 

@@ -44,7 +44,40 @@ fn json_len<T: serde::Serialize + ?Sized>(value: &T) -> usize {
 /// assert_eq!(entry_size("a\"b", &json!(1)), 9);
 /// ```
 pub fn entry_size(key: &str, value: &Value) -> usize {
-    json_len(key) + json_len(value) + 2
+    string_len(key) + value_len(value) + 2
+}
+
+/// The length of `value`'s compact JSON text. Strings without characters to escape, integers,
+/// booleans and `null` are counted directly (most session values are these); anything else
+/// is serialized into a counter.
+fn value_len(value: &Value) -> usize {
+    match value {
+        Value::Null => 4,
+        Value::Bool(true) => 4,
+        Value::Bool(false) => 5,
+        Value::String(text) => string_len(text),
+        Value::Number(number) => match (number.as_u64(), number.as_i64()) {
+            (Some(n), _) => digits(n),
+            (None, Some(n)) => 1 + digits(n.unsigned_abs()),
+            _ => json_len(value),
+        },
+        Value::Array(_) | Value::Object(_) => json_len(value),
+    }
+}
+
+/// The length of `text` as a JSON string: quotes, plus escapes if it needs any.
+fn string_len(text: &str) -> usize {
+    let plain = text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\');
+    if plain {
+        text.len() + 2
+    } else {
+        json_len(text)
+    }
+}
+
+/// Decimal digits of `n`.
+fn digits(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |log| log as usize + 1)
 }
 
 /// The size of a session's values, as the size cap counts it; `2` for an empty session.
@@ -97,5 +130,40 @@ pub(crate) fn check_after<'v>(
         Err(size)
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{string_len, value_len};
+
+    #[test]
+    fn the_fast_paths_count_what_serde_json_writes() {
+        let values = [
+            json!(null),
+            json!(true),
+            json!(false),
+            json!(0),
+            json!(9),
+            json!(10),
+            json!(-1),
+            json!(u64::MAX),
+            json!(i64::MIN),
+            json!(1.5),
+            json!(""),
+            json!("plain text, żółć 😀 \u{7f}"),
+            json!("quote \" backslash \\ newline \n tab \t nul \u{0}"),
+            json!([1, "a"]),
+            json!({"k": [true]}),
+        ];
+        for value in &values {
+            assert_eq!(value_len(value), value.to_string().len(), "{value}");
+        }
+        for key in ["counter", "with \"quote\"", "back\\slash", "\u{1}", ""] {
+            let written = serde_json::to_string(key).unwrap().len();
+            assert_eq!(string_len(key), written, "{key:?}");
+        }
     }
 }

@@ -42,7 +42,8 @@ macro_rules! conformance {
                 purge_removes_index_entries,
                 cycle_keeps_the_owner_under_the_new_key,
                 delete_all_ends_the_principals_sessions,
-                log_in_racing_delete_all_is_listed_or_dead);
+                log_in_racing_delete_all_is_listed_or_dead,
+                the_cap_per_principal_revokes_the_oldest);
             conformance!(@each apps, $make,
                 flash_is_taken_once,
                 csrf_secret_is_agreed);

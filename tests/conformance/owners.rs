@@ -276,3 +276,43 @@ pub async fn log_in_racing_delete_all_is_listed_or_dead(store: impl SessionStore
         );
     }
 }
+
+/// Through the layer: with a cap of two sessions per principal, a third log-in revokes the
+/// oldest, and the two youngest stay.
+pub async fn the_cap_per_principal_revokes_the_oldest(store: impl SessionStore) {
+    let two = std::num::NonZeroUsize::new(2).unwrap();
+    let layer = sessionware::SessionLayer::new(store).with_max_sessions_per_principal(two);
+    let sessions = layer.sessions();
+    let app = crate::common::app(layer);
+    let ann = principal();
+    let mut cookies = Vec::new();
+    for device in ["first", "second", "third"] {
+        // Creation times in distinct milliseconds: "oldest" is well defined.
+        sleep(Duration::from_millis(3)).await;
+        let reply = crate::common::send_ok(&app, &format!("/login/{ann}/{device}"), None).await;
+        cookies.push(reply.cookie());
+    }
+    let whoami = |cookie: String| {
+        let app = app.clone();
+        async move {
+            crate::common::send_ok(&app, "/whoami", Some(&cookie))
+                .await
+                .body
+        }
+    };
+    assert_eq!(
+        whoami(cookies[0].clone()).await,
+        "nobody",
+        "the oldest survived the cap"
+    );
+    assert_eq!(whoami(cookies[1].clone()).await, ann);
+    assert_eq!(whoami(cookies[2].clone()).await, ann);
+    let labels: Vec<String> = sessions
+        .list(&ann)
+        .await
+        .unwrap()
+        .iter()
+        .map(|info| info.label().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(labels, ["second", "third"]);
+}
