@@ -147,11 +147,9 @@ mkdir -p "$RESULTS"
 RAW=$RESULTS/$STAMP.tsv
 
 # The app `project` is sessionware's examples/bench_server, built in PROJECT_DIR (default: the
-# repository this folder is in) with PROJECT_FEATURES (default: the feature of STORE).
+# repository this folder is in) with every store's feature (one build serves every STORE).
 PROJECT_DIR=${PROJECT_DIR:-$HERE/..}
-case ${STORE:-memory} in
-  redis | postgres | sqlite) PROJECT_FEATURES=${PROJECT_FEATURES:-$STORE} ;;
-esac
+PROJECT_FEATURES=${PROJECT_FEATURES:-sqlite postgres redis}
 bin_path() {  # app
   if [[ $1 == project ]]; then echo "$PROJECT_BIN"; else echo "$CARGO_TARGET_DIR/release/$1"; fi
 }

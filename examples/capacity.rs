@@ -14,6 +14,11 @@
 //! - PostgreSQL: `pg_total_relation_size` of the table (heap, TOAST, indexes) per row;
 //! - SQLite: `page_count × page_size` of the database file per row.
 //!
+//! Then the servers' own cost per request kind: `N` loads, changes (`apply`) and new sessions
+//! (`create`) of small sessions, timed by the server (Redis `INFO commandstats`, PostgreSQL
+//! `pg_stat_statements`, which `.ci/services.sh` installs): server CPU per operation, whatever
+//! the network and the app cost.
+//!
 //! Each store gets its own table or key prefix, dropped at the end.
 
 use std::time::Duration;
@@ -219,6 +224,93 @@ async fn sqlite(n: usize) {
     }
 }
 
+/// `N` loads, applies and creates of small sessions on `store`.
+async fn workload(store: &impl SessionStore, n: usize) {
+    let keys = fill(store, n, Size::Small, false).await;
+    for key in &keys {
+        let _ = store.load(key).await.expect("load");
+    }
+    for key in &keys {
+        let changes = sessionware::store::ChangeSet::new(now() + 3_600_000)
+            .with_update("counter", Some(json!(8)))
+            .with_max_size(sessionware::DEFAULT_MAX_SESSION_SIZE);
+        let _ = store.apply(key, &changes).await.expect("apply");
+    }
+}
+
+async fn redis_cost(n: usize) {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    let prefix = format!("capacity-{}:", SessionId::generate().store_key().short());
+    let store = RedisStore::connect(&url)
+        .await
+        .unwrap()
+        .with_key_prefix(&prefix);
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    workload(&store, n).await;
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    for line in info
+        .lines()
+        .filter(|l| l.starts_with("cmdstat_hgetall") || l.starts_with("cmdstat_evalsha"))
+    {
+        println!("redis cost\t{line}");
+    }
+    let names: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    for chunk in names.chunks(1000) {
+        let _: i64 = redis::cmd("UNLINK")
+            .arg(chunk)
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+    }
+}
+
+async fn postgres_cost(n: usize) {
+    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+    let table = format!("capacity_{}", SessionId::generate().store_key().short());
+    let store = PostgresStore::connect(&url)
+        .await
+        .unwrap()
+        .with_table_name(&table)
+        .unwrap();
+    store.migrate().await.unwrap();
+    let pool = store.pool().clone();
+    let _ = sqlx::query("SELECT pg_stat_statements_reset()")
+        .execute(&pool)
+        .await;
+    workload(&store, n).await;
+    let rows: Vec<(String, i64, f64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 60), calls, mean_exec_time \
+         FROM pg_stat_statements WHERE query LIKE '%{table}%' AND calls >= {n} ORDER BY calls DESC"
+    )))
+    .fetch_all(&pool)
+    .await
+    .unwrap_or_default();
+    for (query, calls, mean_ms) in rows {
+        println!(
+            "postgres cost\t{calls} calls\tmean {:.1} µs\t{query}",
+            mean_ms * 1000.0
+        );
+    }
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE {table}")))
+        .execute(&pool)
+        .await
+        .unwrap();
+}
+
 #[tokio::main]
 async fn main() {
     let n: usize = std::env::var("N")
@@ -229,4 +321,6 @@ async fn main() {
     sqlite(n).await;
     postgres(n).await;
     redis(n).await;
+    redis_cost(n).await;
+    postgres_cost(n).await;
 }
