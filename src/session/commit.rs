@@ -320,21 +320,22 @@ fn settle(state: &mut State, saved: Saved, plan: &Plan) {
                 (Origin::Stored(stored), None) => stored.created_at,
                 (_, None) => now(),
             };
-            let owner = match (plan, &state.origin) {
-                (Plan::Create { record, .. }, _) => record.owner.clone().map(Box::new),
-                (Plan::Cycle { tie: Some(tie), .. }, _) => Some(Box::new(tie.clone())),
-                (_, Origin::Stored(stored)) => stored.owner.clone(),
-                (_, _) => None,
-            };
             let tied = match plan {
                 Plan::Create { record, .. } => record.owner.as_ref(),
                 Plan::Cycle { tie, .. } => tie.as_ref(),
                 _ => None,
             };
-            // The log-in is saved, unless another task asked for a different one meanwhile.
-            if tied.is_some() && state.log_in.as_deref() == tied {
-                state.log_in = None;
-            }
+            // The session's owner now: the log-in just saved (unless another task asked for a
+            // different one meanwhile, which stays pending), else the one it had. Moved, not
+            // cloned: every save of a logged-in session passes here.
+            let owner = match tied {
+                Some(tied) if state.log_in.as_deref() == Some(tied) => state.log_in.take(),
+                Some(tied) => Some(Box::new(tied.clone())),
+                None => match &mut state.origin {
+                    Origin::Stored(stored) => stored.owner.take(),
+                    Origin::New | Origin::Destroyed(_) => None,
+                },
+            };
             state.origin = Origin::Stored(Stored {
                 id,
                 created_at,

@@ -4,7 +4,7 @@
 use axum::extract::Path;
 use axum::routing::get;
 use axum::Router;
-use sessionware::{Error, Session, SessionLayer};
+use sessionware::{Error, Flashes, Level, Session, SessionLayer};
 
 /// The session's counter (`0` without one).
 pub async fn read(session: Session) -> Result<String, Error> {
@@ -72,6 +72,28 @@ pub fn routes() -> Router {
         .route(
             "/destroy",
             get(|s: Session| async move { s.destroy().await }),
+        )
+}
+
+/// `/flash/{text}` (adds an info message) and `/show` (takes the messages: `level:text`, comma
+/// separated, in order).
+pub fn flash_routes() -> Router {
+    Router::new()
+        .route(
+            "/flash/{text}",
+            get(|s: Session, Path(text): Path<String>| async move {
+                s.flash(Level::Info, text).await
+            }),
+        )
+        .route(
+            "/show",
+            get(|Flashes(messages): Flashes| async move {
+                let shown: Vec<String> = messages
+                    .iter()
+                    .map(|m| format!("{}:{}", m.level.as_str(), m.text))
+                    .collect();
+                shown.join(",")
+            }),
         )
 }
 

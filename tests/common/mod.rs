@@ -14,7 +14,7 @@ pub mod env;
 pub mod logs;
 pub mod request;
 
-pub use app::{app, read, routes, write};
+pub use app::{app, flash_routes, read, routes, write};
 pub use env::{env_url, env_var};
 pub use logs::{capture_logs, Captured};
 pub use request::{send, send_ok, send_request, send_within, Reply};

@@ -6,25 +6,12 @@ use axum::extract::Path;
 use axum::routing::get;
 use axum::Router;
 use sessionware::store::SessionStore;
-use sessionware::{Error, Flashes, Level, Session, SessionLayer};
+use sessionware::{Error, Session, SessionLayer};
 
 use crate::common::{send, send_ok};
 
 fn app(store: impl SessionStore) -> Router {
-    Router::new()
-        .route(
-            "/flash/{text}",
-            get(|s: Session, Path(text): Path<String>| async move {
-                s.flash(Level::Info, text).await
-            }),
-        )
-        .route(
-            "/show",
-            get(|Flashes(messages): Flashes| async move {
-                let texts: Vec<String> = messages.into_iter().map(|m| m.text).collect();
-                texts.join(",")
-            }),
-        )
+    crate::common::flash_routes()
         .route(
             "/token",
             get(|s: Session| async move { s.csrf_token().await }),
@@ -58,7 +45,7 @@ pub async fn flash_is_taken_once(store: impl SessionStore) {
             .flat_map(|body| body.split(',').map(str::to_owned).collect::<Vec<_>>())
             .collect();
         shown.sort();
-        assert_eq!(shown, ["a", "b", "c"]);
+        assert_eq!(shown, ["info:a", "info:b", "info:c"]);
         assert_eq!(send_ok(&app, "/show", Some(&cookie)).await.body, "");
     }
 }

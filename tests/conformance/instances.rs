@@ -97,87 +97,83 @@ async fn memory_principals_shared_between_instances() {
     principals_shared_between_instances(store.clone(), store.clone(), store).await;
 }
 
+/// A new client of the test PostgreSQL: one app instance (or one after a restart).
+#[cfg(feature = "postgres")]
+async fn postgres_instance() -> sessionware::PostgresStore {
+    let url = crate::common::env_url("DATABASE_URL");
+    let store = sessionware::PostgresStore::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
+/// A new client of the test Redis (standalone).
+#[cfg(feature = "redis")]
+async fn redis_instance() -> sessionware::RedisStore {
+    let url = crate::common::env_url("REDIS_URL");
+    sessionware::RedisStore::connect(&url)
+        .await
+        .unwrap()
+        .with_key_prefix("sessionware-test-instances:")
+}
+
+/// A new client of the test Redis Cluster.
+#[cfg(feature = "redis")]
+async fn redis_cluster_instance() -> sessionware::RedisStore {
+    let urls = crate::common::env_url("REDIS_CLUSTER_URLS");
+    let store = sessionware::RedisStore::connect_cluster(urls.split(','))
+        .await
+        .unwrap()
+        .with_key_prefix("sessionware-test-instances:");
+    assert!(store.is_cluster());
+    store
+}
+
 #[cfg(feature = "sqlite")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_principals_shared_between_instances() {
-    let connect = || crate::stores::sqlite();
+    let connect = crate::stores::sqlite;
     principals_shared_between_instances(connect().await, connect().await, connect().await).await;
 }
 
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_principals_shared_between_instances() {
-    let url = crate::common::env_url("DATABASE_URL");
-    let connect = || async {
-        let store = sessionware::PostgresStore::connect(&url).await.unwrap();
-        store.migrate().await.unwrap();
-        store
-    };
+    let connect = postgres_instance;
     principals_shared_between_instances(connect().await, connect().await, connect().await).await;
 }
 
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_principals_shared_between_instances() {
-    let url = crate::common::env_url("REDIS_URL");
-    let connect = || async {
-        sessionware::RedisStore::connect(&url)
-            .await
-            .unwrap()
-            .with_key_prefix("sessionware-test-instances:")
-    };
+    let connect = redis_instance;
     principals_shared_between_instances(connect().await, connect().await, connect().await).await;
 }
 
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_cluster_principals_shared_between_instances() {
-    let urls = crate::common::env_url("REDIS_CLUSTER_URLS");
-    let connect = || async {
-        sessionware::RedisStore::connect_cluster(urls.split(','))
-            .await
-            .unwrap()
-            .with_key_prefix("sessionware-test-instances:")
-    };
+    let connect = redis_cluster_instance;
     principals_shared_between_instances(connect().await, connect().await, connect().await).await;
 }
 
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_two_instances() {
-    let url = crate::common::env_url("DATABASE_URL");
-    let connect = || async {
-        let store = sessionware::PostgresStore::connect(&url).await.unwrap();
-        store.migrate().await.unwrap();
-        store
-    };
-    shared_between_instances(connect().await, connect().await).await;
+    shared_between_instances(postgres_instance().await, postgres_instance().await).await;
 }
 
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_two_instances() {
-    let url = crate::common::env_url("REDIS_URL");
-    let connect = || async {
-        sessionware::RedisStore::connect(&url)
-            .await
-            .unwrap()
-            .with_key_prefix("sessionware-test-instances:")
-    };
-    shared_between_instances(connect().await, connect().await).await;
+    shared_between_instances(redis_instance().await, redis_instance().await).await;
 }
 
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_cluster_two_instances() {
-    let urls = crate::common::env_url("REDIS_CLUSTER_URLS");
-    let connect = || async {
-        sessionware::RedisStore::connect_cluster(urls.split(','))
-            .await
-            .unwrap()
-            .with_key_prefix("sessionware-test-instances:")
-    };
-    let (one, two) = (connect().await, connect().await);
-    assert!(one.is_cluster());
+    let (one, two) = (
+        redis_cluster_instance().await,
+        redis_cluster_instance().await,
+    );
     shared_between_instances(one, two).await;
 }
