@@ -8,6 +8,7 @@ use http::{HeaderName, HeaderValue};
 use crate::config::{Config, ErrorHandler, Protection};
 use crate::expiry::{Deadlines, Expiry};
 use crate::stats::SessionStats;
+use crate::store::SessionStore;
 
 /// The immutable settings every request of one applied layer shares.
 pub(crate) struct Settings {
@@ -25,6 +26,8 @@ pub(crate) struct Settings {
     pub(crate) error_handler: Option<ErrorHandler>,
     /// The layer's counters.
     pub(crate) stats: Arc<SessionStats>,
+    /// The layer's store. Here, so that a request's session holds one `Arc` for all it needs.
+    pub(crate) store: Arc<dyn SessionStore>,
     /// What the `cookie` crate writes after `name=value` in `Set-Cookie`: formatted once.
     pub(crate) cookie_attributes: String,
     /// The `Set-Cookie` value that makes the browser forget the id; `None` if the name, path or
@@ -33,8 +36,13 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
-    /// The settings of a layer with this (validated) configuration and these counters.
-    pub(crate) fn new(config: &Config, stats: Arc<SessionStats>) -> Self {
+    /// The settings of a layer with this (validated) configuration, these counters and this
+    /// store.
+    pub(crate) fn new(
+        config: &Config,
+        stats: Arc<SessionStats>,
+        store: Arc<dyn SessionStore>,
+    ) -> Self {
         Self {
             cookie_name: config.cookie_name.clone(),
             protection: config.protection.clone(),
@@ -46,6 +54,7 @@ impl Settings {
             max_per_principal: config.max_per_principal,
             error_handler: config.error_handler.clone(),
             stats,
+            store,
             cookie_attributes: attributes(config),
             removal_cookie: removal(config),
         }
@@ -133,7 +142,11 @@ mod tests {
             },
         ];
         for config in configs {
-            let settings = Settings::new(&config, Arc::default());
+            let settings = Settings::new(
+                &config,
+                Arc::default(),
+                Arc::new(crate::MemoryStore::default()),
+            );
             for max_age in [None, Some(0), Some(86_400), Some(-5)] {
                 let mut expected = base(&config, "v4lue".to_owned());
                 if let Some(seconds) = max_age {

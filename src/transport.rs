@@ -230,7 +230,11 @@ mod tests {
             previous_keys,
             ..Config::default()
         };
-        Settings::new(&config, Arc::default())
+        Settings::new(
+            &config,
+            Arc::default(),
+            Arc::new(crate::MemoryStore::default()),
+        )
     }
 
     #[test]

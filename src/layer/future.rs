@@ -2,7 +2,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use axum_core::body::Body;
@@ -33,7 +32,6 @@ pin_project! {
             #[pin]
             future: F,
             session: Option<Session>,
-            settings: Arc<Settings>,
         },
         Saving {
             future: Saving,
@@ -42,12 +40,11 @@ pin_project! {
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(future: F, session: Session, settings: Arc<Settings>) -> Self {
+    pub(crate) fn new(future: F, session: Session) -> Self {
         Self {
             state: State::Handler {
                 future,
                 session: Some(session),
-                settings,
             },
         }
     }
@@ -70,11 +67,7 @@ where
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         loop {
             match self.as_mut().project().state.project() {
-                StateProj::Handler {
-                    future,
-                    session,
-                    settings,
-                } => {
+                StateProj::Handler { future, session } => {
                     let mut response = ready!(future.poll(cx))?.map(Body::new);
                     let Some(session) = session.take() else {
                         return Poll::Ready(Ok(response));
@@ -89,11 +82,11 @@ where
                     // built from the session still varies with the cookie that named it.
                     if plan == Some(Plan::Nothing) && !session.owes_cookie() {
                         if session.was_loaded() {
-                            vary_on_id(response.headers_mut(), settings);
+                            vary_on_id(response.headers_mut(), session.settings());
                         }
                         return Poll::Ready(Ok(response));
                     }
-                    let saving = Box::pin(save(session, plan, failed, settings.clone(), response));
+                    let saving = Box::pin(save(session, plan, failed, response));
                     self.as_mut()
                         .project()
                         .state
@@ -110,10 +103,10 @@ async fn save(
     session: Session,
     plan: Option<Plan>,
     failed: bool,
-    settings: Arc<Settings>,
     mut response: Response<Body>,
 ) -> Response<Body> {
-    let action = match session.commit(plan, failed).await {
+    let settings = session.settings();
+    let action = match session.commit(plan.as_ref(), failed).await {
         Ok(action) => action,
         Err(error) => {
             tracing::error!(%error, "saving the session failed; the response is replaced");
@@ -125,13 +118,13 @@ async fn save(
     };
     let (cookie, header_value) = match action {
         CookieAction::Keep => {
-            vary_on_id(response.headers_mut(), &settings);
+            vary_on_id(response.headers_mut(), settings);
             return response;
         }
         CookieAction::Set { id, max_age } => {
-            let value = encode(&settings, &id);
+            let value = encode(settings, &id);
             let header_value = HeaderValue::from_str(&value).ok();
-            (set_cookie(&settings, value, max_age), header_value)
+            (set_cookie(settings, value, max_age), header_value)
         }
         CookieAction::Remove => (
             settings.removal_cookie.clone(),
@@ -145,7 +138,7 @@ async fn save(
     if let (Some(name), Some(value)) = (&settings.header, header_value) {
         headers.insert(name.clone(), value);
     }
-    keep_out_of_shared_caches(headers, &settings);
+    keep_out_of_shared_caches(headers, settings);
     response
 }
 

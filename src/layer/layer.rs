@@ -28,15 +28,19 @@ use crate::validate::{validate, ConfigError};
 /// settings are fixed when it is applied to a router.
 #[derive(Clone, Debug)]
 pub struct SessionLayer {
-    store: Arc<dyn SessionStore>,
-    /// Behind an `Arc`, so cloning the layer (axum clones it for every route, and in some
-    /// setups for every request) allocates nothing; builder calls copy it on write.
-    config: Arc<Config>,
-    stats: Arc<SessionStats>,
+    /// Behind one `Arc`, so cloning the layer (axum clones it for every route, and in some
+    /// setups for every request) is one counter increment; builder calls copy it on write.
+    built: Arc<Built>,
+}
+
+/// A layer's configuration and what it makes.
+#[derive(Clone, Debug)]
+struct Built {
+    config: Config,
     /// What `config` makes, computed by every builder call (at start-up), so that applying
-    /// the layer costs two `Arc` clones: axum applies a router's layers again for every
-    /// request to a handler that was not turned into a service first (a `Router<()>` called
-    /// directly, as in tests).
+    /// the layer costs one `Arc` clone: axum applies a router's layers again for every request
+    /// to a handler that was not turned into a service first (a `Router<()>` called directly,
+    /// as in tests). It holds the store and the counters, which clones share.
     settings: Arc<Settings>,
     /// `config`'s verdict, checked by the same builder calls.
     valid: Result<(), ConfigError>,
@@ -48,25 +52,28 @@ impl SessionLayer {
     /// ([`Expiry::OnSessionEnd`]) with a 24-hour server-side idle timeout, and a 7-day absolute
     /// timeout.
     pub fn new(store: impl SessionStore) -> Self {
-        let config = Arc::new(Config::default());
-        let stats = Arc::default();
+        let config = Config::default();
+        let settings = Settings::new(&config, Arc::default(), Arc::new(store));
         Self {
-            store: Arc::new(store),
-            settings: Arc::new(Settings::new(&config, Arc::clone(&stats))),
-            valid: validate(&config),
-            config,
-            stats,
+            built: Arc::new(Built {
+                valid: validate(&config),
+                settings: Arc::new(settings),
+                config,
+            }),
         }
     }
 
     fn config(&mut self) -> &mut Config {
-        Arc::make_mut(&mut self.config)
+        &mut Arc::make_mut(&mut self.built).config
     }
 
     /// The layer with its settings made again from its (changed) configuration.
     fn settled(mut self) -> Self {
-        self.valid = validate(&self.config);
-        self.settings = Arc::new(Settings::new(&self.config, Arc::clone(&self.stats)));
+        let built = Arc::make_mut(&mut self.built);
+        built.valid = validate(&built.config);
+        let stats = Arc::clone(&built.settings.stats);
+        let store = Arc::clone(&built.settings.store);
+        built.settings = Arc::new(Settings::new(&built.config, stats, store));
         self
     }
 
@@ -217,7 +224,7 @@ impl SessionLayer {
     /// revoke one, revoke them all (after a password reset, from a background job that has no
     /// session of the user). See [`Sessions`].
     pub fn sessions(&self) -> Sessions {
-        Sessions::new(self.store.clone())
+        Sessions::new(self.built.settings.store.clone())
     }
 
     /// Seeds and reads sessions of this layer in tests (feature `test-kit`). See
@@ -225,13 +232,16 @@ impl SessionLayer {
     #[cfg(feature = "test-kit")]
     #[cfg_attr(docsrs, doc(cfg(feature = "test-kit")))]
     pub fn test_sessions(&self) -> crate::test_kit::TestSessions {
-        crate::test_kit::TestSessions::new(self.store.clone(), Arc::clone(&self.settings))
+        crate::test_kit::TestSessions::new(
+            self.built.settings.store.clone(),
+            Arc::clone(&self.built.settings),
+        )
     }
 
     /// Counts of refused and unknown session ids since this layer was built, for alerting on
     /// id guessing. See [`SessionStats`].
     pub fn stats(&self) -> Arc<SessionStats> {
-        self.stats.clone()
+        self.built.settings.stats.clone()
     }
 
     /// Checks the configuration: what [`Layer::layer`] checks before it panics.
@@ -254,7 +264,7 @@ impl SessionLayer {
     /// assert_eq!(insecure.validate(), Err(ConfigError::SameSiteNone));
     /// ```
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.valid.clone()
+        self.built.valid.clone()
     }
 
     /// Replaces the response sent when saving the session fails (by default a `500` with the
@@ -281,7 +291,7 @@ impl<S> Layer<S> for SessionLayer {
         if let Err(error) = self.validate() {
             panic!("Invalid session configuration: {error}");
         }
-        SessionService::new(inner, self.store.clone(), Arc::clone(&self.settings))
+        SessionService::new(inner, Arc::clone(&self.built.settings))
     }
 }
 
@@ -295,12 +305,26 @@ mod tests {
     #[test]
     fn builder_calls_on_a_clone_leave_the_original_alone() {
         let layer = SessionLayer::new(MemoryStore::default());
-        let applied = Settings::new(&layer.config, layer.stats.clone());
+        let applied = Arc::clone(&layer.built.settings);
         let changed = layer.clone().with_http_only(false);
-        let after = Settings::new(&changed.config, changed.stats.clone());
         assert!(applied.cookie_attributes.contains("HttpOnly"));
-        assert!(!after.cookie_attributes.contains("HttpOnly"));
-        let again = Settings::new(&layer.config, layer.stats.clone());
-        assert_eq!(again.cookie_attributes, applied.cookie_attributes);
+        assert!(!changed
+            .built
+            .settings
+            .cookie_attributes
+            .contains("HttpOnly"));
+        assert_eq!(
+            layer.built.settings.cookie_attributes,
+            applied.cookie_attributes
+        );
+        // Clones share the counters and the store.
+        assert!(Arc::ptr_eq(
+            &layer.built.settings.stats,
+            &changed.built.settings.stats
+        ));
+        assert!(Arc::ptr_eq(
+            &layer.built.settings.store,
+            &changed.built.settings.store
+        ));
     }
 }

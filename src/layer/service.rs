@@ -12,7 +12,6 @@ use super::ResponseFuture;
 use crate::error::BoxError;
 use crate::session::Session;
 use crate::settings::Settings;
-use crate::store::SessionStore;
 use crate::transport::Incoming;
 
 /// The middleware [`SessionLayer`](crate::SessionLayer) adds. See the
@@ -20,17 +19,12 @@ use crate::transport::Incoming;
 #[derive(Clone, Debug)]
 pub struct SessionService<S> {
     inner: S,
-    store: Arc<dyn SessionStore>,
     settings: Arc<Settings>,
 }
 
 impl<S> SessionService<S> {
-    pub(crate) fn new(inner: S, store: Arc<dyn SessionStore>, settings: Arc<Settings>) -> Self {
-        Self {
-            inner,
-            store,
-            settings,
-        }
+    pub(crate) fn new(inner: S, settings: Arc<Settings>) -> Self {
+        Self { inner, settings }
     }
 }
 
@@ -52,8 +46,8 @@ where
         // Only the raw header values are kept here; parsing, verification and the store load
         // wait until a handler actually uses the session.
         let incoming = Incoming::capture(req.headers(), &self.settings);
-        let session = Session::new(self.store.clone(), self.settings.clone(), incoming);
+        let session = Session::new(Arc::clone(&self.settings), incoming);
         req.extensions_mut().insert(session.clone());
-        ResponseFuture::new(self.inner.call(req), session, self.settings.clone())
+        ResponseFuture::new(self.inner.call(req), session)
     }
 }

@@ -2,15 +2,19 @@
 //! call and what the response tells the client), at the end of the request or earlier with
 //! [`Session::save`].
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
-use super::plan::{max_age, plan, Plan, Rules};
+use super::plan::{max_age, plan, Plan, Rules, Write};
 use super::state::{Origin, State, Stored};
 use super::Session;
 use crate::error::{Error, StoreError};
 use crate::expiry::now;
 use crate::id::SessionId;
-use crate::store::{entry_size, Applied, ChangeSet, Created, Cycled, Rekey, Touched};
+use crate::store::{
+    entry_size, Applied, ChangeSet, Created, Cycled, Owner, Record, Rekey, Touched,
+};
 
 /// How many fresh ids to try when the store reports a collision. With 122 random bits a single
 /// collision is already beyond unlikely; several in a row mean a broken store.
@@ -36,9 +40,35 @@ enum Saved {
         id: SessionId,
         created_at: Option<i64>,
         expires_at: i64,
+        /// The owner the save tied the session to (a log-in), if it did.
+        tied: Option<Owner>,
+        values: SavedValues,
     },
     /// The session ended (destroyed here, or by someone else meanwhile).
     Ended,
+}
+
+/// Which of the session's values a save wrote.
+enum SavedValues {
+    /// None (a touch).
+    None,
+    /// All of them: the session was created.
+    All,
+    /// These changes: a `clear` (if `clear`) and these keys.
+    Changes {
+        clear: bool,
+        updates: Vec<(String, Option<Value>)>,
+    },
+}
+
+/// Whether carrying out a plan may move the values it writes out of the state instead of
+/// cloning them.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// This is the last handle of the session: nothing can look at its state after the save.
+    Last,
+    /// Other handles may read the state while the save runs, and after it.
+    Shared,
 }
 
 impl Session {
@@ -91,17 +121,23 @@ impl Session {
     /// session would outgrow the size cap.
     pub(crate) async fn commit(
         &self,
-        plan: Option<Plan>,
+        plan: Option<&Plan>,
         failed: bool,
     ) -> Result<CookieAction, Error> {
-        let plan = match plan {
-            Some(plan) => plan,
-            None => {
-                self.load().await?;
-                self.plan_after_load()
-            }
+        // The end of the request: unless a handler kept a handle (for a WebSocket, say), the
+        // layer's is the only one, and no other can be made from it (the layer does not clone
+        // it), so the values can move into the store call rather than be copied.
+        let source = if Arc::strong_count(&self.inner) == 1 {
+            Source::Last
+        } else {
+            Source::Shared
         };
-        let action = self.carry_out(&plan).await?;
+        let action = match plan {
+            Some(plan) => self.carry_out(plan, source).await?,
+            // Rare (only `set_expiry` without a load): boxed, so the common save's future
+            // stays small.
+            None => Box::pin(self.load_and_carry_out(source)).await?,
+        };
         let mut state = self.state();
         if failed {
             state.updates.clear();
@@ -112,6 +148,12 @@ impl Session {
             (CookieAction::Keep, Some(pending)) => pending,
             (action, _) => action,
         })
+    }
+
+    async fn load_and_carry_out(&self, source: Source) -> Result<CookieAction, Error> {
+        self.load().await?;
+        let plan = self.plan_after_load();
+        self.carry_out(&plan, source).await
     }
 
     fn plan_after_load(&self) -> Plan {
@@ -127,7 +169,7 @@ impl Session {
         if self.inner.responded() && matches!(plan, Plan::Create { .. } | Plan::Cycle { .. }) {
             return Err(Error::ResponseSent);
         }
-        let action = self.carry_out(&plan).await?;
+        let action = self.carry_out(&plan, Source::Shared).await?;
         if action != CookieAction::Keep {
             self.state().pending_cookie = Some(action);
         }
@@ -153,7 +195,7 @@ impl Session {
             resend: max_age.is_some(),
             max_age,
         };
-        let action = self.carry_out(&plan).await?;
+        let action = self.carry_out(&plan, Source::Shared).await?;
         if action != CookieAction::Keep && !self.inner.responded() {
             self.state().pending_cookie = Some(action);
         }
@@ -161,15 +203,14 @@ impl Session {
     }
 
     /// Carries out `plan` and brings the state up to date with what is stored now.
-    async fn carry_out(&self, plan: &Plan) -> Result<CookieAction, Error> {
-        let (action, saved) = self.execute(plan).await?;
-        let mut state = self.state();
-        settle(&mut state, saved, plan);
+    async fn carry_out(&self, plan: &Plan, source: Source) -> Result<CookieAction, Error> {
+        let (action, saved) = self.execute(plan, source).await?;
+        settle(&mut self.state(), saved);
         Ok(action)
     }
 
-    async fn execute(&self, plan: &Plan) -> Result<(CookieAction, Saved), Error> {
-        let store = &self.inner.store;
+    async fn execute(&self, plan: &Plan, source: Source) -> Result<(CookieAction, Saved), Error> {
+        let store = &self.inner.settings.store;
         Ok(match *plan {
             Plan::Nothing => (CookieAction::Keep, Saved::Unchanged),
             Plan::ResendCookie { ref id, max_age } => (
@@ -185,89 +226,182 @@ impl Session {
             }
             Plan::Create {
                 ref replacing,
-                ref record,
+                created_at,
+                expires_at,
                 max_age,
             } => {
-                if let Some(old) = replacing {
-                    store.delete(&old.store_key()).await?;
-                }
-                for _ in 0..ID_ATTEMPTS {
-                    let id = SessionId::generate();
-                    match store.create(&id.store_key(), record).await? {
-                        Created::Done => {
-                            if let Some(owner) = &record.owner {
-                                self.cap_sessions(&owner.principal, &id.store_key()).await?;
-                            }
-                            let saved = Saved::Stored {
-                                id: id.clone(),
-                                created_at: Some(record.created_at),
-                                expires_at: record.expires_at,
-                            };
-                            return Ok((CookieAction::Set { id, max_age }, saved));
-                        }
-                        Created::Collision => continue,
-                    }
-                }
-                return Err(no_free_id());
+                let times = (created_at, expires_at);
+                return Box::pin(self.create(replacing.as_ref(), times, max_age, source)).await;
             }
             Plan::Apply {
                 ref id,
-                ref changes,
+                write,
                 resend,
                 max_age,
-            } => match store.apply(&id.store_key(), changes).await? {
-                Applied::Done => still_stored(id, changes.expires_at, resend, max_age),
-                Applied::Missing => (vanished(id), Saved::Ended),
-                Applied::TooLarge { size } => return Err(too_large(changes, size)),
-                // A plan's change set has no preconditions, so no store can refuse it for one.
-                Applied::Conflict => return Err(broken_store("apply")),
-            },
+            } => {
+                let changes = pending_changes(&mut self.state(), write, source);
+                match store.apply(&id.store_key(), &changes).await? {
+                    Applied::Done => {
+                        let expires_at = changes.expires_at;
+                        still_stored(id, expires_at, saved_values(changes), resend, max_age)
+                    }
+                    Applied::Missing => (vanished(id), Saved::Ended),
+                    Applied::TooLarge { size } => return Err(too_large(&changes, size)),
+                    // A plan's change set has no preconditions, so no store can refuse it for one.
+                    Applied::Conflict => return Err(broken_store("apply")),
+                }
+            }
+            // Rare (a log-in or `cycle_id`): boxed, so that the common saves' futures stay small.
             Plan::Cycle {
                 ref id,
-                ref changes,
+                write,
                 max_age,
-                ref tie,
                 ref was,
-            } => {
-                let old = id.store_key();
-                for _ in 0..ID_ATTEMPTS {
-                    let new = SessionId::generate();
-                    let keys = Rekey {
-                        old: &old,
-                        new: &new.store_key(),
-                        tie: tie.as_ref(),
-                        was: was.as_deref(),
-                    };
-                    match store.cycle(keys, changes).await? {
-                        Cycled::Done => {
-                            if let Some(owner) = tie {
-                                self.cap_sessions(&owner.principal, keys.new).await?;
-                            }
-                            let saved = Saved::Stored {
-                                id: new.clone(),
-                                created_at: None,
-                                expires_at: changes.expires_at,
-                            };
-                            return Ok((CookieAction::Set { id: new, max_age }, saved));
-                        }
-                        Cycled::Missing => return Ok((vanished(id), Saved::Ended)),
-                        Cycled::Collision => continue,
-                        Cycled::TooLarge { size } => return Err(too_large(changes, size)),
-                        Cycled::Conflict => return Err(broken_store("cycle")),
-                    }
-                }
-                return Err(no_free_id());
-            }
+            } => return Box::pin(self.cycle(id, write, max_age, was.as_deref(), source)).await,
             Plan::Touch {
                 ref id,
                 expires_at,
                 resend,
                 max_age,
             } => match store.touch(&id.store_key(), expires_at).await? {
-                Touched::Done => still_stored(id, expires_at, resend, max_age),
+                Touched::Done => still_stored(id, expires_at, SavedValues::None, resend, max_age),
                 Touched::Missing => (vanished(id), Saved::Ended),
             },
         })
+    }
+
+    /// Saves the session's values as a new session under a fresh id (deleting the one it
+    /// replaces first).
+    async fn create(
+        &self,
+        replacing: Option<&SessionId>,
+        (created_at, expires_at): (i64, i64),
+        max_age: Option<i64>,
+        source: Source,
+    ) -> Result<(CookieAction, Saved), Error> {
+        let store = &self.inner.settings.store;
+        let record = new_record(&mut self.state(), created_at, expires_at, source);
+        if let Some(old) = replacing {
+            store.delete(&old.store_key()).await?;
+        }
+        for _ in 0..ID_ATTEMPTS {
+            let id = SessionId::generate();
+            match store.create(&id.store_key(), &record).await? {
+                Created::Done => {
+                    if let Some(owner) = &record.owner {
+                        Box::pin(self.cap_sessions(&owner.principal, &id.store_key())).await?;
+                    }
+                    let saved = Saved::Stored {
+                        id: id.clone(),
+                        created_at: Some(record.created_at),
+                        expires_at: record.expires_at,
+                        tied: record.owner,
+                        values: SavedValues::All,
+                    };
+                    return Ok((CookieAction::Set { id, max_age }, saved));
+                }
+                Created::Collision => continue,
+            }
+        }
+        Err(no_free_id())
+    }
+
+    /// Moves the stored session to a fresh id with the pending changes (and log-in).
+    async fn cycle(
+        &self,
+        id: &SessionId,
+        write: Write,
+        max_age: Option<i64>,
+        was: Option<&str>,
+        source: Source,
+    ) -> Result<(CookieAction, Saved), Error> {
+        let store = &self.inner.settings.store;
+        let (changes, tie) = {
+            let mut state = self.state();
+            let tie = match source {
+                Source::Last => state.log_in.take().map(|owner| *owner),
+                Source::Shared => state.log_in.as_deref().cloned(),
+            };
+            (pending_changes(&mut state, write, source), tie)
+        };
+        let old = id.store_key();
+        for _ in 0..ID_ATTEMPTS {
+            let new = SessionId::generate();
+            let keys = Rekey {
+                old: &old,
+                new: &new.store_key(),
+                tie: tie.as_ref(),
+                was,
+            };
+            match store.cycle(keys, &changes).await? {
+                Cycled::Done => {
+                    if let Some(owner) = &tie {
+                        Box::pin(self.cap_sessions(&owner.principal, keys.new)).await?;
+                    }
+                    let saved = Saved::Stored {
+                        id: new.clone(),
+                        created_at: None,
+                        expires_at: changes.expires_at,
+                        tied: tie,
+                        values: saved_values(changes),
+                    };
+                    return Ok((CookieAction::Set { id: new, max_age }, saved));
+                }
+                Cycled::Missing => return Ok((vanished(id), Saved::Ended)),
+                Cycled::Collision => continue,
+                Cycled::TooLarge { size } => return Err(too_large(&changes, size)),
+                Cycled::Conflict => return Err(broken_store("cycle")),
+            }
+        }
+        Err(no_free_id())
+    }
+}
+
+/// The new session's record: the values the handler left, its expiry settings and its pending
+/// log-in; moved out of `state` when it is the last handle's.
+fn new_record(state: &mut State, created_at: i64, expires_at: i64, source: Source) -> Record {
+    let (data, owner) = match source {
+        Source::Last => (
+            std::mem::take(&mut state.data),
+            state.log_in.take().map(|owner| *owner),
+        ),
+        Source::Shared => (state.data.clone(), state.log_in.as_deref().cloned()),
+    };
+    Record {
+        data,
+        created_at,
+        expires_at,
+        expiry: state.settings,
+        owner,
+    }
+}
+
+/// The change set for the pending changes; moved out of `state` when it is the last handle's.
+/// Changes another handle makes while the save runs stay pending either way.
+fn pending_changes(state: &mut State, write: Write, source: Source) -> ChangeSet {
+    let updates = match source {
+        Source::Last => std::mem::take(&mut state.updates).into_iter().collect(),
+        Source::Shared => state
+            .updates
+            .iter()
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect(),
+    };
+    ChangeSet {
+        clear: state.clear,
+        updates,
+        expires_at: write.expires_at,
+        expiry: write.expiry,
+        max_size: write.max_size,
+        expect: Vec::new(),
+    }
+}
+
+/// What settling needs of a saved change set.
+fn saved_values(changes: ChangeSet) -> SavedValues {
+    SavedValues::Changes {
+        clear: changes.clear,
+        updates: changes.updates,
     }
 }
 
@@ -276,6 +410,7 @@ impl Session {
 fn still_stored(
     id: &SessionId,
     expires_at: i64,
+    values: SavedValues,
     resend: bool,
     max_age: Option<i64>,
 ) -> (CookieAction, Saved) {
@@ -291,6 +426,8 @@ fn still_stored(
         id: id.clone(),
         created_at: None,
         expires_at,
+        tied: None,
+        values,
     };
     (action, saved)
 }
@@ -298,8 +435,8 @@ fn still_stored(
 /// Brings `state` up to date after a save: it now works on the stored session (under its new
 /// id after a create or cycle), and the changes that were saved are no longer pending. Changes
 /// made while the save ran (from another task holding the session) stay pending.
-fn settle(state: &mut State, saved: Saved, plan: &Plan) {
-    match saved {
+fn settle(state: &mut State, saved: Saved) {
+    let (id, created_at, expires_at, tied, values) = match saved {
         Saved::Unchanged => {
             if let Origin::Stored(stored) = &mut state.origin {
                 stored.reissue = false;
@@ -314,54 +451,51 @@ fn settle(state: &mut State, saved: Saved, plan: &Plan) {
             id,
             created_at,
             expires_at,
-        } => {
-            let created_at = match (&state.origin, created_at) {
-                (_, Some(created_at)) => created_at,
-                (Origin::Stored(stored), None) => stored.created_at,
-                (_, None) => now(),
-            };
-            let tied = match plan {
-                Plan::Create { record, .. } => record.owner.as_ref(),
-                Plan::Cycle { tie, .. } => tie.as_ref(),
-                _ => None,
-            };
-            // The session's owner now: the log-in just saved (unless another task asked for a
-            // different one meanwhile, which stays pending), else the one it had. Moved, not
-            // cloned: every save of a logged-in session passes here.
-            let owner = match tied {
-                Some(tied) if state.log_in.as_deref() == Some(tied) => state.log_in.take(),
-                Some(tied) => Some(Box::new(tied.clone())),
-                None => match &mut state.origin {
-                    Origin::Stored(stored) => stored.owner.take(),
-                    Origin::New | Origin::Destroyed(_) => None,
-                },
-            };
-            state.origin = Origin::Stored(Stored {
-                id,
-                created_at,
-                expires_at,
-                reissue: false,
-                cycle: false,
-                owner,
-            });
-        }
-    }
-    match plan {
+            tied,
+            values,
+        } => (id, created_at, expires_at, tied, values),
+    };
+    let created_at = match (&state.origin, created_at) {
+        (_, Some(created_at)) => created_at,
+        (Origin::Stored(stored), None) => stored.created_at,
+        (_, None) => now(),
+    };
+    // The session's owner now: the log-in just saved (unless another task asked for a
+    // different one meanwhile, which stays pending), else the one it had.
+    let owner = match tied {
+        Some(tied) if state.log_in.as_deref() == Some(&tied) => state.log_in.take(),
+        Some(tied) => Some(Box::new(tied)),
+        None => match &mut state.origin {
+            Origin::Stored(stored) => stored.owner.take(),
+            Origin::New | Origin::Destroyed(_) => None,
+        },
+    };
+    state.origin = Origin::Stored(Stored {
+        id,
+        created_at,
+        expires_at,
+        reissue: false,
+        cycle: false,
+        owner,
+    });
+    match values {
         // A new session holds all the data the handler had.
-        Plan::Create { .. } => {
+        SavedValues::All => {
             state.updates.clear();
             state.clear = false;
         }
-        Plan::Apply { changes, .. } | Plan::Cycle { changes, .. } => {
-            let saved = |key: &String, value: &Option<Value>| {
-                changes.updates.iter().any(|(k, v)| k == key && v == value)
-            };
-            state.updates.retain(|key, value| !saved(key, value));
-            if changes.clear {
+        SavedValues::Changes { clear, updates } => {
+            if !state.updates.is_empty() {
+                let saved = |key: &String, value: &Option<Value>| {
+                    updates.iter().any(|(k, v)| k == key && v == value)
+                };
+                state.updates.retain(|key, value| !saved(key, value));
+            }
+            if clear {
                 state.clear = false;
             }
         }
-        Plan::Nothing | Plan::ResendCookie { .. } | Plan::Touch { .. } | Plan::Forget { .. } => {}
+        SavedValues::None => {}
     }
     state.expiry_set = false;
     state.absolute_set = false;

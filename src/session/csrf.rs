@@ -66,7 +66,7 @@ impl Session {
         let mut state = self.state();
         if state.data.remove(SECRET_KEY).is_some() {
             state.size = None;
-            state.updates.insert(SECRET_KEY.to_owned(), None);
+            state.record(SECRET_KEY, None);
         }
     }
 }

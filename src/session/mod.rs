@@ -38,7 +38,6 @@ use crate::error::{Error, StoreError};
 use crate::expiry::Expiry;
 use crate::id::SessionId;
 use crate::settings::Settings;
-use crate::store::SessionStore;
 use crate::transport::{read_id, Incoming, ReadId};
 
 /// A user's session, as a handler sees it.
@@ -68,7 +67,7 @@ pub struct Session {
 }
 
 pub(crate) struct Inner {
-    store: Arc<dyn SessionStore>,
+    /// The layer's settings, its store among them.
     settings: Arc<Settings>,
     incoming: Incoming,
     loaded: OnceCell<()>,
@@ -103,14 +102,9 @@ impl Drop for Inner {
 }
 
 impl Session {
-    pub(crate) fn new(
-        store: Arc<dyn SessionStore>,
-        settings: Arc<Settings>,
-        incoming: Incoming,
-    ) -> Self {
+    pub(crate) fn new(settings: Arc<Settings>, incoming: Incoming) -> Self {
         Self {
             inner: Arc::new(Inner {
-                store,
                 settings,
                 incoming,
                 loaded: OnceCell::new(),
@@ -118,6 +112,11 @@ impl Session {
                 responded: AtomicBool::new(false),
             }),
         }
+    }
+
+    /// The settings of the layer that made this session.
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.inner.settings
     }
 
     /// Reads the value under `key`, or `None` if there is none.
@@ -181,7 +180,7 @@ impl Session {
             let old = state.data.remove(key);
             if let Some(value) = &old {
                 state.size = size::after_remove(state.size, key, value);
-                state.updates.insert(key.to_owned(), None);
+                state.record(key, None);
             }
             old
         };
@@ -348,7 +347,7 @@ impl Session {
                     }
                 };
                 let record = match &id {
-                    Some(id) => match self.inner.store.load(&id.store_key()).await {
+                    Some(id) => match self.inner.settings.store.load(&id.store_key()).await {
                         Ok(record) => record,
                         Err(StoreError::Corrupt(detail)) => {
                             tracing::error!(session = %id.store_key().short(), detail, "stored session is corrupt; starting a fresh session");
@@ -358,28 +357,30 @@ impl Session {
                     },
                     None => None,
                 };
-                if let (Some(id), None) = (&id, &record) {
+                let Some(id) = id else {
+                    return Ok(());
+                };
+                let Some(record) = record else {
                     settings.stats.unknown(&id.store_key().short());
-                }
+                    return Ok(());
+                };
                 let mut state = self.state();
-                if let (Some(id), Some(record)) = (id, record) {
-                    state.origin = Origin::Stored(Stored {
-                        id,
-                        created_at: record.created_at,
-                        expires_at: record.expires_at,
-                        reissue,
-                        cycle: false,
-                        owner: record.owner.map(Box::new),
-                    });
-                    if !state.expiry_set {
-                        state.settings.expiry = record.expiry.expiry;
-                    }
-                    if !state.absolute_set {
-                        state.settings.absolute_timeout = record.expiry.absolute_timeout;
-                    }
-                    // Changes made before the load (only `set_expiry` can) stay on top.
-                    state.data = record.data;
+                state.origin = Origin::Stored(Stored {
+                    id,
+                    created_at: record.created_at,
+                    expires_at: record.expires_at,
+                    reissue,
+                    cycle: false,
+                    owner: record.owner.map(Box::new),
+                });
+                if !state.expiry_set {
+                    state.settings.expiry = record.expiry.expiry;
                 }
+                if !state.absolute_set {
+                    state.settings.absolute_timeout = record.expiry.absolute_timeout;
+                }
+                // Changes made before the load (only `set_expiry` can) stay on top.
+                state.data = record.data;
                 Ok(())
             })
             .await

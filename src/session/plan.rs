@@ -4,10 +4,11 @@
 use super::state::{Origin, State};
 use crate::expiry::{Deadlines, Expiry};
 use crate::id::SessionId;
-use crate::store::{ChangeSet, ExpiryChange, Owner, Record};
+use crate::store::ExpiryChange;
 
 /// What saving a session takes: at most one store write, and what the response tells the
-/// client.
+/// client. A plan names what to write; the values themselves are taken from the session's state
+/// when the plan is carried out (moved, when nothing else can look at the state any more).
 #[derive(Debug, PartialEq)]
 pub(crate) enum Plan {
     /// Nothing to write and no cookie: the handler left the session alone, or only read it
@@ -17,25 +18,27 @@ pub(crate) enum Plan {
     ResendCookie { id: SessionId, max_age: Option<i64> },
     /// Delete the destroyed session and tell the client to forget its id.
     Forget { old: SessionId },
-    /// Save a new session under a fresh id (after deleting the one it replaces).
+    /// Save the session's values (and its pending log-in) as a new session under a fresh id,
+    /// after deleting the one it replaces.
     Create {
         replacing: Option<SessionId>,
-        record: Record,
+        created_at: i64,
+        expires_at: i64,
         max_age: Option<i64>,
     },
-    /// Apply the changes to the stored session; send the cookie after if `resend`.
+    /// Apply the pending changes to the stored session; send the cookie after if `resend`.
     Apply {
         id: SessionId,
-        changes: ChangeSet,
+        write: Write,
         resend: bool,
         max_age: Option<i64>,
     },
-    /// Move the stored session to a fresh id with the changes; tie it to `tie` (a log-in).
+    /// Move the stored session to a fresh id with the pending changes, tied to the pending
+    /// log-in if there is one.
     Cycle {
         id: SessionId,
-        changes: ChangeSet,
+        write: Write,
         max_age: Option<i64>,
-        tie: Option<Owner>,
         /// The principal the session had when it was loaded.
         was: Option<String>,
     },
@@ -46,6 +49,15 @@ pub(crate) enum Plan {
         resend: bool,
         max_age: Option<i64>,
     },
+}
+
+/// What a plan's change set carries besides the pending values: the new deadline, the change of
+/// the session's own expiry settings, and the size cap.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Write {
+    pub(crate) expires_at: i64,
+    pub(crate) expiry: ExpiryChange,
+    pub(crate) max_size: Option<usize>,
 }
 
 /// The layer's rules a plan follows.
@@ -89,13 +101,9 @@ pub(crate) fn plan(state: &State, loaded: bool, failed: bool, rules: &Rules, now
             let expires_at = rules.deadlines.expires_at(expiry, absolute, now, now);
             return Plan::Create {
                 replacing,
+                created_at: now,
+                expires_at,
                 max_age: max_age(expiry, expires_at, now),
-                record: Record {
-                    owner: state.log_in.as_deref().cloned(),
-                    ..Record::new(state.data.clone(), expires_at)
-                        .with_created_at(now)
-                        .with_expiry(state.settings)
-                },
             };
         }
     };
@@ -105,13 +113,7 @@ pub(crate) fn plan(state: &State, loaded: bool, failed: bool, rules: &Rules, now
         .expires_at(expiry, absolute, stored.created_at, now);
     let max_age_next = max_age(expiry, next, now);
     if stored.cycle || data_changed || expiry_changed {
-        let changes = ChangeSet {
-            clear: state.clear,
-            updates: state
-                .updates
-                .iter()
-                .map(|(key, value)| (key.clone(), value.clone()))
-                .collect(),
+        let write = Write {
             expires_at: next,
             expiry: if expiry_changed {
                 ExpiryChange::Set(state.settings)
@@ -119,20 +121,18 @@ pub(crate) fn plan(state: &State, loaded: bool, failed: bool, rules: &Rules, now
                 ExpiryChange::Keep
             },
             max_size: rules.max_size,
-            expect: Vec::new(),
         };
         if stored.cycle {
             return Plan::Cycle {
                 id: stored.id.clone(),
-                changes,
+                write,
                 max_age: max_age_next,
-                tie: state.log_in.as_deref().cloned(),
                 was: stored.owner.as_ref().map(|owner| owner.principal.clone()),
             };
         }
         return Plan::Apply {
             id: stored.id.clone(),
-            changes,
+            write,
             resend: expiry_changed || stored.reissue || max_age_next.is_some(),
             max_age: max_age_next,
         };
@@ -245,7 +245,7 @@ mod tests {
                 true,
                 false,
                 &end,
-                |p, _| matches!(p, Plan::Create { replacing: None, max_age: None, record } if record.created_at == NOW && record.data.len() == 1),
+                |p, _| matches!(p, Plan::Create { replacing: None, max_age: None, created_at: NOW, expires_at } if *expires_at == NOW + IDLE.as_millis() as i64),
             ),
             (
                 "new session with data, idle expiry: Max-Age",
@@ -285,7 +285,7 @@ mod tests {
                 true,
                 false,
                 &end,
-                |p, id| matches!(p, Plan::Apply { id: got, changes, resend: false, .. } if got == id && changes.updates.len() == 1 && changes.max_size == Some(1000) && changes.expiry == ExpiryChange::Keep),
+                |p, id| matches!(p, Plan::Apply { id: got, write, resend: false, .. } if got == id && write.max_size == Some(1000) && write.expiry == ExpiryChange::Keep),
             ),
             (
                 "stored, cleared",
@@ -293,7 +293,7 @@ mod tests {
                 true,
                 false,
                 &end,
-                |p, _| matches!(p, Plan::Apply { changes, .. } if changes.clear),
+                |p, _| matches!(p, Plan::Apply { .. }),
             ),
             (
                 "stored, own expiry set",
@@ -304,7 +304,7 @@ mod tests {
                 true,
                 false,
                 &end,
-                |p, _| matches!(p, Plan::Apply { resend: true, max_age: Some(100), changes, .. } if matches!(changes.expiry, ExpiryChange::Set(_))),
+                |p, _| matches!(p, Plan::Apply { resend: true, max_age: Some(100), write, .. } if matches!(write.expiry, ExpiryChange::Set(_))),
             ),
             (
                 "stored, cycled",

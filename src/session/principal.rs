@@ -102,7 +102,7 @@ impl Session {
         let Some((principal, own)) = self.principal_and_key().await? else {
             return Ok(Vec::new());
         };
-        let listed = self.inner.store.list(&principal).await?;
+        let listed = self.inner.settings.store.list(&principal).await?;
         Ok(SessionInfo::from_listed(listed, own.as_ref()))
     }
 
@@ -117,9 +117,9 @@ impl Session {
             return Ok(0);
         };
         let mut revoked = 0;
-        for session in self.inner.store.list(&principal).await? {
+        for session in self.inner.settings.store.list(&principal).await? {
             if Some(session.key) != own {
-                self.inner.store.delete(&session.key).await?;
+                self.inner.settings.store.delete(&session.key).await?;
                 revoked += 1;
             }
         }
@@ -141,13 +141,17 @@ impl Session {
         let Some(cap) = self.inner.settings.max_per_principal else {
             return Ok(());
         };
-        let listed = self.inner.store.list(principal).await?;
+        let listed = self.inner.settings.store.list(principal).await?;
         let mut others = SessionInfo::from_listed(listed, Some(key));
         others.retain(|info| !info.is_current());
         // The new session counts as one: keep the cap - 1 youngest others.
         let excess = (others.len() + 1).saturating_sub(cap.get());
         for info in others.iter().take(excess) {
-            self.inner.store.delete(info.handle().key()).await?;
+            self.inner
+                .settings
+                .store
+                .delete(info.handle().key())
+                .await?;
         }
         Ok(())
     }

@@ -4,19 +4,28 @@
 use serde_json::Value;
 
 use super::State;
+use crate::store::entry_size;
 pub(super) use crate::store::EMPTY_SIZE as EMPTY;
-use crate::store::{data_size, entry_size};
 
-/// The session's size if `key` is set to `value`. Computes the total once per request, then
-/// adjusts it per change.
-pub(super) fn after_insert(state: &mut State, key: &str, value: &Value) -> usize {
-    let current = match state.size {
-        Some(size) => size,
-        None => data_size(&state.data),
+/// The session's size if `key` is set to `value`. Computes the total once per request (in one
+/// pass that leaves out the entry being replaced), then adjusts it per change.
+pub(super) fn after_insert(state: &State, key: &str, value: &Value) -> usize {
+    let others = match state.size {
+        Some(size) => {
+            let old = state.data.get(key).map_or(0, |old| entry_size(key, old));
+            size.saturating_sub(old)
+        }
+        None => {
+            EMPTY
+                + state
+                    .data
+                    .iter()
+                    .filter(|(k, _)| k.as_str() != key)
+                    .map(|(k, v)| entry_size(k, v))
+                    .sum::<usize>()
+        }
     };
-    state.size = Some(current);
-    let old = state.data.get(key).map_or(0, |old| entry_size(key, old));
-    current.saturating_sub(old) + entry_size(key, value)
+    others + entry_size(key, value)
 }
 
 /// The size after `key` (holding `value`) is removed, if the size is being tracked.

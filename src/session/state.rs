@@ -21,7 +21,8 @@ pub(super) struct State {
     pub(super) absolute_set: bool,
     /// The values as the handler sees them.
     pub(super) data: Data,
-    /// Per-key changes since load: `Some` set, `None` removed.
+    /// Per-key changes since load: `Some` set, `None` removed. Kept for a stored session only:
+    /// a new one is saved whole (see [`State::record`]).
     pub(super) updates: HashMap<String, Option<Value>>,
     /// Every key was dropped before `updates`.
     pub(super) clear: bool,
@@ -81,6 +82,15 @@ impl State {
             || cycle
             || fresh_data
             || matches!(self.origin, Origin::Destroyed(_))
+    }
+
+    /// Notes that `key` was set (`Some`) or removed (`None`), for the change set that saves a
+    /// stored session. A session not stored yet is created with all its values, so nothing is
+    /// noted for it: that saves a copy of every key and value a new session gets.
+    pub(super) fn record(&mut self, key: &str, value: Option<Value>) {
+        if matches!(self.origin, Origin::Stored(_)) {
+            self.updates.insert(key.to_owned(), value);
+        }
     }
 
     /// Whether the handler changed the values.

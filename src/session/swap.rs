@@ -72,7 +72,13 @@ impl Session {
                 updates: swap.updates,
                 ..ChangeSet::default()
             };
-            match self.inner.store.apply(&id.store_key(), &changes).await? {
+            match self
+                .inner
+                .settings
+                .store
+                .apply(&id.store_key(), &changes)
+                .await?
+            {
                 Applied::Done => {
                     let mut state = self.state();
                     if let Origin::Stored(stored) = &mut state.origin {
@@ -112,7 +118,7 @@ impl Session {
         if let Some(value) = state.data.remove(key) {
             state.size = super::size::after_remove(state.size, key, &value);
         }
-        state.updates.insert(key.to_owned(), None);
+        state.record(key, None);
     }
 
     /// Reads the stored session again, keeping this request's pending changes on top of it.
@@ -120,7 +126,7 @@ impl Session {
         let Some(id) = self.state().id().cloned() else {
             return Ok(());
         };
-        let record = self.inner.store.load(&id.store_key()).await?;
+        let record = self.inner.settings.store.load(&id.store_key()).await?;
         let mut state = self.state();
         match record {
             Some(record) => {

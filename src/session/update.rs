@@ -189,7 +189,7 @@ impl Session {
     pub(super) fn set_locally(&self, key: &str, value: Value) -> Result<(), Error> {
         let mut state = self.state();
         if let Some(limit) = self.inner.settings.max_size {
-            let size = size::after_insert(&mut state, key, &value);
+            let size = size::after_insert(&state, key, &value);
             if size > limit {
                 return Err(Error::TooLarge {
                     key: key.to_owned(),
@@ -199,8 +199,12 @@ impl Session {
             }
             state.size = Some(size);
         }
-        state.data.insert(key.to_owned(), value.clone());
-        state.updates.insert(key.to_owned(), Some(value));
+        if matches!(state.origin, Origin::Stored(_)) {
+            state.data.insert(key.to_owned(), value.clone());
+            state.record(key, Some(value));
+        } else {
+            state.data.insert(key.to_owned(), value);
+        }
         Ok(())
     }
 }

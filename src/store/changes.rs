@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::size::check_after;
-use super::{data_size, Data, Record};
+use super::{Data, Record};
 use crate::expiry::ExpirySettings;
 
 /// What one request changed in an existing session, applied by the store in one atomic step.
@@ -16,7 +16,7 @@ use crate::expiry::ExpirySettings;
 ///
 /// **Size cap.** When `max_size` is set and the change set sets at least one key, the store
 /// computes the size the session's values would have after the change, as it stores them
-/// ([`data_size`], or the length of the stored JSON text), and refuses the whole change set
+/// ([`data_size`](super::data_size), or the length of the stored JSON text), and refuses the whole change set
 /// with `TooLarge` ([`Applied::TooLarge`](super::Applied::TooLarge), [`Cycled::TooLarge`](super::Cycled::TooLarge)) if it is over. The cap is checked where concurrent change sets
 /// meet, so no interleaving of requests can grow a stored session past it. A change set that
 /// only removes keys or moves the deadline is never refused (it cannot grow the session).
@@ -142,7 +142,7 @@ impl ChangeSet {
     /// assert_eq!(replace.check_size(&data), Ok(()));
     /// ```
     pub fn check_size(&self, data: &Data) -> Result<(), usize> {
-        check_after(self, || data_size(data), |key| data.get(key))
+        check_after(self, data.iter().map(|(key, value)| (key.as_str(), value)))
     }
 
     /// Whether the data is untouched (only the deadline or expiry moves).

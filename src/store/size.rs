@@ -103,29 +103,33 @@ pub fn data_size(data: &Data) -> usize {
 /// The size of an empty session: `{}`.
 pub(crate) const EMPTY: usize = 2;
 
-/// The size of a session's values after `changes`, from their size before (`current`) and a
-/// way to look up a value before the change; `Err(size)` if that is over the change set's cap.
-/// Stores that keep parsed values use it ([`ChangeSet::check_size`](super::ChangeSet::check_size),
-/// `MemoryStore`).
+/// The size of a session's values after `changes`, from the entries it holds before them;
+/// `Err(size)` if that is over the change set's cap. One pass: each entry kept as it is counts
+/// once, each key the change set sets counts with its new value (keys in a change set are
+/// distinct). Stores that keep parsed values use it
+/// ([`ChangeSet::check_size`](super::ChangeSet::check_size), `MemoryStore`).
 pub(crate) fn check_after<'v>(
     changes: &super::ChangeSet,
-    current: impl FnOnce() -> usize,
-    old: impl Fn(&str) -> Option<&'v Value>,
+    current: impl Iterator<Item = (&'v str, &'v Value)>,
 ) -> Result<(), usize> {
     let Some(cap) = changes.size_cap() else {
         return Ok(());
     };
-    let mut size = if changes.clear { EMPTY } else { current() };
-    for (key, value) in &changes.updates {
-        if !changes.clear {
-            if let Some(old) = old(key) {
-                size = size.saturating_sub(entry_size(key, old));
-            }
-        }
-        if let Some(value) = value {
-            size = size.saturating_add(entry_size(key, value));
-        }
-    }
+    let changed = |key: &str| changes.updates.iter().any(|(k, _)| k == key);
+    let kept: usize = if changes.clear {
+        0
+    } else {
+        current
+            .filter(|(key, _)| !changed(key))
+            .map(|(key, value)| entry_size(key, value))
+            .sum()
+    };
+    let set: usize = changes
+        .updates
+        .iter()
+        .filter_map(|(key, value)| value.as_ref().map(|value| entry_size(key, value)))
+        .sum();
+    let size = EMPTY.saturating_add(kept).saturating_add(set);
     if size > cap {
         Err(size)
     } else {

@@ -242,3 +242,64 @@ async fn a_save_during_the_request_still_sets_the_cookie() {
     );
     assert_eq!(store.len(), 0);
 }
+
+/// A handle kept past the response sees what the layer saved at the end of the request, and
+/// builds on it: the layer moves the values into the store call only when its own handle is
+/// the last one, so a kept handle (a WebSocket's) loses nothing, for a new session and for a
+/// changed one.
+#[tokio::test(flavor = "current_thread")]
+async fn a_kept_handle_sees_what_the_layer_saved() {
+    let kept: Arc<Mutex<Option<Session>>> = Arc::default();
+    let keep = kept.clone();
+    let app = routes()
+        .route(
+            "/keep-after/{key}",
+            get(
+                move |s: Session, axum::extract::Path(key): axum::extract::Path<String>| {
+                    let keep = keep.clone();
+                    async move {
+                        s.insert(&key, "1").await?;
+                        *keep.lock().unwrap() = Some(s);
+                        Ok::<_, Error>("kept")
+                    }
+                },
+            ),
+        )
+        .layer(SessionLayer::new(MemoryStore::default()));
+
+    // A new session: created by the layer, its values still in the kept handle.
+    let reply = send(&app, "/keep-after/a", None).await;
+    let cookie = reply.cookie();
+    let session = kept.lock().unwrap().take().unwrap();
+    assert_eq!(
+        session.get::<String>("a").await.unwrap().as_deref(),
+        Some("1")
+    );
+    // The handle now works on the stored session: a change and a save reach it.
+    session.insert("b", "2").await.unwrap();
+    session.save().await.unwrap();
+    drop(session);
+    assert_eq!(send(&app, "/get/a", Some(&cookie)).await.body, "1");
+    assert_eq!(send(&app, "/get/b", Some(&cookie)).await.body, "2");
+
+    // A stored session changed by the request: the same.
+    send(&app, "/keep-after/c", Some(&cookie)).await;
+    let session = kept.lock().unwrap().take().unwrap();
+    assert_eq!(
+        session.get::<String>("c").await.unwrap().as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        session.get::<String>("b").await.unwrap().as_deref(),
+        Some("2")
+    );
+    session.insert("d", "4").await.unwrap();
+    session.save().await.unwrap();
+    drop(session);
+    for (key, value) in [("a", "1"), ("b", "2"), ("c", "1"), ("d", "4")] {
+        assert_eq!(
+            send(&app, &format!("/get/{key}"), Some(&cookie)).await.body,
+            value
+        );
+    }
+}

@@ -12,9 +12,7 @@ use serde_json::Value;
 
 use crate::expiry::ExpirySettings;
 use crate::id::StoreKey;
-use crate::store::{
-    check_after, entry_size, ChangeSet, Data, ExpiryChange, Listed, Owner, Record, EMPTY_SIZE,
-};
+use crate::store::{check_after, ChangeSet, Data, ExpiryChange, Listed, Owner, Record};
 
 /// The distinct keys of one shard's sessions, each allocated once and shared.
 #[derive(Default)]
@@ -65,11 +63,14 @@ impl Entry {
             .iter()
             .map(|(key, value)| (String::from(&**key), value.clone()))
             .collect();
-        let mut record = Record::new(data, self.expires_at)
-            .with_created_at(self.created_at)
-            .with_expiry(self.expiry());
-        record.owner = self.owner().cloned();
-        record
+        // A literal, not `Record::new`: that reads the clock for a `created_at` replaced at once.
+        Record {
+            data,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            expiry: self.expiry(),
+            owner: self.owner().cloned(),
+        }
     }
 
     fn expiry(&self) -> ExpirySettings {
@@ -97,16 +98,10 @@ impl Entry {
     /// Whether `changes` fit the size cap: `Err(size)` if they would take the values over it
     /// (the same count as [`ChangeSet::check_size`], on the slice).
     pub(super) fn check_size(&self, changes: &ChangeSet) -> Result<(), usize> {
-        let current = || {
-            EMPTY_SIZE
-                + self
-                    .data
-                    .iter()
-                    .map(|(key, value)| entry_size(key, value))
-                    .sum::<usize>()
-        };
-        let old = |key: &str| self.data.iter().find(|(k, _)| **k == *key).map(|(_, v)| v);
-        check_after(changes, current, old)
+        check_after(
+            changes,
+            self.data.iter().map(|(key, value)| (&**key, value)),
+        )
     }
 
     /// Whether the preconditions of `changes` hold (see [`ChangeSet::preconditions_hold`]).

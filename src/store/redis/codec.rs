@@ -93,11 +93,14 @@ pub(super) fn decode(reply: Reply, key: &StoreKey, now: i64) -> Result<Option<Re
             return Err(corrupt(format!("unexpected field `{}`", show(field))));
         }
     }
-    let mut record = Record::new(data, expires_at)
-        .with_created_at(created_at)
-        .with_expiry(expiry);
-    record.owner = owner;
-    Ok(Some(record))
+    // A literal, not `Record::new`: that reads the clock for a `created_at` replaced at once.
+    Ok(Some(Record {
+        data,
+        created_at,
+        expires_at,
+        expiry,
+        owner,
+    }))
 }
 
 /// A field name for an error message (lossy, length-capped).

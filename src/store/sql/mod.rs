@@ -251,15 +251,22 @@ where
             )
         })?,
     };
-    let mut record = Record::new(data, column(key, "expires_at", row.try_get("expires_at"))?)
-        .with_created_at(column(key, "created_at", row.try_get("created_at"))?)
-        .with_expiry(expiry);
-    if let Some(principal) = text("principal")? {
-        let mut owner = Owner::new(principal);
-        owner.label = text("label")?;
-        record.owner = Some(owner);
-    }
-    Ok(record)
+    let owner = match text("principal")? {
+        Some(principal) => {
+            let mut owner = Owner::new(principal);
+            owner.label = text("label")?;
+            Some(owner)
+        }
+        None => None,
+    };
+    // A literal, not `Record::new`: that reads the clock for a `created_at` replaced at once.
+    Ok(Record {
+        data,
+        created_at: column(key, "created_at", row.try_get("created_at"))?,
+        expires_at: column(key, "expires_at", row.try_get("expires_at"))?,
+        expiry,
+        owner,
+    })
 }
 
 /// Reads a row of the `list` statement.
