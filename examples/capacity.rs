@@ -206,17 +206,23 @@ async fn sqlite(n: usize) {
             fill(&store, n, size, tied).await;
             // Let the writer's background checkpoint finish, then count pages.
             tokio::time::sleep(Duration::from_millis(500)).await;
-            let (pages, page_size): (i64, i64) =
-                sqlx::query_as("SELECT (SELECT page_count FROM pragma_page_count()), (SELECT page_size FROM pragma_page_size())")
-                    .fetch_one(store.pool())
-                    .await
-                    .unwrap();
+            let (pages, page_size): (i64, i64) = store
+                .with_connection(|db| {
+                    db.query_row(
+                        "SELECT (SELECT page_count FROM pragma_page_count()), \
+                         (SELECT page_size FROM pragma_page_size())",
+                        [],
+                        |row| Ok((row.get(0)?, row.get(1)?)),
+                    )
+                })
+                .await
+                .unwrap();
             println!(
                 "sqlite\t{size:?}\t{}\tfile bytes per row {}",
                 if tied { "logged in" } else { "anonymous" },
                 pages * page_size / n as i64
             );
-            store.pool().close().await;
+            drop(store);
             for suffix in ["", "-wal", "-shm"] {
                 let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
             }

@@ -98,7 +98,7 @@
 //! | feature | what it adds |
 //! |---|---|
 //! | (default) | [`SessionLayer`], [`Session`], [`MemoryStore`], [`CachingStore`](store::CachingStore), [`PurgeTask`](store::PurgeTask) |
-//! | `sqlite` | `SqliteStore`: an embedded SQLite database (sqlx), WAL, one writer |
+//! | `sqlite` | `SqliteStore`: an embedded SQLite database (rusqlite, SQLite compiled in), WAL, reads in process, one writer thread with group commit |
 //! | `postgres` | `PostgresStore`: PostgreSQL (sqlx), one statement per operation |
 //! | `redis` | `RedisStore`: Redis, standalone or Redis Cluster (redis-rs), native TTLs |
 //! | `test-kit` | [`test_kit`]: requests that start with a seeded, logged-in session; reading a response's session back |
@@ -137,6 +137,10 @@ pub use expiry::{
 };
 pub use id::{SessionId, StoreKey};
 pub use layer::SessionLayer;
+/// The SQLite driver [`SqliteStore`] runs on (for [`SqliteStore::with_connection`]).
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use rusqlite;
 pub use session::{
     FlashMessage, FlashRejection, Flashes, KeyName, Level, Session, SessionKey, SessionMissing,
     UPDATE_ATTEMPTS,

@@ -30,24 +30,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::arg::Arg;
 use crate::error::StoreError;
 use crate::id::StoreKey;
-
-/// One bind parameter of a queued statement: owned, so a statement can run again after its
-/// batch rolled back. JSON travels as text (PostgreSQL casts it with `::jsonb`).
-#[derive(Debug, Clone)]
-pub(crate) enum Arg {
-    Text(String),
-    OptText(Option<String>),
-    Int(i64),
-    /// A `BIGINT` that may be `NULL` (PostgreSQL types a `NULL` parameter by its Rust type).
-    #[cfg(feature = "postgres")]
-    OptInt(Option<i64>),
-    Bool(bool),
-    /// A PostgreSQL `text[]`.
-    #[cfg(feature = "postgres")]
-    TextArray(Vec<String>),
-}
 
 /// A statement of the SQL stores with its parameters, runnable more than once.
 #[derive(Debug)]
@@ -198,7 +183,7 @@ impl<B: Batcher> WriteQueue<B> {
     }
 
     /// The database side (for its own counters).
-    #[cfg(any(feature = "sqlite", test))]
+    #[cfg(test)]
     pub(crate) fn batcher(&self) -> &B {
         &self.shared.batcher
     }
@@ -348,7 +333,7 @@ fn copy(error: &sqlx::Error) -> sqlx::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::id::SessionId;
+    use crate::id::{SessionId, StoreKey};
     use std::sync::atomic::AtomicUsize;
 
     /// Fault injection: a database that fails every batch with `error` and counts the writes
@@ -408,5 +393,145 @@ mod tests {
         let (results, alone) = ten_writes(|| sqlx::Error::RowNotFound).await;
         assert_eq!(alone, 10);
         assert!(results.iter().all(|r| matches!(r, Ok(1))), "{results:?}");
+    }
+
+    /// A database of one table of integers, in memory: a transaction of statements that each
+    /// insert their `Arg::Int` (a statement without one violates "NOT NULL" and fails its
+    /// transaction, which then keeps nothing). Counts commits; the queue's behaviour is what
+    /// these tests check, not a database's.
+    #[derive(Default)]
+    struct Table {
+        rows: std::sync::Mutex<Vec<i64>>,
+        commits: AtomicUsize,
+    }
+
+    impl Table {
+        fn run(&self, statements: &[&Statement]) -> Result<Vec<u64>, sqlx::Error> {
+            let mut inserted = Vec::new();
+            for statement in statements {
+                match statement.args.first() {
+                    Some(Arg::Int(x)) => inserted.push(*x),
+                    _ => return Err(sqlx::Error::RowNotFound),
+                }
+            }
+            self.rows.lock().unwrap().extend(&inserted);
+            self.commits.fetch_add(1, Ordering::Relaxed);
+            Ok(vec![1; statements.len()])
+        }
+
+        fn rows(&self) -> Vec<i64> {
+            self.rows.lock().unwrap().clone()
+        }
+    }
+
+    impl Batcher for Table {
+        async fn run_alone(&self, statement: &Statement) -> Result<u64, sqlx::Error> {
+            Ok(self.run(&[statement])?[0])
+        }
+
+        async fn run_together(&self, statements: &[&Statement]) -> Result<Vec<u64>, sqlx::Error> {
+            self.run(statements)
+        }
+    }
+
+    fn insert(x: Option<i64>) -> Statement {
+        Statement {
+            sql: "INSERT INTO t (x) VALUES ($1)".into(),
+            args: vec![match x {
+                Some(x) => Arg::Int(x),
+                None => Arg::OptText(None),
+            }],
+        }
+    }
+
+    // On a current-thread runtime, the ten writers run (and queue their writes) before the
+    // batch task the first of them spawned, so they all land in one batch.
+    #[tokio::test(flavor = "current_thread")]
+    async fn concurrent_writes_share_one_commit() {
+        let queue = Arc::new(WriteQueue::new(Table::default(), 1));
+        let key = SessionId::generate().store_key();
+        let mut writers = tokio::task::JoinSet::new();
+        for x in 1..=10 {
+            let queue = Arc::clone(&queue);
+            writers.spawn(async move { queue.execute(&key, insert(Some(x))).await });
+        }
+        for result in writers.join_all().await {
+            assert_eq!(result.unwrap(), 1);
+        }
+        assert_eq!(queue.commits(), 1);
+        let mut rows = queue.batcher().rows();
+        rows.sort_unstable();
+        assert_eq!(rows, (1..=10).collect::<Vec<_>>());
+    }
+
+    // Writes of one session share a lane (and its order); other sessions spread over lanes,
+    // one commit per lane used.
+    #[tokio::test(flavor = "current_thread")]
+    async fn lanes_partition_writes_by_session() {
+        const LANES: usize = 4;
+        let queue = Arc::new(WriteQueue::new(Table::default(), LANES));
+        let keys: Vec<StoreKey> = (0..8).map(|_| SessionId::generate().store_key()).collect();
+        let mut writers = tokio::task::JoinSet::new();
+        for round in 0..3 {
+            for (k, key) in keys.iter().enumerate() {
+                let (queue, key) = (Arc::clone(&queue), *key);
+                let x = i64::try_from(k * 10 + round).unwrap();
+                writers.spawn(async move { queue.execute(&key, insert(Some(x))).await });
+            }
+        }
+        for result in writers.join_all().await {
+            assert_eq!(result.unwrap(), 1);
+        }
+        let lanes: std::collections::HashSet<usize> = keys
+            .iter()
+            .map(|key| usize::from(key.as_bytes()[0]) % LANES)
+            .collect();
+        assert_eq!(queue.commits(), lanes.len() as u64);
+        // Per session, the values landed in the order they were written.
+        let in_order = queue.batcher().rows();
+        for k in 0..8 {
+            let mine: Vec<i64> = in_order.iter().copied().filter(|x| x / 10 == k).collect();
+            assert_eq!(mine, vec![k * 10, k * 10 + 1, k * 10 + 2]);
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_failing_write_fails_alone() {
+        let queue = WriteQueue::new(Table::default(), 1);
+        let key = SessionId::generate().store_key();
+        let (a, bad, b) = tokio::join!(
+            queue.execute(&key, insert(Some(1))),
+            queue.execute(&key, insert(None)), // NOT NULL
+            queue.execute(&key, insert(Some(2))),
+        );
+        assert_eq!(a.unwrap(), 1);
+        assert!(matches!(bad, Err(StoreError::Backend(_))), "{bad:?}");
+        assert_eq!(b.unwrap(), 1);
+        assert_eq!(queue.batcher().rows(), vec![1, 2]);
+        // The rolled-back batch, then each write alone (the failed one commits nothing).
+        assert_eq!(queue.commits(), 2);
+    }
+
+    #[test]
+    fn a_new_runtime_gets_a_new_batch_task() {
+        let key = SessionId::generate().store_key();
+        let first = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let queue = first.block_on(async {
+            let queue = WriteQueue::new(Table::default(), 1);
+            assert_eq!(queue.execute(&key, insert(Some(1))).await.unwrap(), 1);
+            queue
+        });
+        drop(first); // its batch task goes with it
+        let second = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        second.block_on(async {
+            assert_eq!(queue.execute(&key, insert(Some(2))).await.unwrap(), 1);
+            assert_eq!(queue.batcher().rows(), vec![1, 2]);
+        });
     }
 }

@@ -1,10 +1,9 @@
 //! The SQL core: what the SQL stores ([`SqliteStore`](super::SqliteStore),
 //! [`PostgresStore`](super::PostgresStore)) share. Table and schema names and their validation,
-//! the splitting of a [`ChangeSet`] into bind parameters, the decoding of a row into a
-//! [`Record`], group commit ([`group_commit`]), and the operations whose statements take the
-//! same parameters in both (`create`, `touch`, `delete`, `delete_expired`), with the
-//! [`SessionStore`](super::SessionStore) impl that puts them together ([`sql_session_store!`]).
-//! Each backend keeps only its own statements, `load`, `apply`, `cycle`, connect and migrate.
+//! the statements both spell the same way ([`Schema`]), the splitting of a [`ChangeSet`] into
+//! bind parameters, and the decoding of a row's columns into a [`Record`]. The drivers differ:
+//! PostgreSQL goes through sqlx with group commit (`group_commit`, `queued`); SQLite runs
+//! SQLite in process through rusqlite (see its module).
 //!
 //! Both stores keep the same columns (see their module docs for the exact DDL):
 //!
@@ -18,11 +17,20 @@
 //! | `principal` | `TEXT NULL`, indexed where not `NULL` | the user the session is tied to ([`Owner`]); `migrate()` adds it to a 0.1 table |
 //! | `label` | `TEXT NULL` | the label of the session in its owner's device list |
 
+pub(crate) mod arg;
+#[cfg(feature = "postgres")]
 pub(crate) mod group_commit;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "postgres")]
+mod queued;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+
+#[cfg(feature = "postgres")]
+pub(crate) use queued::{
+    create, delete, delete_all, delete_expired, sql_session_store, touch, SqlBackend,
+};
 
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
@@ -35,8 +43,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use self::group_commit::{Arg, Batcher, Statement, WriteQueue};
-use super::{now, ChangeSet, Created, Data, ExpiryChange, Listed, Owner, Record, Touched};
+use super::{ChangeSet, Data, ExpiryChange, Listed, Owner, Record};
 use crate::error::StoreError;
 use crate::expiry::ExpirySettings;
 use crate::id::StoreKey;
@@ -55,8 +62,8 @@ const MAX_NAME_LEN: usize = 63;
 /// with a digit. Such a name needs no escaping, so it can be pasted into SQL (always quoted, so
 /// its case is kept and reserved words are fine).
 ///
-/// The error is a [`StoreError::Backend`] wrapping a [`sqlx::Error::Configuration`], the same
-/// kind of error that `connect` returns for a malformed URL.
+/// The error is a [`StoreError::Backend`], the same kind of error that `connect` returns for a
+/// malformed URL.
 pub(crate) fn validate_name(kind: &str, name: &str) -> Result<(), StoreError> {
     let valid = !name.is_empty()
         && name.len() <= MAX_NAME_LEN
@@ -66,12 +73,9 @@ pub(crate) fn validate_name(kind: &str, name: &str) -> Result<(), StoreError> {
         Ok(())
     } else {
         let shown: String = name.chars().take(80).collect();
-        Err(StoreError::backend(sqlx::Error::Configuration(
-            format!(
-                "invalid session {kind} name {shown:?}: use 1 to {MAX_NAME_LEN} ASCII letters, \
-                 digits or underscores, not starting with a digit"
-            )
-            .into(),
+        Err(StoreError::backend(format!(
+            "invalid session {kind} name {shown:?}: use 1 to {MAX_NAME_LEN} ASCII letters, \
+             digits or underscores, not starting with a digit"
         )))
     }
 }
@@ -202,10 +206,10 @@ pub(crate) fn corrupt(key: &StoreKey, problem: impl fmt::Display) -> StoreError 
 
 /// Maps a failure to read a column of a fetched row (a type mismatch, a value that does not
 /// decode) to [`StoreError::Corrupt`]: the row exists, its content is wrong.
-pub(crate) fn column<T>(
+pub(crate) fn column<T, E: fmt::Display>(
     key: &StoreKey,
     name: &str,
-    read: Result<T, sqlx::Error>,
+    read: Result<T, E>,
 ) -> Result<T, StoreError> {
     read.map_err(|e| corrupt(key, format_args!("column `{name}` does not decode: {e}")))
 }
@@ -230,18 +234,23 @@ pub(crate) fn data_from_text(key: &StoreKey, text: &str) -> Result<Data, StoreEr
     data_from_value(key, value)
 }
 
-/// Builds the record from its decoded columns, decoding the `expiry` text.
-/// Reads a row's columns other than `data` into a [`Record`] holding `data`. The same for both
-/// backends: only `data` has a type of its own (`TEXT` or `JSONB`).
-pub(crate) fn record<R>(key: &StoreKey, data: Data, row: &R) -> Result<Record, StoreError>
-where
-    R: sqlx::Row,
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-{
-    let text = |name: &str| column::<Option<String>>(key, name, row.try_get(name));
-    let expiry = match text("expiry")? {
+/// A row's columns other than `data`, read by either driver.
+pub(crate) struct Columns {
+    pub(crate) created_at: i64,
+    pub(crate) expires_at: i64,
+    pub(crate) expiry: Option<String>,
+    pub(crate) principal: Option<String>,
+    pub(crate) label: Option<String>,
+}
+
+/// Builds the record holding `data` from a row's other columns, decoding the `expiry` text.
+/// The same for both backends: only `data` has a type of its own (`TEXT` or `JSONB`).
+pub(crate) fn record_from(
+    key: &StoreKey,
+    data: Data,
+    columns: Columns,
+) -> Result<Record, StoreError> {
+    let expiry = match columns.expiry {
         None => ExpirySettings::default(),
         Some(text) => ExpirySettings::decode(&text).ok_or_else(|| {
             let shown: String = text.chars().take(40).collect();
@@ -251,25 +260,55 @@ where
             )
         })?,
     };
-    let owner = match text("principal")? {
-        Some(principal) => {
-            let mut owner = Owner::new(principal);
-            owner.label = text("label")?;
-            Some(owner)
-        }
-        None => None,
-    };
+    let owner = columns.principal.map(|principal| {
+        let mut owner = Owner::new(principal);
+        owner.label = columns.label;
+        owner
+    });
     // A literal, not `Record::new`: that reads the clock for a `created_at` replaced at once.
     Ok(Record {
         data,
-        created_at: column(key, "created_at", row.try_get("created_at"))?,
-        expires_at: column(key, "expires_at", row.try_get("expires_at"))?,
+        created_at: columns.created_at,
+        expires_at: columns.expires_at,
         expiry,
         owner,
     })
 }
 
-/// Reads a row of the `list` statement.
+/// Reads a row's columns other than `data` into a [`Record`] holding `data` (sqlx).
+#[cfg(feature = "postgres")]
+pub(crate) fn record<R>(key: &StoreKey, data: Data, row: &R) -> Result<Record, StoreError>
+where
+    R: sqlx::Row,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+{
+    let text = |name: &str| column::<Option<String>, _>(key, name, row.try_get(name));
+    let columns = Columns {
+        created_at: column(key, "created_at", row.try_get("created_at"))?,
+        expires_at: column(key, "expires_at", row.try_get("expires_at"))?,
+        expiry: text("expiry")?,
+        principal: text("principal")?,
+        label: text("label")?,
+    };
+    record_from(key, data, columns)
+}
+
+/// What the store lists for a row of the `list` statement; `None` for a row whose key is not a
+/// store key (it cannot be any session's: skipped rather than failing the whole list).
+pub(crate) fn listed_from(
+    key: &str,
+    created_at: i64,
+    expires_at: i64,
+    label: Option<String>,
+) -> Option<Listed> {
+    let key = StoreKey::from_hex(key)?;
+    Some(Listed::new(key, created_at, expires_at, label))
+}
+
+/// Reads a row of the `list` statement (sqlx).
+#[cfg(feature = "postgres")]
 pub(crate) fn listed<R>(row: &R) -> Result<Option<Listed>, StoreError>
 where
     R: sqlx::Row,
@@ -278,17 +317,15 @@ where
     for<'a> &'a str: sqlx::ColumnIndex<R>,
 {
     let key: String = row.try_get("key").map_err(StoreError::backend)?;
-    // A row whose key is not a store key cannot be any session's: skip it rather than fail the
-    // whole list.
-    let Some(key) = StoreKey::from_hex(&key) else {
+    let Some(parsed) = StoreKey::from_hex(&key) else {
         return Ok(None);
     };
-    Ok(Some(Listed::new(
-        key,
-        column(&key, "created_at", row.try_get("created_at"))?,
-        column(&key, "expires_at", row.try_get("expires_at"))?,
-        column(&key, "label", row.try_get("label"))?,
-    )))
+    Ok(listed_from(
+        &key,
+        column(&parsed, "created_at", row.try_get("created_at"))?,
+        column(&parsed, "expires_at", row.try_get("expires_at"))?,
+        column(&parsed, "label", row.try_get("label"))?,
+    ))
 }
 
 fn json_kind(value: &Value) -> &'static str {
@@ -433,207 +470,6 @@ pub(crate) fn upsert(now: &str) -> String {
          WHERE cur.expires_at <= {now}"
     )
 }
-
-/// What the shared operations need from a backend.
-pub(crate) trait SqlBackend {
-    type Writer: Batcher;
-    /// The group-commit queue in front of the backend's writer.
-    fn writes(&self) -> &WriteQueue<Self::Writer>;
-    /// The backend's shared statements.
-    fn common(&self) -> &Common;
-}
-
-/// `create` through the write queue: one upsert that takes the key only if it is free or its
-/// row has expired.
-pub(crate) async fn create<B: SqlBackend>(
-    backend: &B,
-    key: &StoreKey,
-    record: &Record,
-) -> Result<Created, StoreError> {
-    let statement = Statement {
-        sql: backend.common().create.clone(),
-        args: vec![
-            Arg::Text(key.to_string()),
-            Arg::Text(encode_data(&record.data)?),
-            Arg::Int(record.created_at),
-            Arg::Int(record.expires_at),
-            Arg::OptText(record.expiry.encode()),
-            Arg::OptText(record.owner.as_ref().map(|o| o.principal.clone())),
-            Arg::OptText(record.owner.as_ref().and_then(|o| o.label.clone())),
-            Arg::Int(now()),
-        ],
-    };
-    Ok(if backend.writes().execute(key, statement).await? == 1 {
-        Created::Done
-    } else {
-        Created::Collision
-    })
-}
-
-/// `touch` through the write queue.
-pub(crate) async fn touch<B: SqlBackend>(
-    backend: &B,
-    key: &StoreKey,
-    expires_at: i64,
-) -> Result<Touched, StoreError> {
-    let statement = Statement {
-        sql: backend.common().touch.clone(),
-        args: vec![
-            Arg::Text(key.to_string()),
-            Arg::Int(now()),
-            Arg::Int(expires_at),
-        ],
-    };
-    Ok(if backend.writes().execute(key, statement).await? == 1 {
-        Touched::Done
-    } else {
-        Touched::Missing
-    })
-}
-
-/// `delete` through the write queue.
-pub(crate) async fn delete<B: SqlBackend>(backend: &B, key: &StoreKey) -> Result<(), StoreError> {
-    let statement = Statement {
-        sql: backend.common().delete.clone(),
-        args: vec![Arg::Text(key.to_string())],
-    };
-    backend.writes().execute(key, statement).await?;
-    Ok(())
-}
-
-/// `delete_expired`: `DELETE`s of at most [`PURGE_BATCH`] rows, each its own transaction, until
-/// one removes fewer.
-/// Deletes the live sessions of `principal` in one statement: a session tied by a racing
-/// create or cycle is either deleted with the rest or committed after, and so still listed.
-pub(crate) async fn delete_all<B: SqlBackend>(
-    backend: &B,
-    principal: &str,
-) -> Result<u64, StoreError> {
-    let statement = Statement {
-        sql: backend.common().delete_all.clone(),
-        args: vec![Arg::Text(principal.to_owned()), Arg::Int(now())],
-    };
-    backend.writes().run_alone(&statement).await
-}
-
-pub(crate) async fn delete_expired<B: SqlBackend>(backend: &B) -> Result<u64, StoreError> {
-    // One cut-off for every batch, so the loop ends even while sessions keep expiring.
-    let now = now();
-    let mut total = 0;
-    loop {
-        let statement = Statement {
-            sql: backend.common().purge.clone(),
-            args: vec![Arg::Int(now), Arg::Int(PURGE_BATCH)],
-        };
-        let deleted = backend.writes().run_alone(&statement).await?;
-        total += deleted;
-        if deleted < PURGE_BATCH.unsigned_abs() {
-            return Ok(total);
-        }
-    }
-}
-
-/// Implements [`SessionStore`](crate::store::SessionStore) and [`SqlBackend`] for an SQL
-/// backend `$store`, whose fields are `writes` (its queue, of `$writer`), `sql` (its statements,
-/// with a [`Schema`] in `schema`) and `$reads` (the pool loads use), and whose module has a function
-/// `decode(key, row)`. `create`, `touch`, `delete` and `delete_expired` come from the core,
-/// `load` is written here, `apply` and `cycle` are the backend's methods `apply_split` and
-/// `cycle_split`, given the change set taken apart with the time ([`Split`]).
-macro_rules! sql_session_store {
-    ($store:ty, writer = $writer:ty, reads = $reads:ident) => {
-        impl $crate::store::sql::SqlBackend for $store {
-            type Writer = $writer;
-
-            fn writes(&self) -> &$crate::store::sql::group_commit::WriteQueue<$writer> {
-                &self.writes
-            }
-
-            fn common(&self) -> &$crate::store::sql::Common {
-                &self.sql.schema.common
-            }
-        }
-
-        #[async_trait::async_trait]
-        impl $crate::store::SessionStore for $store {
-            async fn load(
-                &self,
-                key: &$crate::StoreKey,
-            ) -> Result<Option<$crate::store::Record>, $crate::StoreError> {
-                let row = sqlx::query(sqlx::AssertSqlSafe(self.sql.schema.load.clone()))
-                    .bind(key.to_string())
-                    .bind($crate::store::now())
-                    .fetch_optional(&self.$reads)
-                    .await
-                    .map_err($crate::StoreError::backend)?;
-                row.map(|row| decode(key, &row)).transpose()
-            }
-
-            async fn create(
-                &self,
-                key: &$crate::StoreKey,
-                record: &$crate::store::Record,
-            ) -> Result<$crate::store::Created, $crate::StoreError> {
-                $crate::store::sql::create(self, key, record).await
-            }
-
-            async fn apply(
-                &self,
-                key: &$crate::StoreKey,
-                changes: &$crate::store::ChangeSet,
-            ) -> Result<$crate::store::Applied, $crate::StoreError> {
-                let split = $crate::store::sql::Split::new(changes, $crate::store::now());
-                self.apply_split(key, &split).await
-            }
-
-            async fn cycle(
-                &self,
-                keys: $crate::store::Rekey<'_>,
-                changes: &$crate::store::ChangeSet,
-            ) -> Result<$crate::store::Cycled, $crate::StoreError> {
-                let split = $crate::store::sql::Split::new(changes, $crate::store::now());
-                self.cycle_split(keys, &split).await
-            }
-
-            async fn delete(&self, key: &$crate::StoreKey) -> Result<(), $crate::StoreError> {
-                $crate::store::sql::delete(self, key).await
-            }
-
-            async fn touch(
-                &self,
-                key: &$crate::StoreKey,
-                expires_at: i64,
-            ) -> Result<$crate::store::Touched, $crate::StoreError> {
-                $crate::store::sql::touch(self, key, expires_at).await
-            }
-
-            async fn delete_expired(&self) -> Result<u64, $crate::StoreError> {
-                $crate::store::sql::delete_expired(self).await
-            }
-
-            async fn list(
-                &self,
-                principal: &str,
-            ) -> Result<Vec<$crate::store::Listed>, $crate::StoreError> {
-                let rows = sqlx::query(sqlx::AssertSqlSafe(self.sql.schema.common.list.clone()))
-                    .bind(principal)
-                    .bind($crate::store::now())
-                    .fetch_all(&self.$reads)
-                    .await
-                    .map_err($crate::StoreError::backend)?;
-                let mut listed = Vec::with_capacity(rows.len());
-                for row in &rows {
-                    listed.extend($crate::store::sql::listed(row)?);
-                }
-                Ok(listed)
-            }
-
-            async fn delete_all(&self, principal: &str) -> Result<u64, $crate::StoreError> {
-                $crate::store::sql::delete_all(self, principal).await
-            }
-        }
-    };
-}
-pub(crate) use sql_session_store;
 
 #[cfg(test)]
 mod tests {

@@ -9,6 +9,7 @@ use axum::http::header;
 use serde_json::{json, Value};
 use sessionware::store::{now, Applied, ChangeSet, Created, Cycled, Record, Rekey, SessionStore};
 use sessionware::{SessionId, StoreError, StoreKey};
+#[cfg(feature = "postgres")]
 use sqlx::AssertSqlSafe;
 
 use crate::common::send_ok;
@@ -406,7 +407,6 @@ mod sqlite {
             let url = format!("sqlite://{path}?mode=rwc");
             let store = SqliteStore::connect(&url).await.unwrap();
             store.migrate().await.unwrap();
-            store.pool().close().await;
             url
         })
         .await
@@ -439,9 +439,9 @@ mod sqlite {
     impl crate::stores::IndexProbe for SqliteStore {
         async fn index_entries(&self, principal: &str) -> usize {
             let sql = "SELECT count(*) FROM sessionware_sessions WHERE principal = ?1";
-            let count: i64 = sqlx::query_scalar(sql)
-                .bind(principal)
-                .fetch_one(self.pool())
+            let principal = principal.to_owned();
+            let count: i64 = self
+                .with_connection(move |db| db.query_row(sql, [principal], |row| row.get(0)))
                 .await
                 .unwrap();
             count.try_into().unwrap()
@@ -467,8 +467,9 @@ mod sqlite {
             sqlite().await
         }
         async fn exec(&self, sql: &str, key: StoreKey) -> u64 {
-            let query = sqlx::query(AssertSqlSafe(sql)).bind(key.to_string());
-            query.execute(self.pool()).await.unwrap().rows_affected()
+            let sql = sql.to_owned();
+            let rows = self.with_connection(move |db| db.execute(&sql, [key.to_string()]));
+            rows.await.unwrap().try_into().unwrap()
         }
     }
 
@@ -494,21 +495,18 @@ mod sqlite {
             .unwrap()
             .with_table_name("legacy")
             .unwrap();
-        let pool = store.pool().clone();
+        let raw = store.clone();
         let create = async {
             let ddl = table_01("legacy", "TEXT");
-            sqlx::query(AssertSqlSafe(ddl))
-                .execute(&pool)
+            raw.with_connection(move |db| db.execute_batch(&ddl))
                 .await
                 .unwrap();
         };
         let insert = async {
             let key = SessionId::generate().store_key();
-            sqlx::query("INSERT INTO legacy VALUES (?1, '{\"n\": 1}', ?2, ?3, NULL)")
-                .bind(key.to_string())
-                .bind(now())
-                .bind(now() + HOUR)
-                .execute(&pool)
+            let row = (key.to_string(), now(), now() + HOUR);
+            let sql = "INSERT INTO legacy VALUES (?1, '{\"n\": 1}', ?2, ?3, NULL)";
+            raw.with_connection(move |db| db.execute(sql, row))
                 .await
                 .unwrap();
             key
@@ -525,11 +523,14 @@ mod sqlite {
         let store = sqlite().await;
         let id = id_issued_by(store.clone()).await;
         let expected = id.store_key().to_string();
-        let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT key, data FROM sessionware_sessions")
-                .fetch_all(store.pool())
-                .await
-                .unwrap();
+        let rows: Vec<(String, String)> = store
+            .with_connection(|db| {
+                let mut statement = db.prepare("SELECT key, data FROM sessionware_sessions")?;
+                let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+                rows.collect()
+            })
+            .await
+            .unwrap();
         assert!(
             rows.iter().any(|(key, _)| *key == expected),
             "the session's row is missing"
@@ -545,21 +546,27 @@ mod sqlite {
                 "raw id stored"
             );
         }
-        let anywhere: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM sessionware_sessions \
-             WHERE instr(key, ?1) > 0 OR instr(data, ?1) > 0 OR instr(coalesce(expiry, ''), ?1) > 0",
-        )
-        .bind(id.expose())
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
+        let exposed = id.expose().to_owned();
+        let anywhere: i64 = store
+            .with_connection(move |db| {
+                db.query_row(
+                    "SELECT count(*) FROM sessionware_sessions WHERE instr(key, ?1) > 0 \
+                     OR instr(data, ?1) > 0 OR instr(coalesce(expiry, ''), ?1) > 0",
+                    [exposed],
+                    |row| row.get(0),
+                )
+            })
+            .await
+            .unwrap();
         assert_eq!(anywhere, 0);
-        let row: String =
-            sqlx::query_scalar("SELECT data FROM sessionware_sessions WHERE key = ?1")
-                .bind(&expected)
-                .fetch_one(store.pool())
-                .await
-                .unwrap();
+        let wanted = expected.clone();
+        let row: String = store
+            .with_connection(move |db| {
+                let sql = "SELECT data FROM sessionware_sessions WHERE key = ?1";
+                db.query_row(sql, [wanted], |row| row.get(0))
+            })
+            .await
+            .unwrap();
         assert_eq!(
             serde_json::from_str::<Value>(&row).unwrap(),
             json!({"user": "alice"})
@@ -584,22 +591,36 @@ mod sqlite {
         crate::suite::through_the_layer(memory().await).await;
     }
 
-    /// A user's own multi-connection pool (no single writer): writers contend for SQLite's
-    /// lock, and single statements plus `BEGIN IMMEDIATE` keep "database is locked" away.
+    /// Several stores on one file, as several processes of an app would open it, each with its
+    /// own writer: writers contend for SQLite's file lock (the busy timeout and `BEGIN
+    /// IMMEDIATE` keep "database is locked" away), and the contract holds across them.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite_own_pool_keeps_the_contract_under_concurrency() {
-        let own = || async {
-            let pool = sqlx::sqlite::SqlitePoolOptions::new()
-                .max_connections(10)
-                .connect(database_url().await)
-                .await
-                .unwrap();
-            SqliteStore::new(pool)
+    async fn sqlite_stores_sharing_a_file_keep_the_contract_under_concurrency() {
+        let background = sqlite().await;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Another process writing to the same file all along.
+        let writer = {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let rec = Record::new(Default::default(), now() + HOUR);
+                    assert_eq!(
+                        background.create(&key(), &rec).await.unwrap(),
+                        Created::Done
+                    );
+                    n += 1;
+                    tokio::task::yield_now().await;
+                }
+                n
+            })
         };
-        crate::suite::concurrent_distinct_keys_all_survive(own().await).await;
-        crate::suite::concurrent_writes_to_one_key_leave_one_winner(own().await).await;
-        crate::suite::a_thousand_sessions(own().await).await;
-        cycle_races(own().await).await;
+        crate::suite::concurrent_distinct_keys_all_survive(sqlite().await).await;
+        crate::suite::concurrent_writes_to_one_key_leave_one_winner(sqlite().await).await;
+        crate::suite::a_thousand_sessions(sqlite().await).await;
+        cycle_races(sqlite().await).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(writer.await.unwrap() > 0);
     }
 
     #[tokio::test]
@@ -620,8 +641,12 @@ mod sqlite {
         let t = now();
         let rec = Record::new(Default::default(), t + HOUR).with_created_at(t);
         assert_eq!(store.create(&k, &rec).await.unwrap(), Created::Done);
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM \"Custom_Sessions\"")
-            .fetch_one(store.pool())
+        let n: i64 = store
+            .with_connection(|db| {
+                db.query_row("SELECT count(*) FROM \"Custom_Sessions\"", [], |row| {
+                    row.get(0)
+                })
+            })
             .await
             .unwrap();
         assert_eq!(n, 1);

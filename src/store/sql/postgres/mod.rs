@@ -11,7 +11,8 @@ use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, Connection, Row};
 
 use self::writer::PgWriter;
-use super::group_commit::{Arg, Statement, WriteQueue};
+use super::arg::Arg;
+use super::group_commit::{Statement, WriteQueue};
 use super::{sql_session_store, upsert, Flavor, JsonObject, Schema, Split};
 use crate::error::StoreError;
 use crate::id::StoreKey;

@@ -33,7 +33,8 @@ mod tests {
     use super::*;
     use crate::error::StoreError;
     use crate::id::{SessionId, StoreKey};
-    use crate::store::sql::group_commit::{Arg, Statement, WriteQueue};
+    use crate::store::sql::arg::Arg;
+    use crate::store::sql::group_commit::{Statement, WriteQueue};
     use sqlx::AssertSqlSafe;
 
     /// Any key: these queues have one lane.

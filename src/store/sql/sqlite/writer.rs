@@ -1,296 +1,177 @@
-//! SQLite's side of group commit ([`group_commit`](super::super::group_commit)): the writer
-//! pool, whose batches run in one `BEGIN IMMEDIATE` transaction, and WAL checkpoints in the
-//! background.
+//! The writer: a thread that owns the store's writer connection and runs the writes queued
+//! while its previous transaction ran as one transaction (group commit).
+//!
+//! Why a thread: SQLite takes one writer at a time, and a commit costs a write to the log
+//! (and file-lock system calls) whatever it holds. Writes queued while one transaction runs
+//! share the next one, so `n` concurrent writes cost one commit, and the same page changed by
+//! all of them (many requests of one session) goes to the log once. A lone write runs at once.
+//! A write that waits for another process's lock waits on this thread, never on a runtime
+//! thread.
+//!
+//! Every caller learns its own write's outcome only after the commit: an answer is never given
+//! for a write that could still roll back. In a batch, each write runs inside a savepoint, so
+//! one that fails is undone alone and the others commit. If the commit itself fails, every
+//! write of the batch gets the error.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 
-use sqlx::sqlite::SqlitePool;
-use sqlx::Sqlite;
+use rusqlite::Connection;
+use tokio::sync::oneshot;
 
-use crate::store::sql::group_commit::{pool_batcher, Dialect};
+use crate::error::StoreError;
 
-impl Dialect for Sqlite {
-    /// SQLite has no arrays: a JSON array (its statements never bind a list today).
-    #[cfg(feature = "postgres")]
-    fn add_text_array(args: &mut Self::Arguments, list: &[String]) {
-        use sqlx::Arguments as _;
-        let _ = args.add(serde_json::Value::from(list.to_vec()).to_string());
+/// At most this many writes per transaction, so that one commit never holds the lock for long.
+const MAX_BATCH: usize = 64;
+
+/// What a write sends back once its transaction ended: its result, or the error that ended
+/// the transaction.
+type Deliver = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+/// A queued write. Given the writer connection, it runs (inside a savepoint when `batched`)
+/// and says whether it succeeded; given none, it did not run (its batch could not begin).
+/// Either way it returns how to deliver its result.
+type Job = Box<dyn FnOnce(Option<&Connection>, bool) -> (Deliver, bool) + Send>;
+
+/// The handle on the writer thread; the thread ends when the last handle is gone.
+pub(super) struct Writer {
+    jobs: Sender<Job>,
+    commits: Arc<AtomicU64>,
+}
+
+impl Writer {
+    /// Starts the thread on `connection`; `after_commit` runs after each commit, with the
+    /// number of commits so far.
+    pub(super) fn start(
+        connection: Connection,
+        after_commit: impl Fn(u64) + Send + 'static,
+    ) -> Result<Self, StoreError> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let commits = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&commits);
+        std::thread::Builder::new()
+            .name("sessionware-sqlite-writer".into())
+            .spawn(move || run(&connection, &queue, &counter, &after_commit))
+            .map_err(StoreError::backend)?;
+        Ok(Self { jobs, commits })
+    }
+
+    /// Runs `work` on the writer connection, in a transaction with whatever else is queued,
+    /// and returns its result once that transaction has committed.
+    ///
+    /// # Errors
+    ///
+    /// What `work` returns; [`StoreError::Backend`] if the transaction could not begin or
+    /// commit, or if the writer thread is gone.
+    pub(super) async fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (reply, result) = oneshot::channel();
+        let job: Job = Box::new(move |connection, batched| {
+            let outcome = match connection {
+                Some(connection) if batched => in_savepoint(connection, work),
+                Some(connection) => work(connection),
+                None => Err(gone()),
+            };
+            let ok = outcome.is_ok();
+            let deliver: Deliver = Box::new(move |ended: Result<(), String>| {
+                let _ = reply.send(match ended {
+                    Ok(()) => outcome,
+                    Err(error) => Err(StoreError::backend(error)),
+                });
+            });
+            (deliver, ok)
+        });
+        self.jobs.send(job).map_err(|_| gone())?;
+        result.await.map_err(|_| gone())?
+    }
+
+    /// Transactions committed so far.
+    pub(super) fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 }
 
-pool_batcher!(
-    SqliteWriter,
-    Sqlite,
-    begin = "BEGIN IMMEDIATE",
-    on_batch = start_checkpoint
-);
-
-/// The writer pool, and where checkpoints run.
-pub(crate) struct SqliteWriter {
-    pool: SqlitePool,
-    /// `None` when there is no separate connection for checkpoints (one shared pool, or an
-    /// in-memory database).
-    checkpoints: Option<Checkpoints>,
+fn gone() -> StoreError {
+    StoreError::backend("the SQLite writer thread has stopped")
 }
 
-impl SqliteWriter {
-    /// Writes through `pool`; `checkpoint_pool`, other connections to the same WAL database
-    /// file, runs checkpoints in the background.
-    pub(super) fn new(pool: SqlitePool, checkpoint_pool: Option<SqlitePool>) -> Self {
-        Self {
-            pool,
-            checkpoints: checkpoint_pool.map(|pool| Checkpoints {
-                pool,
-                running: AtomicBool::new(false),
-                completed: AtomicU64::new(0),
-            }),
+/// Runs `work` inside a savepoint: undone alone if it fails.
+fn in_savepoint<T>(
+    connection: &Connection,
+    work: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    connection
+        .execute_batch("SAVEPOINT write")
+        .map_err(StoreError::backend)?;
+    let outcome = work(connection);
+    let end = if outcome.is_ok() {
+        "RELEASE write"
+    } else {
+        "ROLLBACK TO write; RELEASE write"
+    };
+    connection.execute_batch(end).map_err(StoreError::backend)?;
+    outcome
+}
+
+/// The thread: waits for a write, takes whatever else has queued up, runs it all in one
+/// `BEGIN IMMEDIATE` transaction, commits, then answers every caller.
+fn run(
+    connection: &Connection,
+    queue: &Receiver<Job>,
+    commits: &AtomicU64,
+    after_commit: &dyn Fn(u64),
+) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
         }
-    }
-
-    /// Background checkpoints completed so far (`None`: they are off for this store).
-    pub(super) fn checkpoints(&self) -> Option<u64> {
-        let checkpoints = self.checkpoints.as_ref()?;
-        Some(checkpoints.completed.load(Ordering::Relaxed))
-    }
-}
-
-impl SqliteWriter {
-    /// Starts a background checkpoint unless one is running (or they are off). Called as each
-    /// batch starts.
-    fn start_checkpoint(self: &Arc<Self>) {
-        let Some(checkpoints) = &self.checkpoints else {
-            return;
+        if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
+            // Another process held the lock past the busy timeout, or the file is gone:
+            // every write of the batch fails, none ran.
+            let error = error.to_string();
+            for job in batch {
+                let (deliver, _) = job(None, false);
+                deliver(Err(error.clone()));
+            }
+            continue;
+        }
+        let batched = batch.len() > 1;
+        let mut all_ok = true;
+        let mut deliveries = Vec::with_capacity(batch.len());
+        for job in batch {
+            let (deliver, ok) = job(Some(connection), batched);
+            all_ok &= ok;
+            deliveries.push(deliver);
+        }
+        // A lone write that failed may have changed something before it failed (a cycle's
+        // insert, say): roll it back. In a batch, its savepoint already did.
+        let end = if batched || all_ok {
+            "COMMIT"
+        } else {
+            "ROLLBACK"
         };
-        if checkpoints.running.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let this = Arc::clone(self);
-        tokio::spawn(async move {
-            if let Some(checkpoints) = &this.checkpoints {
-                checkpoints.run().await;
+        let ended = match connection.execute_batch(end) {
+            Ok(()) => {
+                if end == "COMMIT" {
+                    let n = commits.fetch_add(1, Ordering::Relaxed) + 1;
+                    after_commit(n);
+                }
+                Ok(())
             }
-        });
-    }
-}
-
-/// WAL checkpoints in the background.
-///
-/// In WAL mode every commit appends pages to the log, and by default the connection whose commit
-/// makes the log pass 1,000 pages copies the log back into the database file and syncs it to
-/// disk while holding the write lock: under sustained writes that stalled every queued write
-/// for tens to hundreds of milliseconds (the p99 latency). A `PASSIVE` checkpoint on another
-/// connection does the copying and syncing without blocking the writer, so the writer's own
-/// automatic checkpoint (kept, and raised to 10,000 pages by `SqliteStore::connect`: it is what
-/// lets the log restart from its beginning) finds little left to do. A passive checkpoint never
-/// waits for the writer or for readers.
-struct Checkpoints {
-    pool: SqlitePool,
-    /// At most one at a time; the next one starts with the next batch after it.
-    running: AtomicBool,
-    completed: AtomicU64,
-}
-
-impl Checkpoints {
-    async fn run(&self) {
-        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&self.pool)
-            .await
-        {
-            Ok(_) => {
-                self.completed.fetch_add(1, Ordering::Relaxed);
+            Err(error) => {
+                let _ = connection.execute_batch("ROLLBACK");
+                Err(error.to_string())
             }
-            Err(error) => tracing::debug!(%error, "background SQLite WAL checkpoint failed"),
+        };
+        for deliver in deliveries {
+            deliver(ended.clone());
         }
-        self.running.store(false, Ordering::Release);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::error::StoreError;
-    use crate::id::{SessionId, StoreKey};
-    use crate::store::sql::group_commit::{Arg, Statement, WriteQueue};
-
-    /// Any key: these queues have one lane.
-    static KEY: std::sync::LazyLock<StoreKey> =
-        std::sync::LazyLock::new(|| SessionId::generate().store_key());
-    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-
-    async fn table() -> SqlitePool {
-        let pool = open("sqlite::memory:".parse().unwrap(), 1).await;
-        create_table(&pool).await;
-        pool
-    }
-
-    /// A pool of `connections` on `options`.
-    async fn open(options: SqliteConnectOptions, connections: u32) -> SqlitePool {
-        SqlitePoolOptions::new()
-            .max_connections(connections)
-            .connect_with(options)
-            .await
-            .unwrap()
-    }
-
-    async fn create_table(pool: &SqlitePool) {
-        sqlx::query("CREATE TABLE t (x INTEGER NOT NULL)")
-            .execute(pool)
-            .await
-            .unwrap();
-    }
-
-    /// A WAL database file in a fresh directory (removed by the caller).
-    fn file_db(name: &str) -> (std::path::PathBuf, sqlx::sqlite::SqliteConnectOptions) {
-        let dir =
-            std::env::temp_dir().join(format!("sessionware-batch-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let options = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(dir.join("t.db"))
-            .create_if_missing(true)
-            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
-        (dir, options)
-    }
-
-    fn insert(x: Option<i64>) -> Statement {
-        Statement {
-            sql: "INSERT INTO t (x) VALUES (?1)".into(),
-            args: vec![match x {
-                Some(x) => Arg::Int(x),
-                None => Arg::OptText(None),
-            }],
-        }
-    }
-
-    async fn rows(pool: &SqlitePool) -> Vec<i64> {
-        sqlx::query_scalar("SELECT x FROM t ORDER BY x")
-            .fetch_all(pool)
-            .await
-            .unwrap()
-    }
-
-    // On a current-thread runtime, the ten writers run (and queue their writes) before the
-    // batch task the first of them spawned, so they all land in one batch.
-    #[tokio::test(flavor = "current_thread")]
-    async fn concurrent_writes_share_one_commit() {
-        let pool = table().await;
-        let queue = Arc::new(WriteQueue::new(SqliteWriter::new(pool.clone(), None), 1));
-        let mut writers = tokio::task::JoinSet::new();
-        for x in 1..=10 {
-            let queue = Arc::clone(&queue);
-            writers.spawn(async move { queue.execute(&KEY, insert(Some(x))).await });
-        }
-        for result in writers.join_all().await {
-            assert_eq!(result.unwrap(), 1);
-        }
-        assert_eq!(queue.commits(), 1);
-        assert_eq!(rows(&pool).await, (1..=10).collect::<Vec<_>>());
-    }
-
-    // Writes of one session share a lane (and its order); other sessions spread over lanes,
-    // one commit per lane used.
-    #[tokio::test(flavor = "current_thread")]
-    async fn lanes_partition_writes_by_session() {
-        const LANES: usize = 4;
-        let pool = table().await;
-        let queue = Arc::new(WriteQueue::new(
-            SqliteWriter::new(pool.clone(), None),
-            LANES,
-        ));
-        let keys: Vec<StoreKey> = (0..8).map(|_| SessionId::generate().store_key()).collect();
-        let mut writers = tokio::task::JoinSet::new();
-        for round in 0..3 {
-            for (k, key) in keys.iter().enumerate() {
-                let (queue, key) = (Arc::clone(&queue), *key);
-                let x = i64::try_from(k * 10 + round).unwrap();
-                writers.spawn(async move { queue.execute(&key, insert(Some(x))).await });
-            }
-        }
-        for result in writers.join_all().await {
-            assert_eq!(result.unwrap(), 1);
-        }
-        let lanes: std::collections::HashSet<usize> = keys
-            .iter()
-            .map(|key| usize::from(key.as_bytes()[0]) % LANES)
-            .collect();
-        assert_eq!(queue.commits(), lanes.len() as u64);
-        // Per session, the values landed in the order they were written.
-        let in_order: Vec<i64> = sqlx::query_scalar("SELECT x FROM t ORDER BY rowid")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-        for k in 0..8 {
-            let mine: Vec<i64> = in_order.iter().copied().filter(|x| x / 10 == k).collect();
-            assert_eq!(mine, vec![k * 10, k * 10 + 1, k * 10 + 2]);
-        }
-    }
-
-    #[tokio::test(flavor = "current_thread")]
-    async fn a_failing_write_fails_alone() {
-        let pool = table().await;
-        let queue = WriteQueue::new(SqliteWriter::new(pool.clone(), None), 1);
-        let (a, bad, b) = tokio::join!(
-            queue.execute(&KEY, insert(Some(1))),
-            queue.execute(&KEY, insert(None)), // NOT NULL
-            queue.execute(&KEY, insert(Some(2))),
-        );
-        assert_eq!(a.unwrap(), 1);
-        assert!(matches!(bad, Err(StoreError::Backend(_))), "{bad:?}");
-        assert_eq!(b.unwrap(), 1);
-        assert_eq!(rows(&pool).await, vec![1, 2]);
-        // The rolled-back batch, then each write alone (the failed one commits nothing).
-        assert_eq!(queue.commits(), 2);
-    }
-
-    // A file, not `:memory:`: the first runtime's connection may close with it.
-    #[test]
-    fn a_new_runtime_gets_a_new_batch_task() {
-        let (dir, options) = file_db("runtime");
-        let first = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let (pool, queue) = first.block_on(async {
-            let pool = open(options, 1).await;
-            create_table(&pool).await;
-            let queue = WriteQueue::new(SqliteWriter::new(pool.clone(), None), 1);
-            assert_eq!(queue.execute(&KEY, insert(Some(1))).await.unwrap(), 1);
-            (pool, queue)
-        });
-        drop(first); // its batch task goes with it
-        let second = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        second.block_on(async {
-            assert_eq!(queue.execute(&KEY, insert(Some(2))).await.unwrap(), 1);
-            assert_eq!(rows(&pool).await, vec![1, 2]);
-        });
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[tokio::test(flavor = "current_thread")]
-    async fn writes_start_background_checkpoints() {
-        let (dir, options) = file_db("checkpoints");
-        let writer = open(options.clone(), 1).await;
-        let reader = open(options, 2).await;
-        create_table(&writer).await;
-        let queue = WriteQueue::new(SqliteWriter::new(writer, Some(reader)), 1);
-        assert_eq!(queue.batcher().checkpoints(), Some(0));
-        for x in 0..20 {
-            queue.execute(&KEY, insert(Some(x))).await.unwrap();
-            tokio::task::yield_now().await;
-        }
-        for _ in 0..100 {
-            if queue.batcher().checkpoints() > Some(0) {
-                break;
-            }
-        }
-        assert!(
-            queue.batcher().checkpoints() > Some(0),
-            "no background checkpoint ran"
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

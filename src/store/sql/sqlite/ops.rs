@@ -1,0 +1,406 @@
+//! The store's operations as statements on one connection: what
+//! [`SqliteStore`](super::SqliteStore) runs on its reader or writer connection.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::statements::{conditions, data_expr, first_args, tie_args, Queries, DATA_IS_OBJECT};
+use crate::error::StoreError;
+use crate::id::StoreKey;
+use crate::store::sql::arg::Arg;
+use crate::store::sql::{self, Columns, Split, PURGE_BATCH};
+use crate::store::{Applied, Created, Cycled, Listed, Record, Rekey, Touched};
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::backend(e)
+}
+
+/// The live session under `key` at `now`.
+pub(super) fn load(
+    conn: &Connection,
+    sql: &Queries,
+    key: &StoreKey,
+    now: i64,
+) -> Result<Option<Record>, StoreError> {
+    let mut statement = conn.prepare_cached(&sql.schema.load).map_err(backend)?;
+    let mut rows = statement
+        .query(params![key.to_string(), now])
+        .map_err(backend)?;
+    match rows.next().map_err(backend)? {
+        Some(row) => decode(key, row).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// A row of `load` (`data, created_at, expires_at, expiry, principal, label`) as a record; a
+/// column of the wrong type or data that is not a JSON object is [`StoreError::Corrupt`].
+fn decode(key: &StoreKey, row: &Row<'_>) -> Result<Record, StoreError> {
+    let data: String = sql::column(key, "data", row.get(0))?;
+    let columns = Columns {
+        created_at: sql::column(key, "created_at", row.get(1))?,
+        expires_at: sql::column(key, "expires_at", row.get(2))?,
+        expiry: sql::column(key, "expiry", row.get(3))?,
+        principal: sql::column(key, "principal", row.get(4))?,
+        label: sql::column(key, "label", row.get(5))?,
+    };
+    sql::record_from(key, sql::data_from_text(key, &data)?, columns)
+}
+
+/// The live sessions tied to `principal` at `now`.
+pub(super) fn list(
+    conn: &Connection,
+    sql: &Queries,
+    principal: &str,
+    now: i64,
+) -> Result<Vec<Listed>, StoreError> {
+    let mut statement = conn
+        .prepare_cached(&sql.schema.common.list)
+        .map_err(backend)?;
+    let mut rows = statement.query(params![principal, now]).map_err(backend)?;
+    let mut listed = Vec::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        let key: String = row.get(0).map_err(backend)?;
+        let Some(parsed) = StoreKey::from_hex(&key) else {
+            continue;
+        };
+        listed.extend(sql::listed_from(
+            &key,
+            sql::column(&parsed, "created_at", row.get(1))?,
+            sql::column(&parsed, "expires_at", row.get(2))?,
+            sql::column(&parsed, "label", row.get(3))?,
+        ));
+    }
+    Ok(listed)
+}
+
+/// The columns of a new row, encoded on the caller's thread.
+pub(super) struct NewRow {
+    data: String,
+    created_at: i64,
+    expires_at: i64,
+    expiry: Option<String>,
+    principal: Option<String>,
+    label: Option<String>,
+}
+
+impl NewRow {
+    pub(super) fn of(record: &Record) -> Result<Self, StoreError> {
+        let owner = record.owner.as_ref();
+        Ok(Self {
+            data: sql::encode_data(&record.data)?,
+            created_at: record.created_at,
+            expires_at: record.expires_at,
+            expiry: record.expiry.encode(),
+            principal: owner.map(|o| o.principal.clone()),
+            label: owner.and_then(|o| o.label.clone()),
+        })
+    }
+}
+
+/// Inserts the session, or replaces an expired row under its key.
+pub(super) fn create(
+    conn: &Connection,
+    sql: &Queries,
+    key: &StoreKey,
+    row: &NewRow,
+    now: i64,
+) -> Result<Created, StoreError> {
+    let mut statement = conn
+        .prepare_cached(&sql.schema.common.create)
+        .map_err(backend)?;
+    let rows = statement
+        .execute(params![
+            key.to_string(),
+            row.data,
+            row.created_at,
+            row.expires_at,
+            row.expiry,
+            row.principal,
+            row.label,
+            now,
+        ])
+        .map_err(backend)?;
+    Ok(if rows == 1 {
+        Created::Done
+    } else {
+        Created::Collision
+    })
+}
+
+pub(super) fn touch(
+    conn: &Connection,
+    sql: &Queries,
+    key: &StoreKey,
+    expires_at: i64,
+    now: i64,
+) -> Result<Touched, StoreError> {
+    let mut statement = conn
+        .prepare_cached(&sql.schema.common.touch)
+        .map_err(backend)?;
+    let rows = statement
+        .execute(params![key.to_string(), now, expires_at])
+        .map_err(backend)?;
+    Ok(if rows == 1 {
+        Touched::Done
+    } else {
+        Touched::Missing
+    })
+}
+
+pub(super) fn delete(conn: &Connection, sql: &Queries, key: &StoreKey) -> Result<(), StoreError> {
+    let mut statement = conn
+        .prepare_cached(&sql.schema.common.delete)
+        .map_err(backend)?;
+    statement
+        .execute(params![key.to_string()])
+        .map_err(backend)?;
+    Ok(())
+}
+
+/// Deletes the live sessions of `principal` in one statement: a session tied by a racing
+/// create or cycle is either deleted with the rest or committed after, and so still listed.
+pub(super) fn delete_all(
+    conn: &Connection,
+    sql: &Queries,
+    principal: &str,
+    now: i64,
+) -> Result<u64, StoreError> {
+    let rows = conn
+        .execute(&sql.schema.common.delete_all, params![principal, now])
+        .map_err(backend)?;
+    Ok(rows as u64)
+}
+
+/// Deletes at most [`PURGE_BATCH`] rows expired at `now`.
+pub(super) fn purge_batch(conn: &Connection, sql: &Queries, now: i64) -> Result<u64, StoreError> {
+    let rows = conn
+        .execute(&sql.schema.common.purge, params![now, PURGE_BATCH])
+        .map_err(backend)?;
+    Ok(rows as u64)
+}
+
+/// What a size check needs after a capped write changed nothing: the new `data` expression,
+/// whose parameters end at `?{params_end}` of the write's arguments (`?1` the key, `?2` now).
+pub(super) struct Probe {
+    data: String,
+    params_end: usize,
+    cap: usize,
+}
+
+/// A write of a change set, built on the caller's thread (owned, for the writer thread).
+pub(super) struct ChangeWrite {
+    key: StoreKey,
+    now: i64,
+    statement: String,
+    args: Vec<Arg>,
+    expect: Vec<(String, Option<serde_json::Value>)>,
+    probe: Option<Probe>,
+}
+
+/// The `UPDATE` that applies `split` to the live session `key`, checking the size cap and
+/// the preconditions on the row.
+pub(super) fn apply_write(sql: &Queries, key: &StoreKey, split: &Split<'_>) -> ChangeWrite {
+    let t = &sql.table;
+    // Only validated identifiers and numbered placeholders are pasted into the statement.
+    let mut args = first_args(key, split);
+    let mut probe = None;
+    let statement = if split.data_unchanged() && split.changes.expect.is_empty() {
+        format!(
+            "UPDATE {t} SET expires_at = ?3, expiry = CASE WHEN ?4 THEN ?5 ELSE expiry END \
+             WHERE key = ?1 AND expires_at > ?2"
+        )
+    } else {
+        let (data, params) = data_expr(split, args.len() + 1);
+        args.extend(params.into_iter().map(Arg::Text));
+        let probe_args = args.len();
+        // The cap and the preconditions are checked on the row, in the same statement.
+        let conditions = conditions(split, &data, &mut args);
+        let statement = format!(
+            "UPDATE {t} SET data = {data}, expires_at = ?3, \
+             expiry = CASE WHEN ?4 THEN ?5 ELSE expiry END \
+             WHERE key = ?1 AND expires_at > ?2 AND {DATA_IS_OBJECT}{conditions}"
+        );
+        probe = probe_for(split, data, &args[..probe_args]);
+        statement
+    };
+    ChangeWrite {
+        key: *key,
+        now: split.now,
+        statement,
+        args,
+        expect: split.changes.expect.clone(),
+        probe,
+    }
+}
+
+/// The size probe of a capped write whose arguments so far end with the `data` parameters.
+fn probe_for(split: &Split<'_>, data: String, args: &[Arg]) -> Option<Probe> {
+    split.size_cap.map(|cap| Probe {
+        data,
+        params_end: args.len(),
+        cap,
+    })
+}
+
+/// Runs an `apply` built by [`apply_write`]; if it changed nothing, says why.
+pub(super) fn apply(
+    conn: &Connection,
+    sql: &Queries,
+    write: &ChangeWrite,
+) -> Result<Applied, StoreError> {
+    let rows = conn
+        .prepare_cached(&write.statement)
+        .and_then(|mut s| s.execute(rusqlite::params_from_iter(&write.args)))
+        .map_err(backend)?;
+    if rows == 1 {
+        return Ok(Applied::Done);
+    }
+    let key = &write.key;
+    match missing_or_corrupt(conn, sql, key, write.now)? {
+        Some(false) => Err(sql::corrupt(
+            key,
+            "`data` is not a JSON object; not updated",
+        )),
+        None => Ok(Applied::Missing),
+        // Live and an object, yet not updated: a precondition or the size cap refused it.
+        Some(true) => {
+            if !preconditions_hold(conn, sql, write)? {
+                return Ok(Applied::Conflict);
+            }
+            Ok(match size_after(conn, sql, write)? {
+                Some(size) => Applied::TooLarge { size },
+                None => Applied::Missing,
+            })
+        }
+    }
+}
+
+/// The statement that moves the live session `keys.old` to `keys.new` with `split`: the new row
+/// is built from the old one in SQL, and takes the new key only if it is free or expired.
+pub(super) fn cycle_write(sql: &Queries, keys: &Rekey<'_>, split: &Split<'_>) -> ChangeWrite {
+    let t = &sql.table;
+    let mut args = first_args(keys.old, split);
+    args.push(Arg::Text(keys.new.to_string()));
+    // ?7 tie, ?8 principal, ?9 label
+    args.extend(tie_args(keys));
+    let (data, params) = data_expr(split, args.len() + 1);
+    args.extend(params.into_iter().map(Arg::Text));
+    let probe_args = args.len();
+    let conditions = conditions(split, &data, &mut args);
+    let statement = format!(
+        "INSERT INTO {t} (key, data, created_at, expires_at, expiry, principal, label) \
+         SELECT ?6, {data}, created_at, ?3, CASE WHEN ?4 THEN ?5 ELSE expiry END, \
+         CASE WHEN ?7 THEN ?8 ELSE principal END, CASE WHEN ?7 THEN ?9 ELSE label END \
+         FROM {t} WHERE key = ?1 AND expires_at > ?2 AND {DATA_IS_OBJECT}{conditions} \
+         ON CONFLICT (key) DO UPDATE SET data = excluded.data, \
+         created_at = excluded.created_at, expires_at = excluded.expires_at, \
+         expiry = excluded.expiry, principal = excluded.principal, \
+         label = excluded.label WHERE {t}.expires_at <= ?2"
+    );
+    ChangeWrite {
+        key: *keys.old,
+        now: split.now,
+        statement,
+        probe: probe_for(split, data, &args[..probe_args]),
+        args,
+        expect: split.changes.expect.clone(),
+    }
+}
+
+/// Runs a `cycle` built by [`cycle_write`], inside the writer's transaction: the insert and
+/// the old row's delete commit together.
+pub(super) fn cycle(
+    conn: &Connection,
+    sql: &Queries,
+    write: &ChangeWrite,
+) -> Result<Cycled, StoreError> {
+    let moved = conn
+        .execute(&write.statement, rusqlite::params_from_iter(&write.args))
+        .map_err(backend)?;
+    let old = &write.key;
+    if moved == 1 {
+        delete(conn, sql, old)?;
+        return Ok(Cycled::Done);
+    }
+    // Nothing was written: say why.
+    Ok(match missing_or_corrupt(conn, sql, old, write.now)? {
+        None => Cycled::Missing,
+        Some(false) => {
+            return Err(sql::corrupt(old, "`data` is not a JSON object; not cycled"));
+        }
+        Some(true) if !preconditions_hold(conn, sql, write)? => Cycled::Conflict,
+        Some(true) => match size_after(conn, sql, write)? {
+            Some(size) => Cycled::TooLarge { size },
+            None => Cycled::Collision,
+        },
+    })
+}
+
+/// Why a write guarded by liveness and [`DATA_IS_OBJECT`] changed nothing: the live row holds
+/// garbage (`Some(false)`), or there is no live row (`None`). Only asked when the write already
+/// failed.
+fn missing_or_corrupt(
+    conn: &Connection,
+    sql: &Queries,
+    key: &StoreKey,
+    now: i64,
+) -> Result<Option<bool>, StoreError> {
+    let row = conn
+        .query_row(&sql.live_is_object, params![key.to_string(), now], |row| {
+            Ok(row.get::<_, i64>(0))
+        })
+        .optional()
+        .map_err(backend)?;
+    match row {
+        None => Ok(None),
+        Some(is_object) => Ok(Some(sql::column(key, "data", is_object)? != 0)),
+    }
+}
+
+/// Whether the live session meets the write's preconditions (true without any). Only asked
+/// after a write with preconditions changed nothing, to tell a conflict from the other reasons.
+fn preconditions_hold(
+    conn: &Connection,
+    sql: &Queries,
+    write: &ChangeWrite,
+) -> Result<bool, StoreError> {
+    if write.expect.is_empty() {
+        return Ok(true);
+    }
+    let record = load(conn, sql, &write.key, write.now)?;
+    Ok(record.is_some_and(|record| {
+        write
+            .expect
+            .iter()
+            .all(|(key, expected)| record.data.get(key) == expected.as_ref())
+    }))
+}
+
+/// The length of the JSON text the live session would hold after the write, if that is over
+/// the change set's size cap; `None` if it fits (or there is no cap). Only asked after a capped
+/// write changed nothing, to tell "too large" from the other reasons.
+fn size_after(
+    conn: &Connection,
+    sql: &Queries,
+    write: &ChangeWrite,
+) -> Result<Option<usize>, StoreError> {
+    let Some(probe) = &write.probe else {
+        return Ok(None);
+    };
+    let t = &sql.table;
+    // `?3` to `?5` go unused; the parameters after the data's (the conditions') are not bound.
+    let statement = format!(
+        "SELECT length(CAST({} AS BLOB)) FROM {t} \
+         WHERE key = ?1 AND expires_at > ?2 AND {DATA_IS_OBJECT}",
+        probe.data
+    );
+    let args = &write.args[..probe.params_end];
+    let size: Option<i64> = conn
+        .query_row(&statement, rusqlite::params_from_iter(args), |row| {
+            row.get(0)
+        })
+        .optional()
+        .map_err(backend)?;
+    Ok(size
+        .and_then(|size| usize::try_from(size).ok())
+        .filter(|size| *size > probe.cap))
+}
