@@ -1,7 +1,7 @@
 //! The store's operations as statements on one connection: what
 //! [`SqliteStore`](super::SqliteStore) runs on its reader or writer connection.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Params, Row};
 
 use super::statements::{conditions, data_expr, first_args, tie_args, Queries, DATA_IS_OBJECT};
 use crate::error::StoreError;
@@ -12,6 +12,13 @@ use crate::store::{Applied, Created, Cycled, Listed, Record, Rekey, Touched};
 
 fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::backend(e)
+}
+
+/// Runs one of the table's fixed statements (prepared once per connection); the rows it changed.
+fn execute(conn: &Connection, statement: &str, params: impl Params) -> Result<usize, StoreError> {
+    conn.prepare_cached(statement)
+        .and_then(|mut statement| statement.execute(params))
+        .map_err(backend)
 }
 
 /// The live session under `key` at `now`.
@@ -104,22 +111,17 @@ pub(super) fn create(
     row: &NewRow,
     now: i64,
 ) -> Result<Created, StoreError> {
-    let mut statement = conn
-        .prepare_cached(&sql.schema.common.create)
-        .map_err(backend)?;
-    let rows = statement
-        .execute(params![
-            key.to_string(),
-            row.data,
-            row.created_at,
-            row.expires_at,
-            row.expiry,
-            row.principal,
-            row.label,
-            now,
-        ])
-        .map_err(backend)?;
-    Ok(if rows == 1 {
+    let values = params![
+        key.to_string(),
+        row.data,
+        row.created_at,
+        row.expires_at,
+        row.expiry,
+        row.principal,
+        row.label,
+        now,
+    ];
+    Ok(if execute(conn, &sql.schema.common.create, values)? == 1 {
         Created::Done
     } else {
         Created::Collision
@@ -133,13 +135,8 @@ pub(super) fn touch(
     expires_at: i64,
     now: i64,
 ) -> Result<Touched, StoreError> {
-    let mut statement = conn
-        .prepare_cached(&sql.schema.common.touch)
-        .map_err(backend)?;
-    let rows = statement
-        .execute(params![key.to_string(), now, expires_at])
-        .map_err(backend)?;
-    Ok(if rows == 1 {
+    let values = params![key.to_string(), now, expires_at];
+    Ok(if execute(conn, &sql.schema.common.touch, values)? == 1 {
         Touched::Done
     } else {
         Touched::Missing
@@ -147,12 +144,7 @@ pub(super) fn touch(
 }
 
 pub(super) fn delete(conn: &Connection, sql: &Queries, key: &StoreKey) -> Result<(), StoreError> {
-    let mut statement = conn
-        .prepare_cached(&sql.schema.common.delete)
-        .map_err(backend)?;
-    statement
-        .execute(params![key.to_string()])
-        .map_err(backend)?;
+    execute(conn, &sql.schema.common.delete, params![key.to_string()])?;
     Ok(())
 }
 
@@ -164,17 +156,13 @@ pub(super) fn delete_all(
     principal: &str,
     now: i64,
 ) -> Result<u64, StoreError> {
-    let rows = conn
-        .execute(&sql.schema.common.delete_all, params![principal, now])
-        .map_err(backend)?;
+    let rows = execute(conn, &sql.schema.common.delete_all, params![principal, now])?;
     Ok(rows as u64)
 }
 
 /// Deletes at most [`PURGE_BATCH`] rows expired at `now`.
 pub(super) fn purge_batch(conn: &Connection, sql: &Queries, now: i64) -> Result<u64, StoreError> {
-    let rows = conn
-        .execute(&sql.schema.common.purge, params![now, PURGE_BATCH])
-        .map_err(backend)?;
+    let rows = execute(conn, &sql.schema.common.purge, params![now, PURGE_BATCH])?;
     Ok(rows as u64)
 }
 
@@ -247,10 +235,7 @@ pub(super) fn apply(
     sql: &Queries,
     write: &ChangeWrite,
 ) -> Result<Applied, StoreError> {
-    let rows = conn
-        .prepare_cached(&write.statement)
-        .and_then(|mut s| s.execute(rusqlite::params_from_iter(&write.args)))
-        .map_err(backend)?;
+    let rows = execute(conn, &write.statement, params_from_iter(&write.args))?;
     if rows == 1 {
         return Ok(Applied::Done);
     }
