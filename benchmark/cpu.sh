@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# CPU time of the app process per request (perf's task-clock), for the apps in APPS on the
+# scenarios B, C and D, under the same wrk load as run.sh. Requests/s on a 2-core machine that
+# also runs wrk and the database measure the scheduler as much as the app; CPU per request is
+# what the app itself costs. Run benchmark/run.sh once first (it builds the binaries).
+#
+#   STORE=redis benchmark/cpu.sh          # APPS="floor project" by default
+set -euo pipefail
+cd "$(dirname "$0")"
+HERE=$PWD
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HERE/../target/benchmark}
+read -ra APPS <<<"${APPS:-floor project}"
+STORE=${STORE:-memory} DUR=${DUR:-4} CONNS=${CONNS:-32} PORT=${PORT:-3000}
+SERVER_CPU=${SERVER_CPU:-0} CLIENT_CPU=${CLIENT_CPU:-1}
+URL=http://127.0.0.1:$PORT
+for tool in curl perf taskset wrk; do
+  command -v "$tool" >/dev/null || { echo "missing tool: $tool" >&2; exit 1; }
+done
+
+bin_path() {  # app
+  if [[ $1 == project ]]; then
+    echo "$CARGO_TARGET_DIR/release/examples/bench_server"
+  else
+    echo "$CARGO_TARGET_DIR/release/$1"
+  fi
+}
+
+TMP=$(mktemp -d)
+trap 'kill "${PID:-}" 2>/dev/null || true; rm -rf "$TMP"' EXIT
+
+# app route cookie(0|1) -> "requests cpu_ms"
+measure() {
+  local app=$1 route=$2 with_cookie=$3 cookie=
+  [[ -x $(bin_path "$app") ]] || { echo "no $(bin_path "$app"): run benchmark/run.sh first" >&2; exit 1; }
+  STORE=$STORE PORT=$PORT WORKERS=1 SQLITE_URL="sqlite://$TMP/$app.db?mode=rwc" \
+    taskset -c "$SERVER_CPU" "$(bin_path "$app")" >"$TMP/server.log" 2>&1 &
+  PID=$!
+  for _ in $(seq 100); do curl -s -o /dev/null "$URL/plain" && break; sleep 0.05; done
+  if ((with_cookie)); then
+    cookie=$(curl -s -D - -o /dev/null "$URL/write" | tr -d '\r' |
+      sed -nE 's/^set-cookie: *([^;]+).*/\1/Ip' | head -1)
+  fi
+  local args=(-t1 -c"$CONNS")
+  [[ -n $cookie ]] && args+=(-H "Cookie: $cookie")
+  taskset -c "$CLIENT_CPU" wrk "${args[@]}" -d1s "$URL$route" >/dev/null # warm up
+  perf stat -e task-clock -x, -p "$PID" -o "$TMP/stat" -- sleep "$DUR" &
+  local stat=$!
+  local requests
+  requests=$(taskset -c "$CLIENT_CPU" wrk "${args[@]}" -d"${DUR}s" "$URL$route" |
+    sed -nE 's/^ *([0-9]+) requests in.*/\1/p')
+  wait "$stat"
+  kill "$PID"; wait "$PID" 2>/dev/null || true; PID=
+  echo "$requests $(grep task-clock "$TMP/stat" | cut -d, -f1)"
+}
+
+ROUNDS=${ROUNDS:-3}
+echo "STORE=$STORE, wrk -t1 -c$CONNS -d${DUR}s, server WORKERS=1 on CPU $SERVER_CPU, $ROUNDS rounds (apps interleaved); median µs of app CPU per request"
+for round in $(seq "$ROUNDS"); do
+  for scenario in "B /read 1" "C /write 1" "D /write 0"; do
+    read -r name route cookie <<<"$scenario"
+    for app in "${APPS[@]}"; do
+      read -r requests cpu_ms <<<"$(measure "$app" "$route" "$cookie")"
+      echo "$name $app $requests $cpu_ms" >>"$TMP/results"
+    done
+  done
+done
+python3 - "$TMP/results" "${APPS[@]}" <<'PY'
+import statistics, sys
+rows = [line.split() for line in open(sys.argv[1])]
+apps = sys.argv[2:]
+print("| scenario | " + " | ".join(apps) + " |" + (" ÷ " + apps[0] + " |" if len(apps) == 2 else ""))
+print("|---|" + "---:|" * (len(apps) + (len(apps) == 2)))
+for name, route in (("B", "/read"), ("C", "/write"), ("D", "/write, new session")):
+    medians = [statistics.median(float(ms) * 1000 / int(n) for s, a, n, ms in rows if s == name and a == app) for app in apps]
+    ratio = f" {medians[1] / medians[0]:.2f} |" if len(apps) == 2 else ""
+    print(f"| {name} {route} | " + " | ".join(f"{m:.1f}" for m in medians) + " |" + ratio)
+PY
