@@ -136,8 +136,10 @@ impl SqliteStore {
         &self.sql.name
     }
 
-    /// Runs `f` on the writer connection, in a transaction of its own (for health checks,
-    /// your own queries, tests). Writes wait while it runs: keep it short.
+    /// Runs `f` on the writer connection, as a write: in the writer's transaction (with
+    /// whatever other writes queued meanwhile, in a savepoint of its own when there are some),
+    /// committed before this returns (for health checks, your own queries, tests). Writes wait
+    /// while it runs: keep it short.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
