@@ -63,7 +63,7 @@ enum SavedValues {
 
 /// Whether carrying out a plan may move the values it writes out of the state instead of
 /// cloning them.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 enum Source {
     /// This is the last handle of the session: nothing can look at its state after the save.
     Last,

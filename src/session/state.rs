@@ -93,6 +93,16 @@ impl State {
         }
     }
 
+    /// Sets `key` to `value` in the request's view, noting the change (see [`State::record`]).
+    pub(super) fn set(&mut self, key: &str, value: Value) {
+        if matches!(self.origin, Origin::Stored(_)) {
+            self.data.insert(key.to_owned(), value.clone());
+            self.updates.insert(key.to_owned(), Some(value));
+        } else {
+            self.data.insert(key.to_owned(), value);
+        }
+    }
+
     /// Whether the handler changed the values.
     pub(super) fn data_changed(&self) -> bool {
         self.clear || !self.updates.is_empty()

@@ -199,12 +199,7 @@ impl Session {
             }
             state.size = Some(size);
         }
-        if matches!(state.origin, Origin::Stored(_)) {
-            state.data.insert(key.to_owned(), value.clone());
-            state.record(key, Some(value));
-        } else {
-            state.data.insert(key.to_owned(), value);
-        }
+        state.set(key, value);
         Ok(())
     }
 }

@@ -31,6 +31,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::{mpsc, oneshot};
 
 use super::arg::Arg;
+use super::MAX_BATCH;
 use crate::error::StoreError;
 use crate::id::StoreKey;
 
@@ -81,9 +82,6 @@ where
     }
     sqlx::query_with(sqlx::AssertSqlSafe(statement.sql.clone()), args)
 }
-
-/// At most this many writes per transaction, so that one commit never holds locks for long.
-const MAX_BATCH: usize = 64;
 
 /// How one database runs statements, alone or together. The SQL stores implement it with
 /// `pool_batcher!`; tests implement it to inject faults.

@@ -43,7 +43,9 @@ use std::sync::Arc;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::{ChangeSet, Data, ExpiryChange, Listed, Owner, Record};
+#[cfg(feature = "postgres")]
+use super::Listed;
+use super::{ChangeSet, Data, ExpiryChange, Owner, Record};
 use crate::error::StoreError;
 use crate::expiry::ExpirySettings;
 use crate::id::StoreKey;
@@ -54,6 +56,10 @@ pub(crate) const DEFAULT_TABLE: &str = "sessionware_sessions";
 /// How many expired rows one `DELETE` of `delete_expired` removes at most, so that no statement
 /// holds its locks for long.
 pub(crate) const PURGE_BATCH: i64 = 1000;
+
+/// At most this many writes per transaction in either backend's group commit, so that one
+/// commit never holds the write lock for long.
+pub(crate) const MAX_BATCH: usize = 64;
 
 /// The longest table or schema name accepted (PostgreSQL's identifier limit, `NAMEDATALEN - 1`).
 const MAX_NAME_LEN: usize = 63;
@@ -295,19 +301,8 @@ where
     record_from(key, data, columns)
 }
 
-/// What the store lists for a row of the `list` statement; `None` for a row whose key is not a
-/// store key (it cannot be any session's: skipped rather than failing the whole list).
-pub(crate) fn listed_from(
-    key: &str,
-    created_at: i64,
-    expires_at: i64,
-    label: Option<String>,
-) -> Option<Listed> {
-    let key = StoreKey::from_hex(key)?;
-    Some(Listed::new(key, created_at, expires_at, label))
-}
-
-/// Reads a row of the `list` statement (sqlx).
+/// Reads a row of the `list` statement (sqlx); `None` for a row whose key is not a store key
+/// (it cannot be any session's: skipped rather than failing the whole list).
 #[cfg(feature = "postgres")]
 pub(crate) fn listed<R>(row: &R) -> Result<Option<Listed>, StoreError>
 where
@@ -317,15 +312,15 @@ where
     for<'a> &'a str: sqlx::ColumnIndex<R>,
 {
     let key: String = row.try_get("key").map_err(StoreError::backend)?;
-    let Some(parsed) = StoreKey::from_hex(&key) else {
+    let Some(key) = StoreKey::from_hex(&key) else {
         return Ok(None);
     };
-    Ok(listed_from(
-        &key,
-        column(&parsed, "created_at", row.try_get("created_at"))?,
-        column(&parsed, "expires_at", row.try_get("expires_at"))?,
-        column(&parsed, "label", row.try_get("label"))?,
-    ))
+    Ok(Some(Listed::new(
+        key,
+        column(&key, "created_at", row.try_get("created_at"))?,
+        column(&key, "expires_at", row.try_get("expires_at"))?,
+        column(&key, "label", row.try_get("label"))?,
+    )))
 }
 
 fn json_kind(value: &Value) -> &'static str {

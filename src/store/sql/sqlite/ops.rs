@@ -66,14 +66,15 @@ pub(super) fn list(
     let mut listed = Vec::new();
     while let Some(row) = rows.next().map_err(backend)? {
         let key: String = row.get(0).map_err(backend)?;
-        let Some(parsed) = StoreKey::from_hex(&key) else {
+        // A row whose key is not a store key cannot be any session's: skipped, not an error.
+        let Some(key) = StoreKey::from_hex(&key) else {
             continue;
         };
-        listed.extend(sql::listed_from(
-            &key,
-            sql::column(&parsed, "created_at", row.get(1))?,
-            sql::column(&parsed, "expires_at", row.get(2))?,
-            sql::column(&parsed, "label", row.get(3))?,
+        listed.push(Listed::new(
+            key,
+            sql::column(&key, "created_at", row.get(1))?,
+            sql::column(&key, "expires_at", row.get(2))?,
+            sql::column(&key, "label", row.get(3))?,
         ));
     }
     Ok(listed)

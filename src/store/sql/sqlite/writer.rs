@@ -21,9 +21,7 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use crate::error::StoreError;
-
-/// At most this many writes per transaction, so that one commit never holds the lock for long.
-const MAX_BATCH: usize = 64;
+use crate::store::sql::MAX_BATCH;
 
 /// What a write sends back once its transaction ended: its result, or the error that ended
 /// the transaction.
