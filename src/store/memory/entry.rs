@@ -1,15 +1,17 @@
 //! One stored session in [`MemoryStore`](super::MemoryStore), laid out for speed and size.
 //!
-//! The values are kept ready to use, as a boxed slice of `(key, value)` pairs: loading a session
-//! clones them into a [`Data`] map and saving edits them in place, with no JSON to parse or to
-//! write. Keys are interned per shard (every session names the same few keys: `user_id`,
-//! `counter`, ...), so a small session costs one allocation, its slice, beside its map slot.
+//! The values are kept ready to use, as `(key, value)` pairs: loading a session clones them into
+//! a [`Data`] map and saving edits them in place, with no JSON to parse or to write. Keys are
+//! interned per shard (every session names the same few keys: `user_id`, `counter`, ...), and a
+//! session with one value keeps it inline, so a small session is one allocation (the entry,
+//! 88 bytes) beside its 24-byte slot in the shard's table.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::table::Tail;
 use crate::expiry::ExpirySettings;
 use crate::id::StoreKey;
 use crate::store::{check_after, ChangeSet, Data, ExpiryChange, Listed, Owner, Record};
@@ -35,9 +37,52 @@ impl Keys {
     }
 }
 
-/// A stored session: 40 bytes plus its pairs (and its [`Extra`], if it has one).
+/// One value of a session, under its interned key.
+type Pair = (Arc<str>, Value);
+
+/// A session's values: most sessions hold one or two, so one is kept inline (no allocation of
+/// its own) and more go to a boxed slice.
+enum Pairs {
+    One(Pair),
+    Many(Box<[Pair]>),
+}
+
+impl Pairs {
+    fn as_slice(&self) -> &[Pair] {
+        match self {
+            Pairs::One(pair) => std::slice::from_ref(pair),
+            Pairs::Many(pairs) => pairs,
+        }
+    }
+
+    fn into_vec(self) -> Vec<Pair> {
+        match self {
+            Pairs::One(pair) => vec![pair],
+            Pairs::Many(pairs) => pairs.into_vec(),
+        }
+    }
+}
+
+impl From<Vec<Pair>> for Pairs {
+    fn from(mut pairs: Vec<Pair>) -> Self {
+        match pairs.pop() {
+            Some(pair) if pairs.is_empty() => Pairs::One(pair),
+            Some(pair) => {
+                pairs.push(pair);
+                Pairs::Many(pairs.into_boxed_slice())
+            }
+            // An empty boxed slice allocates nothing.
+            None => Pairs::Many(Box::default()),
+        }
+    }
+}
+
+/// A stored session: 88 bytes, its first value included (and its [`Extra`], if it has one).
 pub(super) struct Entry {
-    data: Box<[(Arc<str>, Value)]>,
+    /// The second half of the session's store key (the first half files it: see
+    /// [`Table`](super::table::Table)); set when the entry is filed.
+    pub(super) tail: Tail,
+    data: Pairs,
     created_at: i64,
     pub(super) expires_at: i64,
     extra: Option<Box<Extra>>,
@@ -45,12 +90,14 @@ pub(super) struct Entry {
 
 impl Entry {
     pub(super) fn new(record: &Record, keys: &mut Keys) -> Self {
+        let pairs: Vec<Pair> = record
+            .data
+            .iter()
+            .map(|(key, value)| (keys.intern(key), value.clone()))
+            .collect();
         Self {
-            data: record
-                .data
-                .iter()
-                .map(|(key, value)| (keys.intern(key), value.clone()))
-                .collect(),
+            tail: Tail::default(),
+            data: Pairs::from(pairs),
             created_at: record.created_at,
             expires_at: record.expires_at,
             extra: Extra::boxed(record.expiry, record.owner.clone()),
@@ -60,6 +107,7 @@ impl Entry {
     pub(super) fn to_record(&self) -> Record {
         let data: Data = self
             .data
+            .as_slice()
             .iter()
             .map(|(key, value)| (String::from(&**key), value.clone()))
             .collect();
@@ -100,14 +148,22 @@ impl Entry {
     pub(super) fn check_size(&self, changes: &ChangeSet) -> Result<(), usize> {
         check_after(
             changes,
-            self.data.iter().map(|(key, value)| (&**key, value)),
+            self.data
+                .as_slice()
+                .iter()
+                .map(|(key, value)| (&**key, value)),
         )
     }
 
     /// Whether the preconditions of `changes` hold (see [`ChangeSet::preconditions_hold`]).
     pub(super) fn preconditions_hold(&self, changes: &ChangeSet) -> bool {
         changes.expect.iter().all(|(key, expected)| {
-            let current = self.data.iter().find(|(k, _)| **k == **key).map(|(_, v)| v);
+            let current = self
+                .data
+                .as_slice()
+                .iter()
+                .find(|(k, _)| **k == **key)
+                .map(|(_, v)| v);
             current == expected.as_ref()
         })
     }
@@ -115,7 +171,8 @@ impl Entry {
     /// Applies `changes` in place. It cannot fail, so an entry is never left half-changed.
     pub(super) fn apply(&mut self, changes: &ChangeSet, keys: &mut Keys) {
         if !changes.is_data_unchanged() {
-            let mut data = std::mem::take(&mut self.data).into_vec();
+            let taken = std::mem::replace(&mut self.data, Pairs::Many(Box::default()));
+            let mut data = taken.into_vec();
             if changes.clear {
                 data.clear();
             }
@@ -130,7 +187,7 @@ impl Entry {
                     (None, None) => {}
                 }
             }
-            self.data = data.into_boxed_slice();
+            self.data = Pairs::from(data);
         }
         self.expires_at = changes.expires_at;
         if let ExpiryChange::Set(expiry) = changes.expiry {
@@ -159,11 +216,11 @@ impl Extra {
 mod tests {
     use super::*;
 
-    /// An entry is 40 bytes whatever its settings: they live out of line, boxed only when a
-    /// session has some of its own.
+    /// An entry is 88 bytes whatever its settings (they live out of line, boxed only when a
+    /// session has some of its own), its first value included.
     #[test]
     fn entries_stay_small_and_keep_their_settings() {
-        assert_eq!(std::mem::size_of::<Entry>(), 40);
+        assert_eq!(std::mem::size_of::<Entry>(), 88);
         let mut keys = Keys::default();
         let own = ExpirySettings::from(Some(crate::Expiry::OnSessionEnd))
             .with_absolute_timeout(Some(std::time::Duration::from_millis(1500)));
@@ -193,11 +250,44 @@ mod tests {
             Record::new(Data::from([("counter".to_owned(), Value::from(1))]), 1).with_created_at(0);
         let a = Entry::new(&record, &mut keys);
         let b = Entry::new(&record, &mut keys);
-        assert!(Arc::ptr_eq(&a.data[0].0, &b.data[0].0));
+        assert!(Arc::ptr_eq(
+            &a.data.as_slice()[0].0,
+            &b.data.as_slice()[0].0
+        ));
+        assert!(matches!(a.data, Pairs::One(_)), "one value is kept inline");
         assert_eq!(b.to_record(), record);
         drop((a, b));
         keys.prune();
         assert!(keys.0.is_empty());
+    }
+
+    /// A session moves between one inline value, several in a slice and none, and reads back
+    /// the same at every step.
+    #[test]
+    fn values_move_between_inline_and_slice_intact() {
+        let mut keys = Keys::default();
+        let mut record =
+            Record::new(Data::from([("a".to_owned(), Value::from(1))]), 10).with_created_at(0);
+        let mut entry = Entry::new(&record, &mut keys);
+        assert!(matches!(entry.data, Pairs::One(_)));
+        let steps = [
+            ChangeSet::new(10).with_update("b", Some(Value::from(2))),
+            ChangeSet::new(10).with_update("a", None),
+            ChangeSet::new(10).with_update("b", Some(Value::from("two"))),
+            ChangeSet::new(10).with_update("b", None),
+            ChangeSet::new(10).with_update("c", Some(Value::from(3))),
+        ];
+        let shapes = ["many", "one", "one", "many", "one"];
+        for (changes, shape) in steps.iter().zip(shapes) {
+            entry.apply(changes, &mut keys);
+            changes.apply_to(&mut record);
+            assert_eq!(entry.to_record(), record);
+            let inline = matches!(entry.data, Pairs::One(_));
+            assert_eq!(inline, shape == "one", "after {changes:?}");
+        }
+        assert!(
+            entry.preconditions_hold(&ChangeSet::new(10).with_expected("c", Some(Value::from(3))))
+        );
     }
 
     #[test]

@@ -1,8 +1,6 @@
 //! [`MemoryStore`]: the embedded default.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -10,9 +8,11 @@ use async_trait::async_trait;
 
 mod entry;
 mod index;
+mod table;
 
 use self::entry::{Entry, Keys};
 use self::index::Index;
+use self::table::Table;
 use super::{Applied, ChangeSet, Created, Cycled, Listed, Record, Rekey, SessionStore};
 use crate::error::StoreError;
 use crate::expiry::now;
@@ -39,12 +39,15 @@ const MIN_CREATES_PER_SWEEP: usize = 64;
 ///   many creates as the store holds sessions; [`delete_expired`](SessionStore::delete_expired)
 ///   (run it with [`PurgeTask`](super::PurgeTask) for a bound in time) sweeps shard by shard.
 ///   No step locks more than one shard, so there is never a stop-the-world pause.
-/// - **Ready to use, and compact.** A session is kept as 40 bytes plus its values as a slice of
-///   `(key, value)` pairs, filed under its 32-byte key; keys are interned per shard, so a small
-///   session is one allocation beside its map slot. Loads and saves parse and write no JSON.
-///   With 1,000,000 sessions holding one small value (`{"counter": n}`) the process grows by
-///   about 220 bytes per session (218 measured), map overhead included (`cargo run --release
-///   --example memory_footprint` measures it on your machine). Parsed values take more room
+/// - **Ready to use, and compact.** A session is one 88-byte allocation (its times, the second
+///   half of its key, and its first value inline; more values go to a slice of `(key, value)`
+///   pairs), filed in a 24-byte slot under the first half of its key, the second half compared
+///   on every lookup. Keys are interned per shard. Loads and saves parse and write no JSON.
+///   With one small value per session (`{"counter": n}`) the process grows by 130 to 150
+///   bytes per session between 100,000 and 1,500,000 sessions, map overhead included; the
+///   hand-written floor's `HashMap<Uuid, String>` takes 100 to 134 (`cargo run --release
+///   --example memory_footprint`, and `MAP=floor`, measure both on your machine). Parsed
+///   values take more room
 ///   than their JSON text when they are large nested structures (often two to four times);
 ///   the session size cap ([`SessionLayer::with_max_session_size`](crate::SessionLayer::with_max_session_size))
 ///   counts the JSON text.
@@ -87,27 +90,10 @@ impl Default for Shards {
     }
 }
 
-/// The keys are SHA-256 digests, already uniformly random: hashing them again is wasted work.
-#[derive(Default)]
-struct DigestHasher(u64);
-
-impl Hasher for DigestHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8).take(1) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = u64::from_le_bytes(word);
-        }
-    }
-}
-
 /// One shard: its sessions, and the keys their values are filed under.
 #[derive(Default)]
 struct Shard {
-    map: Map,
+    map: Table,
     keys: Keys,
 }
 
@@ -177,7 +163,9 @@ impl MemoryStore {
     fn listed(&self, principal: &str, key: StoreKey, now: i64) -> Option<Listed> {
         let listed = {
             let mut shard = lock(self.shard(&key));
-            live_entry(&mut shard.map, &key, now)
+            shard
+                .map
+                .live(&key, now)
                 .filter(|entry| entry.owner().is_some_and(|o| o.principal == principal))
                 .map(|entry| entry.listed(key))
         };
@@ -205,25 +193,16 @@ fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
 fn sweep(shard: &Mutex<Shard>, now: i64) -> (u64, usize) {
     let mut shard = lock(shard);
     let before = shard.map.len();
-    shard.map.retain(|_, entry| entry.expires_at > now);
+    shard.map.retain(|entry| entry.expires_at > now);
     shard.keys.prune();
     let kept = shard.map.len();
     ((before - kept) as u64, kept)
 }
 
-type Map = HashMap<StoreKey, Entry, BuildHasherDefault<DigestHasher>>;
-
-fn live_entry<'a>(map: &'a mut Map, key: &StoreKey, now: i64) -> Option<&'a mut Entry> {
-    if map.get(key).is_some_and(|e| e.expires_at <= now) {
-        map.remove(key);
-    }
-    map.get_mut(key)
-}
-
 /// The body of a cycle, with the shards already locked: moves the live session `old` from
 /// `from` (`None`: the same shard as `new`) to `new` in `to`, applying `changes` on the way.
 fn move_session(
-    from: Option<&mut Map>,
+    from: Option<&mut Table>,
     to: &mut Shard,
     index: &Index,
     keys: Rekey<'_>,
@@ -231,14 +210,14 @@ fn move_session(
     now: i64,
 ) -> Cycled {
     let Rekey { old, new, tie, .. } = keys;
-    if live_entry(&mut to.map, new, now).is_some() {
+    if to.map.is_taken(new, now) {
         return Cycled::Collision;
     }
     let map = match from {
         Some(map) => map,
         None => &mut to.map,
     };
-    let Some(entry) = live_entry(map, old, now) else {
+    let Some(entry) = map.live(old, now) else {
         return Cycled::Missing;
     };
     if !entry.preconditions_hold(changes) {
@@ -260,7 +239,7 @@ fn move_session(
     if let Some(owner) = entry.owner() {
         index.add(&owner.principal, *new);
     }
-    to.map.insert(*new, entry);
+    to.map.insert(new, entry);
     Cycled::Done
 }
 
@@ -269,21 +248,21 @@ impl SessionStore for MemoryStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         let now = now();
         let mut shard = lock(self.shard(key));
-        Ok(live_entry(&mut shard.map, key, now).map(|entry| entry.to_record()))
+        Ok(shard.map.live(key, now).map(|entry| entry.to_record()))
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<Created, StoreError> {
         let now = now();
         let outcome = {
             let shard = &mut *lock(self.shard(key));
-            if live_entry(&mut shard.map, key, now).is_some() {
+            if shard.map.is_taken(key, now) {
                 Created::Collision
             } else {
-                let entry = Entry::new(record, &mut shard.keys);
+                let entry = Box::new(Entry::new(record, &mut shard.keys));
                 if let Some(owner) = &record.owner {
                     self.inner.index.add(&owner.principal, *key);
                 }
-                shard.map.insert(*key, entry);
+                shard.map.insert(key, entry);
                 Created::Done
             }
         };
@@ -294,7 +273,7 @@ impl SessionStore for MemoryStore {
     async fn apply(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Applied, StoreError> {
         let now = now();
         let shard = &mut *lock(self.shard(key));
-        Ok(match live_entry(&mut shard.map, key, now) {
+        Ok(match shard.map.live(key, now) {
             Some(entry) if !entry.preconditions_hold(changes) => Applied::Conflict,
             Some(entry) => match entry.check_size(changes) {
                 Ok(()) => {
@@ -336,7 +315,7 @@ impl SessionStore for MemoryStore {
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
         let mut shard = lock(self.shard(key));
-        if let Some(owner) = shard.map.remove(key).as_ref().and_then(Entry::owner) {
+        if let Some(owner) = shard.map.remove(key).as_deref().and_then(Entry::owner) {
             self.inner.index.remove(&owner.principal, key);
         }
         Ok(())
