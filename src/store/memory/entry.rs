@@ -55,6 +55,13 @@ impl Pairs {
         }
     }
 
+    fn as_mut_slice(&mut self) -> &mut [Pair] {
+        match self {
+            Pairs::One(pair) => std::slice::from_mut(pair),
+            Pairs::Many(pairs) => pairs,
+        }
+    }
+
     fn into_vec(self) -> Vec<Pair> {
         match self {
             Pairs::One(pair) => vec![pair],
@@ -168,9 +175,29 @@ impl Entry {
         })
     }
 
+    /// Whether `changes` only give new values to keys the session already has.
+    fn replaces_in_place(&self, changes: &ChangeSet) -> bool {
+        let pairs = self.data.as_slice();
+        !changes.clear
+            && changes
+                .updates
+                .iter()
+                .all(|(key, value)| value.is_some() && pairs.iter().any(|(k, _)| **k == **key))
+    }
+
     /// Applies `changes` in place. It cannot fail, so an entry is never left half-changed.
     pub(super) fn apply(&mut self, changes: &ChangeSet, keys: &mut Keys) {
-        if !changes.is_data_unchanged() {
+        if self.replaces_in_place(changes) {
+            // The common save (new values for keys the session has): no reshaping, no allocation.
+            let pairs = self.data.as_mut_slice();
+            for (key, value) in &changes.updates {
+                if let (Some(slot), Some(value)) =
+                    (pairs.iter_mut().find(|(k, _)| **k == **key), value)
+                {
+                    slot.1 = value.clone();
+                }
+            }
+        } else if !changes.is_data_unchanged() {
             let taken = std::mem::replace(&mut self.data, Pairs::Many(Box::default()));
             let mut data = taken.into_vec();
             if changes.clear {
