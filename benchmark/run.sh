@@ -11,8 +11,9 @@ RESULTS=${RESULTS:-$HERE/../target/benchmark-results}
 read -ra APPS <<<"${APPS:-bare floor tower_sessions_app axum_session_app project}"
 read -ra SCENARIOS <<<"${SCENARIOS:-A B C D}"
 DUR=${DUR:-5} ROUNDS=${ROUNDS:-3} CONNS=${CONNS:-32} PORT=${PORT:-3000} WORKERS=${WORKERS:-1}
-# The session apps' store (shown in the report); STORE, REDIS_URL, DATABASE_URL and
-# SQLITE_URL reach the servers through the environment, unset ones stay unset.
+# The session apps' store (shown in the report); STORE, REDIS_URL and DATABASE_URL reach
+# the servers through the environment, unset ones stay unset; SQLITE_URL, if unset, is a new
+# file per app and run (see start_server).
 STORE_SHOWN=${STORE:-memory}
 SERVER_CPU=${SERVER_CPU:-0} CLIENT_CPU=${CLIENT_CPU:-1}
 URL=http://127.0.0.1:$PORT
@@ -38,7 +39,10 @@ trap 'stop_server; rm -rf "$TMP"' EXIT
 
 start_server() {  # app
   if curl -s -o /dev/null "$URL/"; then echo "port $PORT is already in use" >&2; exit 1; fi
-  PORT=$PORT WORKERS=$WORKERS taskset -c "$SERVER_CPU" "$(bin_path "$1")" &
+  # Each app gets a SQLite file of its own, new for this run (kept across its rounds), unless
+  # SQLITE_URL says otherwise: a file left by earlier runs would carry their rows and log.
+  SQLITE_URL=${SQLITE_URL:-"sqlite://$TMP/$1.db?mode=rwc"} \
+    PORT=$PORT WORKERS=$WORKERS taskset -c "$SERVER_CPU" "$(bin_path "$1")" &
   SERVER_PID=$!
   for _ in $(seq 200); do
     curl -s -o /dev/null "$URL/plain" && return 0

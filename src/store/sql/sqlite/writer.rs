@@ -96,21 +96,24 @@ fn gone() -> StoreError {
     StoreError::backend("the SQLite writer thread has stopped")
 }
 
+/// Runs one transaction-control statement, prepared once per connection: they run several
+/// times per batch, and parsing one costs more than running it.
+fn control(connection: &Connection, statement: &str) -> rusqlite::Result<()> {
+    connection.prepare_cached(statement)?.execute([])?;
+    Ok(())
+}
+
 /// Runs `work` inside a savepoint: undone alone if it fails.
 fn in_savepoint<T>(
     connection: &Connection,
     work: impl FnOnce(&Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    connection
-        .execute_batch("SAVEPOINT write")
-        .map_err(StoreError::backend)?;
+    control(connection, "SAVEPOINT write").map_err(StoreError::backend)?;
     let outcome = work(connection);
-    let end = if outcome.is_ok() {
-        "RELEASE write"
-    } else {
-        "ROLLBACK TO write; RELEASE write"
-    };
-    connection.execute_batch(end).map_err(StoreError::backend)?;
+    if outcome.is_err() {
+        control(connection, "ROLLBACK TO write").map_err(StoreError::backend)?;
+    }
+    control(connection, "RELEASE write").map_err(StoreError::backend)?;
     outcome
 }
 
@@ -130,7 +133,7 @@ fn run(
                 Err(_) => break,
             }
         }
-        if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(error) = control(connection, "BEGIN IMMEDIATE") {
             // Another process held the lock past the busy timeout, or the file is gone:
             // every write of the batch fails, none ran.
             let error = error.to_string();
@@ -155,7 +158,7 @@ fn run(
         } else {
             "ROLLBACK"
         };
-        let ended = match connection.execute_batch(end) {
+        let ended = match control(connection, end) {
             Ok(()) => {
                 if end == "COMMIT" {
                     let n = commits.fetch_add(1, Ordering::Relaxed) + 1;
