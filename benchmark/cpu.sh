@@ -5,6 +5,7 @@
 # what the app itself costs. Run benchmark/run.sh once first (it builds the binaries).
 #
 #   STORE=redis benchmark/cpu.sh          # APPS="floor project" by default
+#   APPS="/tmp/old_bench_server /tmp/new_bench_server" benchmark/cpu.sh   # two builds
 set -euo pipefail
 cd "$(dirname "$0")"
 HERE=$PWD
@@ -17,8 +18,10 @@ for tool in curl perf taskset wrk; do
   command -v "$tool" >/dev/null || { echo "missing tool: $tool" >&2; exit 1; }
 done
 
-bin_path() {  # app
-  if [[ $1 == project ]]; then
+bin_path() {  # app (or the path of a server binary: to compare builds, say)
+  if [[ $1 == */* ]]; then
+    echo "$1"
+  elif [[ $1 == project ]]; then
     echo "$CARGO_TARGET_DIR/release/examples/bench_server"
   else
     echo "$CARGO_TARGET_DIR/release/$1"
@@ -32,7 +35,7 @@ trap 'kill "${PID:-}" 2>/dev/null || true; rm -rf "$TMP"' EXIT
 measure() {
   local app=$1 route=$2 with_cookie=$3 cookie=
   [[ -x $(bin_path "$app") ]] || { echo "no $(bin_path "$app"): run benchmark/run.sh first" >&2; exit 1; }
-  STORE=$STORE PORT=$PORT WORKERS=1 SQLITE_URL="sqlite://$TMP/$app.db?mode=rwc" \
+  STORE=$STORE PORT=$PORT WORKERS=1 SQLITE_URL="sqlite://$TMP/${app//\//_}.db?mode=rwc" \
     taskset -c "$SERVER_CPU" "$(bin_path "$app")" >"$TMP/server.log" 2>&1 &
   PID=$!
   for _ in $(seq 100); do curl -s -o /dev/null "$URL/plain" && break; sleep 0.05; done
