@@ -147,12 +147,20 @@ mod tests {
                 Arc::default(),
                 Arc::new(crate::MemoryStore::default()),
             );
-            for max_age in [None, Some(0), Some(86_400), Some(-5)] {
+            for max_age in [
+                None,
+                Some(0),
+                Some(9),
+                Some(10),
+                Some(86_400),
+                Some(-5),
+                Some(i64::MAX),
+            ] {
                 let mut expected = base(&config, "v4lue".to_owned());
                 if let Some(seconds) = max_age {
                     expected.set_max_age(cookie::time::Duration::seconds(seconds.max(0)));
                 }
-                let got = crate::transport::set_cookie(&settings, "v4lue".to_owned(), max_age);
+                let got = crate::transport::set_cookie(&settings, "v4lue", max_age);
                 assert_eq!(
                     got.unwrap().to_str().unwrap(),
                     expected.to_string(),

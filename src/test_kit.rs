@@ -189,7 +189,7 @@ impl Seed<'_> {
         loop {
             let id = SessionId::generate();
             if self.kit.store.create(&id.store_key(), &record).await? == Created::Done {
-                let value = encode(settings, &id);
+                let value = encode(settings, &id).into_owned();
                 return Ok(SeededSession {
                     cookie: format!("{}={value}", settings.cookie_name),
                     header: settings.header.clone().map(|name| (name, value)),

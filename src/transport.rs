@@ -6,6 +6,7 @@
 //! previous key is re-issued under the current one. Anything that does not verify and parse is
 //! treated as "no id": the request gets a fresh session.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use cookie::{Cookie, CookieJar};
@@ -165,16 +166,22 @@ fn parsed(value: &str, key_index: usize) -> ReadId {
 }
 
 /// The value written to the client for `id`: the id itself, signed or encrypted.
-pub(crate) fn encode(settings: &Settings, id: &SessionId) -> String {
+pub(crate) fn encode<'a>(settings: &Settings, id: &'a SessionId) -> Cow<'a, str> {
+    // A plain cookie is the id itself: no cookie or jar to build for it.
+    if matches!(settings.protection, Protection::Plain) {
+        return Cow::Borrowed(id.expose());
+    }
     let cookie = Cookie::new(settings.cookie_name.clone(), id.expose().to_owned());
     let mut jar = CookieJar::new();
     match &settings.protection {
-        Protection::Plain => return id.expose().to_owned(),
+        Protection::Plain => {}
         Protection::Signed(key) => jar.signed_mut(key).add(cookie),
         Protection::Private(key) => jar.private_mut(key).add(cookie),
     }
-    jar.get(&settings.cookie_name)
-        .map_or_else(|| id.expose().to_owned(), |c| c.value().to_owned())
+    Cow::Owned(
+        jar.get(&settings.cookie_name)
+            .map_or_else(|| id.expose().to_owned(), |c| c.value().to_owned()),
+    )
 }
 
 /// The `Set-Cookie` value carrying `value`, with `Max-Age` in seconds if the session has one.
@@ -185,19 +192,24 @@ pub(crate) fn encode(settings: &Settings, id: &SessionId) -> String {
 /// attribute we use), at a fraction of the cost.
 pub(crate) fn set_cookie(
     settings: &Settings,
-    value: String,
+    value: &str,
     max_age: Option<i64>,
 ) -> Option<HeaderValue> {
     let attributes = &settings.cookie_attributes;
-    let mut text =
-        String::with_capacity(settings.cookie_name.len() + 1 + value.len() + attributes.len() + 24);
+    let max_age = max_age.map(|seconds| seconds.max(0));
+    // The exact length: a `String` with spare room would cost the header value an allocation
+    // of its own (`Bytes` keeps a full buffer as is, and wraps any other).
+    let max_age_len = max_age.map_or(0, |seconds| "; Max-Age=".len() + digits(seconds));
+    let mut text = String::with_capacity(
+        settings.cookie_name.len() + 1 + value.len() + attributes.len() + max_age_len,
+    );
     text.push_str(&settings.cookie_name);
     text.push('=');
-    text.push_str(&value);
+    text.push_str(value);
     text.push_str(attributes);
     if let Some(seconds) = max_age {
         // Writing to a `String` cannot fail.
-        let _ = write!(text, "; Max-Age={}", seconds.max(0));
+        let _ = write!(text, "; Max-Age={seconds}");
     }
     let value = HeaderValue::try_from(text);
     if value.is_err() {
@@ -206,6 +218,17 @@ pub(crate) fn set_cookie(
         );
     }
     value.ok()
+}
+
+/// How many decimal digits `n` (not negative) is written with.
+fn digits(n: i64) -> usize {
+    let mut n = n / 10;
+    let mut count = 1;
+    while n > 0 {
+        n /= 10;
+        count += 1;
+    }
+    count
 }
 
 #[cfg(test)]
@@ -246,6 +269,16 @@ mod tests {
             &incoming(&format!("a=b; id={}; c=d", id.expose())),
         );
         assert_eq!(got, ReadId::Valid { id, reissue: false });
+    }
+
+    /// `set_cookie` sizes its buffer with `digits`: it must agree with how numbers are written.
+    #[test]
+    fn digits_counts_what_display_writes() {
+        let mut samples = vec![0, 1, 9, 10, 11, 99, 100, 86_400, i64::MAX];
+        samples.extend((0..19).map(|power| 10_i64.pow(power) - 1));
+        for n in samples {
+            assert_eq!(digits(n), n.to_string().len(), "{n}");
+        }
     }
 
     #[test]

@@ -123,8 +123,12 @@ async fn save(
         }
         CookieAction::Set { id, max_age } => {
             let value = encode(settings, &id);
-            let header_value = HeaderValue::from_str(&value).ok();
-            (set_cookie(settings, value, max_age), header_value)
+            // Only an app that sends the id in a header too needs it as a header value.
+            let header_value = match settings.header {
+                Some(_) => HeaderValue::from_str(&value).ok(),
+                None => None,
+            };
+            (set_cookie(settings, &value, max_age), header_value)
         }
         CookieAction::Remove => (
             settings.removal_cookie.clone(),

@@ -55,6 +55,16 @@ impl Pairs {
         }
     }
 
+    /// The pairs `pairs` yields; one goes inline without passing through a `Vec`.
+    fn collect(mut pairs: impl ExactSizeIterator<Item = Pair>) -> Self {
+        if pairs.len() == 1 {
+            if let Some(pair) = pairs.next() {
+                return Pairs::One(pair);
+            }
+        }
+        Pairs::from(pairs.collect::<Vec<_>>())
+    }
+
     fn as_mut_slice(&mut self) -> &mut [Pair] {
         match self {
             Pairs::One(pair) => std::slice::from_mut(pair),
@@ -97,14 +107,13 @@ pub(super) struct Entry {
 
 impl Entry {
     pub(super) fn new(record: &Record, keys: &mut Keys) -> Self {
-        let pairs: Vec<Pair> = record
+        let pairs = record
             .data
             .iter()
-            .map(|(key, value)| (keys.intern(key), value.clone()))
-            .collect();
+            .map(|(key, value)| (keys.intern(key), value.clone()));
         Self {
             tail: Tail::default(),
-            data: Pairs::from(pairs),
+            data: Pairs::collect(pairs),
             created_at: record.created_at,
             expires_at: record.expires_at,
             extra: Extra::boxed(record.expiry, record.owner.clone()),
