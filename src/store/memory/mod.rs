@@ -47,8 +47,8 @@ const MIN_CREATES_PER_SWEEP: usize = 64;
 ///   bytes per session between 100,000 and 1,500,000 sessions, map overhead included; the
 ///   hand-written floor's `HashMap<Uuid, String>` takes 100 to 134 (`cargo run --release
 ///   --example memory_footprint`, and `MAP=floor`, measure both on your machine). Parsed
-///   values take more room
-///   than their JSON text when they are large nested structures (often two to four times);
+///   values take more room than their JSON text when they are large nested structures (often
+///   two to four times);
 ///   the session size cap ([`SessionLayer::with_max_session_size`](crate::SessionLayer::with_max_session_size))
 ///   counts the JSON text.
 ///
@@ -255,15 +255,16 @@ impl SessionStore for MemoryStore {
         let now = now();
         let outcome = {
             let shard = &mut *lock(self.shard(key));
-            if shard.map.is_taken(key, now) {
-                Created::Collision
-            } else {
-                let entry = Box::new(Entry::new(record, &mut shard.keys));
-                if let Some(owner) = &record.owner {
-                    self.inner.index.add(&owner.principal, *key);
+            match shard.map.vacancy(key, now) {
+                None => Created::Collision,
+                Some(vacancy) => {
+                    let entry = Box::new(Entry::new(record, &mut shard.keys));
+                    if let Some(owner) = &record.owner {
+                        self.inner.index.add(&owner.principal, *key);
+                    }
+                    vacancy.fill(entry);
+                    Created::Done
                 }
-                shard.map.insert(key, entry);
-                Created::Done
             }
         };
         self.maybe_sweep(now);

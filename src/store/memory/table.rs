@@ -12,6 +12,7 @@
 //! not something a client can aim for without finding a preimage) do not see each other's
 //! session; the second one's create is refused as a collision and the layer draws another id.
 
+use std::collections::hash_map::Entry as Slot;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -48,6 +49,27 @@ impl Hasher for DigestHasher {
     }
 }
 
+/// A free slot of the table, from [`Table::vacancy`].
+pub(super) struct Vacancy<'a> {
+    slot: Slot<'a, Head, Box<Entry>>,
+    tail: Tail,
+}
+
+impl Vacancy<'_> {
+    /// Files `entry` in the slot, under the key the slot was found for.
+    pub(super) fn fill(self, mut entry: Box<Entry>) {
+        entry.tail = self.tail;
+        match self.slot {
+            Slot::Vacant(slot) => {
+                slot.insert(entry);
+            }
+            Slot::Occupied(mut expired) => {
+                expired.insert(entry);
+            }
+        }
+    }
+}
+
 /// A shard's sessions by store key.
 #[derive(Default)]
 pub(super) struct Table(HashMap<Head, Box<Entry>, BuildHasherDefault<DigestHasher>>);
@@ -57,23 +79,46 @@ impl Table {
     /// removed on the way.
     pub(super) fn live(&mut self, key: &StoreKey, now: i64) -> Option<&mut Entry> {
         let (head, tail) = split(key);
-        if self.0.get(&head).is_some_and(|e| e.expires_at <= now) {
-            self.0.remove(&head);
+        // One probe of the table (the head is `Copy`, so the entry API costs nothing more). On
+        // a miss it makes room for one insert: a table at its capacity grows one create early.
+        match self.0.entry(head) {
+            Slot::Occupied(slot) if slot.get().expires_at <= now => {
+                slot.remove();
+                None
+            }
+            Slot::Occupied(slot) => {
+                let entry = &mut **slot.into_mut();
+                (entry.tail == tail).then_some(entry)
+            }
+            Slot::Vacant(_) => None,
         }
-        self.0
-            .get_mut(&head)
-            .filter(|entry| entry.tail == tail)
-            .map(|entry| &mut **entry)
     }
 
     /// Whether `key`'s slot holds a live session (its own, or one whose key shares its head):
     /// a create or a cycle to `key` must then be refused as a collision.
     pub(super) fn is_taken(&mut self, key: &StoreKey, now: i64) -> bool {
         let (head, _) = split(key);
-        if self.0.get(&head).is_some_and(|e| e.expires_at <= now) {
-            self.0.remove(&head);
+        match self.0.entry(head) {
+            Slot::Occupied(slot) if slot.get().expires_at <= now => {
+                slot.remove();
+                false
+            }
+            Slot::Occupied(_) => true,
+            Slot::Vacant(_) => false,
         }
-        self.0.contains_key(&head)
+    }
+
+    /// The slot `key` would be filed in, if no live session holds it (an expired one there is
+    /// replaced when the slot is filled): a create's check and insert in one probe.
+    pub(super) fn vacancy(&mut self, key: &StoreKey, now: i64) -> Option<Vacancy<'_>> {
+        let (head, tail) = split(key);
+        let slot = self.0.entry(head);
+        if let Slot::Occupied(taken) = &slot {
+            if taken.get().expires_at > now {
+                return None;
+            }
+        }
+        Some(Vacancy { slot, tail })
     }
 
     /// Files `entry` under `key`. The caller has checked [`is_taken`](Self::is_taken) under the
@@ -135,6 +180,24 @@ mod tests {
         assert_eq!(table.len(), 1);
         assert!(table.remove(&mine).is_some());
         assert!(!table.is_taken(&theirs, 0));
+    }
+
+    /// A vacancy is refused while a live session holds the slot, whoever's key it is, and
+    /// replaces an expired one when filled.
+    #[test]
+    fn a_vacancy_is_only_where_no_live_session_is() {
+        let (old, new) = (key(5, 1), key(5, 2));
+        let mut table = Table::default();
+        table.insert(&old, entry(10));
+        assert!(table.vacancy(&new, 5).is_none());
+        assert!(table.vacancy(&old, 5).is_none());
+        let Some(vacancy) = table.vacancy(&new, 10) else {
+            panic!("the expired session's slot is free");
+        };
+        vacancy.fill(entry(20));
+        assert_eq!(table.len(), 1);
+        assert!(table.live(&old, 10).is_none());
+        assert!(table.live(&new, 10).is_some());
     }
 
     /// An expired entry frees its slot for a lookup of any key sharing its head.
