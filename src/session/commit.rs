@@ -549,3 +549,47 @@ fn no_free_id() -> Error {
         "the store reported a collision for every freshly generated session id",
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A change set names its keys in one order whatever order the handler set them in, so a
+    /// store that builds a statement per key set (the SQL stores) prepares each set once.
+    #[test]
+    fn change_sets_name_their_keys_in_one_order() {
+        let stored = || {
+            Origin::Stored(Stored {
+                id: SessionId::generate(),
+                created_at: 0,
+                expires_at: 1,
+                reissue: false,
+                cycle: false,
+                owner: None,
+            })
+        };
+        let write = || Write {
+            expires_at: 2,
+            expiry: crate::store::ExpiryChange::Keep,
+            max_size: None,
+        };
+        let keys = ["user", "cart", "theme", "a", "zone", "m"];
+        let mut orders = Vec::new();
+        for rotation in 0..keys.len() {
+            let mut state = State {
+                origin: stored(),
+                ..State::default()
+            };
+            for key in keys.iter().cycle().skip(rotation).take(keys.len()) {
+                state.set(key, Value::from(1));
+            }
+            let changes = pending_changes(&mut state, write(), Source::Shared);
+            let order: Vec<String> = changes.updates.into_iter().map(|(key, _)| key).collect();
+            orders.push(order);
+        }
+        assert!(
+            orders.windows(2).all(|pair| pair[0] == pair[1]),
+            "{orders:?}"
+        );
+    }
+}

@@ -1,6 +1,6 @@
 //! [`State`]: what one request knows about its session and what its handler changed.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use serde_json::Value;
 
@@ -22,8 +22,10 @@ pub(super) struct State {
     /// The values as the handler sees them.
     pub(super) data: Data,
     /// Per-key changes since load: `Some` set, `None` removed. Kept for a stored session only:
-    /// a new one is saved whole (see [`State::record`]).
-    pub(super) updates: HashMap<String, Option<Value>>,
+    /// a new one is saved whole (see [`State::record`]). A B-tree, not a hash map: a request
+    /// changes a handful of keys, and comparing a few strings costs less than hashing them
+    /// with a DoS-resistant hasher (the keys may be built from request data).
+    pub(super) updates: BTreeMap<String, Option<Value>>,
     /// Every key was dropped before `updates`.
     pub(super) clear: bool,
     /// Serialized size of `data`, computed on the first insert when a cap is set.
