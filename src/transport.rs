@@ -167,16 +167,13 @@ fn parsed(value: &str, key_index: usize) -> ReadId {
 
 /// The value written to the client for `id`: the id itself, signed or encrypted.
 pub(crate) fn encode<'a>(settings: &Settings, id: &'a SessionId) -> Cow<'a, str> {
-    // A plain cookie is the id itself: no cookie or jar to build for it.
-    if matches!(settings.protection, Protection::Plain) {
-        return Cow::Borrowed(id.expose());
-    }
-    let cookie = Cookie::new(settings.cookie_name.clone(), id.expose().to_owned());
+    let cookie = || Cookie::new(settings.cookie_name.clone(), id.expose().to_owned());
     let mut jar = CookieJar::new();
     match &settings.protection {
-        Protection::Plain => {}
-        Protection::Signed(key) => jar.signed_mut(key).add(cookie),
-        Protection::Private(key) => jar.private_mut(key).add(cookie),
+        // A plain cookie is the id itself: nothing to build.
+        Protection::Plain => return Cow::Borrowed(id.expose()),
+        Protection::Signed(key) => jar.signed_mut(key).add(cookie()),
+        Protection::Private(key) => jar.private_mut(key).add(cookie()),
     }
     Cow::Owned(
         jar.get(&settings.cookie_name)
@@ -222,13 +219,7 @@ pub(crate) fn set_cookie(
 
 /// How many decimal digits `n` (not negative) is written with.
 fn digits(n: i64) -> usize {
-    let mut n = n / 10;
-    let mut count = 1;
-    while n > 0 {
-        n /= 10;
-        count += 1;
-    }
-    count
+    n.checked_ilog10().map_or(1, |log| log as usize + 1)
 }
 
 #[cfg(test)]

@@ -48,8 +48,8 @@ const MIN_CREATES_PER_SWEEP: usize = 64;
 ///   hand-written floor's `HashMap<Uuid, String>` takes 100 to 134 (`cargo run --release
 ///   --example memory_footprint`, and `MAP=floor`, measure both on your machine). Parsed
 ///   values take more room than their JSON text when they are large nested structures (often
-///   two to four times);
-///   the session size cap ([`SessionLayer::with_max_session_size`](crate::SessionLayer::with_max_session_size))
+///   two to four times); the session size cap
+///   ([`SessionLayer::with_max_session_size`](crate::SessionLayer::with_max_session_size))
 ///   counts the JSON text.
 ///
 /// Cloning a `MemoryStore` gives another handle to the same sessions.

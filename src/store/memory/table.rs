@@ -97,15 +97,7 @@ impl Table {
     /// Whether `key`'s slot holds a live session (its own, or one whose key shares its head):
     /// a create or a cycle to `key` must then be refused as a collision.
     pub(super) fn is_taken(&mut self, key: &StoreKey, now: i64) -> bool {
-        let (head, _) = split(key);
-        match self.0.entry(head) {
-            Slot::Occupied(slot) if slot.get().expires_at <= now => {
-                slot.remove();
-                false
-            }
-            Slot::Occupied(_) => true,
-            Slot::Vacant(_) => false,
-        }
+        self.vacancy(key, now).is_none()
     }
 
     /// The slot `key` would be filed in, if no live session holds it (an expired one there is
@@ -121,8 +113,8 @@ impl Table {
         Some(Vacancy { slot, tail })
     }
 
-    /// Files `entry` under `key`. The caller has checked [`is_taken`](Self::is_taken) under the
-    /// same lock.
+    /// Files `entry` under `key`, replacing an expired session in its slot. The caller has
+    /// checked [`is_taken`](Self::is_taken) under the same lock.
     pub(super) fn insert(&mut self, key: &StoreKey, mut entry: Box<Entry>) {
         let (head, tail) = split(key);
         entry.tail = tail;
@@ -200,7 +192,8 @@ mod tests {
         assert!(table.live(&new, 10).is_some());
     }
 
-    /// An expired entry frees its slot for a lookup of any key sharing its head.
+    /// An expired entry frees its slot: for a create under any key sharing its head, and on
+    /// the next lookup, which removes it.
     #[test]
     fn an_expired_entry_leaves_its_slot_on_the_next_lookup() {
         let (old, new) = (key(9, 1), key(9, 2));
@@ -208,6 +201,7 @@ mod tests {
         table.insert(&old, entry(10));
         assert!(table.live(&old, 5).is_some());
         assert!(!table.is_taken(&new, 10));
+        assert!(table.live(&new, 10).is_none());
         assert_eq!(table.len(), 0);
     }
 }

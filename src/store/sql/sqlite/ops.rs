@@ -240,24 +240,11 @@ pub(super) fn apply(
     if rows == 1 {
         return Ok(Applied::Done);
     }
-    let key = &write.key;
-    match missing_or_corrupt(conn, sql, key, write.now)? {
-        Some(false) => Err(sql::corrupt(
-            key,
-            "`data` is not a JSON object; not updated",
-        )),
-        None => Ok(Applied::Missing),
-        // Live and an object, yet not updated: a precondition or the size cap refused it.
-        Some(true) => {
-            if !preconditions_hold(conn, sql, write)? {
-                return Ok(Applied::Conflict);
-            }
-            Ok(match size_after(conn, sql, write)? {
-                Some(size) => Applied::TooLarge { size },
-                None => Applied::Missing,
-            })
-        }
-    }
+    Ok(match unwritten(conn, sql, write, "not updated")? {
+        Unwritten::Missing | Unwritten::Otherwise => Applied::Missing,
+        Unwritten::Conflict => Applied::Conflict,
+        Unwritten::TooLarge { size } => Applied::TooLarge { size },
+    })
 }
 
 /// The statement that moves the live session `keys.old` to `keys.new` with `split`: the new row
@@ -299,24 +286,53 @@ pub(super) fn cycle(
     sql: &Queries,
     write: &ChangeWrite,
 ) -> Result<Cycled, StoreError> {
-    let moved = conn
-        .execute(&write.statement, rusqlite::params_from_iter(&write.args))
-        .map_err(backend)?;
-    let old = &write.key;
+    let moved = execute(conn, &write.statement, params_from_iter(&write.args))?;
     if moved == 1 {
-        delete(conn, sql, old)?;
+        delete(conn, sql, &write.key)?;
         return Ok(Cycled::Done);
     }
-    // Nothing was written: say why.
-    Ok(match missing_or_corrupt(conn, sql, old, write.now)? {
-        None => Cycled::Missing,
+    Ok(match unwritten(conn, sql, write, "not cycled")? {
+        Unwritten::Missing => Cycled::Missing,
+        Unwritten::Conflict => Cycled::Conflict,
+        Unwritten::TooLarge { size } => Cycled::TooLarge { size },
+        // The old session is live and the change fits: the new key is taken.
+        Unwritten::Otherwise => Cycled::Collision,
+    })
+}
+
+/// Why an `apply` or a `cycle` changed nothing, found out after the fact.
+enum Unwritten {
+    /// No live session under the key.
+    Missing,
+    /// A precondition does not hold.
+    Conflict,
+    /// The values would be `size` bytes, over the cap.
+    TooLarge { size: usize },
+    /// None of those: the session is live, its preconditions hold and the change fits.
+    Otherwise,
+}
+
+/// Why `write` changed nothing; a live row whose `data` is not a JSON object is
+/// [`StoreError::Corrupt`] (`what`: what was not done to it).
+fn unwritten(
+    conn: &Connection,
+    sql: &Queries,
+    write: &ChangeWrite,
+    what: &str,
+) -> Result<Unwritten, StoreError> {
+    let key = &write.key;
+    Ok(match missing_or_corrupt(conn, sql, key, write.now)? {
+        None => Unwritten::Missing,
         Some(false) => {
-            return Err(sql::corrupt(old, "`data` is not a JSON object; not cycled"));
+            return Err(sql::corrupt(
+                key,
+                format!("`data` is not a JSON object; {what}"),
+            ))
         }
-        Some(true) if !preconditions_hold(conn, sql, write)? => Cycled::Conflict,
+        Some(true) if !preconditions_hold(conn, sql, write)? => Unwritten::Conflict,
         Some(true) => match size_after(conn, sql, write)? {
-            Some(size) => Cycled::TooLarge { size },
-            None => Cycled::Collision,
+            Some(size) => Unwritten::TooLarge { size },
+            None => Unwritten::Otherwise,
         },
     })
 }
