@@ -9,7 +9,7 @@ use crate::id::StoreKey;
 use crate::store::{Data, Owner, Record};
 
 /// Prefix of the fields holding session values: `d:<name>`.
-const DATA_PREFIX: &[u8] = b"d:";
+pub(super) const DATA_PREFIX: &[u8] = b"d:";
 /// Prefix of metadata fields; unknown ones are ignored (reserved for later versions).
 const META_PREFIX: &[u8] = b"m:";
 /// Creation time, Unix ms.
@@ -22,11 +22,6 @@ const FIELD_EXPIRY: &[u8] = b"m:x";
 const FIELD_PRINCIPAL: &[u8] = b"m:p";
 /// The label of a tied session.
 const FIELD_LABEL: &[u8] = b"m:l";
-
-/// The hash field that holds the session value `name`.
-pub(super) fn data_field(name: &str) -> String {
-    format!("d:{name}")
-}
 
 /// Decodes an `HGETALL` reply: `Ok(None)` for an absent or expired session (expired at `now`,
 /// on the application's clock), [`StoreError::Corrupt`] for anything this store did not write.

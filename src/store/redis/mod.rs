@@ -20,7 +20,7 @@ use ::redis::cluster_async::ClusterConnection;
 use ::redis::{Cmd, Pipeline, RedisError, RedisFuture, Value as Reply};
 use async_trait::async_trait;
 
-use self::scripts::{apply_args, create_args, scripts, COLLISION, CONFLICT, DONE};
+use self::scripts::{apply_args, create_args, scripts, Call, COLLISION, CONFLICT, DONE};
 use super::{Applied, ChangeSet, Created, Cycled, Listed, Record, Rekey, SessionStore, Touched};
 use crate::error::StoreError;
 use crate::expiry::now;
@@ -365,12 +365,9 @@ impl RedisStore {
         record: &Record,
         now: i64,
     ) -> Result<Created, StoreError> {
-        let mut invocation = scripts().create.key(self.redis_key(key));
-        create_args(&mut invocation, now, record);
-        let code: i64 = invocation
-            .invoke_async(conn)
-            .await
-            .map_err(|e| error(e, key))?;
+        let mut call = Call::new(&scripts().create, &[&self.redis_key(key)]);
+        create_args(&mut call, now, record);
+        let code: i64 = call.invoke(conn).await.map_err(|e| error(e, key))?;
         Ok(created(code))
     }
 
@@ -399,11 +396,9 @@ impl RedisStore {
         if self.create_with(conn, new, &record, now).await? == Created::Collision {
             return Ok(Cycled::Collision);
         }
-        let released: i64 = scripts()
-            .release
-            .key(self.redis_key(old))
+        let released: i64 = Call::new(&scripts().release, &[&self.redis_key(old)])
             .arg(now)
-            .invoke_async(conn)
+            .invoke(conn)
             .await
             .map_err(|e| error(e, old))?;
         if released == DONE {
@@ -495,12 +490,9 @@ impl SessionStore for RedisStore {
 
     async fn apply(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Applied, StoreError> {
         self.run(|mut conn| async move {
-            let mut invocation = scripts().apply.key(self.redis_key(key));
-            apply_args(&mut invocation, now(), changes, None);
-            let code: i64 = invocation
-                .invoke_async(&mut conn)
-                .await
-                .map_err(|e| error(e, key))?;
+            let mut call = Call::new(&scripts().apply, &[&self.redis_key(key)]);
+            apply_args(&mut call, now(), changes, None);
+            let code: i64 = call.invoke(&mut conn).await.map_err(|e| error(e, key))?;
             Ok(applied(code))
         })
         .await
@@ -516,11 +508,11 @@ impl SessionStore for RedisStore {
             let outcome = if self.is_cluster() {
                 self.cycle_in_steps(&mut conn, keys, changes, now).await?
             } else {
-                let mut invocation = scripts().cycle.key(self.redis_key(keys.old));
-                invocation.key(self.redis_key(keys.new));
-                apply_args(&mut invocation, now, changes, keys.tie);
-                let code: i64 = invocation
-                    .invoke_async(&mut conn)
+                let (old, new) = (self.redis_key(keys.old), self.redis_key(keys.new));
+                let mut call = Call::new(&scripts().cycle, &[&old, &new]);
+                apply_args(&mut call, now, changes, keys.tie);
+                let code: i64 = call
+                    .invoke(&mut conn)
                     .await
                     .map_err(|e| error(e, keys.old))?;
                 cycled(code)
@@ -541,12 +533,10 @@ impl SessionStore for RedisStore {
 
     async fn touch(&self, key: &StoreKey, expires_at: i64) -> Result<Touched, StoreError> {
         self.run(|mut conn| async move {
-            let code: i64 = scripts()
-                .touch
-                .key(self.redis_key(key))
+            let code: i64 = Call::new(&scripts().touch, &[&self.redis_key(key)])
                 .arg(now())
                 .arg(expires_at)
-                .invoke_async(&mut conn)
+                .invoke(&mut conn)
                 .await
                 .map_err(|e| error(e, key))?;
             Ok(touched(code))

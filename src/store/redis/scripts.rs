@@ -11,9 +11,15 @@
 
 use std::sync::OnceLock;
 
-use ::redis::{Script, ScriptInvocation};
+use std::io::Write as _;
 
-use super::codec::data_field;
+use ::redis::aio::ConnectionLike;
+use ::redis::{
+    Cmd, ErrorKind, FromRedisValue, RedisResult, RedisWrite, Script, ServerErrorKind, ToRedisArgs,
+};
+use serde_json::Value;
+
+use super::codec::DATA_PREFIX;
 use crate::store::{ChangeSet, ExpiryChange, Owner, Record};
 
 /// Script result: the write happened.
@@ -28,6 +34,7 @@ pub(super) const CONFLICT: i64 = 3;
 /// - `live(key, now)`: whether `key` holds a session whose deadline `m:e` is after `now`. A
 ///   missing or unreadable deadline counts as "not live". A key of another type than a hash
 ///   raises `WRONGTYPE`, which the store reports as corrupt data.
+/// - `push(list, field, value)`: appends a field and its value to a list of `HSET` arguments.
 /// - `chunked(command, key, list, first, last, step)`: `command key list[first..=last]`, in slices
 ///   of at most `step` elements, so a large change set never exceeds Lua's `unpack` limit.
 macro_rules! prelude {
@@ -39,6 +46,10 @@ local function live(key, now)
 end
 local function entry_size(field, value)
   return #cjson.encode(string.sub(field, 3)) + #value + 2
+end
+local function push(list, field, value)
+  list[#list + 1] = field
+  list[#list + 1] = value
 end
 local function chunked(command, key, list, first, last, step)
   local i = first
@@ -108,21 +119,23 @@ local function apply_changes(key)
   local at = removed_at()
   local removed = tonumber(ARGV[at])
   chunked('HDEL', key, ARGV, at + 1, at + removed, 512)
-  chunked('HSET', key, ARGV, at + 1 + removed, #ARGV, 512)
+  -- The new values and metadata in one HSET (in slices for a large change set).
+  local fields = {'m:e', ARGV[2]}
   if ARGV[4] == 's' then
-    redis.call('HSET', key, 'm:x', ARGV[5])
+    push(fields, 'm:x', ARGV[5])
   elseif ARGV[4] == 'd' then
     redis.call('HDEL', key, 'm:x')
   end
   if ARGV[7] == '1' then
-    redis.call('HSET', key, 'm:p', ARGV[8])
+    push(fields, 'm:p', ARGV[8])
     if ARGV[9] ~= '' then
-      redis.call('HSET', key, 'm:l', ARGV[9])
+      push(fields, 'm:l', ARGV[9])
     else
       redis.call('HDEL', key, 'm:l')
     end
   end
-  redis.call('HSET', key, 'm:e', ARGV[2])
+  for i = at + 1 + removed, #ARGV do fields[#fields + 1] = ARGV[i] end
+  chunked('HSET', key, fields, 1, #fields, 512)
   redis.call('PEXPIREAT', key, ARGV[2])
 end
 "#
@@ -132,17 +145,24 @@ end
 /// `create`: insert-if-absent. A key whose session expired (or has no readable deadline) is
 /// free: it is deleted and written anew. `ARGV`: now, created_at, expires_at, encoded expiry
 /// (`""` for none), principal and label (`""` for none), then `d:<name>`/JSON pairs.
+///
+/// A new id's key does not exist, so the common path is three commands: `EXISTS`, one `HSET` of
+/// every field, `PEXPIREAT` (each command a script runs costs the server about what a client's
+/// command does, bar the network).
 const CREATE: &str = concat!(
     prelude!(),
     r#"
 local key = KEYS[1]
-if live(key, tonumber(ARGV[1])) then return 2 end
-redis.call('DEL', key)
-redis.call('HSET', key, 'm:c', ARGV[2], 'm:e', ARGV[3])
-if ARGV[4] ~= '' then redis.call('HSET', key, 'm:x', ARGV[4]) end
-if ARGV[5] ~= '' then redis.call('HSET', key, 'm:p', ARGV[5]) end
-if ARGV[6] ~= '' then redis.call('HSET', key, 'm:l', ARGV[6]) end
-chunked('HSET', key, ARGV, 7, #ARGV, 512)
+if redis.call('EXISTS', key) == 1 then
+  if live(key, tonumber(ARGV[1])) then return 2 end
+  redis.call('DEL', key)
+end
+local fields = {'m:c', ARGV[2], 'm:e', ARGV[3]}
+if ARGV[4] ~= '' then push(fields, 'm:x', ARGV[4]) end
+if ARGV[5] ~= '' then push(fields, 'm:p', ARGV[5]) end
+if ARGV[6] ~= '' then push(fields, 'm:l', ARGV[6]) end
+for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
+chunked('HSET', key, fields, 1, #fields, 512)
 redis.call('PEXPIREAT', key, ARGV[3])
 return 1
 "#
@@ -230,19 +250,87 @@ pub(super) fn scripts() -> &'static Scripts {
     })
 }
 
+/// One script call, built as the `EVALSHA` command itself: arguments are written straight into
+/// the command's buffer, a session's values serialized there without an intermediate `String`.
+/// (redis-rs's `ScriptInvocation` keeps a `Vec` per argument and copies them all into a new
+/// command on every call: about a dozen allocations per write.)
+pub(super) struct Call {
+    script: &'static Script,
+    cmd: Cmd,
+}
+
+impl Call {
+    /// `EVALSHA <script's SHA-1> <keys.len()> <keys..>`; the arguments follow.
+    pub(super) fn new(script: &'static Script, keys: &[&str]) -> Self {
+        let mut cmd = ::redis::cmd("EVALSHA");
+        cmd.arg(script.get_hash()).arg(keys.len());
+        for key in keys {
+            cmd.arg(*key);
+        }
+        Self { script, cmd }
+    }
+
+    /// Adds one argument.
+    pub(super) fn arg(&mut self, arg: impl ToRedisArgs) -> &mut Self {
+        self.cmd.arg(arg);
+        self
+    }
+
+    /// Runs the script; a server that does not know it yet (first use, restart, failover,
+    /// `SCRIPT FLUSH`) answers `NOSCRIPT`: it is loaded and the call sent once more, as redis-rs's
+    /// own `invoke_async` does.
+    pub(super) async fn invoke<T: FromRedisValue>(
+        &self,
+        conn: &mut impl ConnectionLike,
+    ) -> RedisResult<T> {
+        match self.cmd.query_async(conn).await {
+            Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                self.script.load_async(conn).await?;
+                self.cmd.query_async(conn).await
+            }
+            result => result,
+        }
+    }
+}
+
+/// The hash field that holds the session value `name`, `d:<name>`, written as one argument.
+struct Field<'a>(&'a str);
+
+impl ToRedisArgs for Field<'_> {
+    fn write_redis_args<W: ?Sized + RedisWrite>(&self, out: &mut W) {
+        let mut arg = out.writer_for_next_arg();
+        // The writer appends to the command's `Vec`: it cannot fail.
+        let _ = arg.write_all(DATA_PREFIX);
+        let _ = arg.write_all(self.0.as_bytes());
+    }
+}
+
+/// A value as JSON, after an optional one-byte marker (`=` for a precondition), as one argument.
+struct Json<'a>(Option<u8>, &'a Value);
+
+impl ToRedisArgs for Json<'_> {
+    fn write_redis_args<W: ?Sized + RedisWrite>(&self, out: &mut W) {
+        let mut arg = out.writer_for_next_arg();
+        if let Some(marker) = self.0 {
+            let _ = arg.write_all(&[marker]);
+        }
+        // A `Value` always serializes (its map keys are strings), into a `Vec` that cannot fail.
+        let _ = serde_json::to_writer(arg, self.1);
+    }
+}
+
 /// Adds the arguments of `CREATE`: now, created_at, expires_at, expiry, principal, label, then
 /// the data pairs.
-pub(super) fn create_args(invocation: &mut ScriptInvocation<'_>, now: i64, record: &Record) {
+pub(super) fn create_args(call: &mut Call, now: i64, record: &Record) {
     let owner = record.owner.as_ref();
-    invocation
-        .arg(now)
+    call.arg(now)
         .arg(record.created_at)
         .arg(record.expires_at)
         .arg(record.expiry.encode().unwrap_or_default())
         .arg(owner.map_or("", |owner| owner.principal.as_str()))
         .arg(owner.and_then(|owner| owner.label.as_deref()).unwrap_or(""));
     for (name, value) in &record.data {
-        invocation.arg(data_field(name)).arg(value.to_string());
+        call.arg(Field(name)).arg(Json(None, value));
     }
 }
 
@@ -263,51 +351,46 @@ pub(super) fn create_args(invocation: &mut ScriptInvocation<'_>, now: i64, recor
 /// | 11 + 2m | `n`, the number of removed fields |
 /// | 12 + 2m ..= 11 + 2m + n | the removed fields (`d:<name>`) |
 /// | 12 + 2m + n .. | pairs of set field (`d:<name>`) and JSON value |
-pub(super) fn apply_args(
-    invocation: &mut ScriptInvocation<'_>,
-    now: i64,
-    changes: &ChangeSet,
-    tie: Option<&Owner>,
-) {
-    invocation
-        .arg(now)
+pub(super) fn apply_args(call: &mut Call, now: i64, changes: &ChangeSet, tie: Option<&Owner>) {
+    call.arg(now)
         .arg(changes.expires_at)
         .arg(if changes.clear { "1" } else { "0" });
     match changes.expiry {
-        ExpiryChange::Keep => invocation.arg("k").arg(""),
+        ExpiryChange::Keep => call.arg("k").arg(""),
         ExpiryChange::Set(settings) => match settings.encode() {
-            None => invocation.arg("d").arg(""),
-            Some(text) => invocation.arg("s").arg(text),
+            None => call.arg("d").arg(""),
+            Some(text) => call.arg("s").arg(text),
         },
     };
     match changes.size_cap() {
-        Some(cap) => invocation.arg(cap),
-        None => invocation.arg(""),
+        Some(cap) => call.arg(cap),
+        None => call.arg(""),
     };
     match tie {
-        Some(owner) => invocation
+        Some(owner) => call
             .arg("1")
             .arg(&owner.principal)
             .arg(owner.label.as_deref().unwrap_or("")),
-        None => invocation.arg("0").arg("").arg(""),
+        None => call.arg("0").arg("").arg(""),
     };
-    invocation.arg(changes.expect.len());
+    call.arg(changes.expect.len());
     for (name, expected) in &changes.expect {
-        invocation.arg(data_field(name)).arg(match expected {
-            Some(value) => format!("={value}"),
-            None => "-".to_owned(),
-        });
+        call.arg(Field(name));
+        match expected {
+            Some(value) => call.arg(Json(Some(b'='), value)),
+            None => call.arg("-"),
+        };
     }
-    let removed: Vec<String> = changes
-        .updates
-        .iter()
-        .filter(|(_, value)| value.is_none())
-        .map(|(name, _)| data_field(name))
-        .collect();
-    invocation.arg(removed.len()).arg(removed);
+    let removed = changes.updates.iter().filter(|(_, value)| value.is_none());
+    call.arg(removed.count());
+    for (name, value) in &changes.updates {
+        if value.is_none() {
+            call.arg(Field(name));
+        }
+    }
     for (name, value) in &changes.updates {
         if let Some(value) = value {
-            invocation.arg(data_field(name)).arg(value.to_string());
+            call.arg(Field(name)).arg(Json(None, value));
         }
     }
 }

@@ -164,7 +164,7 @@ async fn corrupt_row_is_not_a_panic_cluster() {
 }
 
 /// A hash whose deadline is unreadable is not a live session: writes say `Missing`, and create
-/// may take the key over.
+/// takes the key over, whole: nothing of the dead hash shows through.
 #[tokio::test]
 async fn unreadable_deadline_is_not_live() {
     let store = redis().await;
@@ -178,6 +178,8 @@ async fn unreadable_deadline_is_not_live() {
         .arg(redis_key(&store, &k))
         .arg("m:e")
         .arg("soon")
+        .arg("d:stale")
+        .arg("\"left over\"")
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -187,12 +189,55 @@ async fn unreadable_deadline_is_not_live() {
         store.touch(&k, now() + HOUR).await.unwrap(),
         Touched::Missing
     );
+    let fresh = record(HOUR);
+    assert_eq!(store.create(&k, &fresh).await.unwrap(), Created::Done);
+    assert_eq!(store.load(&k).await.unwrap().unwrap().data, fresh.data);
+    store.delete(&k).await.unwrap();
+}
+
+/// The store sends scripts by SHA-1; a server that lost them (restart, failover, `SCRIPT
+/// FLUSH`) answers `NOSCRIPT`, and every operation loads its script and goes on.
+#[tokio::test]
+async fn scripts_survive_a_script_flush() {
+    let store = redis().await;
+    let mut conn = raw().await;
+    let flush = || async {
+        let mut conn = raw().await;
+        let _: () = redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    };
+    let (k, moved) = (key(), key());
+    flush().await;
     assert_eq!(
         store.create(&k, &record(HOUR)).await.unwrap(),
         Created::Done
     );
-    assert!(store.load(&k).await.unwrap().is_some());
-    store.delete(&k).await.unwrap();
+    flush().await;
+    let changes = ChangeSet::new(now() + HOUR).with_update("b", Some(json!(2)));
+    assert_eq!(store.apply(&k, &changes).await.unwrap(), Applied::Done);
+    flush().await;
+    assert_eq!(store.touch(&k, now() + HOUR).await.unwrap(), Touched::Done);
+    flush().await;
+    let changes = ChangeSet::new(now() + HOUR).with_update("c", Some(json!(3)));
+    assert_eq!(
+        store.cycle(Rekey::new(&k, &moved), &changes).await.unwrap(),
+        Cycled::Done
+    );
+    let data = store.load(&moved).await.unwrap().unwrap().data;
+    assert_eq!(
+        (data["a"].clone(), data["b"].clone(), data["c"].clone()),
+        (json!(1), json!(2), json!(3))
+    );
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg(redis_key(&store, &k))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(exists, 0, "the old key is gone after the cycle");
+    store.delete(&moved).await.unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------
