@@ -64,7 +64,9 @@ end
 }
 
 /// `apply_changes(key)`: applies the change set in `ARGV` to `key` (see [`apply_args`] for the
-/// layout), in the order of [`ChangeSet::apply_to`], then sets the deadline and the native TTL.
+/// layout) with the result of [`ChangeSet::apply_to`]: drops the values on `clear`, deletes the
+/// removed ones, then writes the set values, the deadline and the other metadata in one `HSET`
+/// (in slices of 512 arguments for a large change set), and sets the native TTL.
 ///
 /// `too_large(key)`: `nil` if the change set fits the size cap in `ARGV[6]` (or there is none),
 /// else the size the session's values would have, counted as
@@ -277,21 +279,31 @@ impl Call {
     }
 
     /// Runs the script; a server that does not know it yet (first use, restart, failover,
-    /// `SCRIPT FLUSH`) answers `NOSCRIPT`: it is loaded and the call sent once more, as redis-rs's
-    /// own `invoke_async` does.
+    /// `SCRIPT FLUSH`) answers `NOSCRIPT`: it is loaded and the call sent again, as redis-rs's
+    /// own `invoke_async` does, but up to [`ATTEMPTS`] times in all rather than twice: the server
+    /// can lose it again between the load and the call (a second failover, a flush).
     pub(super) async fn invoke<T: FromRedisValue>(
         &self,
         conn: &mut impl ConnectionLike,
     ) -> RedisResult<T> {
-        match self.cmd.query_async(conn).await {
-            Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                self.script.load_async(conn).await?;
-                self.cmd.query_async(conn).await
+        let mut attempt = 1;
+        loop {
+            match self.cmd.query_async(conn).await {
+                Err(error)
+                    if attempt < ATTEMPTS
+                        && error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) =>
+                {
+                    self.script.load_async(conn).await?;
+                    attempt += 1;
+                }
+                result => return result,
             }
-            result => result,
         }
     }
 }
+
+/// How many times [`Call::invoke`] sends a call that the server answers with `NOSCRIPT`.
+const ATTEMPTS: u32 = 3;
 
 /// The hash field that holds the session value `name`, `d:<name>`, written as one argument.
 struct Field<'a>(&'a str);
@@ -392,5 +404,83 @@ pub(super) fn apply_args(call: &mut Call, now: i64, changes: &ChangeSet, tie: Op
         if let Some(value) = value {
             call.arg(Field(name)).arg(Json(None, value));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::store::Data;
+
+    /// The arguments of a call, after `EVALSHA`, the SHA-1 and the key count.
+    fn arguments(call: &Call) -> Vec<String> {
+        call.cmd
+            .args_iter()
+            .skip(3)
+            .map(|arg| match arg {
+                ::redis::Arg::Simple(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+                _ => "<not a plain argument>".to_owned(),
+            })
+            .collect()
+    }
+
+    /// Each argument lands whole and in `apply_args`'s documented place: a field is `d:` and the
+    /// name (however it is spelled), a value its JSON, a precondition `=` and the JSON or `-`.
+    #[test]
+    fn apply_arguments_follow_the_layout() {
+        let changes = ChangeSet::new(2_000)
+            .with_expected("n", Some(json!({"a": [1, "x"]})))
+            .with_expected("gone", None)
+            .with_update("old", None)
+            .with_update("d:odd key", Some(json!("v\"1")))
+            .with_update("n", Some(json!(7)))
+            .with_max_size(300);
+        let owner = Owner::new("user-1").with_label("phone");
+        let mut call = Call::new(&scripts().apply, &["k"]);
+        apply_args(&mut call, 1_000, &changes, Some(&owner));
+        let expected = [
+            "k",
+            "1000",
+            "2000",
+            "0",
+            "k",
+            "",
+            "300",
+            "1",
+            "user-1",
+            "phone",
+            "2",
+            "d:n",
+            "={\"a\":[1,\"x\"]}",
+            "d:gone",
+            "-",
+            "1",
+            "d:old",
+            "d:d:odd key",
+            "\"v\\\"1\"",
+            "d:n",
+            "7",
+        ];
+        assert_eq!(arguments(&call), expected);
+    }
+
+    #[test]
+    fn create_arguments_follow_the_layout() {
+        let data: Data = [("a".to_owned(), json!([1, null]))].into();
+        let record = Record::new(data, 2_000)
+            .with_created_at(500)
+            .with_owner(Owner::new("user-1"));
+        let mut call = Call::new(&scripts().create, &["k"]);
+        create_args(&mut call, 1_000, &record);
+        let expected = [
+            "k", "1000", "500", "2000", "", "user-1", "", "d:a", "[1,null]",
+        ];
+        assert_eq!(arguments(&call), expected);
+        let command = call.cmd.get_packed_command();
+        let sha = scripts().create.get_hash().as_bytes();
+        assert_eq!(&command[..23], b"*12\r\n$7\r\nEVALSHA\r\n$40\r\n");
+        assert_eq!(&command[23..63], sha);
     }
 }

@@ -196,18 +196,21 @@ async fn unreadable_deadline_is_not_live() {
 }
 
 /// The store sends scripts by SHA-1; a server that lost them (restart, failover, `SCRIPT
-/// FLUSH`) answers `NOSCRIPT`, and every operation loads its script and goes on.
-#[tokio::test]
-async fn scripts_survive_a_script_flush() {
-    let store = redis().await;
-    let mut conn = raw().await;
-    let flush = || async {
-        let mut conn = raw().await;
-        let _: () = redis::cmd("SCRIPT")
-            .arg("FLUSH")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+/// FLUSH`) answers `NOSCRIPT`, and every operation loads its script and goes on. On a cluster
+/// the flush reaches every node, and a cycle runs as create and release scripts.
+async fn survives_script_flushes<C>(store: RedisStore, conn: C)
+where
+    C: ConnectionLike + Clone,
+{
+    let flush = || {
+        let mut conn = conn.clone();
+        async move {
+            let _: () = redis::cmd("SCRIPT")
+                .arg("FLUSH")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
     };
     let (k, moved) = (key(), key());
     flush().await;
@@ -233,11 +236,21 @@ async fn scripts_survive_a_script_flush() {
     );
     let exists: i64 = redis::cmd("EXISTS")
         .arg(redis_key(&store, &k))
-        .query_async(&mut conn)
+        .query_async(&mut conn.clone())
         .await
         .unwrap();
     assert_eq!(exists, 0, "the old key is gone after the cycle");
     store.delete(&moved).await.unwrap();
+}
+
+#[tokio::test]
+async fn scripts_survive_a_script_flush() {
+    survives_script_flushes(redis().await, raw().await).await;
+}
+
+#[tokio::test]
+async fn scripts_survive_a_script_flush_cluster() {
+    survives_script_flushes(redis_cluster().await, raw_cluster().await).await;
 }
 
 // ---------------------------------------------------------------------------------------------
