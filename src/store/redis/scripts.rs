@@ -264,8 +264,10 @@ pub(super) struct Call {
 impl Call {
     /// `EVALSHA <script's SHA-1> <keys.len()> <keys..>`; the arguments follow.
     pub(super) fn new(script: &'static Script, keys: &[&str]) -> Self {
-        let mut cmd = ::redis::cmd("EVALSHA");
-        cmd.arg(script.get_hash()).arg(keys.len());
+        // Room for a small session's call from the start: a command that grows from empty
+        // reallocates its buffers five or six times on the way.
+        let mut cmd = Cmd::with_capacity(CALL_ARGS, CALL_BYTES);
+        cmd.arg("EVALSHA").arg(script.get_hash()).arg(keys.len());
         for key in keys {
             cmd.arg(*key);
         }
@@ -301,6 +303,13 @@ impl Call {
         }
     }
 }
+
+/// Arguments a [`Call`] has room for before it grows: a change or a new session with a few
+/// values (a `create` of one value is 12 arguments, a change of one value 17).
+const CALL_ARGS: usize = 32;
+/// Bytes of arguments a [`Call`] has room for before it grows (a `create` of one small value,
+/// key included, takes under 200).
+const CALL_BYTES: usize = 512;
 
 /// How many times [`Call::invoke`] sends a call that the server answers with `NOSCRIPT`.
 const ATTEMPTS: u32 = 3;
