@@ -3,8 +3,9 @@
 //! The operator documentation (key layout, round trips, expiry, what Redis Cluster changes,
 //! timeouts) is on [`RedisStore`] itself, where rustdoc shows it. This module holds the store;
 //! `codec` reads a hash back into a [`Record`]; `scripts` holds the Lua scripts and their
-//! argument layout.
+//! argument layout; `call` builds one call of a script.
 
+mod call;
 mod codec;
 mod index;
 mod scripts;
@@ -20,7 +21,8 @@ use ::redis::cluster_async::ClusterConnection;
 use ::redis::{Cmd, Pipeline, RedisError, RedisFuture, Value as Reply};
 use async_trait::async_trait;
 
-use self::scripts::{apply_args, create_args, scripts, Call, COLLISION, CONFLICT, DONE};
+use self::call::Call;
+use self::scripts::{apply_args, create_args, scripts, COLLISION, CONFLICT, DONE};
 use super::{Applied, ChangeSet, Created, Cycled, Listed, Record, Rekey, SessionStore, Touched};
 use crate::error::StoreError;
 use crate::expiry::now;

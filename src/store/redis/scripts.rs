@@ -11,15 +11,9 @@
 
 use std::sync::OnceLock;
 
-use std::io::Write as _;
+use ::redis::Script;
 
-use ::redis::aio::ConnectionLike;
-use ::redis::{
-    Cmd, ErrorKind, FromRedisValue, RedisResult, RedisWrite, Script, ServerErrorKind, ToRedisArgs,
-};
-use serde_json::Value;
-
-use super::codec::DATA_PREFIX;
+use super::call::{Call, Field, Json};
 use crate::store::{ChangeSet, ExpiryChange, Owner, Record};
 
 /// Script result: the write happened.
@@ -252,94 +246,6 @@ pub(super) fn scripts() -> &'static Scripts {
     })
 }
 
-/// One script call, built as the `EVALSHA` command itself: arguments are written straight into
-/// the command's buffer, a session's values serialized there without an intermediate `String`.
-/// (redis-rs's `ScriptInvocation` keeps a `Vec` per argument and copies them all into a new
-/// command on every call: about a dozen allocations per write.)
-pub(super) struct Call {
-    script: &'static Script,
-    cmd: Cmd,
-}
-
-impl Call {
-    /// `EVALSHA <script's SHA-1> <keys.len()> <keys..>`; the arguments follow.
-    pub(super) fn new(script: &'static Script, keys: &[&str]) -> Self {
-        // Room for a small session's call from the start: a command that grows from empty
-        // reallocates its buffers five or six times on the way.
-        let mut cmd = Cmd::with_capacity(CALL_ARGS, CALL_BYTES);
-        cmd.arg("EVALSHA").arg(script.get_hash()).arg(keys.len());
-        for key in keys {
-            cmd.arg(*key);
-        }
-        Self { script, cmd }
-    }
-
-    /// Adds one argument.
-    pub(super) fn arg(&mut self, arg: impl ToRedisArgs) -> &mut Self {
-        self.cmd.arg(arg);
-        self
-    }
-
-    /// Runs the script; a server that does not know it yet (first use, restart, failover,
-    /// `SCRIPT FLUSH`) answers `NOSCRIPT`: it is loaded and the call sent again, as redis-rs's
-    /// own `invoke_async` does, but up to [`ATTEMPTS`] times in all rather than twice: the server
-    /// can lose it again between the load and the call (a second failover, a flush).
-    pub(super) async fn invoke<T: FromRedisValue>(
-        &self,
-        conn: &mut impl ConnectionLike,
-    ) -> RedisResult<T> {
-        let mut attempt = 1;
-        loop {
-            match self.cmd.query_async(conn).await {
-                Err(error)
-                    if attempt < ATTEMPTS
-                        && error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) =>
-                {
-                    self.script.load_async(conn).await?;
-                    attempt += 1;
-                }
-                result => return result,
-            }
-        }
-    }
-}
-
-/// Arguments a [`Call`] has room for before it grows: a change or a new session with a few
-/// values (a `create` of one value is 12 arguments, a change of one value 17).
-const CALL_ARGS: usize = 32;
-/// Bytes of arguments a [`Call`] has room for before it grows (a `create` of one small value,
-/// key included, takes under 200).
-const CALL_BYTES: usize = 512;
-
-/// How many times [`Call::invoke`] sends a call that the server answers with `NOSCRIPT`.
-const ATTEMPTS: u32 = 3;
-
-/// The hash field that holds the session value `name`, `d:<name>`, written as one argument.
-struct Field<'a>(&'a str);
-
-impl ToRedisArgs for Field<'_> {
-    fn write_redis_args<W: ?Sized + RedisWrite>(&self, out: &mut W) {
-        let mut arg = out.writer_for_next_arg();
-        // The writer appends to the command's `Vec`: it cannot fail.
-        let _ = arg.write_all(DATA_PREFIX);
-        let _ = arg.write_all(self.0.as_bytes());
-    }
-}
-
-/// A value as JSON, after an optional one-byte marker (`=` for a precondition), as one argument.
-struct Json<'a>(Option<u8>, &'a Value);
-
-impl ToRedisArgs for Json<'_> {
-    fn write_redis_args<W: ?Sized + RedisWrite>(&self, out: &mut W) {
-        let mut arg = out.writer_for_next_arg();
-        if let Some(marker) = self.0 {
-            let _ = arg.write_all(&[marker]);
-        }
-        // A `Value` always serializes (its map keys are strings), into a `Vec` that cannot fail.
-        let _ = serde_json::to_writer(arg, self.1);
-    }
-}
-
 /// Adds the arguments of `CREATE`: now, created_at, expires_at, expiry, principal, label, then
 /// the data pairs.
 pub(super) fn create_args(call: &mut Call, now: i64, record: &Record) {
@@ -423,18 +329,6 @@ mod tests {
     use super::*;
     use crate::store::Data;
 
-    /// The arguments of a call, after `EVALSHA`, the SHA-1 and the key count.
-    fn arguments(call: &Call) -> Vec<String> {
-        call.cmd
-            .args_iter()
-            .skip(3)
-            .map(|arg| match arg {
-                ::redis::Arg::Simple(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-                _ => "<not a plain argument>".to_owned(),
-            })
-            .collect()
-    }
-
     /// Each argument lands whole and in `apply_args`'s documented place: a field is `d:` and the
     /// name (however it is spelled), a value its JSON, a precondition `=` and the JSON or `-`.
     #[test]
@@ -472,7 +366,7 @@ mod tests {
             "d:n",
             "7",
         ];
-        assert_eq!(arguments(&call), expected);
+        assert_eq!(call.arguments(), expected);
     }
 
     #[test]
@@ -486,8 +380,8 @@ mod tests {
         let expected = [
             "k", "1000", "500", "2000", "", "user-1", "", "d:a", "[1,null]",
         ];
-        assert_eq!(arguments(&call), expected);
-        let command = call.cmd.get_packed_command();
+        assert_eq!(call.arguments(), expected);
+        let command = call.packed();
         let sha = scripts().create.get_hash().as_bytes();
         assert_eq!(&command[..23], b"*12\r\n$7\r\nEVALSHA\r\n$40\r\n");
         assert_eq!(&command[23..63], sha);
