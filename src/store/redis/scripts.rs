@@ -309,11 +309,9 @@ pub(super) fn apply_args(call: &mut Call, now: i64, changes: &ChangeSet, tie: Op
         };
     }
     let removed = changes.updates.iter().filter(|(_, value)| value.is_none());
-    call.arg(removed.count());
-    for (name, value) in &changes.updates {
-        if value.is_none() {
-            call.arg(Field(name));
-        }
+    call.arg(removed.clone().count());
+    for (name, _) in removed {
+        call.arg(Field(name));
     }
     for (name, value) in &changes.updates {
         if let Some(value) = value {
