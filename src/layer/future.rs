@@ -152,27 +152,33 @@ async fn save(
 /// shared cache store it (`public`, `max-age`, `s-maxage`, `no-cache`, ...) is replaced, with a
 /// warning, because a cached `Set-Cookie` hands one user's session to the next.
 fn keep_out_of_shared_caches(headers: &mut HeaderMap, settings: &Settings) {
-    let handler_policy = headers.contains_key(header::CACHE_CONTROL);
-    let private = headers.get_all(header::CACHE_CONTROL).iter().any(|value| {
-        value.to_str().is_ok_and(|v| {
-            v.split(',').any(|directive| {
-                let directive = directive.trim();
-                directive.eq_ignore_ascii_case("private")
-                    || directive.eq_ignore_ascii_case("no-store")
-            })
-        })
-    });
-    if !private {
-        if handler_policy {
-            tracing::warn!(
-                cache_control = ?headers.get(header::CACHE_CONTROL),
-                "a response that sets or clears the session cookie had a Cache-Control policy that \
-                 lets shared caches store it; replaced with `no-store`"
-            );
+    // One lookup through the entry, where reading and then inserting would hash the name twice.
+    match headers.entry(header::CACHE_CONTROL) {
+        header::Entry::Vacant(vacant) => {
+            vacant.insert(HeaderValue::from_static("no-store"));
         }
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        header::Entry::Occupied(mut policy) => {
+            if !policy.iter().any(is_private) {
+                tracing::warn!(
+                    cache_control = ?policy.get(),
+                    "a response that sets or clears the session cookie had a Cache-Control \
+                     policy that lets shared caches store it; replaced with `no-store`"
+                );
+                policy.insert(HeaderValue::from_static("no-store"));
+            }
+        }
     }
     vary_on_id(headers, settings);
+}
+
+/// Whether a `Cache-Control` value keeps the response out of shared caches.
+fn is_private(value: &HeaderValue) -> bool {
+    value.to_str().is_ok_and(|v| {
+        v.split(',').any(|directive| {
+            let directive = directive.trim();
+            directive.eq_ignore_ascii_case("private") || directive.eq_ignore_ascii_case("no-store")
+        })
+    })
 }
 
 /// `Vary` on what carries the id: the cookie, and the id header if configured. Every response
@@ -187,16 +193,26 @@ fn vary_on_id(headers: &mut HeaderMap, settings: &Settings) {
 
 /// Adds `name` to `Vary` unless it (or `*`) is already listed.
 fn vary_on(headers: &mut HeaderMap, name: &HeaderName) {
-    let listed = headers.get_all(header::VARY).iter().any(|value| {
-        value.to_str().is_ok_and(|v| {
-            v.split(',').any(|item| {
-                let item = item.trim();
-                item == "*" || item.eq_ignore_ascii_case(name.as_str())
-            })
-        })
-    });
-    if !listed {
-        // A header name is always a valid header value; for `cookie` this allocates nothing.
-        headers.append(header::VARY, HeaderValue::from(name.clone()));
+    // A header name is always a valid header value; for `cookie` this allocates nothing.
+    let value = || HeaderValue::from(name.clone());
+    match headers.entry(header::VARY) {
+        header::Entry::Vacant(vacant) => {
+            vacant.insert(value());
+        }
+        header::Entry::Occupied(mut listed) => {
+            if !listed.iter().any(|item| lists(item, name)) {
+                listed.append(value());
+            }
+        }
     }
+}
+
+/// Whether a `Vary` value lists `name` (or `*`).
+fn lists(value: &HeaderValue, name: &HeaderName) -> bool {
+    value.to_str().is_ok_and(|v| {
+        v.split(',').any(|item| {
+            let item = item.trim();
+            item == "*" || item.eq_ignore_ascii_case(name.as_str())
+        })
+    })
 }

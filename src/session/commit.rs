@@ -2,6 +2,7 @@
 //! call and what the response tells the client), at the end of the request or earlier with
 //! [`Session::save`].
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -57,7 +58,7 @@ enum SavedValues {
     /// These changes: a `clear` (if `clear`) and these keys.
     Changes {
         clear: bool,
-        updates: Vec<(String, Option<Value>)>,
+        updates: BTreeMap<String, Option<Value>>,
     },
 }
 
@@ -380,12 +381,8 @@ fn new_record(state: &mut State, created_at: i64, expires_at: i64, source: Sourc
 /// Changes another handle makes while the save runs stay pending either way.
 fn pending_changes(state: &mut State, write: Write, source: Source) -> ChangeSet {
     let updates = match source {
-        Source::Last => std::mem::take(&mut state.updates).into_iter().collect(),
-        Source::Shared => state
-            .updates
-            .iter()
-            .map(|(key, value)| (key.clone(), value.clone()))
-            .collect(),
+        Source::Last => std::mem::take(&mut state.updates),
+        Source::Shared => state.updates.clone(),
     };
     ChangeSet {
         clear: state.clear,
@@ -393,7 +390,7 @@ fn pending_changes(state: &mut State, write: Write, source: Source) -> ChangeSet
         expires_at: write.expires_at,
         expiry: write.expiry,
         max_size: write.max_size,
-        expect: Vec::new(),
+        expect: BTreeMap::new(),
     }
 }
 
@@ -486,9 +483,7 @@ fn settle(state: &mut State, saved: Saved) {
         }
         SavedValues::Changes { clear, updates } => {
             if !state.updates.is_empty() {
-                let saved = |key: &String, value: &Option<Value>| {
-                    updates.iter().any(|(k, v)| k == key && v == value)
-                };
+                let saved = |key: &String, value: &Option<Value>| updates.get(key) == Some(value);
                 state.updates.retain(|key, value| !saved(key, value));
             }
             if clear {

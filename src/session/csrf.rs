@@ -34,8 +34,8 @@ impl Session {
                 }
                 let secret = token::new_secret().map_err(random_failed)?;
                 let swap = Swap {
-                    expect: vec![(SECRET_KEY.to_owned(), data.get(SECRET_KEY).cloned())],
-                    updates: vec![(SECRET_KEY.to_owned(), Some(Value::from(secret.clone())))],
+                    expect: [(SECRET_KEY.to_owned(), data.get(SECRET_KEY).cloned())].into(),
+                    updates: [(SECRET_KEY.to_owned(), Some(Value::from(secret.clone())))].into(),
                 };
                 Ok((Some(swap), secret))
             })

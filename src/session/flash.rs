@@ -127,8 +127,8 @@ impl Session {
                 let mut swap = Swap::default();
                 let mut messages = Vec::new();
                 for (key, value) in data.iter().filter(|(key, _)| key.starts_with(PREFIX)) {
-                    swap.expect.push((key.clone(), Some(value.clone())));
-                    swap.updates.push((key.clone(), None));
+                    swap.expect.insert(key.clone(), Some(value.clone()));
+                    swap.updates.insert(key.clone(), None);
                     // A value that is not a message (written by hand) is removed, not shown.
                     if let Ok(message) = FlashMessage::deserialize(value) {
                         messages.push(message);

@@ -157,9 +157,6 @@ impl Session {
             source,
         })?;
         self.load().await?;
-        if self.state().data.get(key) == Some(&value) {
-            return Ok(());
-        }
         self.set_locally(key, value)
     }
 

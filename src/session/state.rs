@@ -91,18 +91,16 @@ impl State {
     /// noted for it: that saves a copy of every key and value a new session gets.
     pub(super) fn record(&mut self, key: &str, value: Option<Value>) {
         if matches!(self.origin, Origin::Stored(_)) {
-            self.updates.insert(key.to_owned(), value);
+            put(&mut self.updates, key, value);
         }
     }
 
     /// Sets `key` to `value` in the request's view, noting the change (see [`State::record`]).
     pub(super) fn set(&mut self, key: &str, value: Value) {
         if matches!(self.origin, Origin::Stored(_)) {
-            self.data.insert(key.to_owned(), value.clone());
-            self.updates.insert(key.to_owned(), Some(value));
-        } else {
-            self.data.insert(key.to_owned(), value);
+            put(&mut self.updates, key, Some(value.clone()));
         }
+        put(&mut self.data, key, value);
     }
 
     /// Whether the handler changed the values.
@@ -141,5 +139,16 @@ impl State {
             origin,
             ..State::default()
         };
+    }
+}
+
+/// Sets `key` in `map`, copying the key only when it is new: a handler that rewrites a key
+/// (a counter, a timestamp) does not pay for a fresh `String` each time.
+fn put<V>(map: &mut BTreeMap<String, V>, key: &str, value: V) {
+    match map.get_mut(key) {
+        Some(slot) => *slot = value,
+        None => {
+            map.insert(key.to_owned(), value);
+        }
     }
 }

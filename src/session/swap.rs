@@ -1,6 +1,8 @@
 //! Compare-and-set over any keys of a session, in one store step: what [`Session::update`],
 //! flash messages and CSRF secrets are built on.
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
 use super::commit::too_large;
@@ -13,9 +15,9 @@ use crate::store::{Applied, ChangeSet, Data};
 #[derive(Debug, Default)]
 pub(super) struct Swap {
     /// Each key with the value it must hold (`None`: must be absent).
-    pub(super) expect: Vec<(String, Option<Value>)>,
+    pub(super) expect: BTreeMap<String, Option<Value>>,
     /// Each key with its new value (`None`: remove it).
-    pub(super) updates: Vec<(String, Option<Value>)>,
+    pub(super) updates: BTreeMap<String, Option<Value>>,
 }
 
 /// Where a compare-and-set on a session that is not stored yet (a new session) goes.

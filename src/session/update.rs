@@ -109,8 +109,8 @@ impl Session {
                 source,
             })?;
             let swap = Swap {
-                expect: vec![(key.to_owned(), seen)],
-                updates: vec![(key.to_owned(), Some(value))],
+                expect: [(key.to_owned(), seen)].into(),
+                updates: [(key.to_owned(), Some(value))].into(),
             };
             Ok((Some(swap), next))
         })
@@ -185,9 +185,13 @@ impl Session {
     }
 
     /// Sets `key` in this request's view, to be saved with the request (size cap included):
-    /// `insert`, and `update` on a new session.
+    /// `insert`, and `update` on a new session. Setting the value the key already holds changes
+    /// nothing (and so saves nothing).
     pub(super) fn set_locally(&self, key: &str, value: Value) -> Result<(), Error> {
         let mut state = self.state();
+        if state.data.get(key) == Some(&value) {
+            return Ok(());
+        }
         if let Some(limit) = self.inner.settings.max_size {
             let size = size::after_insert(&state, key, &value);
             if size > limit {

@@ -1,5 +1,7 @@
 //! [`ChangeSet`]: what one request changed in a session, and [`ExpiryChange`].
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
 use super::size::check_after;
@@ -9,8 +11,8 @@ use crate::expiry::ExpirySettings;
 /// What one request changed in an existing session, applied by the store in one atomic step.
 ///
 /// Order of application: `clear` (drop every key), then each of `updates` (`Some` sets the key,
-/// `None` removes it), then the new `expires_at` and, if present, the new `expiry`. Keys in
-/// `updates` are distinct. Keys not named are left as they are in the store, which is how two
+/// `None` removes it), then the new `expires_at` and, if present, the new `expiry`. `updates`
+/// and `expect` are maps, so each names a key at most once. Keys not named are left as they are in the store, which is how two
 /// requests writing different keys both win; two requests writing the same key: the last
 /// applied wins, unless a precondition (below) guards the key.
 ///
@@ -54,7 +56,7 @@ pub struct ChangeSet {
     /// Drop every key before applying `updates`.
     pub clear: bool,
     /// Per-key changes: `Some(value)` sets, `None` removes.
-    pub updates: Vec<(String, Option<Value>)>,
+    pub updates: BTreeMap<String, Option<Value>>,
     /// The session's new deadline, Unix milliseconds.
     pub expires_at: i64,
     /// Whether the session's own expiry settings change, and to what.
@@ -62,8 +64,8 @@ pub struct ChangeSet {
     /// The largest the session's values may be after the change, in bytes; `None` for no cap.
     pub max_size: Option<usize>,
     /// Preconditions: each key must hold this value (`None`: be absent) for the change set to
-    /// apply. Keys are distinct.
-    pub expect: Vec<(String, Option<Value>)>,
+    /// apply.
+    pub expect: BTreeMap<String, Option<Value>>,
 }
 
 impl ChangeSet {
@@ -75,10 +77,10 @@ impl ChangeSet {
         }
     }
 
-    /// Adds a change of one key.
+    /// Adds a change of one key (replacing an earlier change of the same key).
     #[must_use]
     pub fn with_update(mut self, key: impl Into<String>, value: Option<Value>) -> Self {
-        self.updates.push((key.into(), value));
+        self.updates.insert(key.into(), value);
         self
     }
 
@@ -98,10 +100,11 @@ impl ChangeSet {
         self
     }
 
-    /// Adds a precondition: `key` must hold `value` (`None`: be absent), see the type docs.
+    /// Adds a precondition: `key` must hold `value` (`None`: be absent), see the type docs;
+    /// replaces an earlier precondition on the same key.
     #[must_use]
     pub fn with_expected(mut self, key: impl Into<String>, value: Option<Value>) -> Self {
-        self.expect.push((key.into(), value));
+        self.expect.insert(key.into(), value);
         self
     }
 
@@ -124,7 +127,7 @@ impl ChangeSet {
     /// least one key is set (removals and deadline moves cannot grow a session).
     pub fn size_cap(&self) -> Option<usize> {
         self.max_size
-            .filter(|_| self.updates.iter().any(|(_, value)| value.is_some()))
+            .filter(|_| self.updates.values().any(Option::is_some))
     }
 
     /// Whether the change set fits the cap when applied to `data`: `Err(size)` with the size
@@ -177,4 +180,30 @@ pub enum ExpiryChange {
     Keep,
     /// Replace them (with [`ExpirySettings::default`]: back to the layer's settings).
     Set(ExpirySettings),
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// A key named twice is one change, the last: the size check counts it once, so a value
+    /// rewritten in one request is not taken for two values over the cap.
+    #[test]
+    fn a_key_set_twice_is_one_change() {
+        let big = || Some(json!("y".repeat(90)));
+        let twice = ChangeSet::new(0)
+            .with_update("a", big())
+            .with_update("a", big())
+            .with_max_size(150);
+        assert_eq!(twice.updates.len(), 1);
+        assert_eq!(twice.check_size(&Data::new()), Ok(()));
+
+        let removed = ChangeSet::new(0)
+            .with_update("a", big())
+            .with_update("a", None);
+        assert_eq!(removed.updates.get("a"), Some(&None));
+        assert_eq!(removed.size_cap(), None);
+    }
 }

@@ -52,7 +52,7 @@ pub use sql::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use sql::SqliteStore;
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fmt;
 
 use async_trait::async_trait;
@@ -62,8 +62,13 @@ use crate::error::StoreError;
 pub use crate::expiry::now;
 use crate::id::StoreKey;
 
-/// A session's data: JSON values by key.
-pub type Data = HashMap<String, Value>;
+/// A session's data: JSON values by key, in key order.
+///
+/// A B-tree rather than a hash map: a session holds a handful of keys, and comparing a few
+/// short strings costs less than hashing each with a DoS-resistant hasher on every `get` and
+/// `insert` (keys may be built from request data, so a fast unkeyed hash is not an option).
+/// Iteration is in key order, so two loads of one session list its values alike.
+pub type Data = BTreeMap<String, Value>;
 
 /// A place to keep sessions.
 ///

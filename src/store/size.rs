@@ -105,8 +105,7 @@ pub(crate) const EMPTY: usize = 2;
 
 /// The size of a session's values after `changes`, from the entries it holds before them;
 /// `Err(size)` if that is over the change set's cap. One pass: each entry kept as it is counts
-/// once, each key the change set sets counts with its new value (keys in a change set are
-/// distinct). Stores that keep parsed values use it
+/// once, each key the change set sets counts with its new value. Stores that keep parsed values use it
 /// ([`ChangeSet::check_size`](super::ChangeSet::check_size), `MemoryStore`).
 pub(crate) fn check_after<'v>(
     changes: &super::ChangeSet,
@@ -115,7 +114,7 @@ pub(crate) fn check_after<'v>(
     let Some(cap) = changes.size_cap() else {
         return Ok(());
     };
-    let changed = |key: &str| changes.updates.iter().any(|(k, _)| k == key);
+    let changed = |key: &str| changes.updates.contains_key(key);
     let kept: usize = if changes.clear {
         0
     } else {

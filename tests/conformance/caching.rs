@@ -127,8 +127,9 @@ impl SessionStore for Jittery {
         let outcome = self.0.apply(key, changes).await;
         let jitter = changes
             .updates
-            .first()
-            .and_then(|(_, v)| v.as_ref()?.as_u64())
+            .values()
+            .next()
+            .and_then(|v| v.as_ref()?.as_u64())
             .unwrap_or(0);
         tokio::time::sleep(Duration::from_millis((jitter * 7) % 20)).await;
         outcome

@@ -76,7 +76,7 @@ pub(super) fn decode(reply: Reply, key: &StoreKey, now: i64) -> Result<Option<Re
         None => None,
     };
 
-    let mut data = Data::with_capacity(pairs.len());
+    let mut data = Data::new();
     for (field, value) in &pairs {
         if let Some(name) = field.strip_prefix(DATA_PREFIX) {
             let name = String::from_utf8(name.to_vec())

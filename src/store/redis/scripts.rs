@@ -353,10 +353,11 @@ mod tests {
             "user-1",
             "phone",
             "2",
-            "d:n",
-            "={\"a\":[1,\"x\"]}",
+            // Keys in order: change sets are maps.
             "d:gone",
             "-",
+            "d:n",
+            "={\"a\":[1,\"x\"]}",
             "1",
             "d:old",
             "d:d:odd key",

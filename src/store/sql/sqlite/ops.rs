@@ -181,7 +181,7 @@ pub(super) struct ChangeWrite {
     now: i64,
     statement: String,
     args: Vec<Arg>,
-    expect: Vec<(String, Option<serde_json::Value>)>,
+    expect: std::collections::BTreeMap<String, Option<serde_json::Value>>,
     probe: Option<Probe>,
 }
 
