@@ -142,6 +142,15 @@ impl StoreKey {
         Some(Self(bytes))
     }
 
+    /// Appends the 64 lowercase hex digits [`Display`](fmt::Display) writes to `out`, without
+    /// the formatting machinery (a `write!` costs several times the digits themselves): stores
+    /// name a session this way on every call.
+    #[cfg(feature = "redis")]
+    pub(crate) fn push_hex(&self, out: &mut String) {
+        // Always ASCII hex digits, so this never falls back.
+        out.push_str(std::str::from_utf8(&self.hex()).unwrap_or_default());
+    }
+
     /// The 64 lowercase hex digits, without going through the formatting machinery: stores
     /// write this on every call.
     fn hex(&self) -> [u8; 64] {
@@ -205,6 +214,12 @@ mod tests {
         let digest = Sha256::digest(id.expose().as_bytes());
         let expected: String = digest.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(id.store_key().to_string(), expected);
+        #[cfg(feature = "redis")]
+        {
+            let mut pushed = "prefix:".to_owned();
+            id.store_key().push_hex(&mut pushed);
+            assert_eq!(pushed, format!("prefix:{expected}"));
+        }
     }
 
     #[test]

@@ -11,7 +11,6 @@ mod index;
 mod scripts;
 
 use std::fmt;
-use std::fmt::Write as _;
 use std::future::Future;
 use std::time::Duration;
 
@@ -329,8 +328,7 @@ impl RedisStore {
     fn redis_key(&self, key: &StoreKey) -> String {
         let mut name = String::with_capacity(self.prefix.len() + 64);
         name.push_str(&self.prefix);
-        // Writing to a `String` cannot fail.
-        let _ = write!(name, "{key}");
+        key.push_hex(&mut name);
         name
     }
 
@@ -352,8 +350,11 @@ impl RedisStore {
         key: &StoreKey,
         now: i64,
     ) -> Result<Option<Record>, StoreError> {
-        let reply: Reply = ::redis::cmd("HGETALL")
-            .arg(self.redis_key(key))
+        let name = self.redis_key(key);
+        // Sized up front: `cmd` starts empty and grows its buffer twice for these two arguments.
+        let reply: Reply = ::redis::Cmd::with_capacity(2, "HGETALL".len() + name.len())
+            .arg("HGETALL")
+            .arg(name)
             .query_async(conn)
             .await
             .map_err(|e| error(e, key))?;
