@@ -185,8 +185,8 @@ impl Session {
     }
 
     /// Sets `key` in this request's view, to be saved with the request (size cap included):
-    /// `insert`, and `update` on a new session. Setting the value the key already holds changes
-    /// nothing (and so saves nothing).
+    /// `insert`, `insert_fields`, and on a new session `update` and the other swaps (CSRF).
+    /// Setting the value the key already holds changes nothing (and so saves nothing).
     pub(super) fn set_locally(&self, key: &str, value: Value) -> Result<(), Error> {
         let mut state = self.state();
         if state.data.get(key) == Some(&value) {

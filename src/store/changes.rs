@@ -12,9 +12,9 @@ use crate::expiry::ExpirySettings;
 ///
 /// Order of application: `clear` (drop every key), then each of `updates` (`Some` sets the key,
 /// `None` removes it), then the new `expires_at` and, if present, the new `expiry`. `updates`
-/// and `expect` are maps, so each names a key at most once. Keys not named are left as they are in the store, which is how two
-/// requests writing different keys both win; two requests writing the same key: the last
-/// applied wins, unless a precondition (below) guards the key.
+/// and `expect` are maps, so each names a key at most once. Keys not named are left as they
+/// are in the store, which is how two requests writing different keys both win; two requests
+/// writing the same key: the last applied wins, unless a precondition (below) guards the key.
 ///
 /// **Size cap.** When `max_size` is set and the change set sets at least one key, the store
 /// computes the size the session's values would have after the change, as it stores them

@@ -460,3 +460,59 @@ async fn the_size_counted_is_the_size_stored() {
     let fresh = send(&app, "/quotes/47", None).await;
     assert_eq!(fresh.body, "too large 101");
 }
+
+/// A policy spread over several `Cache-Control` lines is read whole: `private` on any line keeps
+/// every line the handler wrote; lines that all let shared caches store the response become one
+/// `no-store`. A `Vary` that already names the cookie (in any case, on any line) or `*` gets no
+/// second entry.
+#[tokio::test]
+async fn cache_policies_and_vary_spread_over_several_lines() {
+    use axum::http::{HeaderMap, HeaderValue};
+    fn route(
+        cache: &'static [&'static str],
+        vary: &'static [&'static str],
+    ) -> axum::routing::MethodRouter {
+        get(move |s: Session| async move {
+            s.insert("x", 1).await?;
+            let mut headers = HeaderMap::new();
+            for value in cache {
+                headers.append(header::CACHE_CONTROL, HeaderValue::from_static(value));
+            }
+            for value in vary {
+                headers.append(header::VARY, HeaderValue::from_static(value));
+            }
+            Ok::<_, Error>((headers, "ok"))
+        })
+    }
+    fn lines(reply: &Reply, name: HeaderName) -> Vec<String> {
+        reply
+            .headers
+            .get_all(name)
+            .iter()
+            .map(|value| value.to_str().unwrap().to_owned())
+            .collect()
+    }
+    let app: Router = routes()
+        .route(
+            "/private-second",
+            route(&["max-age=60", "private"], &["Accept-Encoding", "COOKIE"]),
+        )
+        .route("/public-twice", route(&["public", "max-age=60"], &["*"]))
+        .route("/vary-other", route(&["no-store"], &["Accept-Encoding"]))
+        .layer(SessionLayer::new(MemoryStore::default()));
+
+    let reply = send(&app, "/private-second", None).await;
+    assert!(reply.set_cookie().is_some());
+    assert_eq!(
+        lines(&reply, header::CACHE_CONTROL),
+        ["max-age=60", "private"]
+    );
+    assert_eq!(lines(&reply, header::VARY), ["Accept-Encoding", "COOKIE"]);
+
+    let reply = send(&app, "/public-twice", None).await;
+    assert_eq!(lines(&reply, header::CACHE_CONTROL), ["no-store"]);
+    assert_eq!(lines(&reply, header::VARY), ["*"]);
+
+    let reply = send(&app, "/vary-other", None).await;
+    assert_eq!(lines(&reply, header::VARY), ["Accept-Encoding", "cookie"]);
+}

@@ -158,3 +158,49 @@ async fn missing_layer_is_a_500_that_names_the_fix() {
         reply.body
     );
 }
+
+/// Setting a key to the value it already holds is no change: nothing is written. A key removed
+/// (or cleared) and set back to its old value in one request is a change like any other: the
+/// value is still there afterwards.
+#[tokio::test]
+async fn setting_the_value_a_key_holds_writes_nothing_and_loses_nothing() {
+    use axum::routing::get;
+    use sessionware::{Error, Session};
+
+    let probe = Probe::default();
+    let app = crate::support::routes()
+        .route(
+            "/remove-and-restore",
+            get(|s: Session| async move {
+                let old: Option<String> = s.remove("k").await?;
+                s.insert("k", old.unwrap_or_default()).await?;
+                Ok::<_, Error>("ok")
+            }),
+        )
+        .route(
+            "/clear-and-restore",
+            get(|s: Session| async move {
+                let old: Option<String> = s.get("k").await?;
+                s.clear().await?;
+                s.insert("k", old.unwrap_or_default()).await?;
+                Ok::<_, Error>("ok")
+            }),
+        )
+        .layer(SessionLayer::new(probe.clone()));
+    let cookie = send(&app, "/set/k/v", None).await.cookie();
+
+    let writes = probe.writes();
+    let again = send(&app, "/set/k/v", Some(&cookie)).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.set_cookie(), None);
+    assert_eq!(probe.writes(), writes, "the same value was written again");
+
+    for path in ["/remove-and-restore", "/clear-and-restore"] {
+        assert_eq!(send(&app, path, Some(&cookie)).await.status, 200, "{path}");
+        assert_eq!(
+            send(&app, "/get/k", Some(&cookie)).await.body,
+            "v",
+            "{path}"
+        );
+    }
+}
