@@ -108,16 +108,10 @@ impl Session {
             return Err(serialize_error(source));
         };
         self.load().await?;
-        let (changed, stale) = {
-            let state = self.state();
-            let changed: Vec<(String, Value)> = fields
-                .iter()
-                .map(|(field, value)| (field_key(prefix, field), value.clone()))
-                .filter(|(key, value)| state.data.get(key) != Some(value))
-                .collect();
-            // Without a prefix, which keys belong to the struct is unknown: nothing is removed.
+        // Without a prefix, which keys belong to the struct is unknown: nothing is removed.
+        let stale: Vec<String> = {
             let start = format!("{prefix}.");
-            let stale: Vec<String> = state
+            self.state()
                 .data
                 .keys()
                 .filter(|key| {
@@ -127,14 +121,14 @@ impl Session {
                             .is_some_and(|field| !fields.contains_key(field))
                 })
                 .cloned()
-                .collect();
-            (changed, stale)
+                .collect()
         };
         for key in stale {
             self.remove::<Value>(&key).await?;
         }
-        for (key, value) in changed {
-            self.set_locally(&key, value)?;
+        // A field that holds its value already changes nothing: `set_locally` skips it.
+        for (field, value) in fields {
+            self.set_locally(&field_key(prefix, &field), value)?;
         }
         Ok(())
     }

@@ -188,8 +188,8 @@ mod tests {
 
     use super::*;
 
-    /// A key named twice is one change, the last: the size check counts it once, so a value
-    /// rewritten in one request is not taken for two values over the cap.
+    /// A key named twice in a hand-built change set is one change, the last: the size check
+    /// counts it once, and every store ends with the last value (set, or removed).
     #[test]
     fn a_key_set_twice_is_one_change() {
         let big = || Some(json!("y".repeat(90)));
