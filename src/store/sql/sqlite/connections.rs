@@ -1,29 +1,22 @@
 //! The connections of a [`SqliteStore`](super::SqliteStore): the writer (on its own thread,
-//! see [`writer`](super::writer)), readers opened on demand, and a background checkpointer.
+//! see [`writer`](super::writer)), readers opened on demand, and a background checkpointer
+//! (see [`checkpoints`](super::checkpoints)).
 //! Reads run on the calling thread: a primary-key read of a page-cached database takes
 //! microseconds, less than handing it to another thread and back (what sqlx's SQLite driver
 //! did for every statement).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+use super::checkpoints::{self, Checkpointer, Pace};
 use super::writer::Writer;
 use crate::error::StoreError;
 
 /// How long a connection waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Log pages after which a commit checkpoints (SQLite's default is 1,000). Background
-/// checkpoints do the copying; this one lets the log restart, and each costs the writer a stall.
-const WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
-
-/// A background checkpoint is asked for after this many commits.
-pub(super) const COMMITS_PER_CHECKPOINT: u64 = 200;
 
 /// Idle reader connections kept for reuse; more are closed when they come back.
 const MAX_IDLE_READERS: usize = 16;
@@ -60,9 +53,11 @@ impl Connections {
             Location::Memory => None,
         };
         let nudge = checkpoints.clone();
-        let writer = Writer::start(writer, move |commits| {
-            if commits % COMMITS_PER_CHECKPOINT == 0 {
-                if let Some(checkpoints) = &nudge {
+        let mut pace = Pace::default();
+        // Runs on the writer thread, whose connection's commits `log_pages` reports.
+        let writer = Writer::start(writer, move || {
+            if let Some(checkpoints) = &nudge {
+                if pace.ask(checkpoints::log_pages()) {
                     checkpoints.nudge();
                 }
             }
@@ -118,9 +113,7 @@ impl Connections {
 
     /// Background checkpoints completed so far (`None`: none for an in-memory database).
     pub(super) fn checkpoints(&self) -> Option<u64> {
-        self.checkpoints
-            .as_ref()
-            .map(|c| c.completed.load(Ordering::Relaxed))
+        self.checkpoints.as_ref().map(|c| c.completed())
     }
 
     pub(super) fn location(&self) -> &Location {
@@ -130,7 +123,8 @@ impl Connections {
 
 /// Opens one connection with the store's settings: a 5 s busy timeout, WAL and
 /// `synchronous = NORMAL` (durable across a crash of the process; a power loss may take the
-/// last commits), and the writer's automatic checkpoint raised to 10,000 pages.
+/// last commits), and for the writer of a file, the log watched after each commit (its own
+/// automatic checkpoint at 10,000 pages; see [`checkpoints`]).
 fn open(location: &Location, writer: bool) -> Result<Connection, StoreError> {
     let connection = match location {
         Location::Memory => Connection::open_in_memory(),
@@ -155,65 +149,11 @@ fn open(location: &Location, writer: bool) -> Result<Connection, StoreError> {
             let _mode: String = connection
                 .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
                 .map_err(StoreError::backend)?;
+            checkpoints::watch_log(&connection);
         }
         connection
-            .execute_batch(&format!(
-                "PRAGMA synchronous = NORMAL; \
-                 PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES};"
-            ))
+            .execute_batch("PRAGMA synchronous = NORMAL")
             .map_err(StoreError::backend)?;
     }
     Ok(connection)
-}
-
-/// WAL checkpoints in the background, on a thread and connection of their own.
-///
-/// In WAL mode every commit appends pages to the log, and by default the connection whose commit
-/// makes the log pass 1,000 pages copies the log back into the database file and syncs it to
-/// disk while holding the write lock: under sustained writes that stalls the writer for tens to
-/// hundreds of milliseconds (the p99 latency). A `PASSIVE` checkpoint on another connection
-/// does the copying and syncing without blocking the writer, so the writer's own automatic
-/// checkpoint (kept, at 10,000 pages: it is what lets the log restart from its beginning) finds
-/// little left to do. A passive checkpoint never waits for the writer or for readers.
-struct Checkpointer {
-    /// Holds at most one request: a nudge while one is pending is dropped.
-    requests: SyncSender<()>,
-    completed: Arc<AtomicU64>,
-}
-
-impl Checkpointer {
-    /// Starts the thread; it ends when the store's last handle is gone (its channel closes).
-    fn start(connection: Connection) -> Result<Self, StoreError> {
-        let (requests, wanted) = mpsc::sync_channel::<()>(1);
-        let completed = Arc::new(AtomicU64::new(0));
-        let counter = Arc::clone(&completed);
-        std::thread::Builder::new()
-            .name("sessionware-sqlite-checkpoint".into())
-            .spawn(move || {
-                while wanted.recv().is_ok() {
-                    match connection.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
-                        Ok(()) => {
-                            counter.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Err(error) => {
-                            tracing::debug!(%error, "background SQLite WAL checkpoint failed");
-                        }
-                    }
-                }
-            })
-            .map_err(StoreError::backend)?;
-        Ok(Self {
-            requests,
-            completed,
-        })
-    }
-
-    fn nudge(&self) {
-        match self.requests.try_send(()) {
-            Ok(()) | Err(TrySendError::Full(())) => {}
-            Err(TrySendError::Disconnected(())) => {
-                tracing::debug!("the SQLite checkpoint thread is gone");
-            }
-        }
-    }
 }

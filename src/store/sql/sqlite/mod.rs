@@ -15,6 +15,7 @@ use crate::store::{
     now, Applied, ChangeSet, Created, Cycled, Listed, Record, Rekey, SessionStore, Touched,
 };
 
+mod checkpoints;
 mod connections;
 mod ops;
 mod statements;
@@ -337,8 +338,8 @@ mod tests {
         (dir, url)
     }
 
-    /// Sustained writes start background checkpoints, which keep the log from growing between
-    /// the writer's own (rare) ones.
+    /// Writes start background checkpoints once the log has grown by a step, which keep the
+    /// log from growing between the writer's own (rare) ones.
     #[tokio::test]
     async fn writes_start_background_checkpoints() {
         let (dir, url) = file_db("checkpoints");
@@ -346,7 +347,8 @@ mod tests {
         store.migrate().await.unwrap();
         assert_eq!(store.connections.checkpoints(), Some(0));
         let record = Record::new(Default::default(), now() + 60_000);
-        for _ in 0..2 * connections::COMMITS_PER_CHECKPOINT {
+        // Each write commits alone and appends at least one page to the log.
+        for _ in 0..2 * checkpoints::LOG_PAGES_PER_CHECKPOINT {
             let key = crate::SessionId::generate().store_key();
             assert_eq!(store.create(&key, &record).await.unwrap(), Created::Done);
         }

@@ -39,18 +39,17 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    /// Starts the thread on `connection`; `after_commit` runs after each commit, with the
-    /// number of commits so far.
+    /// Starts the thread on `connection`; `after_commit` runs on that thread after each commit.
     pub(super) fn start(
         connection: Connection,
-        after_commit: impl Fn(u64) + Send + 'static,
+        mut after_commit: impl FnMut() + Send + 'static,
     ) -> Result<Self, StoreError> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let commits = Arc::new(AtomicU64::new(0));
         let counter = Arc::clone(&commits);
         std::thread::Builder::new()
             .name("sessionware-sqlite-writer".into())
-            .spawn(move || run(&connection, &queue, &counter, &after_commit))
+            .spawn(move || run(&connection, &queue, &counter, &mut after_commit))
             .map_err(StoreError::backend)?;
         Ok(Self { jobs, commits })
     }
@@ -123,9 +122,14 @@ fn run(
     connection: &Connection,
     queue: &Receiver<Job>,
     commits: &AtomicU64,
-    after_commit: &dyn Fn(u64),
+    after_commit: &mut dyn FnMut(),
 ) {
     while let Ok(first) = queue.recv() {
+        // Woken by the first write, give way once to threads ready to run on this CPU (the
+        // runtime thread that sent it, with more requests in hand) before taking the batch:
+        // where they share a CPU, the writer otherwise runs as soon as one write arrives and
+        // commits batches of one or two. Returns at once when nothing else is ready to run.
+        std::thread::yield_now();
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match queue.try_recv() {
@@ -161,8 +165,8 @@ fn run(
         let ended = match control(connection, end) {
             Ok(()) => {
                 if end == "COMMIT" {
-                    let n = commits.fetch_add(1, Ordering::Relaxed) + 1;
-                    after_commit(n);
+                    commits.fetch_add(1, Ordering::Relaxed);
+                    after_commit();
                 }
                 Ok(())
             }
