@@ -99,7 +99,7 @@ pub(crate) trait Batcher: Send + Sync + 'static {
         statements: &[&Statement],
     ) -> impl Future<Output = Result<Vec<u64>, sqlx::Error>> + Send;
 
-    /// Called as each batch starts (SQLite starts a background checkpoint here).
+    /// Called as each batch starts (nothing by default).
     fn on_batch(self: &Arc<Self>) {}
 }
 

@@ -4,14 +4,19 @@
 //! In WAL mode every commit appends the pages it changed to the log, and a checkpoint copies
 //! them back into the database file, syncing log and file to disk. SQLite's own automatic
 //! checkpoint runs on the writer connection right after the commit that makes the log pass a
-//! size, holding the write lock: under sustained writes that stalls every write for tens to
-//! hundreds of milliseconds (the p99 latency of a write-heavy load). Here a checkpoint thread
+//! size, so every write queued behind it waits: under sustained writes, for tens to hundreds
+//! of milliseconds (the p99 latency of a write-heavy load). Here a checkpoint thread
 //! with a connection of its own does that work with `PRAGMA wal_checkpoint(PASSIVE)`, which
 //! never blocks the writer or readers, and the writer asks for one whenever the log has grown
 //! by [`LOG_PAGES_PER_CHECKPOINT`]. Kept small, each checkpoint finds little to sync, and one
 //! that catches up with the writer lets the next transaction restart the log from its
 //! beginning, so the writer's own checkpoint (still there, at [`WRITER_CHECKPOINT_PAGES`]: it
-//! bounds the log if the thread falls behind) rarely runs.
+//! bounds the log if the thread falls behind, or readers keep the log from restarting) rarely
+//! runs.
+//!
+//! The log's size comes from a commit hook on the writer connection, which replaces SQLite's
+//! automatic checkpoint (itself such a hook): `PRAGMA wal_autocheckpoint` on that connection
+//! would remove it, and with it the background checkpoints.
 
 use std::cell::Cell;
 use std::ffi::c_int;
@@ -49,16 +54,19 @@ pub(super) fn watch_log(connection: &Connection) {
     connection.wal_hook(Some(after_commit));
 }
 
-/// SQLite calls this after each commit with the pages in the log. It must not fail: the
-/// commit has happened, and an error here would be reported as the commit's.
+/// SQLite calls this after each commit, once per database written (`main`, and any attached
+/// by the application), with the pages in that database's log. It must not fail: the commit
+/// has happened, and an error here would be reported as the commit's.
 fn after_commit(wal: &Wal, pages: c_int) -> rusqlite::Result<()> {
     let pages = u32::try_from(pages).unwrap_or(0);
-    LOG_PAGES.with(|log| log.set(pages));
+    if wal.name() == c"main" {
+        LOG_PAGES.set(pages);
+    }
     if pages >= WRITER_CHECKPOINT_PAGES {
-        // What SQLite's own hook does (a passive checkpoint); a failure leaves the log as it
-        // is, to be checkpointed later.
+        // What SQLite's own hook does (a passive checkpoint). A failure (busy: the background
+        // checkpoint is running) leaves the log as it is, to be checkpointed later.
         if let Err(error) = wal.checkpoint() {
-            tracing::debug!(%error, "SQLite WAL checkpoint on the writer failed");
+            tracing::trace!(%error, "SQLite WAL checkpoint on the writer did not run");
         }
     }
     Ok(())
@@ -66,7 +74,7 @@ fn after_commit(wal: &Wal, pages: c_int) -> rusqlite::Result<()> {
 
 /// The pages in the log after the last commit on this thread.
 pub(super) fn log_pages() -> u32 {
-    LOG_PAGES.with(Cell::get)
+    LOG_PAGES.get()
 }
 
 /// Decides after each commit whether to ask for a background checkpoint: when the log has
@@ -75,16 +83,21 @@ pub(super) fn log_pages() -> u32 {
 pub(super) struct Pace {
     /// The log's size when a checkpoint was last asked for.
     asked_at: u32,
+    /// The log's size after the last commit.
+    last: u32,
 }
 
 impl Pace {
     /// Whether to ask now, given the pages in the log after a commit.
     pub(super) fn ask(&mut self, log_pages: u32) -> bool {
-        if log_pages < self.asked_at {
-            // The log restarted from its beginning: it has grown by what it holds.
+        if log_pages < self.last {
+            // The log restarted from its beginning: it has grown by what it holds. (A restart
+            // followed by a commit larger than the log was is missed: a request comes a step
+            // later, which does no harm.)
             self.asked_at = 0;
         }
-        if log_pages >= self.asked_at + LOG_PAGES_PER_CHECKPOINT {
+        self.last = log_pages;
+        if log_pages >= self.asked_at.saturating_add(LOG_PAGES_PER_CHECKPOINT) {
             self.asked_at = log_pages;
             true
         } else {
@@ -196,9 +209,16 @@ mod tests {
         let step = LOG_PAGES_PER_CHECKPOINT;
         let mut pace = Pace::default();
         assert!(pace.ask(5 * step));
-        // The log restarted and holds a few pages: no request until it grows by a step.
+        assert!(!pace.ask(5 * step + 3));
+        // The log restarted and holds fewer pages than after the last commit (though more than
+        // when it last asked, in the second case): counted from zero.
         assert!(!pace.ask(3));
         assert!(!pace.ask(step - 1));
         assert!(pace.ask(step));
+        assert!(!pace.ask(step + 10));
+        assert!(
+            pace.ask(step + 2),
+            "restarted: {step} + 2 pages of log since zero"
+        );
     }
 }

@@ -116,6 +116,16 @@ fn in_savepoint<T>(
     outcome
 }
 
+/// Moves the writes queued meanwhile into `batch`, up to [`MAX_BATCH`].
+fn take_queued(queue: &Receiver<Job>, batch: &mut Vec<Job>) {
+    while batch.len() < MAX_BATCH {
+        match queue.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+}
+
 /// The thread: waits for a write, takes whatever else has queued up, runs it all in one
 /// `BEGIN IMMEDIATE` transaction, commits, then answers every caller.
 fn run(
@@ -125,17 +135,16 @@ fn run(
     after_commit: &mut dyn FnMut(),
 ) {
     while let Ok(first) = queue.recv() {
-        // Woken by the first write, give way once to threads ready to run on this CPU (the
-        // runtime thread that sent it, with more requests in hand) before taking the batch:
-        // where they share a CPU, the writer otherwise runs as soon as one write arrives and
-        // commits batches of one or two. Returns at once when nothing else is ready to run.
-        std::thread::yield_now();
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
+        take_queued(queue, &mut batch);
+        if batch.len() == 1 {
+            // Woken by a lone write, give way once to threads ready to run on this CPU (the
+            // runtime thread that sent it, with more requests in hand) and look again: where
+            // they share a CPU, the writer otherwise runs as soon as one write arrives and
+            // commits batches of one or two. Returns at once when nothing else is ready to
+            // run; the price, on a CPU busy with other work, is up to a scheduler slice.
+            std::thread::yield_now();
+            take_queued(queue, &mut batch);
         }
         if let Err(error) = control(connection, "BEGIN IMMEDIATE") {
             // Another process held the lock past the busy timeout, or the file is gone:
