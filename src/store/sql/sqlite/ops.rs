@@ -1,9 +1,14 @@
 //! The store's operations as statements on one connection: what
 //! [`SqliteStore`](super::SqliteStore) runs on its reader or writer connection.
 
+use std::sync::Arc;
+
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Params, Row};
 
-use super::statements::{conditions, data_expr, first_args, tie_args, Queries, DATA_IS_OBJECT};
+use super::statements::{
+    condition_args, conditions_text, data_args, data_text, first_args, tie_args, Queries, Shape,
+    DATA_IS_OBJECT,
+};
 use crate::error::StoreError;
 use crate::id::StoreKey;
 use crate::store::sql::arg::Arg;
@@ -170,7 +175,7 @@ pub(super) fn purge_batch(conn: &Connection, sql: &Queries, now: i64) -> Result<
 /// What a size check needs after a capped write changed nothing: the new `data` expression,
 /// whose parameters end at `?{params_end}` of the write's arguments (`?1` the key, `?2` now).
 pub(super) struct Probe {
-    data: String,
+    data: Arc<str>,
     params_end: usize,
     cap: usize,
 }
@@ -179,37 +184,31 @@ pub(super) struct Probe {
 pub(super) struct ChangeWrite {
     key: StoreKey,
     now: i64,
-    statement: String,
+    statement: Arc<str>,
     args: Vec<Arg>,
     expect: std::collections::BTreeMap<String, Option<serde_json::Value>>,
     probe: Option<Probe>,
 }
 
 /// The `UPDATE` that applies `split` to the live session `key`, checking the size cap and
-/// the preconditions on the row.
+/// the preconditions on the row. Its text comes from the table's [`Queries`], built once per
+/// shape of change set; only the arguments are built here.
 pub(super) fn apply_write(sql: &Queries, key: &StoreKey, split: &Split<'_>) -> ChangeWrite {
-    let t = &sql.table;
-    // Only validated identifiers and numbered placeholders are pasted into the statement.
     let mut args = first_args(key, split);
     let mut probe = None;
     let statement = if split.data_unchanged() && split.changes.expect.is_empty() {
-        format!(
-            "UPDATE {t} SET expires_at = ?3, expiry = CASE WHEN ?4 THEN ?5 ELSE expiry END \
-             WHERE key = ?1 AND expires_at > ?2"
-        )
+        Arc::clone(&sql.apply_deadline)
     } else {
-        let (data, params) = data_expr(split, args.len() + 1);
-        args.extend(params.into_iter().map(Arg::Text));
-        let probe_args = args.len();
-        // The cap and the preconditions are checked on the row, in the same statement.
-        let conditions = conditions(split, &data, &mut args);
-        let statement = format!(
-            "UPDATE {t} SET data = {data}, expires_at = ?3, \
-             expiry = CASE WHEN ?4 THEN ?5 ELSE expiry END \
-             WHERE key = ?1 AND expires_at > ?2 AND {DATA_IS_OBJECT}{conditions}"
-        );
-        probe = probe_for(split, data, &args[..probe_args]);
-        statement
+        let text = sql.apply_text(Shape::of(split));
+        data_args(split, &mut args);
+        debug_assert_eq!(args.len(), text.data_end);
+        probe = split.size_cap.map(|cap| Probe {
+            data: Arc::clone(&text.data),
+            params_end: args.len(),
+            cap,
+        });
+        condition_args(split, &mut args);
+        Arc::clone(&text.statement)
     };
     ChangeWrite {
         key: *key,
@@ -219,15 +218,6 @@ pub(super) fn apply_write(sql: &Queries, key: &StoreKey, split: &Split<'_>) -> C
         expect: split.changes.expect.clone(),
         probe,
     }
-}
-
-/// The size probe of a capped write whose arguments so far end with the `data` parameters.
-fn probe_for(split: &Split<'_>, data: String, args: &[Arg]) -> Option<Probe> {
-    split.size_cap.map(|cap| Probe {
-        data,
-        params_end: args.len(),
-        cap,
-    })
 }
 
 /// Runs an `apply` built by [`apply_write`]; if it changed nothing, says why.
@@ -255,10 +245,13 @@ pub(super) fn cycle_write(sql: &Queries, keys: &Rekey<'_>, split: &Split<'_>) ->
     args.push(Arg::Text(keys.new.to_string()));
     // ?7 tie, ?8 principal, ?9 label
     args.extend(tie_args(keys));
-    let (data, params) = data_expr(split, args.len() + 1);
-    args.extend(params.into_iter().map(Arg::Text));
+    let shape = Shape::of(split);
+    let (data, next) = data_text(&shape, args.len() + 1);
+    data_args(split, &mut args);
+    debug_assert_eq!(args.len(), next - 1);
     let probe_args = args.len();
-    let conditions = conditions(split, &data, &mut args);
+    let conditions = conditions_text(&shape, &data, next);
+    condition_args(split, &mut args);
     let statement = format!(
         "INSERT INTO {t} (key, data, created_at, expires_at, expiry, principal, label) \
          SELECT ?6, {data}, created_at, ?3, CASE WHEN ?4 THEN ?5 ELSE expiry END, \
@@ -272,8 +265,12 @@ pub(super) fn cycle_write(sql: &Queries, keys: &Rekey<'_>, split: &Split<'_>) ->
     ChangeWrite {
         key: *keys.old,
         now: split.now,
-        statement,
-        probe: probe_for(split, data, &args[..probe_args]),
+        statement: statement.into(),
+        probe: split.size_cap.map(|cap| Probe {
+            data: data.into(),
+            params_end: probe_args,
+            cap,
+        }),
         args,
         expect: split.changes.expect.clone(),
     }

@@ -1,7 +1,8 @@
 //! SQLite's own statements: the table's fixed ones, built once, and the `apply`/`cycle`
 //! statements built per change set (the new `data` as an SQL expression over the old one).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use rusqlite::types::{ToSqlOutput, Value as SqlValue};
 use rusqlite::ToSql;
@@ -24,6 +25,11 @@ pub(super) const DATA_IS_OBJECT: &str =
 /// How SQLite spells the shared statements.
 const FLAVOR: Flavor = Flavor::new('?', "TEXT", "", "");
 
+/// At most this many `apply` statement texts are kept per table (one per [`Shape`]); others
+/// are built for each write. Apps write a handful of shapes; the bound is for those that set
+/// many different numbers of keys.
+const MAX_APPLY_TEXTS: usize = 64;
+
 /// The statements of one table, built once.
 pub(super) struct Queries {
     /// The table name as given.
@@ -33,6 +39,20 @@ pub(super) struct Queries {
     pub(super) schema: Schema,
     /// Whether the live row under `?1` holds a JSON object (no row: no live row).
     pub(super) live_is_object: String,
+    /// The `apply` that changes only the deadline and the expiry (no values, no preconditions).
+    pub(super) apply_deadline: Arc<str>,
+    /// The `apply` statements built so far, by shape.
+    apply_texts: Mutex<HashMap<Shape, Arc<ApplyText>>>,
+}
+
+/// The text of an `apply` statement of one [`Shape`], and what its size probe needs.
+#[derive(Debug)]
+pub(super) struct ApplyText {
+    pub(super) statement: Arc<str>,
+    /// The new `data` expression, for the size probe.
+    pub(super) data: Arc<str>,
+    /// The number of the last parameter of `data`.
+    pub(super) data_end: usize,
 }
 
 impl Queries {
@@ -44,7 +64,48 @@ impl Queries {
             live_is_object: format!(
                 "SELECT {DATA_IS_OBJECT} FROM {t} WHERE key = ?1 AND expires_at > ?2"
             ),
+            apply_deadline: format!(
+                "UPDATE {t} SET expires_at = ?3, expiry = CASE WHEN ?4 THEN ?5 ELSE expiry END \
+                 WHERE key = ?1 AND expires_at > ?2"
+            )
+            .into(),
+            apply_texts: Mutex::default(),
             table: t,
+        }
+    }
+
+    /// The `apply` statement for change sets of `shape`: `?1` key, `?2` now, `?3` expires_at,
+    /// `?4` expiry changed, `?5` expiry, then [`data_args`] and [`condition_args`].
+    pub(super) fn apply_text(&self, shape: Shape) -> Arc<ApplyText> {
+        let mut texts = self
+            .apply_texts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(text) = texts.get(&shape) {
+            return Arc::clone(text);
+        }
+        let text = Arc::new(self.build_apply_text(&shape));
+        if texts.len() < MAX_APPLY_TEXTS {
+            texts.insert(shape, Arc::clone(&text));
+        }
+        text
+    }
+
+    fn build_apply_text(&self, shape: &Shape) -> ApplyText {
+        let t = &self.table;
+        // Only validated identifiers and numbered placeholders are pasted into the statement.
+        let (data, next) = data_text(shape, FIRST_ARGS + 1);
+        // The cap and the preconditions are checked on the row, in the same statement.
+        let conditions = conditions_text(shape, &data, next);
+        let statement = format!(
+            "UPDATE {t} SET data = {data}, expires_at = ?3, \
+             expiry = CASE WHEN ?4 THEN ?5 ELSE expiry END \
+             WHERE key = ?1 AND expires_at > ?2 AND {DATA_IS_OBJECT}{conditions}"
+        );
+        ApplyText {
+            statement: statement.into(),
+            data: data.into(),
+            data_end: next - 1,
         }
     }
 }
@@ -71,71 +132,125 @@ impl ToSql for Arg {
     }
 }
 
+/// What the text of an `apply` or `cycle` statement depends on; everything else in a change
+/// set goes in its arguments. Applications write few shapes (a key or two set, sometimes one
+/// removed), so `apply`'s text is built once per shape ([`Queries::apply_text`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) struct Shape {
+    clear: bool,
+    /// Removed keys (none counted after `clear`, which drops them all anyway).
+    removed: usize,
+    sets: usize,
+    capped: bool,
+    /// Preconditions on a value, and on an absence.
+    present: usize,
+    absent: usize,
+}
+
+impl Shape {
+    pub(super) fn of(split: &Split<'_>) -> Self {
+        Self {
+            clear: split.clear,
+            removed: if split.clear { 0 } else { split.removed.len() },
+            sets: split.sets.len(),
+            capped: split.size_cap.is_some(),
+            present: split.expected_present().count(),
+            absent: split.expected_absent().count(),
+        }
+    }
+}
+
 /// The dynamic part of `apply` and `cycle`: the new `data` as an SQL expression over the old
-/// one, with its bind parameters numbered from `first`.
+/// one, its bind parameters numbered from `first` (their values: [`data_args`]); and the
+/// number of the first parameter after them.
 ///
 /// `clear` starts from `'{}'`; removals nest `json_remove(data, path, ..)`; sets nest
 /// `json_set(.., path, json(value), ..)`. Paths are `$."<key>"` with the key written as a JSON
 /// string literal, so keys with dots, brackets, quotes or any Unicode address one member.
-pub(super) fn data_expr(split: &Split<'_>, first: usize) -> (String, Vec<String>) {
+pub(super) fn data_text(shape: &Shape, first: usize) -> (String, usize) {
     let mut n = first;
-    let mut params = Vec::with_capacity(split.removed.len() + 2 * split.sets.len());
-    let mut expr = if split.clear {
+    let mut expr = if shape.clear {
         "'{}'".to_owned()
     } else {
         "data".to_owned()
     };
-    if !split.clear {
-        for chunk in split.removed.chunks(JSON_ARGS_PER_CALL) {
-            let mut call = format!("json_remove({expr}");
-            for key in chunk {
-                call.push_str(&format!(", ?{n}"));
-                params.push(json_path(key));
-                n += 1;
-            }
-            call.push(')');
-            expr = call;
+    for chunk in chunks(shape.removed) {
+        let mut call = format!("json_remove({expr}");
+        for _ in 0..chunk {
+            call.push_str(&format!(", ?{n}"));
+            n += 1;
         }
+        call.push(')');
+        expr = call;
     }
-    for chunk in split.sets.chunks(JSON_ARGS_PER_CALL) {
+    for chunk in chunks(shape.sets) {
         let mut call = format!("json_set({expr}");
-        for (key, value) in chunk {
+        for _ in 0..chunk {
             call.push_str(&format!(", ?{n}, json(?{})", n + 1));
-            params.push(json_path(key));
-            params.push(value.to_string());
             n += 2;
         }
         call.push(')');
         expr = call;
     }
-    (expr, params)
+    (expr, n)
+}
+
+/// The sizes of the calls `count` paths (or pairs) are split into.
+fn chunks(count: usize) -> impl Iterator<Item = usize> {
+    (0..count)
+        .step_by(JSON_ARGS_PER_CALL)
+        .map(move |start| JSON_ARGS_PER_CALL.min(count - start))
+}
+
+/// The values of [`data_text`]'s parameters, in order, appended to `args`.
+pub(super) fn data_args(split: &Split<'_>, args: &mut Vec<Arg>) {
+    if !split.clear {
+        args.extend(split.removed.iter().map(|key| Arg::Text(json_path(key))));
+    }
+    for (key, value) in &split.sets {
+        args.push(Arg::Text(json_path(key)));
+        args.push(Arg::Text(value.to_string()));
+    }
 }
 
 /// The `WHERE` conditions a change set adds to a write whose new data is `data`: the size cap
 /// (on the JSON text the row will hold) and the preconditions (each key's JSON, as SQLite's `->`
-/// writes it, against the expected value made minimal by `json()`; absent keys give `NULL`).
-/// Their bind parameters are appended to `args`, numbered after those already there.
-pub(super) fn conditions(split: &Split<'_>, data: &str, args: &mut Vec<Arg>) -> String {
+/// writes it, against the expected value made minimal by `json()`; absent keys give `NULL`),
+/// their parameters numbered from `first` (their values: [`condition_args`]).
+pub(super) fn conditions_text(shape: &Shape, data: &str, first: usize) -> String {
+    let mut n = first;
     let mut conditions = String::new();
+    if shape.capped {
+        conditions.push_str(&format!(" AND length(CAST({data} AS BLOB)) <= ?{n}"));
+        n += 1;
+    }
+    for _ in 0..shape.present {
+        conditions.push_str(&format!(" AND (data -> ?{n}) IS json(?{})", n + 1));
+        n += 2;
+    }
+    for _ in 0..shape.absent {
+        conditions.push_str(&format!(" AND (data -> ?{n}) IS NULL"));
+        n += 1;
+    }
+    conditions
+}
+
+/// The values of [`conditions_text`]'s parameters, in order, appended to `args`.
+pub(super) fn condition_args(split: &Split<'_>, args: &mut Vec<Arg>) {
     if let Some(cap) = split.size_cap {
         args.push(Arg::Int(i64::try_from(cap).unwrap_or(i64::MAX)));
-        conditions.push_str(&format!(
-            " AND length(CAST({data} AS BLOB)) <= ?{}",
-            args.len()
-        ));
     }
     for (key, value) in split.expected_present() {
         args.push(Arg::Text(json_path(key)));
         args.push(Arg::Text(value.to_string()));
-        let (path, value) = (args.len() - 1, args.len());
-        conditions.push_str(&format!(" AND (data -> ?{path}) IS json(?{value})"));
     }
     for key in split.expected_absent() {
         args.push(Arg::Text(json_path(key)));
-        conditions.push_str(&format!(" AND (data -> ?{}) IS NULL", args.len()));
     }
-    conditions
 }
+
+/// How many parameters [`first_args`] gives.
+pub(super) const FIRST_ARGS: usize = 5;
 
 /// `?1` key, `?2` now, `?3` expires_at, `?4` expiry changed, `?5` expiry: the parameters
 /// `apply` and `cycle` start with.
@@ -167,6 +282,104 @@ pub(super) fn json_path(key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::ChangeSet;
+    use serde_json::json;
+
+    /// The highest `?N` in `statement`.
+    fn last_parameter(statement: &str) -> usize {
+        statement
+            .split('?')
+            .skip(1)
+            .filter_map(|rest| {
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse().ok()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn every_kind() -> ChangeSet {
+        ChangeSet::new(1_000)
+            .with_update("gone", None)
+            .with_update("also gone", None)
+            .with_update("a", Some(json!(1)))
+            .with_update("b.c", Some(json!({"d": [1, 2]})))
+            .with_update("e", Some(json!("f")))
+            .with_expected("a", Some(json!(0)))
+            .with_expected("new", None)
+            .with_max_size(4096)
+    }
+
+    #[test]
+    fn a_shape_is_built_once_and_numbers_what_the_arguments_hold() {
+        let queries = Queries::new("t");
+        let changes = every_kind();
+        let split = Split::new(&changes, 5);
+        let text = queries.apply_text(Shape::of(&split));
+        let mut args = first_args(&crate::SessionId::generate().store_key(), &split);
+        data_args(&split, &mut args);
+        assert_eq!(args.len(), text.data_end);
+        condition_args(&split, &mut args);
+        assert_eq!(
+            last_parameter(&text.statement),
+            args.len(),
+            "{}",
+            text.statement
+        );
+        assert_eq!(last_parameter(&text.data), text.data_end);
+
+        // The same shape with other keys and values: the same text, not built again.
+        let other = ChangeSet::new(2_000)
+            .with_update("x", None)
+            .with_update("y", None)
+            .with_update("p", Some(json!(true)))
+            .with_update("q", Some(json!(null)))
+            .with_update("r", Some(json!(3)))
+            .with_expected("p", Some(json!(false)))
+            .with_expected("z", None)
+            .with_max_size(10);
+        let again = queries.apply_text(Shape::of(&Split::new(&other, 5)));
+        assert!(Arc::ptr_eq(&text, &again));
+
+        // Another shape (no cap): another text.
+        let uncapped = ChangeSet::new(2_000).with_update("x", Some(json!(1)));
+        let split = Split::new(&uncapped, 5);
+        let third = queries.apply_text(Shape::of(&split));
+        assert!(!third.statement.contains("length("), "{}", third.statement);
+        let mut args = first_args(&crate::SessionId::generate().store_key(), &split);
+        data_args(&split, &mut args);
+        condition_args(&split, &mut args);
+        assert_eq!(last_parameter(&third.statement), args.len());
+    }
+
+    #[test]
+    fn shapes_past_the_bound_are_built_each_time() {
+        let queries = Queries::new("t");
+        let shape_with = |sets: usize| {
+            let changes = (0..sets).fold(ChangeSet::new(1), |c, i| {
+                c.with_update(format!("k{i}"), Some(json!(i)))
+            });
+            Shape::of(&Split::new(&changes, 0))
+        };
+        for sets in 1..=MAX_APPLY_TEXTS {
+            let shape = shape_with(sets);
+            assert!(Arc::ptr_eq(
+                &queries.apply_text(shape),
+                &queries.apply_text(shape)
+            ));
+        }
+        let past = shape_with(MAX_APPLY_TEXTS + 1);
+        let (a, b) = (queries.apply_text(past), queries.apply_text(past));
+        assert!(!Arc::ptr_eq(&a, &b));
+        assert_eq!(a.statement, b.statement);
+        // Sets beyond one SQL call's arguments nest calls.
+        assert_eq!(
+            a.statement.matches("json_set(").count(),
+            2,
+            "{}",
+            a.statement
+        );
+    }
 
     #[test]
     fn paths_quote_every_key() {
