@@ -640,6 +640,22 @@ pub async fn preconditions_guard_a_change(store: impl SessionStore) {
         "a consumed value came back"
     );
 
+    // A value and an absence expected in one write, with a removal and a set: each
+    // precondition is checked against its own key.
+    let mixed = |n: i64| {
+        ChangeSet::new(at)
+            .with_expected("n", Some(json!(n)))
+            .with_expected("gone", None)
+            .with_update("flash", None)
+            .with_update("m", Some(json!(n)))
+    };
+    assert_eq!(store.apply(&k, &mixed(1)).await.unwrap(), Applied::Conflict);
+    assert_eq!(store.apply(&k, &mixed(2)).await.unwrap(), Applied::Done);
+    assert_eq!(must_load(&*store, &k).await.data["m"], json!(2));
+    let now_present = ChangeSet::new(at).with_update("gone", Some(json!(0)));
+    assert_eq!(store.apply(&k, &now_present).await.unwrap(), Applied::Done);
+    assert_eq!(store.apply(&k, &mixed(2)).await.unwrap(), Applied::Conflict);
+
     // A cycle with a failing precondition changes nothing; a holding one moves the session.
     let new = key();
     let stale = ChangeSet::new(at).with_expected("n", Some(json!(1)));

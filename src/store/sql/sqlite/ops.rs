@@ -386,7 +386,9 @@ fn size_after(
         return Ok(None);
     };
     let t = &sql.table;
-    // `?3` to `?5` go unused; the parameters after the data's (the conditions') are not bound.
+    // `?3` to `?5` (`?9` for a cycle) go unused; the parameters after the data's (the
+    // conditions') are not bound. A capped change set always sets a key (`ChangeSet::size_cap`),
+    // so `data` names the last bound parameter.
     let statement = format!(
         "SELECT length(CAST({} AS BLOB)) FROM {t} \
          WHERE key = ?1 AND expires_at > ?2 AND {DATA_IS_OBJECT}",

@@ -1,5 +1,6 @@
 //! SQLite's own statements: the table's fixed ones, built once, and the `apply`/`cycle`
-//! statements built per change set (the new `data` as an SQL expression over the old one).
+//! statements built from a change set (the new `data` as an SQL expression over the old one):
+//! `apply`'s text once per [`Shape`] of change set, `cycle`'s (rare: a login) each time.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -48,10 +49,11 @@ pub(super) struct Queries {
 /// The text of an `apply` statement of one [`Shape`], and what its size probe needs.
 #[derive(Debug)]
 pub(super) struct ApplyText {
+    /// The `UPDATE`.
     pub(super) statement: Arc<str>,
     /// The new `data` expression, for the size probe.
     pub(super) data: Arc<str>,
-    /// The number of the last parameter of `data`.
+    /// How many arguments come before the conditions' (the first ones and `data`'s).
     pub(super) data_end: usize,
 }
 
@@ -77,20 +79,30 @@ impl Queries {
     /// The `apply` statement for change sets of `shape`: `?1` key, `?2` now, `?3` expires_at,
     /// `?4` expiry changed, `?5` expiry, then [`data_args`] and [`condition_args`].
     pub(super) fn apply_text(&self, shape: Shape) -> Arc<ApplyText> {
-        let mut texts = self
-            .apply_texts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(text) = texts.get(&shape) {
+        let texts = || {
+            self.apply_texts
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        };
+        if let Some(text) = texts().get(&shape) {
             return Arc::clone(text);
         }
+        // Built outside the lock: other writes do not wait for it.
         let text = Arc::new(self.build_apply_text(&shape));
-        if texts.len() < MAX_APPLY_TEXTS {
-            texts.insert(shape, Arc::clone(&text));
+        // Large shapes (more values than one SQL call takes) are not kept: their text is long,
+        // and a client that controls how many keys a request sets could fill the cache with
+        // them.
+        if shape.removed + shape.sets <= JSON_ARGS_PER_CALL {
+            let mut texts = texts();
+            if texts.len() < MAX_APPLY_TEXTS {
+                let kept = texts.entry(shape).or_insert(text);
+                return Arc::clone(kept);
+            }
         }
         text
     }
 
+    /// The text of `apply` for `shape`; see [`Queries::apply_text`].
     fn build_apply_text(&self, shape: &Shape) -> ApplyText {
         let t = &self.table;
         // Only validated identifiers and numbered placeholders are pasted into the statement.
@@ -137,10 +149,13 @@ impl ToSql for Arg {
 /// removed), so `apply`'s text is built once per shape ([`Queries::apply_text`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) struct Shape {
+    /// Whether the values start from an empty object.
     clear: bool,
     /// Removed keys (none counted after `clear`, which drops them all anyway).
     removed: usize,
+    /// Keys set.
     sets: usize,
+    /// Whether the size cap is checked.
     capped: bool,
     /// Preconditions on a value, and on an absence.
     present: usize,
@@ -148,6 +163,7 @@ pub(super) struct Shape {
 }
 
 impl Shape {
+    /// The shape of the change set `split` comes from.
     pub(super) fn of(split: &Split<'_>) -> Self {
         Self {
             clear: split.clear,
@@ -285,8 +301,8 @@ mod tests {
     use crate::store::ChangeSet;
     use serde_json::json;
 
-    /// The highest `?N` in `statement`.
-    fn last_parameter(statement: &str) -> usize {
+    /// The `?N` numbers in `statement`, each once.
+    fn parameters(statement: &str) -> std::collections::BTreeSet<usize> {
         statement
             .split('?')
             .skip(1)
@@ -294,8 +310,54 @@ mod tests {
                 let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
                 digits.parse().ok()
             })
-            .max()
-            .unwrap_or(0)
+            .collect()
+    }
+
+    /// The highest `?N` in `statement`, after checking that it numbers `1..=N` with no gap.
+    fn last_parameter(statement: &str) -> usize {
+        let numbers = parameters(statement);
+        let last = numbers.last().copied().unwrap_or(0);
+        assert!(
+            numbers.iter().copied().eq(1..=last),
+            "{numbers:?} in {statement}"
+        );
+        last
+    }
+
+    #[test]
+    fn shapes_differ_by_everything_the_text_depends_on() {
+        let base = || ChangeSet::new(1).with_update("a", Some(json!(1)));
+        let shapes = [
+            base(),
+            base().with_clear(),
+            base().with_update("gone", None),
+            base().with_expected("a", Some(json!(0))),
+            base().with_expected("a", None),
+            base().with_max_size(100),
+        ]
+        .map(|changes| Shape::of(&Split::new(&changes, 0)));
+        for (i, a) in shapes.iter().enumerate() {
+            for b in &shapes[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        // After `clear`, removed keys are neither in the text nor in the arguments.
+        let cleared = ChangeSet::new(1)
+            .with_clear()
+            .with_update("gone", None)
+            .with_update("a", Some(json!(1)));
+        let split = Split::new(&cleared, 0);
+        assert_eq!(Shape::of(&split), shapes[1]);
+        let text = Queries::new("t").apply_text(Shape::of(&split));
+        let mut args = first_args(&crate::SessionId::generate().store_key(), &split);
+        data_args(&split, &mut args);
+        assert_eq!(args.len(), text.data_end);
+        assert!(
+            !text.statement.contains("json_remove"),
+            "{}",
+            text.statement
+        );
+        assert_eq!(last_parameter(&text.statement), args.len());
     }
 
     fn every_kind() -> ChangeSet {
@@ -326,7 +388,9 @@ mod tests {
             "{}",
             text.statement
         );
-        assert_eq!(last_parameter(&text.data), text.data_end);
+        assert!(parameters(&text.data)
+            .into_iter()
+            .eq(FIRST_ARGS + 1..=text.data_end));
 
         // The same shape with other keys and values: the same text, not built again.
         let other = ChangeSet::new(2_000)
@@ -355,21 +419,44 @@ mod tests {
     #[test]
     fn shapes_past_the_bound_are_built_each_time() {
         let queries = Queries::new("t");
-        let shape_with = |sets: usize| {
+        // 64 small shapes: 1 to 8 keys set, 0 to 7 preconditions on a value.
+        let shape_with = |sets: usize, expected: usize| {
             let changes = (0..sets).fold(ChangeSet::new(1), |c, i| {
                 c.with_update(format!("k{i}"), Some(json!(i)))
             });
+            let changes = (0..expected).fold(changes, |c, i| {
+                c.with_expected(format!("e{i}"), Some(json!(i)))
+            });
             Shape::of(&Split::new(&changes, 0))
         };
-        for sets in 1..=MAX_APPLY_TEXTS {
-            let shape = shape_with(sets);
-            assert!(Arc::ptr_eq(
-                &queries.apply_text(shape),
-                &queries.apply_text(shape)
-            ));
+        for sets in 1..=8 {
+            for expected in 0..8 {
+                let shape = shape_with(sets, expected);
+                let first = queries.apply_text(shape);
+                assert!(Arc::ptr_eq(&first, &queries.apply_text(shape)));
+            }
         }
-        let past = shape_with(MAX_APPLY_TEXTS + 1);
+        let past = shape_with(9, 0);
         let (a, b) = (queries.apply_text(past), queries.apply_text(past));
+        assert!(!Arc::ptr_eq(&a, &b));
+        assert_eq!(a.statement, b.statement);
+        // The 64 kept ones are still served.
+        let kept = shape_with(8, 7);
+        assert!(Arc::ptr_eq(
+            &queries.apply_text(kept),
+            &queries.apply_text(kept)
+        ));
+    }
+
+    #[test]
+    fn large_shapes_are_built_each_time() {
+        let queries = Queries::new("t");
+        let changes = (0..=JSON_ARGS_PER_CALL).fold(ChangeSet::new(1), |c, i| {
+            c.with_update(format!("k{i}"), Some(json!(i)))
+        });
+        let split = Split::new(&changes, 0);
+        let shape = Shape::of(&split);
+        let (a, b) = (queries.apply_text(shape), queries.apply_text(shape));
         assert!(!Arc::ptr_eq(&a, &b));
         assert_eq!(a.statement, b.statement);
         // Sets beyond one SQL call's arguments nest calls.
@@ -379,6 +466,10 @@ mod tests {
             "{}",
             a.statement
         );
+        let mut args = first_args(&crate::SessionId::generate().store_key(), &split);
+        data_args(&split, &mut args);
+        condition_args(&split, &mut args);
+        assert_eq!(last_parameter(&a.statement), args.len());
     }
 
     #[test]
