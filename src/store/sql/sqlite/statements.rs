@@ -324,6 +324,16 @@ mod tests {
         last
     }
 
+    /// `text`, built for `split`'s shape, numbers exactly the arguments built from `split`:
+    /// `data`'s end where they do, and every one once.
+    fn assert_binds_each_argument(text: &ApplyText, split: &Split<'_>) {
+        let mut args = first_args(&crate::SessionId::generate().store_key(), split);
+        data_args(split, &mut args);
+        assert_eq!(args.len(), text.data_end);
+        condition_args(split, &mut args);
+        assert_eq!(last_parameter(&text.statement), args.len());
+    }
+
     #[test]
     fn shapes_differ_by_everything_the_text_depends_on() {
         let base = || ChangeSet::new(1).with_update("a", Some(json!(1)));
@@ -349,15 +359,12 @@ mod tests {
         let split = Split::new(&cleared, 0);
         assert_eq!(Shape::of(&split), shapes[1]);
         let text = Queries::new("t").apply_text(Shape::of(&split));
-        let mut args = first_args(&crate::SessionId::generate().store_key(), &split);
-        data_args(&split, &mut args);
-        assert_eq!(args.len(), text.data_end);
         assert!(
             !text.statement.contains("json_remove"),
             "{}",
             text.statement
         );
-        assert_eq!(last_parameter(&text.statement), args.len());
+        assert_binds_each_argument(&text, &split);
     }
 
     fn every_kind() -> ChangeSet {
@@ -378,16 +385,7 @@ mod tests {
         let changes = every_kind();
         let split = Split::new(&changes, 5);
         let text = queries.apply_text(Shape::of(&split));
-        let mut args = first_args(&crate::SessionId::generate().store_key(), &split);
-        data_args(&split, &mut args);
-        assert_eq!(args.len(), text.data_end);
-        condition_args(&split, &mut args);
-        assert_eq!(
-            last_parameter(&text.statement),
-            args.len(),
-            "{}",
-            text.statement
-        );
+        assert_binds_each_argument(&text, &split);
         assert!(parameters(&text.data)
             .into_iter()
             .eq(FIRST_ARGS + 1..=text.data_end));
@@ -410,10 +408,7 @@ mod tests {
         let split = Split::new(&uncapped, 5);
         let third = queries.apply_text(Shape::of(&split));
         assert!(!third.statement.contains("length("), "{}", third.statement);
-        let mut args = first_args(&crate::SessionId::generate().store_key(), &split);
-        data_args(&split, &mut args);
-        condition_args(&split, &mut args);
-        assert_eq!(last_parameter(&third.statement), args.len());
+        assert_binds_each_argument(&third, &split);
     }
 
     #[test]
@@ -466,10 +461,7 @@ mod tests {
             "{}",
             a.statement
         );
-        let mut args = first_args(&crate::SessionId::generate().store_key(), &split);
-        data_args(&split, &mut args);
-        condition_args(&split, &mut args);
-        assert_eq!(last_parameter(&a.statement), args.len());
+        assert_binds_each_argument(&a, &split);
     }
 
     #[test]
