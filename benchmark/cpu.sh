@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # CPU time of the app process per request (perf's task-clock), for the apps in APPS on the
-# scenarios B, C and D, under the same wrk load as run.sh. Requests/s on a 2-core machine that
+# scenarios in SCENARIOS (default B, C and D; A is /plain), under the same wrk load as run.sh. Requests/s on a 2-core machine that
 # also runs wrk and the database measure the scheduler as much as the app; CPU per request is
 # what the app itself costs. Run benchmark/run.sh once first (it builds the binaries).
 #
@@ -11,6 +11,7 @@ cd "$(dirname "$0")"
 HERE=$PWD
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HERE/../target/benchmark}
 read -ra APPS <<<"${APPS:-floor project}"
+read -ra SCENARIOS <<<"${SCENARIOS:-B C D}"
 STORE=${STORE:-memory} DUR=${DUR:-4} CONNS=${CONNS:-32} PORT=${PORT:-3000}
 SERVER_CPU=${SERVER_CPU:-0} CLIENT_CPU=${CLIENT_CPU:-1}
 URL=http://127.0.0.1:$PORT
@@ -21,7 +22,7 @@ done
 bin_path() {  # app (or the path of a server binary: to compare builds, say)
   if [[ $1 == */* ]]; then
     echo "$1"
-  elif [[ $1 == project ]]; then
+  elif [[ $1 == project || $1 == project_wrapped ]]; then
     echo "$CARGO_TARGET_DIR/release/examples/bench_server"
   else
     echo "$CARGO_TARGET_DIR/release/$1"
@@ -35,7 +36,8 @@ trap 'kill "${PID:-}" 2>/dev/null || true; rm -rf "$TMP"' EXIT
 measure() {
   local app=$1 route=$2 with_cookie=$3 cookie=
   [[ -x $(bin_path "$app") ]] || { echo "no $(bin_path "$app"): run benchmark/run.sh first" >&2; exit 1; }
-  STORE=$STORE PORT=$PORT WORKERS=1 SQLITE_URL="sqlite://$TMP/${app//\//_}.db?mode=rwc" \
+  local wrap=0; [[ $app == project_wrapped ]] && wrap=1   # the layer around the whole router
+  WRAP_ROUTER=$wrap STORE=$STORE PORT=$PORT WORKERS=1 SQLITE_URL="sqlite://$TMP/${app//\//_}.db?mode=rwc" \
     taskset -c "$SERVER_CPU" "$(bin_path "$app")" >"$TMP/server.log" 2>&1 &
   PID=$!
   for _ in $(seq 100); do curl -s -o /dev/null "$URL/plain" && break; sleep 0.05; done
@@ -59,21 +61,28 @@ measure() {
 ROUNDS=${ROUNDS:-3}
 echo "STORE=$STORE, wrk -t1 -c$CONNS -d${DUR}s, server WORKERS=1 on CPU $SERVER_CPU, $ROUNDS rounds (apps interleaved); median µs of app CPU per request"
 for round in $(seq "$ROUNDS"); do
-  for scenario in "B /read 1" "C /write 1" "D /write 0"; do
-    read -r name route cookie <<<"$scenario"
+  for name in "${SCENARIOS[@]}"; do
+    case $name in
+      A) route=/plain cookie=0 ;; B) route=/read cookie=1 ;;
+      C) route=/write cookie=1 ;; D) route=/write cookie=0 ;;
+      *) echo "unknown scenario $name (A, B, C or D)" >&2; exit 1 ;;
+    esac
     for app in "${APPS[@]}"; do
       read -r requests cpu_ms <<<"$(measure "$app" "$route" "$cookie")"
       echo "$name $app $requests $cpu_ms" >>"$TMP/results"
     done
   done
 done
-python3 - "$TMP/results" "${APPS[@]}" <<'PY'
+python3 - "$TMP/results" "${SCENARIOS[*]}" "${APPS[@]}" <<'PY'
 import statistics, sys
 rows = [line.split() for line in open(sys.argv[1])]
-apps = sys.argv[2:]
+scenarios = sys.argv[2].split()
+apps = sys.argv[3:]
 print("| scenario | " + " | ".join(apps) + " |" + (" ÷ " + apps[0] + " |" if len(apps) == 2 else ""))
 print("|---|" + "---:|" * (len(apps) + (len(apps) == 2)))
-for name, route in (("B", "/read"), ("C", "/write"), ("D", "/write, new session")):
+routes = {"A": "/plain", "B": "/read", "C": "/write", "D": "/write, new session"}
+for name in scenarios:
+    route = routes[name]
     medians = [statistics.median(float(ms) * 1000 / int(n) for s, a, n, ms in rows if s == name and a == app) for app in apps]
     ratio = f" {medians[1] / medians[0]:.2f} |" if len(apps) == 2 else ""
     print(f"| {name} {route} | " + " | ".join(f"{m:.1f}" for m in medians) + " |" + ratio)

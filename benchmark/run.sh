@@ -42,7 +42,7 @@ start_server() {  # app
   # Each app gets a SQLite file of its own, new for this run (kept across its rounds), unless
   # SQLITE_URL says otherwise: a file left by earlier runs would carry their rows and log.
   SQLITE_URL=${SQLITE_URL:-"sqlite://$TMP/$1.db?mode=rwc"} \
-    PORT=$PORT WORKERS=$WORKERS taskset -c "$SERVER_CPU" "$(bin_path "$1")" &
+    WRAP_ROUTER=$(wrap_router "$1") PORT=$PORT WORKERS=$WORKERS taskset -c "$SERVER_CPU" "$(bin_path "$1")" &
   SERVER_PID=$!
   for _ in $(seq 200); do
     curl -s -o /dev/null "$URL/plain" && return 0
@@ -152,16 +152,21 @@ RAW=$RESULTS/$STAMP.tsv
 
 # The app `project` is sessionware's examples/bench_server, built in PROJECT_DIR (default: the
 # repository this folder is in) with every store's feature (one build serves every STORE).
+# `project_wrapped` is the same binary with the layer around the whole router (WRAP_ROUTER=1)
+# instead of added with `Router::layer`.
 PROJECT_DIR=${PROJECT_DIR:-$HERE/..}
 PROJECT_FEATURES=${PROJECT_FEATURES:-sqlite postgres redis}
 bin_path() {  # app
-  if [[ $1 == project ]]; then echo "$PROJECT_BIN"; else echo "$CARGO_TARGET_DIR/release/$1"; fi
+  if [[ $1 == project* ]]; then echo "$PROJECT_BIN"; else echo "$CARGO_TARGET_DIR/release/$1"; fi
+}
+wrap_router() {  # app
+  if [[ $1 == project_wrapped ]]; then echo 1; else echo 0; fi
 }
 
-bins=(); for app in "${APPS[@]}"; do [[ $app == project ]] || bins+=(--bin "$app"); done
+bins=(); for app in "${APPS[@]}"; do [[ $app == project* ]] || bins+=(--bin "$app"); done
 echo "== build (release): ${APPS[*]}"
 (( ${#bins[@]} )) && cargo build -q --locked --release "${bins[@]}"
-if [[ " ${APPS[*]} " == *" project "* ]]; then
+if [[ " ${APPS[*]} " == *" project"[\ _]* ]]; then
   [[ -f $PROJECT_DIR/Cargo.toml ]] || { echo "PROJECT_DIR=$PROJECT_DIR has no Cargo.toml" >&2; exit 1; }
   (cd "$PROJECT_DIR" && cargo build -q --release --example bench_server ${PROJECT_FEATURES:+--features "$PROJECT_FEATURES"})
   PROJECT_BIN=$(cd "$PROJECT_DIR" && cargo metadata -q --format-version 1 --no-deps |

@@ -14,6 +14,10 @@
 //! STORE=postgres cargo run --release --features postgres --example bench_server
 //! ```
 //!
+//! `WRAP_ROUTER=1` puts the layer around the whole router (`Layer::layer(&layer, router)`, served
+//! with `into_make_service`) instead of adding it with `Router::layer`, which wraps each route
+//! in a boxed service of its own (README, Performance: what scenario A costs).
+//!
 //! `SESSIONWARE_STORE`, when set, overrides `STORE` for this app only: the peers harness passes
 //! one `STORE` to every app, so the `caching` row runs as `STORE=postgres
 //! SESSIONWARE_STORE=caching` (the peers on PostgreSQL, this app on memory over PostgreSQL).
@@ -21,8 +25,9 @@
 //! Cookies are not `Secure` (plain HTTP on loopback); everything else is the safe default:
 //! strict ids, hashed keys, per-key conditional saves.
 
+use axum::extract::Request;
 use axum::routing::get;
-use axum::Router;
+use axum::{Router, ServiceExt};
 use sessionware::{Error, MemoryStore, Session, SessionLayer};
 
 async fn read(session: Session) -> Result<String, Error> {
@@ -52,14 +57,13 @@ async fn login(session: Session) -> Result<&'static str, Error> {
     Ok("ok")
 }
 
-fn app(layer: SessionLayer) -> Router {
+fn routes() -> Router {
     Router::new()
         .route("/plain", get(|| async { "ok" }))
         .route("/read", get(read))
         .route("/write", get(write))
         .route("/incr", get(incr))
         .route("/login", get(login))
-        .layer(layer.with_secure(false))
 }
 
 fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
@@ -148,8 +152,13 @@ fn main() -> std::io::Result<()> {
         .enable_all()
         .build()?
         .block_on(async move {
-            let app = app(layer().await);
+            let layer = layer().await.with_secure(false);
             let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-            axum::serve(listener, app).await
+            if env_or("WRAP_ROUTER", 0_u8) == 1 {
+                let app = tower::Layer::layer(&layer, routes());
+                axum::serve(listener, ServiceExt::<Request>::into_make_service(app)).await
+            } else {
+                axum::serve(listener, routes().layer(layer)).await
+            }
         })
 }

@@ -212,9 +212,8 @@ async fn replay(address: SocketAddr, path: &str, cookie: &str) -> (String, Optio
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "drives Chromium: run by .ci/run with --ignored (needs chromium and chromium-driver)"]
 async fn the_login_demo_works_in_a_real_browser() {
-    let dir = std::env::temp_dir().join(format!("sessionware-browser-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = ScratchDir::new();
+    let dir = scratch.0.clone();
     let address = serve_demo(&dir).await;
     let base = format!("http://{address}");
     let driver = start_driver().await;
@@ -331,5 +330,22 @@ async fn the_login_demo_works_in_a_real_browser() {
     laptop.close().await.unwrap();
     phone.close().await.unwrap();
     drop(driver);
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The test's database and browser profiles, removed when the test ends, passed or failed.
+struct ScratchDir(std::path::PathBuf);
+
+impl ScratchDir {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("sessionware-browser-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

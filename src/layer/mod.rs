@@ -83,6 +83,41 @@
 //! assert!(res.headers().contains_key("x-session"));
 //! # });
 //! ```
+//!
+//! # Around the whole router
+//!
+//! `Router::layer` wraps each route that exists when it is called, and axum boxes every
+//! wrapped route anew: each request through it pays one more boxed service clone and one boxed
+//! future. A [`SessionLayer`] applied to the [`Router`] itself, as tower-http's
+//! layers can be, runs once per request before routing instead, on every request (unmatched
+//! paths and fallbacks included; being lazy, it costs them no store call and no cookie). On
+//! the project's benchmark this saves about 650 of the 14,500 instructions a request to a route
+//! that ignores the session costs (README, Performance). Serve it with
+//! [`into_make_service`]:
+//!
+//! ```
+//! use axum::{body::Body, extract::Request, routing::get, Router, ServiceExt};
+//! use http::header;
+//! use sessionware::{MemoryStore, Session, SessionLayer};
+//! use tower::{Layer, ServiceExt as _};
+//!
+//! let router = Router::new().route(
+//!     "/",
+//!     get(|session: Session| async move { session.insert("seen", true).await.map(|()| "ok") }),
+//! );
+//! let app = SessionLayer::new(MemoryStore::default()).layer(router);
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let res = app.clone().oneshot(Request::new(Body::empty())).await.unwrap();
+//! assert!(res.headers()[header::SET_COOKIE].to_str().unwrap().starts_with("id="));
+//!
+//! // What `axum::serve(listener, make_service)` takes.
+//! let _make_service = ServiceExt::<Request>::into_make_service(app);
+//! # });
+//! ```
+//!
+//! [`Router`]: https://docs.rs/axum/0.8/axum/struct.Router.html
+//! [`into_make_service`]: https://docs.rs/axum/0.8/axum/trait.ServiceExt.html#method.into_make_service
 
 mod future;
 #[allow(clippy::module_inception)]

@@ -116,8 +116,6 @@ impl State {
         }
     }
 
-    /// Ends the stored session: the state starts over as a new, empty session that will
-    /// replace it.
     /// The principal the session is tied to, counting a log-in not saved yet.
     pub(super) fn principal(&self) -> Option<&str> {
         let stored = match &self.origin {
@@ -130,6 +128,8 @@ impl State {
             .map(|owner| owner.principal.as_str())
     }
 
+    /// Ends the stored session: the state starts over as a new, empty session that will
+    /// replace it.
     pub(super) fn destroy(&mut self) {
         let origin = match std::mem::take(&mut self.origin) {
             Origin::Stored(stored) => Origin::Destroyed(stored.id),

@@ -98,18 +98,14 @@ pub(crate) trait Batcher: Send + Sync + 'static {
         &self,
         statements: &[&Statement],
     ) -> impl Future<Output = Result<Vec<u64>, sqlx::Error>> + Send;
-
-    /// Called as each batch starts (nothing by default).
-    fn on_batch(self: &Arc<Self>) {}
 }
 
 /// Implements [`Batcher`] for a writer type that holds its sqlx pool of database `$db` in a
-/// field `pool`: a batch is one transaction opened with `$begin`. Optionally
-/// `on_batch = $method` names a method of the writer to call as each batch starts. (A macro
-/// rather than a generic impl: sqlx's executor bounds for a generic database are longer than
-/// the two lines they would save.)
+/// field `pool`: a batch is one transaction opened with `$begin`. (A macro rather than a
+/// generic impl: sqlx's executor bounds for a generic database are longer than the two lines
+/// they would save.)
 macro_rules! pool_batcher {
-    ($writer:ty, $db:ty, begin = $begin:expr $(, on_batch = $on_batch:ident)?) => {
+    ($writer:ty, $db:ty, begin = $begin:expr) => {
         impl $crate::store::sql::group_commit::Batcher for $writer {
             async fn run_alone(
                 &self,
@@ -133,12 +129,6 @@ macro_rules! pool_batcher {
                 tx.commit().await?;
                 Ok(rows)
             }
-
-            $(
-                fn on_batch(self: &std::sync::Arc<Self>) {
-                    self.$on_batch();
-                }
-            )?
         }
     };
 }
@@ -265,7 +255,6 @@ impl<B: Batcher> Shared<B> {
     async fn run_batches(self: Arc<Self>, mut inbox: mpsc::UnboundedReceiver<Write>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         while inbox.recv_many(&mut batch, MAX_BATCH).await > 0 {
-            self.batcher.on_batch();
             if batch.len() > 1 {
                 let statements: Vec<_> = batch.iter().map(|write| &write.statement).collect();
                 match self.batcher.run_together(&statements).await {

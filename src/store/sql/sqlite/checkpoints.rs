@@ -158,6 +158,7 @@ impl Checkpointer {
 
 #[cfg(test)]
 mod tests {
+    use super::super::scratch::ScratchDir;
     use super::*;
 
     #[test]
@@ -177,11 +178,8 @@ mod tests {
     /// restarts.
     #[test]
     fn the_writer_checkpoints_when_the_log_reaches_its_limit() {
-        let dir =
-            std::env::temp_dir().join(format!("sessionware-wal-limit-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let connection = Connection::open(dir.join("s.db")).unwrap();
+        let dir = ScratchDir::new("wal-limit");
+        let connection = Connection::open(dir.path().join("s.db")).unwrap();
         // Pages of 512 bytes, one row each: the limit is reached with 5 MB of log.
         connection
             .execute_batch(
@@ -200,8 +198,9 @@ mod tests {
         // Checkpointed in the hook: the next commit starts the log over.
         connection.execute("INSERT INTO t VALUES (1)", []).unwrap();
         assert!(log_pages() < 10, "{}", log_pages());
+        // The database is closed before the directory goes.
         drop(connection);
-        let _ = std::fs::remove_dir_all(dir);
+        drop(dir);
     }
 
     #[test]

@@ -18,6 +18,8 @@ use crate::store::{
 mod checkpoints;
 mod connections;
 mod ops;
+#[cfg(test)]
+mod scratch;
 mod statements;
 mod writer;
 
@@ -305,6 +307,7 @@ impl fmt::Debug for SqliteStore {
 
 #[cfg(test)]
 mod tests {
+    use super::scratch::ScratchDir;
     use super::*;
 
     #[test]
@@ -328,13 +331,10 @@ mod tests {
         }
     }
 
-    /// A file database in a fresh directory (removed by the caller).
-    fn file_db(name: &str) -> (PathBuf, String) {
-        let dir =
-            std::env::temp_dir().join(format!("sessionware-sqlite-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.join("s.db").display());
+    /// A file database in a fresh directory, removed with the returned guard.
+    fn file_db(name: &str) -> (ScratchDir, String) {
+        let dir = ScratchDir::new(&format!("sqlite-{name}"));
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("s.db").display());
         (dir, url)
     }
 
@@ -358,7 +358,8 @@ mod tests {
             waited += 1;
         }
         assert!(store.connections.checkpoints() > Some(0), "{store:?}");
+        // The store's files are closed before the directory goes.
         drop(store);
-        let _ = std::fs::remove_dir_all(dir);
+        drop(dir);
     }
 }
