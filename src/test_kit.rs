@@ -201,11 +201,21 @@ impl Seed<'_> {
 }
 
 /// A session put in the store by [`Seed::create`], and what a request needs to carry it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SeededSession {
     id: SessionId,
     cookie: String,
     header: Option<(http::HeaderName, String)>,
+}
+
+impl std::fmt::Debug for SeededSession {
+    /// Without the cookie's and header's values: with plain cookies they are the id itself.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SeededSession")
+            .field("id", &self.id)
+            .field("header", &self.header.as_ref().map(|(name, _)| name))
+            .finish_non_exhaustive()
+    }
 }
 
 impl SeededSession {

@@ -110,10 +110,14 @@ async fn save(
         Ok(action) => action,
         Err(error) => {
             tracing::error!(%error, "saving the session failed; the response is replaced");
-            return match &settings.error_handler {
+            let mut replacement = match &settings.error_handler {
                 Some(handler) => handler(&error),
                 None => internal_server_error(),
             };
+            // Built from the session like the response it replaces: a shared cache must not
+            // serve it for another user's cookie either.
+            vary_on_id(replacement.headers_mut(), settings);
+            return replacement;
         }
     };
     let (cookie, header_value) = match action {

@@ -10,11 +10,14 @@
 //!    call. An unknown, expired, destroyed, malformed or tampered id gives a fresh, empty
 //!    session, which gets a new random id if it is saved: a client-chosen id is never adopted.
 //! 3. After the handler, before the response leaves:
-//!    - untouched session, or a `5xx` response: nothing happens;
+//!    - untouched session: nothing happens;
+//!    - a `5xx` response: pending changes are dropped, but a `destroy` still happens (a logout
+//!      never fails open);
 //!    - destroyed: deleted from the store, removal cookie;
 //!    - new session with data: created under a fresh id (insert-if-absent), cookie set;
 //!    - changed session: the change set is applied atomically, only if the session still exists
-//!      and has not expired (a racing destroy wins and the client gets a removal cookie);
+//!      and has not expired (a racing destroy or login wins: nothing is written, and the
+//!      cookie is left alone, so a new id set by that login stays);
 //!    - read-only session: the idle deadline is extended when a quarter of the idle period has
 //!      passed, and the cookie's `Max-Age` refreshed with it;
 //!    - a store failure: the response becomes a `500` (or what

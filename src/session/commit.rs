@@ -45,8 +45,11 @@ enum Saved {
         tied: Option<Owner>,
         values: SavedValues,
     },
-    /// The session ended (destroyed here, or by someone else meanwhile).
-    Ended,
+    /// This request destroyed the session: what it saves next goes into a new one.
+    Forgotten,
+    /// Someone else ended or moved the session meanwhile: nothing more is saved (see
+    /// [`Origin::Ended`]).
+    Vanished,
 }
 
 /// Which of the session's values a save wrote.
@@ -223,7 +226,7 @@ impl Session {
             ),
             Plan::Forget { ref old } => {
                 store.delete(&old.store_key()).await?;
-                (CookieAction::Remove, Saved::Ended)
+                (CookieAction::Remove, Saved::Forgotten)
             }
             Plan::Create {
                 ref replacing,
@@ -246,7 +249,7 @@ impl Session {
                         let expires_at = changes.expires_at;
                         still_stored(id, expires_at, saved_values(changes), resend, max_age)
                     }
-                    Applied::Missing => (vanished(id), Saved::Ended),
+                    Applied::Missing => (vanished(id), Saved::Vanished),
                     Applied::TooLarge { size } => return Err(too_large(&changes, size)),
                     // A plan's change set has no preconditions, so no store can refuse it for one.
                     Applied::Conflict => return Err(broken_store("apply")),
@@ -266,7 +269,7 @@ impl Session {
                 max_age,
             } => match store.touch(&id.store_key(), expires_at).await? {
                 Touched::Done => still_stored(id, expires_at, SavedValues::None, resend, max_age),
-                Touched::Missing => (vanished(id), Saved::Ended),
+                Touched::Missing => (vanished(id), Saved::Vanished),
             },
         })
     }
@@ -348,7 +351,7 @@ impl Session {
                     };
                     return Ok((CookieAction::Set { id: new, max_age }, saved));
                 }
-                Cycled::Missing => return Ok((vanished(id), Saved::Ended)),
+                Cycled::Missing => return Ok((vanished(id), Saved::Vanished)),
                 Cycled::Collision => continue,
                 Cycled::TooLarge { size } => return Err(too_large(&changes, size)),
                 Cycled::Conflict => return Err(broken_store("cycle")),
@@ -440,8 +443,12 @@ fn settle(state: &mut State, saved: Saved) {
             }
             return;
         }
-        Saved::Ended => {
+        Saved::Forgotten => {
             *state = State::default();
+            return;
+        }
+        Saved::Vanished => {
+            state.end();
             return;
         }
         Saved::Stored {
@@ -464,7 +471,7 @@ fn settle(state: &mut State, saved: Saved) {
         Some(tied) => Some(Box::new(tied)),
         None => match &mut state.origin {
             Origin::Stored(stored) => stored.owner.take(),
-            Origin::New | Origin::Destroyed(_) => None,
+            Origin::New | Origin::Destroyed(_) | Origin::Ended => None,
         },
     };
     state.origin = Origin::Stored(Stored {
@@ -501,7 +508,7 @@ fn settle(state: &mut State, saved: Saved) {
 /// cookie here would be wrong: browsers remove cookies by name, path and domain, so it would
 /// also delete the new id that a racing login has just set. Only the request that destroyed
 /// the session sends the removal cookie.
-fn vanished(id: &SessionId) -> CookieAction {
+pub(super) fn vanished(id: &SessionId) -> CookieAction {
     tracing::info!(
         session = %id.store_key().short(),
         "session ended or moved while this request was using it; its changes were discarded"

@@ -73,12 +73,16 @@ pub(crate) struct Rules {
 /// `failed`: whether its response is a `5xx` (then only a `destroy` is carried out, so a logout
 /// never fails open, and no data is saved).
 pub(crate) fn plan(state: &State, loaded: bool, failed: bool, rules: &Rules, now: i64) -> Plan {
+    if matches!(state.origin, Origin::Ended) {
+        // Ended or moved by someone else meanwhile: that request wins (see `Origin::Ended`).
+        return Plan::Nothing;
+    }
     if failed || !loaded {
         // Unloaded, only `set_expiry` can have been called: there is nothing to apply it to
         // without a load, and the layer loads before saving (see `Session::commit`).
         return match &state.origin {
             Origin::Destroyed(old) => Plan::Forget { old: old.clone() },
-            Origin::New | Origin::Stored(_) => Plan::Nothing,
+            Origin::New | Origin::Stored(_) | Origin::Ended => Plan::Nothing,
         };
     }
     let expiry = state.settings.expiry.unwrap_or(rules.expiry);
@@ -87,7 +91,7 @@ pub(crate) fn plan(state: &State, loaded: bool, failed: bool, rules: &Rules, now
     let data_changed = state.data_changed();
     let stored = match &state.origin {
         Origin::Stored(stored) => stored,
-        origin @ (Origin::New | Origin::Destroyed(_)) => {
+        origin @ (Origin::New | Origin::Destroyed(_) | Origin::Ended) => {
             let replacing = match origin {
                 Origin::Destroyed(old) => Some(old.clone()),
                 _ => None,
@@ -237,6 +241,21 @@ mod tests {
                 true,
                 false,
                 &end,
+                |p, _| *p == Plan::Nothing,
+            ),
+            (
+                "ended by another request meanwhile, then changed and logged in",
+                state(Origin::Ended, |s| {
+                    set(s, "a", json!(1));
+                    s.log_in = Some(Box::new(crate::store::Owner {
+                        principal: "ann".into(),
+                        label: None,
+                    }));
+                    s.expiry_set = true;
+                }),
+                true,
+                false,
+                &idle,
                 |p, _| *p == Plan::Nothing,
             ),
             (

@@ -51,6 +51,12 @@ pub(super) enum Origin {
     /// The handler destroyed this stored session; what it inserts afterwards goes into a new
     /// one.
     Destroyed(SessionId),
+    /// The stored session this request loaded ended or moved while the request used it: a
+    /// write found it gone (a logout, a login or an expiry elsewhere). Nothing the request does
+    /// to the session from then on is saved and the cookie is left alone: the browser may hold
+    /// the id a racing login has just set, which a new session's cookie would replace. This is
+    /// what the end of the request does when its own save finds the session gone.
+    Ended,
 }
 
 /// A loaded session, and what only a loaded session can have.
@@ -75,6 +81,10 @@ impl State {
 
     /// Whether anything is waiting to be saved.
     pub(super) fn has_unsaved_changes(&self) -> bool {
+        if matches!(self.origin, Origin::Ended) {
+            // Never saved, by design (and logged when the end was found).
+            return false;
+        }
         let cycle = matches!(&self.origin, Origin::Stored(stored) if stored.cycle);
         let fresh_data =
             matches!(self.origin, Origin::New | Origin::Destroyed(_)) && !self.data.is_empty();
@@ -112,7 +122,7 @@ impl State {
     pub(super) fn id(&self) -> Option<&SessionId> {
         match &self.origin {
             Origin::Stored(stored) => Some(&stored.id),
-            Origin::New | Origin::Destroyed(_) => None,
+            Origin::New | Origin::Destroyed(_) | Origin::Ended => None,
         }
     }
 
@@ -120,12 +130,25 @@ impl State {
     pub(super) fn principal(&self) -> Option<&str> {
         let stored = match &self.origin {
             Origin::Stored(stored) => stored.owner.as_ref(),
-            Origin::New | Origin::Destroyed(_) => None,
+            Origin::New | Origin::Destroyed(_) | Origin::Ended => None,
         };
         self.log_in
             .as_deref()
             .or(stored.map(|owner| &**owner))
             .map(|owner| owner.principal.as_str())
+    }
+
+    /// Notes that a write found the stored session gone (see [`Origin::Ended`]): the values
+    /// and pending changes are dropped, and nothing is saved from here on.
+    pub(super) fn end(&mut self) {
+        let origin = match std::mem::take(&mut self.origin) {
+            Origin::Stored(_) => Origin::Ended,
+            other => other,
+        };
+        *self = State {
+            origin,
+            ..State::default()
+        };
     }
 
     /// Ends the stored session: the state starts over as a new, empty session that will

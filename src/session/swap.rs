@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::commit::too_large;
-use super::state::{Origin, State};
+use super::commit::{too_large, vanished};
+use super::state::Origin;
 use super::Session;
 use crate::error::Error;
 use crate::store::{Applied, ChangeSet, Data};
@@ -34,7 +34,9 @@ impl Session {
     /// step if what it expects still holds, and otherwise waits a random moment, rereads the
     /// session and runs `step` again (up to [`UPDATE_ATTEMPTS`](super::UPDATE_ATTEMPTS) times).
     /// A step that returns no swap writes nothing. Returns the result of the step that was
-    /// written. `conflict_key` names the key in [`Error::Conflict`].
+    /// written, or, if the stored session ended meanwhile, of a last step on no values, which
+    /// is never written (see [`Origin::Ended`]). `conflict_key` names the key in
+    /// [`Error::Conflict`].
     pub(super) async fn swap<R>(
         &self,
         conflict_key: &str,
@@ -47,7 +49,7 @@ impl Session {
                 let state = self.state();
                 let stored = match &state.origin {
                     Origin::Stored(stored) => Some((stored.id.clone(), stored.created_at)),
-                    Origin::New | Origin::Destroyed(_) => None,
+                    Origin::New | Origin::Destroyed(_) | Origin::Ended => None,
                 };
                 (stored, step(&state.data)?)
             };
@@ -56,12 +58,7 @@ impl Session {
                 (Some(swap), result) => (swap, result),
             };
             let Some((id, created_at)) = stored else {
-                for (key, value) in swap.updates {
-                    match value {
-                        Some(value) => self.set_locally(&key, value)?,
-                        None => self.remove_locally(&key),
-                    }
-                }
+                self.keep_locally(swap.updates)?;
                 if on_new == OnNew::SaveNow {
                     self.save_now().await?;
                 }
@@ -102,9 +99,21 @@ impl Session {
                     tokio::time::sleep(super::update::backoff(attempt)).await;
                     self.reread().await?;
                 }
-                // Destroyed or expired meanwhile: like any unknown session, this one starts
-                // over as a new session, under a new id.
-                Applied::Missing => *self.state() = State::default(),
+                // Destroyed, cycled or expired meanwhile: that request wins. Nothing more is
+                // saved (a new session's cookie would replace the id a racing login set). The
+                // step runs once more, on no values; what it sets stays in this request's view.
+                Applied::Missing => {
+                    vanished(&id);
+                    let (swap, result) = {
+                        let mut state = self.state();
+                        state.end();
+                        step(&state.data)?
+                    };
+                    if let Some(swap) = swap {
+                        self.keep_locally(swap.updates)?;
+                    }
+                    return Ok(result);
+                }
                 Applied::TooLarge { size } => return Err(too_large(&changes, size)),
             }
         }
@@ -112,6 +121,18 @@ impl Session {
             key: conflict_key.to_owned(),
             attempts: super::UPDATE_ATTEMPTS,
         })
+    }
+
+    /// Applies `updates` to this request's view, as pending changes (saved with the response,
+    /// if the session is saved at all).
+    fn keep_locally(&self, updates: BTreeMap<String, Option<Value>>) -> Result<(), Error> {
+        for (key, value) in updates {
+            match value {
+                Some(value) => self.set_locally(&key, value)?,
+                None => self.remove_locally(&key),
+            }
+        }
+        Ok(())
     }
 
     /// Removes `key` among the pending changes (saved with the response).
@@ -145,7 +166,10 @@ impl Session {
                 state.data = data;
                 state.size = None;
             }
-            None => *state = State::default(),
+            None => {
+                vanished(&id);
+                state.end();
+            }
         }
         Ok(())
     }

@@ -48,6 +48,12 @@ impl Session {
     /// An `insert` or `remove` of the same key earlier in the request is replaced by `update`'s
     /// result.
     ///
+    /// A 5xx response does not undo it (it was saved before the response was decided). If the
+    /// stored session ends or moves meanwhile (a logout, or a login in another tab), that
+    /// request wins: `update` writes nothing and returns `f(None)`, and nothing else this
+    /// request does to the session is saved; its response leaves the cookie alone, so the
+    /// browser keeps the id the login set.
+    ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
     /// use axum::{routing::get, Router};

@@ -342,6 +342,16 @@ async fn oversized_forms_and_a_missing_session_layer_are_named() {
 // --- the test kit -----------------------------------------------------------------------------
 
 #[tokio::test]
+async fn a_seeded_session_never_shows_its_id_in_debug_output() {
+    let layer = SessionLayer::new(MemoryStore::default());
+    let seeded = layer.test_sessions().seed().create().await.unwrap();
+    // A plain cookie's value is the id itself.
+    let (_, value) = seeded.cookie().split_once('=').unwrap();
+    let shown = format!("{seeded:?}");
+    assert!(!shown.contains(value), "{shown}");
+}
+
+#[tokio::test]
 async fn the_test_kit_seeds_a_logged_in_session_and_reads_a_response_back() {
     let layer = SessionLayer::new(MemoryStore::default()).with_signed(sessionware::Key::generate());
     let kit = layer.test_sessions();

@@ -69,6 +69,16 @@ async fn failure_during_save_uses_the_error_handler() {
     let reply = send(&app, "/flaky", Some(&cookie)).await;
     assert_eq!(reply.status, 503);
     assert_eq!(reply.body, "sessions are down");
+    // Built from the session like the response it replaced: kept apart per cookie by caches.
+    assert_eq!(
+        reply
+            .headers
+            .get(axum::http::header::VARY)
+            .map(|v| v.to_str().unwrap()),
+        Some("cookie"),
+        "{:?}",
+        reply.headers
+    );
     probe.set_failing(false);
 }
 

@@ -18,24 +18,7 @@ use sessionware::{
 };
 
 use crate::common::{send, send_request, Reply};
-use crate::support::{app, routes, Held};
-
-/// A browser's cookie jar for one host, as far as the session cookie goes: `Set-Cookie` with
-/// `Max-Age=0` removes it (by name), anything else replaces it.
-#[derive(Default)]
-struct Jar(Option<String>);
-
-impl Jar {
-    fn receive(&mut self, reply: &Reply) {
-        for set in reply.set_cookies() {
-            if set.contains("Max-Age=0") {
-                self.0 = None;
-            } else {
-                self.0 = Some(set.split(';').next().unwrap().to_owned());
-            }
-        }
-    }
-}
+use crate::support::{app, routes, Held, Jar};
 
 /// Two tabs: one logs in (cycle + insert), the other is writing at the same time and commits
 /// after the login. The writer's save finds its session moved; it must not send a removal

@@ -6,6 +6,7 @@ mod common;
 mod concurrency;
 mod config;
 mod cookies;
+mod ended;
 mod expiry;
 mod faults;
 mod hardening;
