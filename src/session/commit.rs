@@ -47,9 +47,9 @@ enum Saved {
     },
     /// This request destroyed the session: what it saves next goes into a new one.
     Forgotten,
-    /// Someone else ended or moved the session meanwhile: nothing more is saved (see
-    /// [`Origin::Ended`]).
-    Vanished,
+    /// Someone else ended or moved the session with this id meanwhile: nothing more is saved
+    /// (see [`Origin::Ended`]).
+    Vanished(SessionId),
 }
 
 /// Which of the session's values a save wrote.
@@ -217,13 +217,6 @@ impl Session {
         let store = &self.inner.settings.store;
         Ok(match *plan {
             Plan::Nothing => (CookieAction::Keep, Saved::Unchanged),
-            Plan::ResendCookie { ref id, max_age } => (
-                CookieAction::Set {
-                    id: id.clone(),
-                    max_age,
-                },
-                Saved::Unchanged,
-            ),
             Plan::Forget { ref old } => {
                 store.delete(&old.store_key()).await?;
                 (CookieAction::Remove, Saved::Forgotten)
@@ -249,7 +242,7 @@ impl Session {
                         let expires_at = changes.expires_at;
                         still_stored(id, expires_at, saved_values(changes), resend, max_age)
                     }
-                    Applied::Missing => (vanished(id), Saved::Vanished),
+                    Applied::Missing => (vanished(id), Saved::Vanished(id.clone())),
                     Applied::TooLarge { size } => return Err(too_large(&changes, size)),
                     // A plan's change set has no preconditions, so no store can refuse it for one.
                     Applied::Conflict => return Err(broken_store("apply")),
@@ -269,7 +262,7 @@ impl Session {
                 max_age,
             } => match store.touch(&id.store_key(), expires_at).await? {
                 Touched::Done => still_stored(id, expires_at, SavedValues::None, resend, max_age),
-                Touched::Missing => (vanished(id), Saved::Vanished),
+                Touched::Missing => (vanished(id), Saved::Vanished(id.clone())),
             },
         })
     }
@@ -351,7 +344,7 @@ impl Session {
                     };
                     return Ok((CookieAction::Set { id: new, max_age }, saved));
                 }
-                Cycled::Missing => return Ok((vanished(id), Saved::Vanished)),
+                Cycled::Missing => return Ok((vanished(id), Saved::Vanished(id.clone()))),
                 Cycled::Collision => continue,
                 Cycled::TooLarge { size } => return Err(too_large(&changes, size)),
                 Cycled::Conflict => return Err(broken_store("cycle")),
@@ -447,8 +440,12 @@ fn settle(state: &mut State, saved: Saved) {
             *state = State::default();
             return;
         }
-        Saved::Vanished => {
-            state.end();
+        Saved::Vanished(id) => {
+            // Unless another handle of this request moved the state on meanwhile (to a session
+            // it created or cycled), which is not the one that vanished.
+            if state.id() == Some(&id) {
+                state.end();
+            }
             return;
         }
         Saved::Stored {

@@ -14,8 +14,6 @@ pub(crate) enum Plan {
     /// Nothing to write and no cookie: the handler left the session alone, or only read it
     /// inside the touch window.
     Nothing,
-    /// No write; send the id again (it was verified with a previous key).
-    ResendCookie { id: SessionId, max_age: Option<i64> },
     /// Delete the destroyed session and tell the client to forget its id.
     Forget { old: SessionId },
     /// Save the session's values (and its pending log-in) as a new session under a fresh id,
@@ -150,8 +148,13 @@ pub(crate) fn plan(state: &State, loaded: bool, failed: bool, rules: &Rules, now
         };
     }
     if stored.reissue {
-        return Plan::ResendCookie {
+        // The id goes out again under the current key, but only once the store has confirmed
+        // it is still live (a touch that keeps the deadline): a session cycled meanwhile by a
+        // login in another tab must not have its old id sent over the login's new one.
+        return Plan::Touch {
             id: stored.id.clone(),
+            expires_at: stored.expires_at,
+            resend: true,
             max_age: max_age(expiry, stored.expires_at, now),
         };
     }
@@ -244,13 +247,9 @@ mod tests {
                 |p, _| *p == Plan::Nothing,
             ),
             (
-                "ended by another request meanwhile, then changed and logged in",
+                "ended by another request meanwhile, then changed",
                 state(Origin::Ended, |s| {
                     set(s, "a", json!(1));
-                    s.log_in = Some(Box::new(crate::store::Owner {
-                        principal: "ann".into(),
-                        label: None,
-                    }));
                     s.expiry_set = true;
                 }),
                 true,
@@ -347,7 +346,7 @@ mod tests {
                 true,
                 false,
                 &end,
-                |p, id| matches!(p, Plan::ResendCookie { id: got, max_age: None } if got == id),
+                |p, id| matches!(p, Plan::Touch { id: got, expires_at, resend: true, max_age: None } if got == id && *expires_at == NOW + 100_000),
             ),
             (
                 "destroyed",

@@ -74,8 +74,12 @@ impl Session {
         self.load().await?;
         self.rotate_csrf();
         let mut state = self.state();
-        if let Origin::Stored(stored) = &mut state.origin {
-            stored.cycle = true;
+        match &mut state.origin {
+            Origin::Stored(stored) => stored.cycle = true,
+            // A log-in is a new start, even after another request ended this one's session: it
+            // is saved as a new session (the latest log-in wins, as between two tabs).
+            origin @ Origin::Ended => *origin = Origin::New,
+            Origin::New | Origin::Destroyed(_) => {}
         }
         state.log_in = Some(Box::new(owner));
         Ok(())

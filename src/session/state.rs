@@ -55,7 +55,8 @@ pub(super) enum Origin {
     /// write found it gone (a logout, a login or an expiry elsewhere). Nothing the request does
     /// to the session from then on is saved and the cookie is left alone: the browser may hold
     /// the id a racing login has just set, which a new session's cookie would replace. This is
-    /// what the end of the request does when its own save finds the session gone.
+    /// what the end of the request does when its own save finds the session gone. Only a
+    /// log-in, a deliberate new start, turns it back into [`Origin::New`].
     Ended,
 }
 

@@ -103,24 +103,43 @@ impl Session {
                 // saved (a new session's cookie would replace the id a racing login set). The
                 // step runs once more, on no values; what it sets stays in this request's view.
                 Applied::Missing => {
-                    vanished(&id);
-                    let (swap, result) = {
+                    {
                         let mut state = self.state();
+                        // Another handle of this request may have moved the state on (to a
+                        // session it created or cycled) meanwhile: then try that one.
+                        if state.id() != Some(&id) {
+                            continue;
+                        }
+                        vanished(&id);
                         state.end();
-                        step(&state.data)?
-                    };
-                    if let Some(swap) = swap {
-                        self.keep_locally(swap.updates)?;
                     }
-                    return Ok(result);
+                    return self.step_unsaved(&mut step);
                 }
                 Applied::TooLarge { size } => return Err(too_large(&changes, size)),
             }
+        }
+        // The last attempt's reread may have found the session gone.
+        if matches!(self.state().origin, Origin::Ended) {
+            return self.step_unsaved(&mut step);
         }
         Err(Error::Conflict {
             key: conflict_key.to_owned(),
             attempts: super::UPDATE_ATTEMPTS,
         })
+    }
+
+    /// The session ended meanwhile (see [`Origin::Ended`]): runs `step` once more, on the
+    /// values left (none, unless the handler set some since), keeps what it sets in this
+    /// request's view, and returns its result. Nothing is written.
+    fn step_unsaved<R>(
+        &self,
+        step: &mut impl FnMut(&Data) -> Result<(Option<Swap>, R), Error>,
+    ) -> Result<R, Error> {
+        let (swap, result) = step(&self.state().data)?;
+        if let Some(swap) = swap {
+            self.keep_locally(swap.updates)?;
+        }
+        Ok(result)
     }
 
     /// Applies `updates` to this request's view, as pending changes (saved with the response,
@@ -166,10 +185,12 @@ impl Session {
                 state.data = data;
                 state.size = None;
             }
-            None => {
+            // Gone, unless another handle of this request moved the state on meanwhile.
+            None if state.id() == Some(&id) => {
                 vanished(&id);
                 state.end();
             }
+            None => {}
         }
         Ok(())
     }
