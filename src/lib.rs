@@ -30,7 +30,8 @@
 //! # What it guarantees
 //!
 //! - **Lazy.** A request whose handler never touches the session costs no store call and sends
-//!   no cookie. A read-only request sends no cookie unless it extended the idle deadline.
+//!   no cookie. A read-only request sends no cookie unless it extended the idle deadline or its
+//!   cookie was signed with a previous key.
 //! - **Strict.** An unknown, expired, destroyed, malformed or tampered id gives a fresh session
 //!   with a new random id; a client-chosen id is never adopted.
 //! - **No lost writes.** Saves send per-key changes that the store applies atomically, so

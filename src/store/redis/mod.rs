@@ -547,10 +547,9 @@ impl SessionStore for RedisStore {
         .await
     }
 
-    /// Redis removes expired sessions itself (every write sets the key's TTL to the session's
-    /// deadline), so there is nothing to purge: returns `Ok(0)` without a round trip.
-    /// Redis expires sessions itself; this prunes the principal indexes of entries whose
-    /// sessions are gone, and answers `0`.
+    /// Redis expires sessions itself (every write sets the key's TTL to the session's
+    /// deadline); this prunes the principal indexes of entries whose sessions are gone, and
+    /// answers `0`.
     async fn delete_expired(&self) -> Result<u64, StoreError> {
         // Not bounded by the store's timeout as a whole: it visits every index, command by
         // command, and each command has the connection's own timeout.
