@@ -441,11 +441,7 @@ fn settle(state: &mut State, saved: Saved) {
             return;
         }
         Saved::Vanished(id) => {
-            // Unless another handle of this request moved the state on meanwhile (to a session
-            // it created or cycled), which is not the one that vanished.
-            if state.id() == Some(&id) {
-                state.end();
-            }
+            state.end(&id);
             return;
         }
         Saved::Stored {

@@ -139,17 +139,19 @@ impl State {
             .map(|owner| owner.principal.as_str())
     }
 
-    /// Notes that a write found the stored session gone (see [`Origin::Ended`]): the values
-    /// and pending changes are dropped, and nothing is saved from here on.
-    pub(super) fn end(&mut self) {
-        let origin = match std::mem::take(&mut self.origin) {
-            Origin::Stored(_) => Origin::Ended,
-            other => other,
-        };
+    /// Notes that a write found the stored session `id` gone (see [`Origin::Ended`]): the
+    /// values and pending changes are dropped, and nothing is saved from here on. Returns
+    /// `false`, changing nothing, if the state no longer works on `id`: another handle of the
+    /// request moved it on meanwhile (to a session it created or cycled).
+    pub(super) fn end(&mut self, id: &SessionId) -> bool {
+        if self.id() != Some(id) {
+            return false;
+        }
         *self = State {
-            origin,
+            origin: Origin::Ended,
             ..State::default()
         };
+        true
     }
 
     /// Ends the stored session: the state starts over as a new, empty session that will

@@ -102,18 +102,13 @@ impl Session {
                 // Destroyed, cycled or expired meanwhile: that request wins. Nothing more is
                 // saved (a new session's cookie would replace the id a racing login set). The
                 // step runs once more, on no values; what it sets stays in this request's view.
+                // (If another handle of this request moved the state on meanwhile, the next
+                // attempt works on that session instead.)
                 Applied::Missing => {
-                    {
-                        let mut state = self.state();
-                        // Another handle of this request may have moved the state on (to a
-                        // session it created or cycled) meanwhile: then try that one.
-                        if state.id() != Some(&id) {
-                            continue;
-                        }
+                    if self.state().end(&id) {
                         vanished(&id);
-                        state.end();
+                        return self.step_unsaved(&mut step);
                     }
-                    return self.step_unsaved(&mut step);
                 }
                 Applied::TooLarge { size } => return Err(too_large(&changes, size)),
             }
@@ -185,12 +180,11 @@ impl Session {
                 state.data = data;
                 state.size = None;
             }
-            // Gone, unless another handle of this request moved the state on meanwhile.
-            None if state.id() == Some(&id) => {
-                vanished(&id);
-                state.end();
+            None => {
+                if state.end(&id) {
+                    vanished(&id);
+                }
             }
-            None => {}
         }
         Ok(())
     }

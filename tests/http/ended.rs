@@ -18,7 +18,24 @@ use sessionware::{
 };
 
 use crate::common::{send, Reply};
-use crate::support::{routes, Held, Jar};
+use crate::support::{routes, Held};
+
+/// A browser's cookie jar for one host, as far as the session cookie goes: `Set-Cookie` with
+/// `Max-Age=0` removes it (by name), anything else replaces it.
+#[derive(Default)]
+struct Jar(Option<String>);
+
+impl Jar {
+    fn receive(&mut self, reply: &Reply) {
+        for set in reply.set_cookies() {
+            if set.contains("Max-Age=0") {
+                self.0 = None;
+            } else {
+                self.0 = Some(set.split(';').next().unwrap().to_owned());
+            }
+        }
+    }
+}
 
 /// A route that loads the session, signals `held.loaded`, waits for `held.go`, then runs `then`.
 fn held_route<F, Fut>(held: &Held, then: F) -> MethodRouter
@@ -87,6 +104,28 @@ async fn lose_to_a_login_from(app: &Router, held: &Held, before: String) -> (Rep
     (slow, after)
 }
 
+/// The request that lost answered normally, sent no cookie, and saved none of `keys` into the
+/// session the browser holds now (`cookie`).
+async fn assert_nothing_saved(app: &Router, slow: &Reply, cookie: &str, keys: &[&str]) {
+    assert_eq!(slow.status, 200, "{}", slow.body);
+    assert_eq!(slow.set_cookies(), Vec::<String>::new());
+    for key in keys {
+        let saved = send(app, &format!("/get/{key}"), Some(cookie)).await.body;
+        assert_eq!(saved, "none", "{key}");
+    }
+}
+
+/// The race lost at the end of the request: its save finds the session moved. No cookie (a
+/// removal would delete the login's id, a new one replace it), nothing saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_a_race_to_a_login_never_logs_the_user_out() {
+    let held = Held::default();
+    let app = app(held.route("theme", "dark", "written"));
+    let (slow, cookie) = lose_to_a_login(&app, &held).await;
+    assert_eq!(slow.body, "written");
+    assert_nothing_saved(&app, &slow, &cookie, &["theme"]).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_update_that_loses_to_a_login_writes_nothing_and_keeps_the_cookie() {
     let held = Held::default();
@@ -98,15 +137,8 @@ async fn an_update_that_loses_to_a_login_writes_nothing_and_keeps_the_cookie() {
         Ok(n.to_string())
     }));
     let (slow, cookie) = lose_to_a_login(&app, &held).await;
-    assert_eq!(slow.status, 200);
     assert_eq!(slow.body, "1", "the update ran on no values");
-    assert_eq!(slow.set_cookies(), Vec::<String>::new());
-    for key in ["hits", "after"] {
-        assert_eq!(
-            send(&app, &format!("/get/{key}"), Some(&cookie)).await.body,
-            "none"
-        );
-    }
+    assert_nothing_saved(&app, &slow, &cookie, &["hits", "after"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,9 +149,8 @@ async fn a_csrf_token_that_loses_to_a_login_keeps_the_cookie() {
         assert!(!token.is_empty());
         Ok("a form".to_owned())
     }));
-    let (slow, _) = lose_to_a_login(&app, &held).await;
-    assert_eq!(slow.status, 200);
-    assert_eq!(slow.set_cookies(), Vec::<String>::new());
+    let (slow, cookie) = lose_to_a_login(&app, &held).await;
+    assert_nothing_saved(&app, &slow, &cookie, &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -132,14 +163,7 @@ async fn after_a_save_that_lost_to_a_login_nothing_more_is_saved() {
         Ok("saved".to_owned())
     }));
     let (slow, cookie) = lose_to_a_login(&app, &held).await;
-    assert_eq!(slow.status, 200);
-    assert_eq!(slow.set_cookies(), Vec::<String>::new());
-    for key in ["theme", "after"] {
-        assert_eq!(
-            send(&app, &format!("/get/{key}"), Some(&cookie)).await.body,
-            "none"
-        );
-    }
+    assert_nothing_saved(&app, &slow, &cookie, &["theme", "after"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,9 +175,7 @@ async fn a_touch_that_loses_to_a_login_keeps_the_cookie() {
         Ok("touched".to_owned())
     }));
     let (slow, cookie) = lose_to_a_login(&app, &held).await;
-    assert_eq!(slow.status, 200);
-    assert_eq!(slow.set_cookies(), Vec::<String>::new());
-    assert_eq!(send(&app, "/get/after", Some(&cookie)).await.body, "none");
+    assert_nothing_saved(&app, &slow, &cookie, &["after"]).await;
 }
 
 /// A log-in after the session ended is a new start: saved, with its cookie (the latest log-in
@@ -203,9 +225,8 @@ async fn a_cookie_signed_with_an_old_key_is_not_reissued_after_a_login() {
         layer,
         held_route(&held, |_: Session| async move { Ok("read".to_owned()) }),
     );
-    let (slow, _) = lose_to_a_login_from(&app, &held, before).await;
-    assert_eq!(slow.status, 200);
-    assert_eq!(slow.set_cookies(), Vec::<String>::new());
+    let (slow, cookie) = lose_to_a_login_from(&app, &held, before).await;
+    assert_nothing_saved(&app, &slow, &cookie, &[]).await;
 }
 
 /// A real `MemoryStore` that other requests keep changing: every `apply` is a conflict, and

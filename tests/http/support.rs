@@ -88,23 +88,6 @@ impl SessionStore for Probe {
     }
 }
 
-/// A browser's cookie jar for one host, as far as the session cookie goes: `Set-Cookie` with
-/// `Max-Age=0` removes it (by name), anything else replaces it.
-#[derive(Default)]
-pub struct Jar(pub Option<String>);
-
-impl Jar {
-    pub fn receive(&mut self, reply: &common::Reply) {
-        for set in reply.set_cookies() {
-            if set.contains("Max-Age=0") {
-                self.0 = None;
-            } else {
-                self.0 = Some(set.split(';').next().unwrap().to_owned());
-            }
-        }
-    }
-}
-
 /// A request held between its load and its write, for races: the handler [`Held::route`] makes
 /// loads the session, signals `loaded`, waits for `go`, then writes.
 #[derive(Default)]
