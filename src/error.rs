@@ -61,6 +61,27 @@ pub enum Error {
     /// the request.
     #[error("the response has gone: a new session id cannot reach the client; create or cycle the session during the request")]
     ResponseSent,
+    /// A `Session` kept after the response (by a WebSocket handler or a task) found that its
+    /// session has ended: logged out, revoked, cycled by a log-in in another tab, or expired.
+    /// Returned by [`save`](crate::Session::save), [`touch`](crate::Session::touch) and
+    /// [`update`](crate::Session::update) after the response has gone, which stored nothing;
+    /// close the socket or stop the task. (During the request the same race is not an error:
+    /// nothing more is saved, and the response leaves the cookie alone.)
+    #[error("the session has ended (logged out, revoked or expired); nothing was saved")]
+    SessionEnded,
+    /// [`Session::log_in`](crate::Session::log_in) was given an empty principal. A session
+    /// is tied to a user by the user's id: pass a non-empty one (the same answer on every
+    /// store, before any store call).
+    #[error("log_in was given an empty principal; pass the user's id")]
+    EmptyPrincipal,
+    /// Keys starting with `__` are the crate's own (the CSRF secret, flash messages):
+    /// [`insert`](crate::Session::insert), [`update`](crate::Session::update) and
+    /// [`insert_fields`](crate::Session::insert_fields) refuse them. Pick another name.
+    #[error("session key `{key}` starts with `__`, which is reserved for sessionware's own keys; pick another name")]
+    ReservedKey {
+        /// The refused key.
+        key: String,
+    },
     /// A stored value does not have the type the handler asked for.
     #[error("session value for key `{key}` does not have the requested type: {source}")]
     Deserialize {

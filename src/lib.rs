@@ -144,7 +144,7 @@ pub use layer::SessionLayer;
 pub use rusqlite;
 pub use session::{
     FlashMessage, FlashRejection, Flashes, KeyName, Level, Session, SessionKey, SessionMissing,
-    UPDATE_ATTEMPTS,
+    MAX_UNREAD_FLASHES, UPDATE_ATTEMPTS,
 };
 pub use sessions::{InvalidHandle, SessionHandle, SessionInfo, Sessions};
 pub use stats::SessionStats;

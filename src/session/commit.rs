@@ -144,8 +144,7 @@ impl Session {
         };
         let mut state = self.state();
         if failed {
-            state.updates.clear();
-            state.clear = false;
+            state.discard_changes();
         }
         let pending = state.pending_cookie.take();
         Ok(match (action, pending) {
@@ -169,13 +168,25 @@ impl Session {
     /// still to come.
     pub(super) async fn save_now(&self) -> Result<(), Error> {
         self.load().await?;
+        self.refuse_if_ended()?;
         let plan = self.plan_after_load();
         if self.inner.responded() && matches!(plan, Plan::Create { .. } | Plan::Cycle { .. }) {
             return Err(Error::ResponseSent);
         }
         let action = self.carry_out(&plan, Source::Shared).await?;
+        self.refuse_if_ended()?;
         if action != CookieAction::Keep {
             self.state().pending_cookie = Some(action);
+        }
+        Ok(())
+    }
+
+    /// After the response, a handle whose session ended (see [`Origin::Ended`]) answers
+    /// [`Error::SessionEnded`]: its holder (a WebSocket, a task) must learn that nothing it
+    /// writes is kept. During the request the end is not an error (the layer keeps the cookie).
+    pub(super) fn refuse_if_ended(&self) -> Result<(), Error> {
+        if self.inner.responded() && matches!(self.state().origin, Origin::Ended) {
+            return Err(Error::SessionEnded);
         }
         Ok(())
     }
@@ -183,6 +194,7 @@ impl Session {
     /// Extends the idle deadline now, whether or not a touch is due.
     pub(super) async fn touch_now(&self) -> Result<(), Error> {
         self.load().await?;
+        self.refuse_if_ended()?;
         let (id, created_at, expiry) = {
             let state = self.state();
             let Origin::Stored(stored) = &state.origin else {
@@ -200,6 +212,7 @@ impl Session {
             max_age,
         };
         let action = self.carry_out(&plan, Source::Shared).await?;
+        self.refuse_if_ended()?;
         if action != CookieAction::Keep && !self.inner.responded() {
             self.state().pending_cookie = Some(action);
         }
@@ -480,6 +493,7 @@ fn settle(state: &mut State, saved: Saved) {
         SavedValues::All => {
             state.updates.clear();
             state.clear = false;
+            state.baseline = Default::default();
         }
         SavedValues::Changes { clear, updates } => {
             if !state.updates.is_empty() {
@@ -489,6 +503,7 @@ fn settle(state: &mut State, saved: Saved) {
             if clear {
                 state.clear = false;
             }
+            state.saved(clear, &updates);
         }
         SavedValues::None => {}
     }

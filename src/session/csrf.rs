@@ -26,15 +26,17 @@ impl Session {
     /// [`Error::Store`] if the store failed or the system's random source is unavailable.
     pub async fn csrf_token(&self) -> Result<String, Error> {
         let secret = self
-            .swap(SECRET_KEY, OnNew::Pending, |data| {
-                if let Some(Value::String(secret)) = data.get(SECRET_KEY) {
+            .swap(SECRET_KEY, OnNew::Pending, |state| {
+                if let Some(Value::String(secret)) = state.data.get(SECRET_KEY) {
                     if token::is_secret(secret) {
                         return Ok((None, secret.clone()));
                     }
                 }
                 let secret = token::new_secret().map_err(random_failed)?;
                 let swap = Swap {
-                    expect: [(SECRET_KEY.to_owned(), data.get(SECRET_KEY).cloned())].into(),
+                    // What the store holds, not the view: after a log-in the view has no
+                    // secret while the store still has the old one, replaced here.
+                    expect: [(SECRET_KEY.to_owned(), state.stored(SECRET_KEY).cloned())].into(),
                     updates: [(SECRET_KEY.to_owned(), Some(Value::from(secret.clone())))].into(),
                 };
                 Ok((Some(swap), secret))
@@ -63,11 +65,7 @@ impl Session {
     /// Drops the CSRF secret among the pending changes: a new one is made on next use. Called
     /// when the id changes (a log-in), so tokens of the old session stop working.
     pub(super) fn rotate_csrf(&self) {
-        let mut state = self.state();
-        if state.data.remove(SECRET_KEY).is_some() {
-            state.size = None;
-            state.record(SECRET_KEY, None);
-        }
+        self.state().remove(SECRET_KEY);
     }
 }
 

@@ -41,7 +41,7 @@ impl Session {
                 .data
                 .iter()
                 .filter_map(|(key, value)| {
-                    let field = key.strip_prefix(start.as_str())?;
+                    let field = field_of(key, start.as_str())?;
                     Some((field.to_owned(), value.clone()))
                 })
                 .collect()
@@ -95,7 +95,8 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// [`Error::Serialize`] if `value` does not serialize to a JSON object (a struct or a map);
+    /// [`Error::Serialize`] if `value` does not serialize to a JSON object (a struct or a map)
+    /// or a field name has a `.`; [`Error::ReservedKey`] if a key would start with `__`;
     /// [`Error::Store`] if loading the session failed; [`Error::TooLarge`] if the session would
     /// outgrow its size cap (fields written before the one that crossed it stay written).
     pub async fn insert_fields<T: Serialize>(&self, prefix: &str, value: &T) -> Result<(), Error> {
@@ -107,6 +108,16 @@ impl Session {
             let source = serde_json::Error::custom("not a struct or a map: it has no fields");
             return Err(serialize_error(source));
         };
+        super::key::refuse_reserved(prefix)?;
+        if let Some(field) = fields.keys().find(|field| field.contains('.')) {
+            let source = serde_json::Error::custom(format!(
+                "field `{field}` has a `.` in its name: fields are one level, `prefix.field`"
+            ));
+            return Err(serialize_error(source));
+        }
+        for field in fields.keys() {
+            super::key::refuse_reserved(&field_key(prefix, field))?;
+        }
         self.load().await?;
         // Without a prefix, which keys belong to the struct is unknown: nothing is removed.
         let stale: Vec<String> = {
@@ -116,8 +127,7 @@ impl Session {
                 .keys()
                 .filter(|key| {
                     !prefix.is_empty()
-                        && key
-                            .strip_prefix(start.as_str())
+                        && field_of(key, start.as_str())
                             .is_some_and(|field| !fields.contains_key(field))
                 })
                 .cloned()
@@ -132,4 +142,12 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// The field name of `key` if it is a field under `start` (`"prefix."`): one level only, so the
+/// fields of `user` are `user.name` and `user.email`, never `user.prefs.theme` (a struct kept
+/// under `user.prefs` is another struct, and `insert_fields("user", ..)` leaves it alone).
+fn field_of<'k>(key: &'k str, start: &str) -> Option<&'k str> {
+    key.strip_prefix(start)
+        .filter(|field| !field.contains('.') && !field.starts_with(super::key::RESERVED_PREFIX))
 }

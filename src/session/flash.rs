@@ -15,6 +15,11 @@ use crate::expiry::now;
 /// start with `__` are the crate's own.
 const PREFIX: &str = "__flash.";
 
+/// How many unread flash messages a session keeps: adding one more drops the oldest. (Requests
+/// adding messages at the same moment can each keep theirs, so a session can briefly hold a
+/// few more.)
+pub const MAX_UNREAD_FLASHES: usize = 50;
+
 /// Distinguishes messages set in the same millisecond by this process.
 static SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
@@ -64,7 +69,8 @@ impl Session {
     /// ([`take_flashes`](Self::take_flashes) or the [`Flashes`] extractor), typically the page
     /// a redirect leads to. Each message is a value of its own, so requests adding messages at
     /// once all keep theirs. It is saved with the response, so a message added by a request that
-    /// fails with a `5xx` is not kept.
+    /// fails with a `5xx` is not kept. A session keeps at most [`MAX_UNREAD_FLASHES`] unread
+    /// messages; adding one more drops the oldest.
     ///
     /// # Errors
     ///
@@ -78,7 +84,34 @@ impl Session {
             sequence: SEQUENCE.fetch_add(1, Ordering::Relaxed),
         };
         let key = format!("{PREFIX}{:016x}", rand_u64());
-        self.insert(key.as_str(), message).await
+        self.insert_any(&key, message).await?;
+        self.drop_oldest_flashes();
+        Ok(())
+    }
+
+    /// Keeps at most [`MAX_UNREAD_FLASHES`] messages: a session nobody reads the messages of
+    /// (an API client, a bot following redirects) does not grow with every one.
+    fn drop_oldest_flashes(&self) {
+        let mut state = self.state();
+        let mut messages: Vec<((i64, u64), String)> = state
+            .data
+            .iter()
+            .filter(|(key, _)| key.starts_with(PREFIX))
+            .map(|(key, value)| {
+                // A value that is not a message sorts first: it is dropped first.
+                let order = FlashMessage::deserialize(value)
+                    .map_or((i64::MIN, 0), |message| (message.set_at, message.sequence));
+                (order, key.clone())
+            })
+            .collect();
+        if messages.len() <= MAX_UNREAD_FLASHES {
+            return;
+        }
+        messages.sort_unstable();
+        let excess = messages.len() - MAX_UNREAD_FLASHES;
+        for (_, key) in messages.into_iter().take(excess) {
+            state.remove(&key);
+        }
     }
 
     /// Takes the flash messages: returns them in the order they were set and removes them in
@@ -123,11 +156,14 @@ impl Session {
     /// the messages for every attempt.
     pub async fn take_flashes(&self) -> Result<Vec<FlashMessage>, Error> {
         let mut messages = self
-            .swap(PREFIX, OnNew::Pending, |data| {
+            .swap(PREFIX, OnNew::Pending, |state| {
                 let mut swap = Swap::default();
                 let mut messages = Vec::new();
-                for (key, value) in data.iter().filter(|(key, _)| key.starts_with(PREFIX)) {
-                    swap.expect.insert(key.clone(), Some(value.clone()));
+                // The view's messages: the stored ones and this request's own (which the
+                // store does not hold yet: expected absent, and their removal only drops them
+                // from the pending changes).
+                for (key, value) in state.data.iter().filter(|(key, _)| key.starts_with(PREFIX)) {
+                    swap.expect.insert(key.clone(), state.stored(key).cloned());
                     swap.updates.insert(key.clone(), None);
                     // A value that is not a message (written by hand) is removed, not shown.
                     if let Ok(message) = FlashMessage::deserialize(value) {

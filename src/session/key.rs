@@ -113,3 +113,17 @@ impl<T> KeyName<T> for &String {
         self
     }
 }
+
+/// The prefix of the crate's own session keys (the CSRF secret, flash messages).
+pub(crate) const RESERVED_PREFIX: &str = "__";
+
+/// Refuses a key a handler names that belongs to the crate: written by hand it would forge a
+/// flash message or replace the CSRF secret.
+pub(super) fn refuse_reserved(key: &str) -> Result<(), crate::Error> {
+    if key.starts_with(RESERVED_PREFIX) {
+        return Err(crate::Error::ReservedKey {
+            key: key.to_owned(),
+        });
+    }
+    Ok(())
+}

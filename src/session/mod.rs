@@ -20,7 +20,7 @@ mod update;
 
 pub(crate) use commit::CookieAction;
 pub use extract::SessionMissing;
-pub use flash::{FlashMessage, FlashRejection, Flashes, Level};
+pub use flash::{FlashMessage, FlashRejection, Flashes, Level, MAX_UNREAD_FLASHES};
 pub use key::{KeyName, SessionKey};
 pub(crate) use plan::Plan;
 pub use update::UPDATE_ATTEMPTS;
@@ -146,12 +146,19 @@ impl Session {
     ///
     /// # Errors
     ///
+    /// [`Error::ReservedKey`] if `key` starts with `__` (the crate's own keys);
     /// [`Error::Serialize`] if `value` cannot be turned into JSON; [`Error::Store`] if loading the
     /// session failed; [`Error::TooLarge`] if the session would outgrow
     /// [`SessionLayer::with_max_session_size`](crate::SessionLayer::with_max_session_size) (the
     /// session is left as it was).
     pub async fn insert<T: Serialize>(&self, key: impl KeyName<T>, value: T) -> Result<(), Error> {
         let key = key.key_name();
+        key::refuse_reserved(key)?;
+        self.insert_any(key, value).await
+    }
+
+    /// [`insert`](Self::insert) without the check for the crate's own keys: for them.
+    pub(super) async fn insert_any<T: Serialize>(&self, key: &str, value: T) -> Result<(), Error> {
         let value = serde_json::to_value(value).map_err(|source| Error::Serialize {
             key: key.to_owned(),
             source,
@@ -172,15 +179,7 @@ impl Session {
     ) -> Result<Option<T>, Error> {
         let key = key.key_name();
         self.load().await?;
-        let old = {
-            let mut state = self.state();
-            let old = state.data.remove(key);
-            if let Some(value) = &old {
-                state.size = size::after_remove(state.size, key, value);
-                state.record(key, None);
-            }
-            old
-        };
+        let old = self.state().remove(key);
         old.map(T::deserialize)
             .transpose()
             .map_err(|source| Error::Deserialize {
@@ -189,20 +188,16 @@ impl Session {
             })
     }
 
-    /// Removes every value; the session itself (its id) stays.
+    /// Removes every value; the session itself (its id) stays, and so do the crate's own keys
+    /// (the CSRF secret, so the forms of the user's other tabs keep working, and unread flash
+    /// messages). To end the session, [`destroy`](Self::destroy) it.
     ///
     /// # Errors
     ///
     /// [`Error::Store`] if loading the session failed.
     pub async fn clear(&self) -> Result<(), Error> {
         self.load().await?;
-        let mut state = self.state();
-        if !state.data.is_empty() || !state.updates.is_empty() {
-            state.data.clear();
-            state.updates.clear();
-            state.clear = true;
-            state.size = Some(size::EMPTY);
-        }
+        self.state().clear_all();
         Ok(())
     }
 

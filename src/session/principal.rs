@@ -51,7 +51,8 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// [`Error::Store`] if loading the session failed.
+    /// [`Error::EmptyPrincipal`] if `principal` is empty; [`Error::Store`] if loading the
+    /// session failed.
     pub async fn log_in(&self, principal: impl Into<String>) -> Result<(), Error> {
         self.tie(Owner::new(principal)).await
     }
@@ -61,7 +62,8 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// [`Error::Store`] if loading the session failed.
+    /// [`Error::EmptyPrincipal`] if `principal` is empty; [`Error::Store`] if loading the
+    /// session failed.
     pub async fn log_in_with_label(
         &self,
         principal: impl Into<String>,
@@ -71,6 +73,9 @@ impl Session {
     }
 
     async fn tie(&self, owner: Owner) -> Result<(), Error> {
+        if owner.principal.is_empty() {
+            return Err(Error::EmptyPrincipal);
+        }
         self.load().await?;
         self.rotate_csrf();
         let mut state = self.state();

@@ -28,6 +28,9 @@ pub(super) struct State {
     pub(super) updates: BTreeMap<String, Option<Value>>,
     /// Every key was dropped before `updates`.
     pub(super) clear: bool,
+    /// What the store holds under the keys this request changed: the side every
+    /// compare-and-set precondition is built from (see [`State::stored`]).
+    pub(super) baseline: Baseline,
     /// Serialized size of `data`, computed on the first insert when a cap is set.
     pub(super) size: Option<usize>,
     /// What an earlier [`Session::save`](crate::Session::save) in this request owes the
@@ -74,7 +77,180 @@ pub(super) struct Stored {
     pub(super) owner: Option<Box<Owner>>,
 }
 
+/// What the store held, as last read or written by this request, under the keys whose value
+/// in the request's view differs from it. A key found in neither map holds in the store what
+/// the view shows. Kept so that a compare-and-set expects what the store holds, not the
+/// request's own pending change (which would never match, and conflict on every attempt).
+#[derive(Debug, Default)]
+pub(super) struct Baseline {
+    /// The stored value of each key changed since the store was last read (`None`: absent).
+    before: BTreeMap<String, Option<Value>>,
+    /// The stored values when a pending `clear` dropped them from the view.
+    cleared: Option<Data>,
+}
+
+impl Baseline {
+    /// What the store holds under `key`, if the baseline knows (`Some(None)`: absent).
+    fn lookup(&self, key: &str) -> Option<Option<&Value>> {
+        match self.before.get(key) {
+            Some(before) => Some(before.as_ref()),
+            None => self.cleared.as_ref().map(|cleared| cleared.get(key)),
+        }
+    }
+}
+
 impl State {
+    /// The value the store holds under `key` as this request last read or wrote it, apart from
+    /// the request's pending changes: what a precondition on `key` must expect. `None` for a
+    /// session that is not stored.
+    pub(super) fn stored(&self, key: &str) -> Option<&Value> {
+        if !matches!(self.origin, Origin::Stored(_)) {
+            return None;
+        }
+        match self.baseline.lookup(key) {
+            Some(stored) => stored,
+            None => self.data.get(key),
+        }
+    }
+
+    /// Notes what the store holds under `key` before the view changes it (first change only).
+    fn remember_stored(&mut self, key: &str) {
+        if matches!(self.origin, Origin::Stored(_))
+            && self.baseline.cleared.is_none()
+            && !self.baseline.before.contains_key(key)
+        {
+            let stored = self.data.get(key).cloned();
+            self.baseline.before.insert(key.to_owned(), stored);
+        }
+    }
+
+    /// Removes `key` from the request's view, noting the change; returns the value it held.
+    pub(super) fn remove(&mut self, key: &str) -> Option<Value> {
+        if !self.data.contains_key(key) {
+            return None;
+        }
+        self.remember_stored(key);
+        let old = self.data.remove(key)?;
+        self.size = super::size::after_remove(self.size, key, &old);
+        self.record(key, None);
+        Some(old)
+    }
+
+    /// Drops every value from the request's view (saved as a `clear`).
+    pub(super) fn clear_all(&mut self) {
+        if self.data.is_empty() && self.updates.is_empty() {
+            return;
+        }
+        let view = std::mem::take(&mut self.data);
+        // The crate's own keys (the CSRF secret, unread flash messages) are not the app's
+        // values: they survive, written again after the clear, so the forms of the user's
+        // other tabs keep working.
+        let own: Vec<(String, Value)> = view
+            .iter()
+            .filter(|(key, _)| key.starts_with(super::key::RESERVED_PREFIX))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        if matches!(self.origin, Origin::Stored(_)) && self.baseline.cleared.is_none() {
+            // Keys changed before hold their stored value in `before`; the rest, in the view.
+            self.baseline.cleared = Some(view);
+        }
+        self.updates.clear();
+        self.clear = true;
+        self.size = None;
+        for (key, value) in own {
+            self.set(&key, value);
+        }
+        if self.data.is_empty() {
+            self.size = Some(super::size::EMPTY);
+        }
+    }
+
+    /// A compare-and-set wrote `updates` to the store: the view and the baseline take them,
+    /// and they are no longer pending (unless a pending `clear` would drop them at the end of
+    /// the request, which must then write them again).
+    pub(super) fn written(&mut self, updates: BTreeMap<String, Option<Value>>) {
+        self.size = None;
+        for (key, value) in updates {
+            match &value {
+                Some(value) => put(&mut self.data, &key, value.clone()),
+                None => {
+                    self.data.remove(&key);
+                }
+            }
+            if self.clear {
+                self.baseline.before.insert(key.clone(), value.clone());
+                self.updates.insert(key, value);
+            } else {
+                self.baseline.before.remove(&key);
+                self.updates.remove(&key);
+            }
+        }
+    }
+
+    /// The store was read again and holds `data`: the view becomes it with the pending changes
+    /// on top, and the baseline what it holds under the changed keys.
+    pub(super) fn reread(&mut self, mut data: Data) {
+        self.size = None;
+        if self.clear {
+            let mut view = Data::new();
+            apply_updates(&mut view, &self.updates);
+            self.data = view;
+            self.baseline = Baseline {
+                before: BTreeMap::new(),
+                cleared: Some(data),
+            };
+            return;
+        }
+        self.baseline.cleared = None;
+        self.baseline.before = self
+            .updates
+            .keys()
+            .map(|key| (key.clone(), data.get(key).cloned()))
+            .collect();
+        apply_updates(&mut data, &self.updates);
+        self.data = data;
+    }
+
+    /// Drops the pending changes: the view shows what the store holds again (a failed
+    /// response saves nothing).
+    pub(super) fn discard_changes(&mut self) {
+        let baseline = std::mem::take(&mut self.baseline);
+        if let Some(cleared) = baseline.cleared {
+            self.data = cleared;
+        }
+        for (key, before) in baseline.before {
+            match before {
+                Some(value) => self.data.insert(key, value),
+                None => self.data.remove(&key),
+            };
+        }
+        self.updates.clear();
+        self.clear = false;
+        self.size = None;
+    }
+
+    /// A save wrote `clear` and `saved` (and the changes still pending were made while it
+    /// ran): the baseline keeps what the store now holds under the keys still pending.
+    pub(super) fn saved(&mut self, clear: bool, saved: &BTreeMap<String, Option<Value>>) {
+        let old = std::mem::take(&mut self.baseline);
+        let before = self
+            .updates
+            .keys()
+            .map(|key| {
+                let stored = match saved.get(key) {
+                    Some(value) => value.clone(),
+                    None if clear => None,
+                    None => old.lookup(key).flatten().cloned(),
+                };
+                (key.clone(), stored)
+            })
+            .collect();
+        self.baseline = Baseline {
+            before,
+            cleared: if clear { None } else { old.cleared },
+        };
+    }
+
     /// Whether the handler changed the session's own expiry settings.
     pub(super) fn expiry_changed(&self) -> bool {
         self.expiry_set || self.absolute_set
@@ -100,7 +276,7 @@ impl State {
     /// Notes that `key` was set (`Some`) or removed (`None`), for the change set that saves a
     /// stored session. A session not stored yet is created with all its values, so nothing is
     /// noted for it: that saves a copy of every key and value a new session gets.
-    pub(super) fn record(&mut self, key: &str, value: Option<Value>) {
+    fn record(&mut self, key: &str, value: Option<Value>) {
         if matches!(self.origin, Origin::Stored(_)) {
             put(&mut self.updates, key, value);
         }
@@ -108,6 +284,7 @@ impl State {
 
     /// Sets `key` to `value` in the request's view, noting the change (see [`State::record`]).
     pub(super) fn set(&mut self, key: &str, value: Value) {
+        self.remember_stored(key);
         if matches!(self.origin, Origin::Stored(_)) {
             put(&mut self.updates, key, Some(value.clone()));
         }
@@ -165,6 +342,18 @@ impl State {
             origin,
             ..State::default()
         };
+    }
+}
+
+/// Applies per-key changes (`None`: remove) to `data`.
+fn apply_updates(data: &mut Data, updates: &BTreeMap<String, Option<Value>>) {
+    for (key, value) in updates {
+        match value {
+            Some(value) => put(data, key, value.clone()),
+            None => {
+                data.remove(key);
+            }
+        }
     }
 }
 

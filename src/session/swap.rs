@@ -7,9 +7,10 @@ use serde_json::Value;
 
 use super::commit::{too_large, vanished};
 use super::state::Origin;
+use super::state::State;
 use super::Session;
 use crate::error::Error;
-use crate::store::{Applied, ChangeSet, Data};
+use crate::store::{Applied, ChangeSet};
 
 /// What one step of a compare-and-set writes, and what must still hold for it to be written.
 #[derive(Debug, Default)]
@@ -41,9 +42,10 @@ impl Session {
         &self,
         conflict_key: &str,
         on_new: OnNew,
-        mut step: impl FnMut(&Data) -> Result<(Option<Swap>, R), Error>,
+        mut step: impl FnMut(&State) -> Result<(Option<Swap>, R), Error>,
     ) -> Result<R, Error> {
         self.load().await?;
+        self.refuse_if_ended()?;
         for attempt in 0..super::UPDATE_ATTEMPTS {
             let (stored, outcome) = {
                 let state = self.state();
@@ -51,7 +53,7 @@ impl Session {
                     Origin::Stored(stored) => Some((stored.id.clone(), stored.created_at)),
                     Origin::New | Origin::Destroyed(_) | Origin::Ended => None,
                 };
-                (stored, step(&state.data)?)
+                (stored, step(&state)?)
             };
             let (swap, result) = match outcome {
                 (None, result) => return Ok(result),
@@ -83,14 +85,7 @@ impl Session {
                     if let Origin::Stored(stored) = &mut state.origin {
                         stored.expires_at = changes.expires_at;
                     }
-                    state.size = None;
-                    for (key, value) in changes.updates {
-                        state.updates.remove(&key);
-                        match value {
-                            Some(value) => state.data.insert(key, value),
-                            None => state.data.remove(&key),
-                        };
-                    }
+                    state.written(changes.updates);
                     return Ok(result);
                 }
                 Applied::Conflict => {
@@ -128,9 +123,10 @@ impl Session {
     /// request's view, and returns its result. Nothing is written.
     fn step_unsaved<R>(
         &self,
-        step: &mut impl FnMut(&Data) -> Result<(Option<Swap>, R), Error>,
+        step: &mut impl FnMut(&State) -> Result<(Option<Swap>, R), Error>,
     ) -> Result<R, Error> {
-        let (swap, result) = step(&self.state().data)?;
+        self.refuse_if_ended()?;
+        let (swap, result) = step(&self.state())?;
         if let Some(swap) = swap {
             self.keep_locally(swap.updates)?;
         }
@@ -151,11 +147,7 @@ impl Session {
 
     /// Removes `key` among the pending changes (saved with the response).
     fn remove_locally(&self, key: &str) {
-        let mut state = self.state();
-        if let Some(value) = state.data.remove(key) {
-            state.size = super::size::after_remove(state.size, key, &value);
-        }
-        state.record(key, None);
+        self.state().remove(key);
     }
 
     /// Reads the stored session again, keeping this request's pending changes on top of it.
@@ -166,20 +158,7 @@ impl Session {
         let record = self.inner.settings.store.load(&id.store_key()).await?;
         let mut state = self.state();
         match record {
-            Some(record) => {
-                let mut data = record.data;
-                if state.clear {
-                    data.clear();
-                }
-                for (key, value) in &state.updates {
-                    match value {
-                        Some(value) => data.insert(key.clone(), value.clone()),
-                        None => data.remove(key),
-                    };
-                }
-                state.data = data;
-                state.size = None;
-            }
+            Some(record) => state.reread(record.data),
             None => {
                 if state.end(&id) {
                     vanished(&id);

@@ -87,6 +87,8 @@ impl Session {
     ///
     /// # Errors
     ///
+    /// [`Error::ReservedKey`] if `key` starts with `__`; [`Error::SessionEnded`] if, after the
+    /// response, the session has ended (nothing was written);
     /// [`Error::Conflict`] if the key kept changing for [`UPDATE_ATTEMPTS`] attempts;
     /// [`Error::Deserialize`] if the stored value is not a `T`; [`Error::Serialize`] if the new
     /// one cannot be turned into JSON; [`Error::TooLarge`] if the session would outgrow the
@@ -99,10 +101,14 @@ impl Session {
         F: FnMut(Option<T>) -> T,
     {
         let key = key.key_name();
-        self.swap(key, OnNew::SaveNow, |data| {
-            let seen = data.get(key).cloned();
-            let current = seen
-                .clone()
+        super::key::refuse_reserved(key)?;
+        self.swap(key, OnNew::SaveNow, |state| {
+            // `f` sees the request's view (an earlier insert in this request included); the
+            // write expects what the store holds.
+            let current = state
+                .data
+                .get(key)
+                .cloned()
                 .map(T::deserialize)
                 .transpose()
                 .map_err(|source| Error::Deserialize {
@@ -115,7 +121,7 @@ impl Session {
                 source,
             })?;
             let swap = Swap {
-                expect: [(key.to_owned(), seen)].into(),
+                expect: [(key.to_owned(), state.stored(key).cloned())].into(),
                 updates: [(key.to_owned(), Some(value))].into(),
             };
             Ok((Some(swap), next))
@@ -170,8 +176,7 @@ impl Session {
     pub(crate) fn finish(&self, failed: bool) {
         if failed {
             let mut state = self.state();
-            state.updates.clear();
-            state.clear = false;
+            state.discard_changes();
             if matches!(state.origin, Origin::New) {
                 state.data.clear();
             }

@@ -69,3 +69,170 @@ pub async fn csrf_secret_is_agreed(store: impl SessionStore) {
         }
     }
 }
+
+/// Routes that write a key twice in one request: first as a pending change (`insert`,
+/// `remove`, `clear`, `log_in`, `flash`), then through a compare-and-set (`update`,
+/// `csrf_token`, `take_flashes`), whose precondition must be what the store holds.
+fn own_changes_app(store: impl SessionStore) -> Router {
+    let get_i64 = |key: &'static str| {
+        move |s: Session| async move {
+            let value: Option<i64> = s.get(key).await?;
+            Ok::<_, Error>(value.map_or("none".to_owned(), |v| v.to_string()))
+        }
+    };
+    crate::common::flash_routes()
+        .route(
+            "/seed",
+            get(|s: Session| async move {
+                for key in ["n", "m", "k"] {
+                    s.insert(key, 1_i64).await?;
+                }
+                s.flash(sessionware::Level::Info, "old").await?;
+                s.csrf_token().await.map(|_| ())
+            }),
+        )
+        .route(
+            "/own",
+            get(|s: Session| async move {
+                s.insert("n", 5_i64).await?;
+                let n = s.update("n", |n: Option<i64>| n.unwrap_or(0) + 1).await?;
+                s.remove::<i64>("m").await?;
+                let m = s.update("m", |m: Option<i64>| m.unwrap_or(100) + 1).await?;
+                s.flash(sessionware::Level::Info, "new").await?;
+                let taken: Vec<String> = s
+                    .take_flashes()
+                    .await?
+                    .into_iter()
+                    .map(|message| message.text)
+                    .collect();
+                Ok::<_, Error>(format!("{n} {m} {}", taken.join(",")))
+            }),
+        )
+        .route(
+            "/clear-then-update",
+            get(|s: Session| async move {
+                s.clear().await?;
+                let k = s.update("k", |k: Option<i64>| k.unwrap_or(0) + 10).await?;
+                Ok::<_, Error>(k.to_string())
+            }),
+        )
+        .route(
+            "/login-then-token",
+            get(|s: Session| async move {
+                s.log_in("alice").await?;
+                s.csrf_token().await
+            }),
+        )
+        .route(
+            "/verify/{token}",
+            get(|s: Session, Path(token): Path<String>| async move {
+                Ok::<_, Error>(s.verify_csrf(&token).await?.to_string())
+            }),
+        )
+        .route("/n", get(get_i64("n")))
+        .route("/m", get(get_i64("m")))
+        .route("/k", get(get_i64("k")))
+        .layer(SessionLayer::new(store))
+}
+
+/// A compare-and-set after the request's own pending change of the same key works at once
+/// (it used to conflict on every attempt and fail): `update` after `insert` and after `remove`
+/// builds on the request's value and replaces the pending change, `take_flashes` after `flash`
+/// returns the stored and the new message once each, `update` after `clear` keeps its result,
+/// and `csrf_token` after `log_in` (which rotates an existing secret) gives a token that works.
+pub async fn compare_and_set_after_own_changes(store: impl SessionStore) {
+    let app = own_changes_app(store);
+    let cookie = send_ok(&app, "/seed", None).await.cookie();
+    assert_eq!(
+        send_ok(&app, "/own", Some(&cookie)).await.body,
+        "6 101 old,new"
+    );
+    assert_eq!(send_ok(&app, "/n", Some(&cookie)).await.body, "6");
+    assert_eq!(send_ok(&app, "/m", Some(&cookie)).await.body, "101");
+    assert_eq!(send_ok(&app, "/show", Some(&cookie)).await.body, "");
+
+    assert_eq!(
+        send_ok(&app, "/clear-then-update", Some(&cookie))
+            .await
+            .body,
+        "10"
+    );
+    assert_eq!(send_ok(&app, "/k", Some(&cookie)).await.body, "10");
+    assert_eq!(send_ok(&app, "/n", Some(&cookie)).await.body, "none");
+
+    let cookie = send_ok(&app, "/seed", None).await.cookie();
+    let reply = send_ok(&app, "/login-then-token", Some(&cookie)).await;
+    let cookie = reply.cookie();
+    let verified = send_ok(&app, &format!("/verify/{}", reply.body), Some(&cookie)).await;
+    assert_eq!(
+        verified.body, "true",
+        "the token made after the log-in is dead"
+    );
+}
+
+/// A `Session` kept after the response (a WebSocket's) learns that its session ended in
+/// another request: `save`, `touch` and `update` answer `SessionEnded` and store nothing.
+pub async fn a_kept_handle_learns_the_session_ended(store: impl SessionStore) {
+    use std::sync::{Arc, Mutex};
+    let kept: Arc<Mutex<Option<Session>>> = Arc::default();
+    let keep = kept.clone();
+    let app = crate::common::routes()
+        .route(
+            "/keep",
+            get(move |s: Session| {
+                let keep = keep.clone();
+                async move {
+                    s.get::<i64>("n").await?;
+                    *keep.lock().unwrap() = Some(s);
+                    Ok::<_, Error>("kept")
+                }
+            }),
+        )
+        .layer(SessionLayer::new(store));
+    for end in ["/destroy", "/cycle"] {
+        let cookie = send_ok(&app, "/write", None).await.cookie();
+        send_ok(&app, "/keep", Some(&cookie)).await;
+        let session = kept.lock().unwrap().take().unwrap();
+        assert!(session
+            .update("n", |n: Option<i64>| n.unwrap_or(0) + 1)
+            .await
+            .is_ok());
+        send_ok(&app, end, Some(&cookie)).await;
+
+        let update = session
+            .update("n", |n: Option<i64>| n.unwrap_or(0) + 1)
+            .await;
+        assert!(
+            matches!(update, Err(Error::SessionEnded)),
+            "{end}: {update:?}"
+        );
+        session.insert("x", 1).await.unwrap();
+        assert!(
+            matches!(session.save().await, Err(Error::SessionEnded)),
+            "{end}"
+        );
+        assert!(
+            matches!(session.touch().await, Err(Error::SessionEnded)),
+            "{end}"
+        );
+    }
+}
+
+/// `log_in("")` is refused with the same clear error on every store, before any store call,
+/// and ties nothing: the session stays anonymous.
+pub async fn an_empty_principal_is_refused(store: impl SessionStore) {
+    let app = crate::common::routes()
+        .route(
+            "/login-empty",
+            get(|s: Session| async move {
+                let refused = matches!(s.log_in("").await, Err(Error::EmptyPrincipal));
+                s.insert("n", 1).await?;
+                Ok::<_, Error>(refused.to_string())
+            }),
+        )
+        .layer(SessionLayer::new(store));
+    let reply = send_ok(&app, "/login-empty", None).await;
+    assert_eq!(reply.body, "true");
+    let cookie = reply.cookie();
+    assert_eq!(send_ok(&app, "/whoami", Some(&cookie)).await.body, "nobody");
+}

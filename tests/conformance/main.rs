@@ -46,7 +46,10 @@ macro_rules! conformance {
                 the_cap_per_principal_revokes_the_oldest);
             conformance!(@each apps, $make,
                 flash_is_taken_once,
-                csrf_secret_is_agreed);
+                csrf_secret_is_agreed,
+                compare_and_set_after_own_changes,
+                a_kept_handle_learns_the_session_ended,
+                an_empty_principal_is_refused);
         }
     };
     (@each $module:ident, $make:expr, $($test:ident),+) => {

@@ -1,5 +1,6 @@
 //! HTTP-level tests of the session layer through a real axum `Router`.
 
+mod app_kit;
 mod apps;
 #[path = "../common/mod.rs"]
 mod common;

@@ -1,0 +1,216 @@
+//! The app kit's sharp edges: the crate's own keys are not a handler's to write, struct fields
+//! are one level deep, and unread flash messages are bounded.
+
+use axum::routing::get;
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use sessionware::{Error, Level, MemoryStore, Session, SessionLayer, MAX_UNREAD_FLASHES};
+
+use crate::common::{send, send_ok};
+use crate::support::routes;
+
+/// `insert`, `update` and `insert_fields` refuse a key starting with `__` with a clear error,
+/// so a handler cannot forge a flash message or replace the CSRF secret by a chosen name; the
+/// crate's own writes of such keys still work.
+#[tokio::test]
+async fn reserved_keys_are_refused() {
+    #[derive(Serialize)]
+    struct Fields {
+        a: i64,
+    }
+    let app: Router = routes()
+        .route(
+            "/try",
+            get(|s: Session| async move {
+                let insert = s.insert("__csrf", "mine").await;
+                let flash = s.insert("__flash.0000000000000001", 1).await;
+                let update = s
+                    .update("__csrf", |_: Option<String>| "mine".to_owned())
+                    .await;
+                let fields = s.insert_fields("__flash", &Fields { a: 1 }).await;
+                let refused = [insert, flash, update.map(|_| ()), fields]
+                    .iter()
+                    .all(|r| matches!(r, Err(Error::ReservedKey { .. })));
+                // The crate's own keys still work beside the refusals.
+                s.flash(Level::Info, "hello").await?;
+                let token = s.csrf_token().await?;
+                Ok::<_, Error>(format!("{refused} {}", s.verify_csrf(&token).await?))
+            }),
+        )
+        .layer(SessionLayer::new(MemoryStore::default()));
+    assert_eq!(send_ok(&app, "/try", None).await.body, "true true");
+}
+
+/// The error names the key and the fix.
+#[test]
+fn the_reserved_key_error_says_what_to_do() {
+    let message = Error::ReservedKey {
+        key: "__csrf".to_owned(),
+    }
+    .to_string();
+    assert!(
+        message.contains("`__csrf`") && message.contains("reserved"),
+        "{message}"
+    );
+}
+
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+struct User {
+    #[serde(default)]
+    name: String,
+}
+
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+struct Prefs {
+    #[serde(default)]
+    theme: String,
+}
+
+/// The fields of `user` are `user.<name>`, one level: writing the `user` struct leaves the
+/// struct kept under `user.prefs` alone, and reading `user` does not pick up its fields.
+#[tokio::test]
+async fn fields_are_one_level_deep() {
+    let app: Router = routes()
+        .route(
+            "/both",
+            get(|s: Session| async move {
+                s.insert_fields(
+                    "user.prefs",
+                    &Prefs {
+                        theme: "dark".into(),
+                    },
+                )
+                .await?;
+                s.insert_fields("user", &User { name: "ann".into() })
+                    .await?;
+                Ok::<_, Error>("ok")
+            }),
+        )
+        .route(
+            "/rename",
+            get(|s: Session| async move {
+                s.insert_fields("user", &User { name: "bob".into() })
+                    .await?;
+                let user: User = s.get_fields("user").await?;
+                let prefs: Prefs = s.get_fields("user.prefs").await?;
+                Ok::<_, Error>(format!("{} {}", user.name, prefs.theme))
+            }),
+        )
+        .route(
+            "/dotted",
+            get(|s: Session| async move {
+                let map: std::collections::BTreeMap<&str, i64> = [("a.b", 1)].into();
+                let refused = matches!(
+                    s.insert_fields("x", &map).await,
+                    Err(Error::Serialize { .. })
+                );
+                Ok::<_, Error>(refused.to_string())
+            }),
+        )
+        .layer(SessionLayer::new(MemoryStore::default()));
+    let cookie = send_ok(&app, "/both", None).await.cookie();
+    assert_eq!(
+        send_ok(&app, "/rename", Some(&cookie)).await.body,
+        "bob dark"
+    );
+    assert_eq!(
+        send_ok(&app, "/get/user.prefs.theme", Some(&cookie))
+            .await
+            .body,
+        "dark"
+    );
+    assert_eq!(send_ok(&app, "/dotted", Some(&cookie)).await.body, "true");
+}
+
+/// A session whose messages nobody reads keeps the newest `MAX_UNREAD_FLASHES`.
+#[tokio::test]
+async fn unread_flash_messages_are_bounded() {
+    let app: Router = routes()
+        .route(
+            "/flash/{n}",
+            get(
+                |s: Session, axum::extract::Path(n): axum::extract::Path<usize>| async move {
+                    for i in 0..n {
+                        s.flash(Level::Info, i.to_string()).await?;
+                    }
+                    Ok::<_, Error>("ok")
+                },
+            ),
+        )
+        .route(
+            "/show",
+            get(|s: Session| async move {
+                let texts: Vec<String> = s
+                    .take_flashes()
+                    .await?
+                    .into_iter()
+                    .map(|m| m.text)
+                    .collect();
+                Ok::<_, Error>(texts.join(","))
+            }),
+        )
+        .layer(SessionLayer::new(MemoryStore::default()));
+    let extra = 7;
+    let cookie = send_ok(&app, "/write", None).await.cookie();
+    // Half in one request, the rest in another: the bound counts stored and pending ones.
+    let half = (MAX_UNREAD_FLASHES + extra) / 2;
+    send_ok(&app, &format!("/flash/{half}"), Some(&cookie)).await;
+    send_ok(
+        &app,
+        &format!("/flash/{}", MAX_UNREAD_FLASHES + extra - half),
+        Some(&cookie),
+    )
+    .await;
+    let shown = send(&app, "/show", Some(&cookie)).await.body;
+    let shown: Vec<&str> = shown.split(',').collect();
+    assert_eq!(shown.len(), MAX_UNREAD_FLASHES, "{shown:?}");
+    // The oldest were dropped: the first request's first `extra` messages.
+    let expected_first = extra.to_string();
+    assert_eq!(shown[0], expected_first.as_str());
+}
+
+/// `clear()` drops the app's values but not the crate's own keys: a CSRF token made before
+/// still verifies (another tab's form keeps working), and an unread flash message is shown.
+#[tokio::test]
+async fn clear_keeps_the_csrf_secret_and_flashes() {
+    let app: Router = routes()
+        .route(
+            "/token",
+            get(|s: Session| async move { s.csrf_token().await }),
+        )
+        .route(
+            "/flash-and-clear",
+            get(|s: Session| async move {
+                s.flash(Level::Info, "bye").await?;
+                s.clear().await
+            }),
+        )
+        .route(
+            "/verify/{token}",
+            get(
+                |s: Session, axum::extract::Path(token): axum::extract::Path<String>| async move {
+                    Ok::<_, Error>(s.verify_csrf(&token).await?.to_string())
+                },
+            ),
+        )
+        .route(
+            "/show",
+            get(|s: Session| async move {
+                let texts: Vec<String> = s
+                    .take_flashes()
+                    .await?
+                    .into_iter()
+                    .map(|m| m.text)
+                    .collect();
+                Ok::<_, Error>(texts.join(","))
+            }),
+        )
+        .layer(SessionLayer::new(MemoryStore::default()));
+    let cookie = send_ok(&app, "/set/a/1", None).await.cookie();
+    let token = send_ok(&app, "/token", Some(&cookie)).await.body;
+    send_ok(&app, "/flash-and-clear", Some(&cookie)).await;
+    assert_eq!(send_ok(&app, "/get/a", Some(&cookie)).await.body, "none");
+    let verified = send_ok(&app, &format!("/verify/{token}"), Some(&cookie)).await;
+    assert_eq!(verified.body, "true");
+    assert_eq!(send_ok(&app, "/show", Some(&cookie)).await.body, "bye");
+}
