@@ -32,6 +32,15 @@ pub(crate) struct Incoming {
     header: IdHeader,
 }
 
+impl Incoming {
+    /// Whether the request carries its session id in the id header (a client that is not a
+    /// browser page: a browser never adds that header on its own, so it carries no ambient
+    /// authority a forged cross-site request could ride on).
+    pub(crate) fn id_in_header(&self) -> bool {
+        matches!(self.header, IdHeader::One(_))
+    }
+}
+
 /// The counts only: the values may hold an id, which must never reach a log.
 impl std::fmt::Debug for Incoming {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

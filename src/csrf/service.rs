@@ -83,6 +83,10 @@ async fn check(request: Request<Body>, config: &CsrfLayer) -> Result<Request<Bod
              `.layer(CsrfLayer::new()).layer(SessionLayer::new(store))`",
         ));
     };
+    if session.id_in_header() && !config.check_header_clients {
+        // Not a browser's ambient credential: see `CsrfLayer::check_header_clients`.
+        return Ok(request);
+    }
     let header = request
         .headers()
         .get(&config.header)
@@ -94,8 +98,9 @@ async fn check(request: Request<Body>, config: &CsrfLayer) -> Result<Request<Bod
         None => (request, None),
     };
     let Some(token) = token else {
-        return Err(refuse(
-            StatusCode::FORBIDDEN,
+        return Err(refuse_token(
+            request,
+            config,
             &format!(
                 "Forbidden: this request carries no CSRF token. Put the token of \
                  `Session::csrf_token` in the `{}` form field or the `{}` header.",
@@ -105,8 +110,9 @@ async fn check(request: Request<Body>, config: &CsrfLayer) -> Result<Request<Bod
     };
     match session.verify_csrf(&token).await {
         Ok(true) => Ok(request),
-        Ok(false) => Err(refuse(
-            StatusCode::FORBIDDEN,
+        Ok(false) => Err(refuse_token(
+            request,
+            config,
             "Forbidden: the CSRF token does not belong to this session (the page may be from \
              before a log-in, or from another site). Reload the page and try again.",
         )),
@@ -156,6 +162,14 @@ async fn read_form_field(
         .find(|(name, _)| *name == config.field)
         .map(|(_, value)| value.into_owned());
     Ok((Request::from_parts(parts, Body::from(bytes)), token))
+}
+
+/// A missing or wrong token: the app's response if it set one, else `403` with `message`.
+fn refuse_token(request: Request<Body>, config: &CsrfLayer, message: &str) -> Response {
+    match &config.refusal {
+        Some(refusal) => refusal(&request.into_parts().0),
+        None => refuse(StatusCode::FORBIDDEN, message),
+    }
 }
 
 fn refuse(status: StatusCode, message: &str) -> Response {

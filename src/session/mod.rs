@@ -324,6 +324,12 @@ impl Session {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Whether the request sent its session id in the id header rather than the cookie (see
+    /// [`SessionLayer::with_header`](crate::SessionLayer::with_header)).
+    pub(crate) fn id_in_header(&self) -> bool {
+        self.inner.incoming.id_in_header()
+    }
+
     /// Loads the session once: verifies the incoming id, then asks the store.
     async fn load(&self) -> Result<(), Error> {
         self.inner

@@ -214,3 +214,62 @@ async fn clear_keeps_the_csrf_secret_and_flashes() {
     assert_eq!(verified.body, "true");
     assert_eq!(send_ok(&app, "/show", Some(&cookie)).await.body, "bye");
 }
+
+/// `CsrfLayer` lets a client that sends its session id in the id header through without a
+/// token (a browser cannot add that header to a forged cross-site request), unless asked to
+/// check those too; a cookie-carried session still needs its token.
+#[tokio::test]
+async fn csrf_exempts_sessions_carried_in_the_id_header() {
+    use axum::body::Body;
+    use axum::http::{header, HeaderName, Request};
+    use sessionware::CsrfLayer;
+    const HEADER: HeaderName = HeaderName::from_static("x-session-id");
+    let build = |csrf: CsrfLayer| -> Router {
+        routes()
+            .route("/post", axum::routing::post(|| async { "done" }))
+            .layer(csrf)
+            .layer(SessionLayer::new(MemoryStore::default()).with_header(HEADER))
+    };
+    for check in [false, true] {
+        let app = build(CsrfLayer::new().check_header_clients(check));
+        let first = send_ok(&app, "/write", None).await;
+        let id = first.headers[&HEADER].to_str().unwrap().to_owned();
+        let cookie = first.cookie();
+        let post = |by_header: bool| {
+            let req = Request::post("/post");
+            let req = if by_header {
+                req.header(&HEADER, &id)
+            } else {
+                req.header(header::COOKIE, &cookie)
+            };
+            req.body(Body::empty()).unwrap()
+        };
+        let by_header = crate::common::send_request(&app, post(true)).await;
+        let expected = if check { 403 } else { 200 };
+        assert_eq!(by_header.status, expected, "check_header_clients({check})");
+        let by_cookie = crate::common::send_request(&app, post(false)).await;
+        assert_eq!(by_cookie.status, 403);
+    }
+}
+
+/// `CsrfLayer::with_refusal` replaces the `403` for a missing or wrong token with the app's
+/// response: a stale tab gets the app's redirect.
+#[tokio::test]
+async fn csrf_refusal_can_be_the_apps_response() {
+    use axum::response::{IntoResponse, Redirect};
+    use sessionware::CsrfLayer;
+    let app: Router = routes()
+        .route("/post", axum::routing::post(|| async { "done" }))
+        .layer(CsrfLayer::new().with_refusal(|request| {
+            Redirect::to(&format!("/login?from={}", request.uri.path())).into_response()
+        }))
+        .layer(SessionLayer::new(MemoryStore::default()));
+    let cookie = send_ok(&app, "/write", None).await.cookie();
+    let request = axum::http::Request::post("/post")
+        .header(axum::http::header::COOKIE, &cookie)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let reply = crate::common::send_request(&app, request).await;
+    assert_eq!(reply.status, 303);
+    assert_eq!(reply.headers["location"], "/login?from=/post");
+}
