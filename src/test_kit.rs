@@ -39,11 +39,14 @@ use std::sync::Arc;
 use http::{header, HeaderMap, HeaderValue, Request, Response};
 use serde::Serialize;
 
+use crate::csrf::token;
 use crate::error::Error;
 use crate::id::SessionId;
+use crate::session::SECRET_KEY;
 use crate::settings::Settings;
 use crate::store::{now, Created, Data, Owner, Record, SessionStore};
 use crate::transport::{encode, read_id, Incoming, ReadId};
+use crate::KeyName;
 
 /// Seeds and reads sessions of one [`SessionLayer`](crate::SessionLayer), in its store and with
 /// its cookie settings (name, signing or encryption, id header). From
@@ -131,9 +134,11 @@ pub struct Seed<'a> {
 }
 
 impl Seed<'_> {
-    /// Adds the value `value` under `key`.
+    /// Adds the value `value` under `key`: a name, or a typed
+    /// [`SessionKey`](crate::SessionKey).
     #[must_use]
-    pub fn with<T: Serialize>(mut self, key: &str, value: T) -> Self {
+    pub fn with<T: Serialize>(mut self, key: impl KeyName<T>, value: T) -> Self {
+        let key = key.key_name();
         if let Ok(data) = &mut self.data {
             match serde_json::to_value(value) {
                 Ok(value) => {
@@ -176,7 +181,14 @@ impl Seed<'_> {
     /// [`Error::Serialize`] if a value could not be turned into JSON; [`Error::Store`] if the
     /// store failed.
     pub async fn create(self) -> Result<SeededSession, Error> {
-        let data = self.data?;
+        let mut data = self.data?;
+        // As a session that has shown a form has: tests can post one with a valid token.
+        let csrf_secret = token::new_secret().map_err(|error| {
+            Error::Store(crate::error::StoreError::backend(format!(
+                "the system's random source failed: {error}"
+            )))
+        })?;
+        data.insert(SECRET_KEY.to_owned(), csrf_secret.clone().into());
         let settings = &self.kit.settings;
         let created_at = now();
         let absolute = settings.deadlines.absolute(&Default::default());
@@ -194,6 +206,7 @@ impl Seed<'_> {
                     cookie: format!("{}={value}", settings.cookie_name),
                     header: settings.header.clone().map(|name| (name, value)),
                     id,
+                    csrf_secret,
                 });
             }
         }
@@ -206,6 +219,7 @@ pub struct SeededSession {
     id: SessionId,
     cookie: String,
     header: Option<(http::HeaderName, String)>,
+    csrf_secret: String,
 }
 
 impl std::fmt::Debug for SeededSession {
@@ -227,6 +241,21 @@ impl SeededSession {
     /// The session's id.
     pub fn id(&self) -> &SessionId {
         &self.id
+    }
+
+    /// A CSRF token of the session, as [`Session::csrf_token`](crate::Session::csrf_token)
+    /// gives a page: for a test's form post through [`CsrfLayer`](crate::CsrfLayer). (A seeded
+    /// session has a CSRF secret, as a session that has shown a form has; a `log_in` or
+    /// `cycle_id` replaces it.)
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if the system's random source failed.
+    pub fn csrf_token(&self) -> Result<String, Error> {
+        let failed = |detail: String| Error::Store(crate::error::StoreError::backend(detail));
+        token::mask(&self.csrf_secret)
+            .map_err(|error| failed(format!("the system's random source failed: {error}")))?
+            .ok_or_else(|| failed("the seeded CSRF secret is malformed".to_owned()))
     }
 
     /// Adds the session to `request`: its `Cookie` header, and the id header if the layer reads

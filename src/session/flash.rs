@@ -189,6 +189,11 @@ fn rand_u64() -> u64 {
 /// The flash messages for this request, taken from the session (see
 /// [`Session::take_flashes`]): an extractor for the handlers that render them.
 ///
+/// **The messages are taken when the extractor runs**, before the handler: if a later
+/// extractor rejects the request or the handler redirects without showing them, they are gone.
+/// Where that can happen, take them in the handler, where they are rendered, with
+/// [`Session::take_flashes`].
+///
 /// Rejected like [`Session`] when the route is not behind a
 /// [`SessionLayer`](crate::SessionLayer); a store failure is a `500` ([`Error`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -19,6 +19,8 @@ mod swap;
 mod update;
 
 pub(crate) use commit::CookieAction;
+#[cfg(feature = "test-kit")]
+pub(crate) use csrf::SECRET_KEY;
 pub use extract::SessionMissing;
 pub use flash::{FlashMessage, FlashRejection, Flashes, Level, MAX_UNREAD_FLASHES};
 pub use key::{KeyName, SessionKey};

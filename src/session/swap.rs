@@ -151,7 +151,7 @@ impl Session {
     }
 
     /// Reads the stored session again, keeping this request's pending changes on top of it.
-    async fn reread(&self) -> Result<(), Error> {
+    pub(super) async fn reread(&self) -> Result<(), Error> {
         let Some(id) = self.state().id().cloned() else {
             return Ok(());
         };

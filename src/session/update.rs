@@ -137,15 +137,25 @@ impl Session {
     /// that are saved only by `save`. Changes made after the response and never saved are
     /// reported by a `tracing` warning when the last handle is dropped.
     ///
+    /// A kept handle's values are a snapshot: what was stored when it last read or wrote.
+    /// Another request (a second socket of the same browser) may have changed them since;
+    /// [`reload`](Self::reload) reads them again. So a value that other requests change too is
+    /// best written with [`update`](Self::update), which stores at once and loses no
+    /// concurrent change; `insert` + `save` writes the snapshot's idea of it (the last writer
+    /// wins).
+    ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
     /// use sessionware::{Error, MemoryStore, Session};
     ///
     /// // In a WebSocket handler, after the upgrade response has gone:
-    /// async fn on_message(session: &Session) -> Result<(), Error> {
-    ///     let n: u64 = session.get("messages").await?.unwrap_or(0);
-    ///     session.insert("messages", n + 1).await?;
-    ///     session.save().await
+    /// async fn on_message(session: &Session, text: &str) -> Result<u64, Error> {
+    ///     // A counter two sockets share: `update`, not get + insert + save.
+    ///     let n = session.update("messages", |n: Option<u64>| n.unwrap_or(0) + 1).await?;
+    ///     // A value only this socket writes: insert, then save.
+    ///     session.insert("last_message", text).await?;
+    ///     session.save().await?;
+    ///     Ok(n)
     /// }
     /// # let _ = on_message;
     /// # });
@@ -153,7 +163,9 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// As at the end of a request ([`Error::Store`], [`Error::TooLarge`]), and
+    /// [`Error::SessionEnded`] after the response if the session has ended (logged out or
+    /// revoked elsewhere, expired): nothing was saved. As at the end of a request
+    /// ([`Error::Store`], [`Error::TooLarge`]), and
     /// [`Error::ResponseSent`] if saving needs a new id (a new session, or a `cycle_id`) after
     /// the response has gone: the client could never learn it.
     pub async fn save(&self) -> Result<(), Error> {
@@ -166,9 +178,25 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// [`Error::Store`] if the store failed.
+    /// [`Error::SessionEnded`] after the response if the session has ended; [`Error::Store`]
+    /// if the store failed.
     pub async fn touch(&self) -> Result<(), Error> {
         self.touch_now().await
+    }
+
+    /// Reads the stored values again, keeping this handle's unsaved changes on top: for a
+    /// handle kept after the response (a WebSocket's), whose values are a snapshot of what
+    /// was stored when it last read or wrote (see [`save`](Self::save)).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SessionEnded`] after the response if the session has ended; [`Error::Store`]
+    /// if the store failed.
+    pub async fn reload(&self) -> Result<(), Error> {
+        self.load().await?;
+        self.refuse_if_ended()?;
+        self.reread().await?;
+        self.refuse_if_ended()
     }
 
     /// Called by the layer once the response is decided: from now on, changes need `save`. A

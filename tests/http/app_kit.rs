@@ -273,3 +273,86 @@ async fn csrf_refusal_can_be_the_apps_response() {
     assert_eq!(reply.status, 303);
     assert_eq!(reply.headers["location"], "/login?from=/post");
 }
+
+/// The test kit seeds with a typed key, and a seeded session gives a CSRF token that a form
+/// post through `CsrfLayer` accepts (a made-up token is refused).
+#[tokio::test]
+async fn the_test_kit_seeds_typed_keys_and_csrf_tokens() {
+    use axum::body::Body;
+    use axum::http::{header, Request};
+    use sessionware::{CsrfLayer, SessionKey};
+    const CART: SessionKey<Vec<String>> = SessionKey::new("cart");
+    let layer = SessionLayer::new(MemoryStore::default());
+    let kit = layer.test_sessions();
+    let app: Router = Router::new()
+        .route(
+            "/cart",
+            axum::routing::post(|s: Session| async move {
+                Ok::<_, Error>(s.get(CART).await?.unwrap_or_default().join(","))
+            }),
+        )
+        .layer(CsrfLayer::new())
+        .layer(layer);
+    let seeded = kit
+        .seed()
+        .with(CART, vec!["apple".to_owned()])
+        .create()
+        .await
+        .unwrap();
+    let post = |token: String| {
+        let mut request = Request::post("/cart")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(format!("csrf_token={token}")))
+            .unwrap();
+        seeded.add_to(&mut request);
+        request
+    };
+    let token = seeded.csrf_token().unwrap();
+    let reply = crate::common::send_request(&app, post(token)).await;
+    assert_eq!((reply.status.as_u16(), reply.body.as_str()), (200, "apple"));
+    let forged = crate::common::send_request(&app, post("made-up".to_owned())).await;
+    assert_eq!(forged.status, 403);
+}
+
+/// A handle kept after the response holds a snapshot; `reload` reads what other requests
+/// saved since, keeping the handle's own unsaved change on top.
+#[tokio::test]
+async fn reload_refreshes_a_kept_handle() {
+    use std::sync::{Arc, Mutex};
+    let kept: Arc<Mutex<Option<Session>>> = Arc::default();
+    let keep = kept.clone();
+    let app: Router = routes()
+        .route(
+            "/keep",
+            get(move |s: Session| {
+                let keep = keep.clone();
+                async move {
+                    s.get::<String>("a").await?;
+                    *keep.lock().unwrap() = Some(s);
+                    Ok::<_, Error>("kept")
+                }
+            }),
+        )
+        .layer(SessionLayer::new(MemoryStore::default()));
+    let cookie = send_ok(&app, "/set/a/1", None).await.cookie();
+    send_ok(&app, "/keep", Some(&cookie)).await;
+    let session = kept.lock().unwrap().take().unwrap();
+    send_ok(&app, "/set/a/2", Some(&cookie)).await;
+    session.insert("mine", "x").await.unwrap();
+    assert_eq!(
+        session.get::<String>("a").await.unwrap().as_deref(),
+        Some("1")
+    );
+    session.reload().await.unwrap();
+    assert_eq!(
+        session.get::<String>("a").await.unwrap().as_deref(),
+        Some("2")
+    );
+    assert_eq!(
+        session.get::<String>("mine").await.unwrap().as_deref(),
+        Some("x")
+    );
+    session.save().await.unwrap();
+    assert_eq!(send_ok(&app, "/get/mine", Some(&cookie)).await.body, "x");
+    assert_eq!(send_ok(&app, "/get/a", Some(&cookie)).await.body, "2");
+}
