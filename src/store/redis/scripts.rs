@@ -77,7 +77,8 @@ end
 /// `apply_changes(key)`: applies the change set in `ARGV` to `key` (see [`apply_args`] for the
 /// layout) with the result of [`ChangeSet::apply_to`]: drops the values on `clear`, deletes the
 /// removed ones, then writes the set values, the deadline and the other metadata in one `HSET`
-/// (in slices of 512 arguments for a large change set), and sets the native TTL.
+/// (in slices of 512 arguments for a large change set), counts the change in `m:v` (see
+/// `RELEASE`), and sets the native TTL.
 ///
 /// `too_large(key)`: `nil` if the change set fits the size cap in `ARGV[6]` (or there is none),
 /// else the size the session's values would have, counted as
@@ -149,6 +150,7 @@ local function apply_changes(key)
   end
   for i = at + 1 + removed, #ARGV do fields[#fields + 1] = ARGV[i] end
   chunked('HSET', key, fields, 1, #fields, 512)
+  redis.call('HINCRBY', key, 'm:v', 1)
   redis.call('PEXPIREAT', key, ARGV[2])
 end
 "#
@@ -230,14 +232,20 @@ return 1
 "#
 );
 
-/// `release`: the last step of a cycle on a cluster. Deletes `KEYS[1]` and returns `1` if it was
-/// still live at `ARGV[1]`, `0` if a racing destroy, cycle or expiry got there first.
+/// `release`: the last step of a cycle on a cluster. `ARGV`: now, and the `m:v` the cycle read
+/// (`""` for none). Deletes `KEYS[1]` and returns `1` if it is still live at `ARGV[1]` and no
+/// change set was applied to it since the cycle read it; `3` (and deletes nothing) if one was,
+/// since the copy under the new key lacks it; `0` (deleting a dead hash) if a racing destroy,
+/// cycle or expiry got there first.
 const RELEASE: &str = concat!(
     prelude!(),
     r#"
-local was_live = live(KEYS[1], tonumber(ARGV[1]))
+if live(KEYS[1], tonumber(ARGV[1])) then
+  if (redis.call('HGET', KEYS[1], 'm:v') or '') ~= ARGV[2] then return 3 end
+  redis.call('DEL', KEYS[1])
+  return 1
+end
 redis.call('DEL', KEYS[1])
-if was_live then return 1 end
 return 0
 "#
 );
