@@ -703,10 +703,13 @@ pub async fn preconditions_guard_a_change(store: impl SessionStore) {
     assert_eq!(must_load(&*store, &new).await.data["n"], json!(3 + 16));
 }
 
+/// Session values as a list of keys and values.
+type Entries = Vec<(String, Value)>;
+
 /// Keys and values whose JSON needs every kind of escape (`/` needs none, but Lua's cjson
 /// writes `\/`), characters beyond ASCII, and numbers as serde_json writes them (`0.1`,
 /// `1e300`, `-0.0`, the extreme integers). No NUL: PostgreSQL's `jsonb` cannot hold one.
-fn awkward_entries() -> Vec<(String, Value)> {
+fn awkward_entries() -> Entries {
     [
         ("a/b/c", json!("x/y/z")),
         ("quote\"d", json!("say \"hi\"")),
@@ -818,7 +821,7 @@ pub async fn size_at_the_cap_through_the_layer(store: impl SessionStore) {
         }
         Ok(())
     }
-    fn halves() -> (Vec<(String, Value)>, Vec<(String, Value)>) {
+    fn halves() -> (Entries, Entries) {
         let mut first = awkward_entries();
         let second = first.split_off(first.len() / 2);
         (first, second)

@@ -756,3 +756,113 @@ async fn an_outage_fails_fast_and_the_store_recovers() {
     }
     store.delete(&k).await.unwrap();
 }
+
+// ---------------------------------------------------------------------------------------------
+// A cluster cycle racing writes to the old key
+
+/// How many times each race below is run.
+const RACES: usize = 200;
+
+/// A cluster cycle is three steps (read, create the new key, release the old), so writes to the
+/// old key can land between the read and the release. Whatever interleaving: every increment
+/// and every take the store answered `Done` is in the session under its new key (an increment)
+/// or gone from it (a take), and the values nobody took are still there, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_cycle_loses_no_racing_write() {
+    let store = Arc::new(redis_cluster().await);
+    let flashes: Vec<String> = (0..4).map(|i| format!("f{i}")).collect();
+    for round in 0..RACES {
+        let (old, new) = (key(), key());
+        let expires_at = now() + HOUR;
+        let mut data = sessionware::store::Data::new();
+        data.insert("n".to_owned(), json!(0));
+        for name in &flashes {
+            data.insert(name.clone(), json!(true));
+        }
+        let record = Record::new(data, expires_at);
+        assert_eq!(store.create(&old, &record).await.unwrap(), Created::Done);
+        let barrier = Arc::new(tokio::sync::Barrier::new(3));
+
+        // Increments n by compare-and-set until the session is gone from the old key.
+        let incrementer = tokio::spawn({
+            let (store, barrier) = (store.clone(), barrier.clone());
+            async move {
+                barrier.wait().await;
+                let mut saved = 0;
+                while let Some(record) = store.load(&old).await.unwrap() {
+                    let n = record.data["n"].clone();
+                    let next = json!(n.as_i64().unwrap() + 1);
+                    let change = ChangeSet::new(expires_at)
+                        .with_expected("n", Some(n))
+                        .with_update("n", Some(next));
+                    match store.apply(&old, &change).await.unwrap() {
+                        Applied::Done => saved += 1,
+                        Applied::Conflict => {}
+                        Applied::Missing => break,
+                        other => panic!("{other:?}"),
+                    }
+                    if saved == 3 {
+                        break;
+                    }
+                }
+                saved
+            }
+        });
+        // Takes the flash-like values one by one, as `take_flashes` does: each must still hold
+        // what was read, and is removed.
+        let taker = tokio::spawn({
+            let (store, barrier, flashes) = (store.clone(), barrier.clone(), flashes.clone());
+            async move {
+                barrier.wait().await;
+                let mut taken = Vec::new();
+                for name in flashes {
+                    let take = ChangeSet::new(expires_at)
+                        .with_expected(name.clone(), Some(json!(true)))
+                        .with_update(name.clone(), None);
+                    match store.apply(&old, &take).await.unwrap() {
+                        Applied::Done => taken.push(name),
+                        Applied::Missing => break,
+                        other => panic!("{other:?}"),
+                    }
+                }
+                taken
+            }
+        });
+        barrier.wait().await;
+        // Spread the cycle over the writers' steps from one round to the next.
+        tokio::time::sleep(Duration::from_micros((round % 10) as u64 * 150)).await;
+        let cycled = store
+            .cycle(Rekey::new(&old, &new), &ChangeSet::new(expires_at))
+            .await
+            .unwrap();
+        assert_eq!(cycled, Cycled::Done, "round {round}");
+        let saved = incrementer.await.unwrap();
+        let taken = taker.await.unwrap();
+
+        assert!(store.load(&old).await.unwrap().is_none());
+        let moved = store.load(&new).await.unwrap().expect("the cycled session");
+        assert_eq!(
+            moved.data["n"],
+            json!(saved),
+            "round {round}: an increment answered Done is not in the cycled session"
+        );
+        let left: Vec<&String> = flashes
+            .iter()
+            .filter(|name| moved.data.contains_key(*name))
+            .collect();
+        for name in &flashes {
+            let kept = moved.data.contains_key(name);
+            assert!(
+                kept != taken.contains(name),
+                "round {round}: {name} was taken {} and is {} in the cycled session \
+                 (taken {taken:?}, left {left:?})",
+                if taken.contains(name) {
+                    "once"
+                } else {
+                    "never"
+                },
+                if kept { "still" } else { "not" },
+            );
+        }
+    }
+}
