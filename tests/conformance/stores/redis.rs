@@ -866,3 +866,84 @@ async fn cluster_cycle_loses_no_racing_write() {
         }
     }
 }
+
+/// The same race through the layer on a cluster: one request cycles the id while another runs
+/// `update` and a third takes the flash messages. The update is in the session under its new id,
+/// or `update` reported the session ended (`f(None)`, unsaved); each message is shown once, by
+/// the racing page or under the new id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_cycle_racing_update_and_flashes_through_the_layer() {
+    use axum::routing::get;
+    use sessionware::{Error, Level, Session, SessionLayer};
+
+    let app = crate::common::flash_routes()
+        .route(
+            "/start",
+            get(|s: Session| async move {
+                s.insert("n", 0).await?;
+                for text in ["a", "b", "c"] {
+                    s.flash(Level::Info, text).await?;
+                }
+                Ok::<_, Error>(())
+            }),
+        )
+        .route(
+            "/cycle",
+            get(|s: Session| async move { s.cycle_id().await }),
+        )
+        .route(
+            "/incr",
+            get(|s: Session| async move {
+                // -1: the session ended under the update (f(None) is never saved).
+                let n = s
+                    .update("n", |n: Option<i64>| n.map_or(-1, |n| n + 1))
+                    .await?;
+                Ok::<_, Error>(n.to_string())
+            }),
+        )
+        .route(
+            "/n",
+            get(|s: Session| async move {
+                Ok::<_, Error>(s.get::<i64>("n").await?.unwrap_or(-2).to_string())
+            }),
+        )
+        .layer(SessionLayer::new(redis_cluster().await));
+    let app = Arc::new(app);
+    for round in 0..RACES {
+        let cookie = send_ok(&app, "/start", None).await.cookie();
+        let barrier = Arc::new(tokio::sync::Barrier::new(3));
+        let request = |path: &'static str| {
+            let (app, barrier, cookie) = (app.clone(), barrier.clone(), cookie.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                send_ok(&app, path, Some(&cookie)).await
+            })
+        };
+        let (cycle, incr, show) = (request("/cycle"), request("/incr"), request("/show"));
+        let (cycle, incr, show) = (
+            cycle.await.unwrap(),
+            incr.await.unwrap(),
+            show.await.unwrap(),
+        );
+        let moved = cycle.cookie();
+        let n = send_ok(&app, "/n", Some(&moved)).await.body;
+        match incr.body.as_str() {
+            "1" => assert_eq!(n, "1", "round {round}: an update reported saved was lost"),
+            "-1" => assert_eq!(n, "0", "round {round}: an unsaved update was saved"),
+            other => panic!("round {round}: update answered {other}"),
+        }
+        let left = send_ok(&app, "/show", Some(&moved)).await.body;
+        let mut shown: Vec<&str> = [show.body.as_str(), left.as_str()]
+            .into_iter()
+            .filter(|body| !body.is_empty())
+            .flat_map(|body| body.split(','))
+            .collect();
+        shown.sort_unstable();
+        assert_eq!(
+            shown,
+            ["info:a", "info:b", "info:c"],
+            "round {round}: shown by the racing page {:?}, left under the new id {left:?}",
+            show.body
+        );
+    }
+}
