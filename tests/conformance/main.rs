@@ -15,12 +15,28 @@ mod stores;
 mod suite;
 
 /// Generates one `#[tokio::test]` per contract point for the store that `$make` (an async
-/// expression) builds.
+/// expression) builds. `known: [..]` names suite points this store is known not to meet yet:
+/// they are generated `#[ignore]`d with the reason (`cargo test -- --ignored` runs them), and
+/// `meets: [..]` the rest of those points.
 macro_rules! conformance {
     ($name:ident, $make:expr) => {
+        conformance!($name, $make,
+            meets: [size_at_the_cap_is_data_size, size_at_the_cap_through_the_layer],
+            known: [], because: "");
+    };
+    ($name:ident, $make:expr,
+        meets: [$($meets:ident),*], known: [$($known:ident),*], because: $reason:literal) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
+            conformance!(@each suite, $make, $($meets),*);
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[ignore = $reason]
+                async fn $known() {
+                    crate::suite::$known($make).await;
+                }
+            )*
             conformance!(@each suite, $make,
                 create_load_apply_delete,
                 create_never_overwrites,
@@ -52,24 +68,34 @@ macro_rules! conformance {
                 an_empty_principal_is_refused);
         }
     };
-    (@each $module:ident, $make:expr, $($test:ident),+) => {
+    (@each $module:ident, $make:expr, $($test:ident),*) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $test() {
                 crate::$module::$test($make).await;
             }
-        )+
+        )*
     };
 }
 
 conformance!(memory, stores::memory().await);
 conformance!(caching_memory, stores::caching_memory().await);
 #[cfg(feature = "sqlite")]
-conformance!(caching_sqlite, stores::caching_sqlite().await);
+conformance!(caching_sqlite, stores::caching_sqlite().await,
+    meets: [size_at_the_cap_through_the_layer],
+    known: [size_at_the_cap_is_data_size],
+    because: "issue 26 point 7: SQL stores count the stored JSON text, not data_size");
 #[cfg(feature = "sqlite")]
-conformance!(sqlite, stores::sqlite().await);
+conformance!(sqlite, stores::sqlite().await,
+    meets: [size_at_the_cap_through_the_layer],
+    known: [size_at_the_cap_is_data_size],
+    because: "issue 26 point 7: SQL stores count the stored JSON text, not data_size");
 #[cfg(feature = "postgres")]
-conformance!(postgres, stores::postgres().await);
+conformance!(postgres, stores::postgres().await,
+    meets: [],
+    known: [size_at_the_cap_is_data_size, size_at_the_cap_through_the_layer],
+    because: "issue 26 point 7: PostgreSQL counts jsonb's text (spaces, numbers rewritten), \
+        not data_size, and stores -0.0 as 0.0");
 #[cfg(feature = "redis")]
 conformance!(redis, stores::redis().await);
 #[cfg(feature = "redis")]

@@ -22,6 +22,30 @@ const FIELD_EXPIRY: &[u8] = b"m:x";
 const FIELD_PRINCIPAL: &[u8] = b"m:p";
 /// The label of a tied session.
 const FIELD_LABEL: &[u8] = b"m:l";
+/// How many change sets were applied to the hash (`apply`, and the standalone `cycle`); absent
+/// before the first. A cluster cycle releases the old key only if it is unchanged since read.
+pub(super) const FIELD_VERSION: &[u8] = b"m:v";
+
+/// The `m:v` field of an `HGETALL` reply, empty if there is none (the hash has seen no change
+/// set, or is absent).
+pub(super) fn version(reply: &Reply) -> Vec<u8> {
+    let is_version = |field: &Reply| matches!(field, Reply::BulkString(name) if name.as_slice() == FIELD_VERSION);
+    let found = match reply {
+        Reply::Map(pairs) => pairs
+            .iter()
+            .find(|(field, _)| is_version(field))
+            .map(|(_, value)| value),
+        Reply::Array(items) => items
+            .chunks_exact(2)
+            .find(|pair| is_version(&pair[0]))
+            .map(|pair| &pair[1]),
+        _ => None,
+    };
+    match found {
+        Some(Reply::BulkString(value)) => value.clone(),
+        _ => Vec::new(),
+    }
+}
 
 /// Decodes an `HGETALL` reply: `Ok(None)` for an absent or expired session (expired at `now`,
 /// on the application's clock), [`StoreError::Corrupt`] for anything this store did not write.
@@ -168,6 +192,20 @@ mod tests {
                 })
                 .collect(),
         )
+    }
+
+    /// `m:v` is read from either reply shape, and is empty when absent.
+    #[test]
+    fn version_is_read_or_empty() {
+        let flat = reply(&[("m:e", "1"), ("m:v", "12"), ("d:m:v", "3")]);
+        assert_eq!(version(&flat), b"12");
+        let map = Reply::Map(vec![(
+            Reply::BulkString(b"m:v".to_vec()),
+            Reply::BulkString(b"7".to_vec()),
+        )]);
+        assert_eq!(version(&map), b"7");
+        assert!(version(&reply(&[("m:e", "1")])).is_empty());
+        assert!(version(&Reply::Nil).is_empty());
     }
 
     #[test]

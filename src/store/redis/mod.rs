@@ -97,6 +97,28 @@ impl ConnectionLike for Conn {
     }
 }
 
+/// How many times a cluster cycle reads the old session again because a change set was applied
+/// to it between the cycle's read and its release.
+const CYCLE_ATTEMPTS: u32 = 16;
+
+/// The wait before a cluster cycle's attempt `attempt + 2`: 100 µs, doubling, at most 6.4 ms,
+/// with a random part so that racing writers and the cycle drift apart.
+fn cycle_backoff(attempt: u32) -> Duration {
+    let ceiling = 100u64 << attempt.min(6);
+    let mut random = [0u8; 8];
+    // Without randomness, the full wait: still bounded.
+    let jitter = match getrandom::fill(&mut random) {
+        Ok(()) => u64::from_le_bytes(random) % (ceiling / 2 + 1),
+        Err(_) => 0,
+    };
+    Duration::from_micros(ceiling / 2 + jitter)
+}
+
+/// A cluster cycle found the old session changed on every attempt.
+#[derive(Debug, thiserror::Error)]
+#[error("the session kept changing during a cluster cycle; gave up after {0} attempts")]
+struct KeptChanging(u32);
+
 /// The store's own deadline passed before Redis answered.
 #[derive(Debug, thiserror::Error)]
 #[error("redis did not answer within {0:?}")]
@@ -350,14 +372,7 @@ impl RedisStore {
         key: &StoreKey,
         now: i64,
     ) -> Result<Option<Record>, StoreError> {
-        let name = self.redis_key(key);
-        // Sized up front: `cmd` starts empty and grows its buffer twice for these two arguments.
-        let reply: Reply = ::redis::Cmd::with_capacity(2, "HGETALL".len() + name.len())
-            .arg("HGETALL")
-            .arg(name)
-            .query_async(conn)
-            .await
-            .map_err(|e| error(e, key))?;
+        let (reply, _) = self.read_hash(conn, key).await?;
         codec::decode(reply, key, now)
     }
 
@@ -375,6 +390,9 @@ impl RedisStore {
     }
 
     /// Cycle on a cluster: read, create the new key, release the old one (see the type docs).
+    /// A change set applied to the old key between the read and the release would be missing
+    /// from the copy: the release refuses then, the copy is deleted and the cycle starts over
+    /// from a new read, up to [`CYCLE_ATTEMPTS`] times.
     async fn cycle_in_steps(
         &self,
         conn: &mut Conn,
@@ -383,33 +401,60 @@ impl RedisStore {
         now: i64,
     ) -> Result<Cycled, StoreError> {
         let Rekey { old, new, tie, .. } = keys;
-        let Some(mut record) = self.load_with(conn, old, now).await? else {
-            return Ok(Cycled::Missing);
-        };
-        if !changes.preconditions_hold(&record.data) {
-            return Ok(Cycled::Conflict);
+        for attempt in 0..CYCLE_ATTEMPTS {
+            let (reply, name) = self.read_hash(conn, old).await?;
+            let version = codec::version(&reply);
+            let Some(mut record) = codec::decode(reply, old, now)? else {
+                return Ok(Cycled::Missing);
+            };
+            if !changes.preconditions_hold(&record.data) {
+                return Ok(Cycled::Conflict);
+            }
+            if let Err(size) = changes.check_size(&record.data) {
+                return Ok(Cycled::TooLarge { size });
+            }
+            changes.apply_to(&mut record);
+            if let Some(owner) = tie {
+                record.owner = Some(owner.clone());
+            }
+            if self.create_with(conn, new, &record, now).await? == Created::Collision {
+                return Ok(Cycled::Collision);
+            }
+            let released: i64 = Call::new(&scripts().release, &[&name])
+                .arg(now)
+                .arg(version)
+                .invoke(conn)
+                .await
+                .map_err(|e| error(e, old))?;
+            if released == DONE {
+                return Ok(Cycled::Done);
+            }
+            // Undo the copy: the old session was destroyed, cycled or expired meanwhile, or it
+            // changed since it was read and is read again.
+            self.delete_with(conn, new).await?;
+            if released != CONFLICT {
+                return Ok(Cycled::Missing);
+            }
+            tokio::time::sleep(cycle_backoff(attempt)).await;
         }
-        if let Err(size) = changes.check_size(&record.data) {
-            return Ok(Cycled::TooLarge { size });
-        }
-        changes.apply_to(&mut record);
-        if let Some(owner) = tie {
-            record.owner = Some(owner.clone());
-        }
-        if self.create_with(conn, new, &record, now).await? == Created::Collision {
-            return Ok(Cycled::Collision);
-        }
-        let released: i64 = Call::new(&scripts().release, &[&self.redis_key(old)])
-            .arg(now)
-            .invoke(conn)
+        Err(StoreError::backend(KeptChanging(CYCLE_ATTEMPTS)))
+    }
+
+    /// `HGETALL` of a session's hash: the reply, and the hash's name.
+    async fn read_hash(
+        &self,
+        conn: &mut Conn,
+        key: &StoreKey,
+    ) -> Result<(Reply, String), StoreError> {
+        let name = self.redis_key(key);
+        // Sized up front: `cmd` starts empty and grows its buffer twice for these two arguments.
+        let reply: Reply = ::redis::Cmd::with_capacity(2, "HGETALL".len() + name.len())
+            .arg("HGETALL")
+            .arg(&name)
+            .query_async(conn)
             .await
-            .map_err(|e| error(e, old))?;
-        if released == DONE {
-            return Ok(Cycled::Done);
-        }
-        // The old session was destroyed, cycled or expired meanwhile: undo the copy.
-        self.delete_with(conn, new).await?;
-        Ok(Cycled::Missing)
+            .map_err(|e| error(e, key))?;
+        Ok((reply, name))
     }
 
     async fn delete_with(&self, conn: &mut Conn, key: &StoreKey) -> Result<(), StoreError> {

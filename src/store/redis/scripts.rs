@@ -28,6 +28,15 @@ pub(super) const CONFLICT: i64 = 3;
 /// - `live(key, now)`: whether `key` holds a session whose deadline `m:e` is after `now`. A
 ///   missing or unreadable deadline counts as "not live". A key of another type than a hash
 ///   raises `WRONGTYPE`, which the store reports as corrupt data.
+/// - `name_size(field)`: the bytes the name of the value field `d:<name>` counts for in the
+///   size cap: the name as a JSON string the way serde_json writes it, which is how
+///   [`data_size`](crate::store::data_size) counts it. Quotes, two bytes for each `"`, `\\`
+///   and `\b` `\t` `\n` `\f` `\r`, six (`\u00XX`) for any other control character, one for
+///   every other byte: `/`, DEL and UTF-8 are written as they are. (Not `cjson.encode`, which
+///   also escapes `/` and DEL and so counted them larger than the layer does.)
+/// - `entry_size(field, value_size)`: what the entry `d:<name>` adds to the size: its name,
+///   `value_size` (the length of the value's JSON text, as serde_json wrote it: the stored
+///   text, or the argument; never re-encoded in Lua), and two bytes for `:` and `,`.
 /// - `push(list, field, value)`: appends a field and its value to a list of `HSET` arguments.
 /// - `chunked(command, key, list, first, last, step)`: `command key list[first..=last]`, in slices
 ///   of at most `step` elements, so a large change set never exceeds Lua's `unpack` limit.
@@ -38,8 +47,16 @@ local function live(key, now)
   local deadline = tonumber(redis.call('HGET', key, 'm:e'))
   return deadline ~= nil and deadline > now
 end
-local function entry_size(field, value)
-  return #cjson.encode(string.sub(field, 3)) + #value + 2
+local function name_size(field)
+  local name = string.sub(field, 3)
+  local size = #name + 2
+  if not string.find(name, '[%z\1-\31"\\]') then return size end
+  local _, short = string.gsub(name, '[\8\9\10\12\13"\\]', '')
+  local _, all = string.gsub(name, '[%z\1-\31"\\]', '')
+  return size + short + 5 * (all - short)
+end
+local function entry_size(field, value_size)
+  return name_size(field) + value_size + 2
 end
 local function push(list, field, value)
   list[#list + 1] = field
@@ -60,7 +77,8 @@ end
 /// `apply_changes(key)`: applies the change set in `ARGV` to `key` (see [`apply_args`] for the
 /// layout) with the result of [`ChangeSet::apply_to`]: drops the values on `clear`, deletes the
 /// removed ones, then writes the set values, the deadline and the other metadata in one `HSET`
-/// (in slices of 512 arguments for a large change set), and sets the native TTL.
+/// (in slices of 512 arguments for a large change set), counts the change in `m:v` (see
+/// `RELEASE`), and sets the native TTL.
 ///
 /// `too_large(key)`: `nil` if the change set fits the size cap in `ARGV[6]` (or there is none),
 /// else the size the session's values would have, counted as
@@ -96,11 +114,11 @@ local function too_large(key)
     -- Lengths only: the values themselves never need to be copied into the script.
     for _, field in ipairs(redis.call('HKEYS', key)) do
       if string.sub(field, 1, 2) == 'd:' and not changed[field] then
-        size = size + #cjson.encode(string.sub(field, 3)) + redis.call('HSTRLEN', key, field) + 2
+        size = size + entry_size(field, redis.call('HSTRLEN', key, field))
       end
     end
   end
-  for i = at + 1 + removed, #ARGV, 2 do size = size + entry_size(ARGV[i], ARGV[i + 1]) end
+  for i = at + 1 + removed, #ARGV, 2 do size = size + entry_size(ARGV[i], #ARGV[i + 1]) end
   if size > cap then return size end
   return nil
 end
@@ -132,6 +150,7 @@ local function apply_changes(key)
   end
   for i = at + 1 + removed, #ARGV do fields[#fields + 1] = ARGV[i] end
   chunked('HSET', key, fields, 1, #fields, 512)
+  redis.call('HINCRBY', key, 'm:v', 1)
   redis.call('PEXPIREAT', key, ARGV[2])
 end
 "#
@@ -213,14 +232,20 @@ return 1
 "#
 );
 
-/// `release`: the last step of a cycle on a cluster. Deletes `KEYS[1]` and returns `1` if it was
-/// still live at `ARGV[1]`, `0` if a racing destroy, cycle or expiry got there first.
+/// `release`: the last step of a cycle on a cluster. `ARGV`: now, and the `m:v` the cycle read
+/// (`""` for none). Deletes `KEYS[1]` and returns `1` if it is still live at `ARGV[1]` and no
+/// change set was applied to it since the cycle read it; `3` (and deletes nothing) if one was,
+/// since the copy under the new key lacks it; `0` (deleting a dead hash) if a racing destroy,
+/// cycle or expiry got there first.
 const RELEASE: &str = concat!(
     prelude!(),
     r#"
-local was_live = live(KEYS[1], tonumber(ARGV[1]))
+if live(KEYS[1], tonumber(ARGV[1])) then
+  if (redis.call('HGET', KEYS[1], 'm:v') or '') ~= ARGV[2] then return 3 end
+  redis.call('DEL', KEYS[1])
+  return 1
+end
 redis.call('DEL', KEYS[1])
-if was_live then return 1 end
 return 0
 "#
 );

@@ -756,3 +756,194 @@ async fn an_outage_fails_fast_and_the_store_recovers() {
     }
     store.delete(&k).await.unwrap();
 }
+
+// ---------------------------------------------------------------------------------------------
+// A cluster cycle racing writes to the old key
+
+/// How many times each race below is run.
+const RACES: usize = 200;
+
+/// A cluster cycle is three steps (read, create the new key, release the old), so writes to the
+/// old key can land between the read and the release. Whatever interleaving: every increment
+/// and every take the store answered `Done` is in the session under its new key (an increment)
+/// or gone from it (a take), and the values nobody took are still there, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_cycle_loses_no_racing_write() {
+    let store = Arc::new(redis_cluster().await);
+    let flashes: Vec<String> = (0..4).map(|i| format!("f{i}")).collect();
+    for round in 0..RACES {
+        let (old, new) = (key(), key());
+        let expires_at = now() + HOUR;
+        let mut data = sessionware::store::Data::new();
+        data.insert("n".to_owned(), json!(0));
+        for name in &flashes {
+            data.insert(name.clone(), json!(true));
+        }
+        let record = Record::new(data, expires_at);
+        assert_eq!(store.create(&old, &record).await.unwrap(), Created::Done);
+        let barrier = Arc::new(tokio::sync::Barrier::new(3));
+
+        // Increments n by compare-and-set until the session is gone from the old key.
+        let incrementer = tokio::spawn({
+            let (store, barrier) = (store.clone(), barrier.clone());
+            async move {
+                barrier.wait().await;
+                let mut saved = 0;
+                while let Some(record) = store.load(&old).await.unwrap() {
+                    let n = record.data["n"].clone();
+                    let next = json!(n.as_i64().unwrap() + 1);
+                    let change = ChangeSet::new(expires_at)
+                        .with_expected("n", Some(n))
+                        .with_update("n", Some(next));
+                    match store.apply(&old, &change).await.unwrap() {
+                        Applied::Done => saved += 1,
+                        Applied::Conflict => {}
+                        Applied::Missing => break,
+                        other => panic!("{other:?}"),
+                    }
+                    if saved == 3 {
+                        break;
+                    }
+                }
+                saved
+            }
+        });
+        // Takes the flash-like values one by one, as `take_flashes` does: each must still hold
+        // what was read, and is removed.
+        let taker = tokio::spawn({
+            let (store, barrier, flashes) = (store.clone(), barrier.clone(), flashes.clone());
+            async move {
+                barrier.wait().await;
+                let mut taken = Vec::new();
+                for name in flashes {
+                    let take = ChangeSet::new(expires_at)
+                        .with_expected(name.clone(), Some(json!(true)))
+                        .with_update(name.clone(), None);
+                    match store.apply(&old, &take).await.unwrap() {
+                        Applied::Done => taken.push(name),
+                        Applied::Missing => break,
+                        other => panic!("{other:?}"),
+                    }
+                }
+                taken
+            }
+        });
+        barrier.wait().await;
+        // Spread the cycle over the writers' steps from one round to the next.
+        tokio::time::sleep(Duration::from_micros((round % 10) as u64 * 150)).await;
+        let cycled = store
+            .cycle(Rekey::new(&old, &new), &ChangeSet::new(expires_at))
+            .await
+            .unwrap();
+        assert_eq!(cycled, Cycled::Done, "round {round}");
+        let saved = incrementer.await.unwrap();
+        let taken = taker.await.unwrap();
+
+        assert!(store.load(&old).await.unwrap().is_none());
+        let moved = store.load(&new).await.unwrap().expect("the cycled session");
+        assert_eq!(
+            moved.data["n"],
+            json!(saved),
+            "round {round}: an increment answered Done is not in the cycled session"
+        );
+        let left: Vec<&String> = flashes
+            .iter()
+            .filter(|name| moved.data.contains_key(*name))
+            .collect();
+        for name in &flashes {
+            let kept = moved.data.contains_key(name);
+            assert!(
+                kept != taken.contains(name),
+                "round {round}: {name} was taken {} and is {} in the cycled session \
+                 (taken {taken:?}, left {left:?})",
+                if taken.contains(name) {
+                    "once"
+                } else {
+                    "never"
+                },
+                if kept { "still" } else { "not" },
+            );
+        }
+    }
+}
+
+/// The same race through the layer on a cluster: one request cycles the id while another runs
+/// `update` and a third takes the flash messages. The update is in the session under its new id,
+/// or `update` reported the session ended (`f(None)`, unsaved); each message is shown once, by
+/// the racing page or under the new id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_cycle_racing_update_and_flashes_through_the_layer() {
+    use axum::routing::get;
+    use sessionware::{Error, Level, Session, SessionLayer};
+
+    let app = crate::common::flash_routes()
+        .route(
+            "/start",
+            get(|s: Session| async move {
+                s.insert("n", 0).await?;
+                for text in ["a", "b", "c"] {
+                    s.flash(Level::Info, text).await?;
+                }
+                Ok::<_, Error>(())
+            }),
+        )
+        .route(
+            "/cycle",
+            get(|s: Session| async move { s.cycle_id().await }),
+        )
+        .route(
+            "/incr",
+            get(|s: Session| async move {
+                // -1: the session ended under the update (f(None) is never saved).
+                let n = s
+                    .update("n", |n: Option<i64>| n.map_or(-1, |n| n + 1))
+                    .await?;
+                Ok::<_, Error>(n.to_string())
+            }),
+        )
+        .route(
+            "/n",
+            get(|s: Session| async move {
+                Ok::<_, Error>(s.get::<i64>("n").await?.unwrap_or(-2).to_string())
+            }),
+        )
+        .layer(SessionLayer::new(redis_cluster().await));
+    let app = Arc::new(app);
+    for round in 0..RACES {
+        let cookie = send_ok(&app, "/start", None).await.cookie();
+        let barrier = Arc::new(tokio::sync::Barrier::new(3));
+        let request = |path: &'static str| {
+            let (app, barrier, cookie) = (app.clone(), barrier.clone(), cookie.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                send_ok(&app, path, Some(&cookie)).await
+            })
+        };
+        let (cycle, incr, show) = (request("/cycle"), request("/incr"), request("/show"));
+        let (cycle, incr, show) = (
+            cycle.await.unwrap(),
+            incr.await.unwrap(),
+            show.await.unwrap(),
+        );
+        let moved = cycle.cookie();
+        let n = send_ok(&app, "/n", Some(&moved)).await.body;
+        match incr.body.as_str() {
+            "1" => assert_eq!(n, "1", "round {round}: an update reported saved was lost"),
+            "-1" => assert_eq!(n, "0", "round {round}: an unsaved update was saved"),
+            other => panic!("round {round}: update answered {other}"),
+        }
+        let left = send_ok(&app, "/show", Some(&moved)).await.body;
+        let mut shown: Vec<&str> = [show.body.as_str(), left.as_str()]
+            .into_iter()
+            .filter(|body| !body.is_empty())
+            .flat_map(|body| body.split(','))
+            .collect();
+        shown.sort_unstable();
+        assert_eq!(
+            shown,
+            ["info:a", "info:b", "info:c"],
+            "round {round}: shown by the racing page {:?}, left under the new id {left:?}",
+            show.body
+        );
+    }
+}
