@@ -162,7 +162,8 @@ impl SqliteStore {
     /// # Errors
     ///
     /// What `f` returns, as [`StoreError::Backend`]; [`StoreError::Backend`] if the
-    /// transaction failed.
+    /// transaction failed, or if `f` panicked: the panic is caught on the writer thread and
+    /// logged (a `tracing` error), what `f` changed is rolled back, and the store carries on.
     pub async fn with_connection<T: Send + 'static>(
         &self,
         f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
