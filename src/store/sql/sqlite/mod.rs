@@ -436,6 +436,47 @@ mod tests {
         drop(dir);
     }
 
+    /// Ten thousand keys expected, removed and set in one change set: past SQLite's limits on
+    /// expression depth (1,000) and on parameters (32,766) if each were spelled out.
+    #[tokio::test]
+    async fn ten_thousand_keys_in_one_change_set() {
+        use serde_json::json;
+        const COUNT: usize = 10_000;
+        let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
+        store.migrate().await.unwrap();
+        let key = crate::SessionId::generate().store_key();
+        let data = (0..COUNT).map(|i| (format!("old {i}"), json!(i))).collect();
+        let record = Record::new(data, now() + 3_600_000);
+        assert_eq!(store.create(&key, &record).await.unwrap(), Created::Done);
+        let changes = (0..COUNT).fold(ChangeSet::new(record.expires_at), |c, i| {
+            c.with_expected(format!("old {i}"), Some(json!(i)))
+                .with_expected(format!("new {i}"), None)
+                .with_update(format!("old {i}"), None)
+                .with_update(format!("new {i}"), Some(json!([i, u64::MAX])))
+        });
+        // Over the cap: refused, and told so.
+        let capped = changes.clone().with_max_size(1_000);
+        let refused = store.apply(&key, &capped).await.unwrap();
+        assert!(
+            matches!(refused, Applied::TooLarge { size } if size > 1_000),
+            "{refused:?}"
+        );
+        // A failed precondition: refused.
+        let stale = changes.clone().with_expected("old 9999", Some(json!(0)));
+        assert_eq!(store.apply(&key, &stale).await.unwrap(), Applied::Conflict);
+        assert_eq!(store.load(&key).await.unwrap().unwrap().data, record.data);
+        assert_eq!(
+            store
+                .apply(&key, &changes.with_max_size(1 << 20))
+                .await
+                .unwrap(),
+            Applied::Done
+        );
+        let loaded = store.load(&key).await.unwrap().unwrap();
+        assert_eq!(loaded.data.len(), COUNT);
+        assert!((0..COUNT).all(|i| loaded.data[&format!("new {i}")] == json!([i, u64::MAX])));
+    }
+
     /// Holds the writer (a write that waits) until the returned sender sends, so that the
     /// writes sent meanwhile queue up behind it and run as one batch.
     async fn hold_writer(
