@@ -51,6 +51,8 @@ macro_rules! conformance {
                 a_session_with_many_values,
                 size_cap_holds_for_what_is_stored,
                 preconditions_guard_a_change,
+                a_change_set_with_thousands_of_keys,
+                one_failed_precondition_of_thousands_changes_nothing,
                 through_the_layer);
             conformance!(@each owners, $make,
                 owners_are_kept_and_listed,

@@ -1,6 +1,14 @@
 //! SQLite's own statements: the table's fixed ones, built once, and the `apply`/`cycle`
 //! statements built from a change set (the new `data` as an SQL expression over the old one):
 //! `apply`'s text once per [`Shape`] of change set, `cycle`'s (rare: a login) each time.
+//!
+//! A change set of a few keys (the usual one to three) is spelled out key by key, each key
+//! and value a parameter of its own: `json_remove`/`json_set` calls and one condition per
+//! precondition. That form does not scale: SQLite refuses an expression more than 1,000 deep
+//! (the `AND` of 1,000 preconditions, "Expression tree is too large") and more than 32,766
+//! parameters. Past [`MAX_KEYS_SPELLED_OUT`] keys (changed, or expected), those keys travel
+//! as one JSON argument instead, read with `json_each` (see [`data_text`] and
+//! [`conditions_text`]), so any number of keys takes a fixed number of parameters.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -14,9 +22,12 @@ use crate::store::sql::arg::Arg;
 use crate::store::sql::{self, Flavor, Schema, Split};
 use crate::store::Rekey;
 
-/// At most this many `json_remove` paths or `json_set` pairs per SQL function call (calls are
-/// nested beyond that), well under SQLite's limit on function arguments (127 before 3.48).
-const JSON_ARGS_PER_CALL: usize = 50;
+/// At most this many keys changed (removed and set) are spelled out in the statement, in one
+/// `json_remove` and one `json_set` call (well under SQLite's limit on function arguments, 127
+/// before 3.48), and at most this many preconditions as conditions of their own (an `AND`
+/// chain, well under SQLite's depth limit of 1,000); past it, those keys go in one JSON
+/// argument ("in bulk").
+pub(super) const MAX_KEYS_SPELLED_OUT: usize = 50;
 
 /// Whether a `data` column holds a JSON object. `CASE` keeps `json_type` from ever seeing text
 /// that is not JSON (which would be an SQL error instead of a clean "corrupt").
@@ -89,15 +100,12 @@ impl Queries {
         }
         // Built outside the lock: other writes do not wait for it.
         let text = Arc::new(self.build_apply_text(&shape));
-        // Large shapes (more values than one SQL call takes) are not kept: their text is long,
-        // and a client that controls how many keys a request sets could fill the cache with
-        // them.
-        if shape.removed + shape.sets <= JSON_ARGS_PER_CALL {
-            let mut texts = texts();
-            if texts.len() < MAX_APPLY_TEXTS {
-                let kept = texts.entry(shape).or_insert(text);
-                return Arc::clone(kept);
-            }
+        // Shapes are few: at most `MAX_KEYS_SPELLED_OUT` keys are counted in one, larger change
+        // sets have the shape of their bulk form (whatever their number of keys).
+        let mut texts = texts();
+        if texts.len() < MAX_APPLY_TEXTS {
+            let kept = texts.entry(shape).or_insert(text);
+            return Arc::clone(kept);
         }
         text
     }
@@ -151,57 +159,107 @@ impl ToSql for Arg {
 pub(super) struct Shape {
     /// Whether the values start from an empty object.
     clear: bool,
-    /// Removed keys (none counted after `clear`, which drops them all anyway).
+    /// Removed keys (none counted after `clear`, which drops them all anyway; none in bulk).
     removed: usize,
-    /// Keys set.
+    /// Keys set (none in bulk).
     sets: usize,
+    /// Whether the keys removed and set go in bulk (more than [`MAX_KEYS_SPELLED_OUT`]).
+    bulk_changes: bool,
     /// Whether the size cap is checked.
     capped: bool,
-    /// Preconditions on a value, and on an absence.
+    /// Preconditions on a value, and on an absence (none in bulk).
     present: usize,
     absent: usize,
+    /// Whether the preconditions go in bulk (more than [`MAX_KEYS_SPELLED_OUT`]).
+    bulk_expect: bool,
 }
 
 impl Shape {
     /// The shape of the change set `split` comes from.
     pub(super) fn of(split: &Split<'_>) -> Self {
+        let removed = if split.clear { 0 } else { split.removed.len() };
+        let sets = split.sets.len();
+        let bulk_changes = bulk_changes(split);
+        let expected = split.changes.expect.len();
+        let bulk_expect = bulk_expect(split);
+        let (present, absent) = if bulk_expect {
+            (0, 0)
+        } else {
+            let present = split.expected_present().count();
+            (present, expected - present)
+        };
         Self {
             clear: split.clear,
-            removed: if split.clear { 0 } else { split.removed.len() },
-            sets: split.sets.len(),
+            removed: if bulk_changes { 0 } else { removed },
+            sets: if bulk_changes { 0 } else { sets },
+            bulk_changes,
             capped: split.size_cap.is_some(),
-            present: split.expected_present().count(),
-            absent: split.expected_absent().count(),
+            present,
+            absent,
+            bulk_expect,
         }
     }
+}
+
+/// Whether the keys `split` removes and sets go in bulk.
+fn bulk_changes(split: &Split<'_>) -> bool {
+    let removed = if split.clear { 0 } else { split.removed.len() };
+    removed + split.sets.len() > MAX_KEYS_SPELLED_OUT
+}
+
+/// Whether the preconditions of `split` go in bulk.
+fn bulk_expect(split: &Split<'_>) -> bool {
+    split.changes.expect.len() > MAX_KEYS_SPELLED_OUT
 }
 
 /// The dynamic part of `apply` and `cycle`: the new `data` as an SQL expression over the old
 /// one, its bind parameters numbered from `first` (their values: [`data_args`]); and the
 /// number of the first parameter after them.
 ///
-/// `clear` starts from `'{}'`; removals nest `json_remove(data, path, ..)`; sets nest
+/// Spelled out, `clear` starts from `'{}'`; removals are `json_remove(data, path, ..)`; sets
 /// `json_set(.., path, json(value), ..)`. Paths are `$."<key>"` with the key written as a JSON
 /// string literal, so keys with dots, brackets, quotes or any Unicode address one member.
+///
+/// In bulk, the object is rebuilt by `json_group_object` from the old members whose keys are
+/// neither removed nor set (one parameter: a JSON array of those keys; none after `clear`),
+/// each taken as the JSON text `data -> fullkey` gives (a number keeps its digits), and the
+/// members set (one parameter: a JSON object of each key's value as JSON text).
 pub(super) fn data_text(shape: &Shape, first: usize) -> (String, usize) {
     let mut n = first;
+    if shape.bulk_changes {
+        let mut members = String::new();
+        if !shape.clear {
+            members.push_str(&format!(
+                "SELECT o.key AS k, data -> o.fullkey AS v FROM json_each(data) AS o \
+                 WHERE o.key NOT IN (SELECT value FROM json_each(?{n})) UNION ALL "
+            ));
+            n += 1;
+        }
+        members.push_str(&format!(
+            "SELECT s.key AS k, s.value AS v FROM json_each(?{n}) AS s"
+        ));
+        n += 1;
+        // `json()` on every value: each is JSON text, whose JSON subtype a subquery may drop.
+        let expr = format!("(SELECT json_group_object(m.k, json(m.v)) FROM ({members}) AS m)");
+        return (expr, n);
+    }
     let mut expr = if shape.clear {
         "'{}'".to_owned()
     } else {
         "data".to_owned()
     };
-    for chunk in chunks(shape.removed) {
+    if shape.removed > 0 {
         let mut call = format!("json_remove({expr}");
-        for _ in 0..chunk {
+        for _ in 0..shape.removed {
             call.push_str(&format!(", ?{n}"));
             n += 1;
         }
         call.push(')');
         expr = call;
     }
-    for chunk in chunks(shape.sets) {
+    if shape.sets > 0 {
         let mut call = format!("json_set({expr}");
-        for _ in 0..chunk {
+        for _ in 0..shape.sets {
             call.push_str(&format!(", ?{n}, json(?{})", n + 1));
             n += 2;
         }
@@ -211,15 +269,26 @@ pub(super) fn data_text(shape: &Shape, first: usize) -> (String, usize) {
     (expr, n)
 }
 
-/// The sizes of the calls `count` paths (or pairs) are split into.
-fn chunks(count: usize) -> impl Iterator<Item = usize> {
-    (0..count)
-        .step_by(JSON_ARGS_PER_CALL)
-        .map(move |start| JSON_ARGS_PER_CALL.min(count - start))
-}
-
 /// The values of [`data_text`]'s parameters, in order, appended to `args`.
 pub(super) fn data_args(split: &Split<'_>, args: &mut Vec<Arg>) {
+    if bulk_changes(split) {
+        if !split.clear {
+            // The keys whose old values go: those removed, and those set anew.
+            let replaced = split
+                .removed
+                .iter()
+                .chain(split.sets.iter().map(|(key, _)| key));
+            let replaced: Vec<Value> = replaced.map(|key| Value::from(*key)).collect();
+            args.push(Arg::Text(Value::Array(replaced).to_string()));
+        }
+        let sets: serde_json::Map<String, Value> = split
+            .sets
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), Value::String(value.to_string())))
+            .collect();
+        args.push(Arg::Text(Value::Object(sets).to_string()));
+        return;
+    }
     if !split.clear {
         args.extend(split.removed.iter().map(|key| Arg::Text(json_path(key))));
     }
@@ -233,12 +302,26 @@ pub(super) fn data_args(split: &Split<'_>, args: &mut Vec<Arg>) {
 /// (on the JSON text the row will hold) and the preconditions (each key's JSON, as SQLite's `->`
 /// writes it, against the expected value made minimal by `json()`; absent keys give `NULL`),
 /// their parameters numbered from `first` (their values: [`condition_args`]).
+///
+/// In bulk, two parameters: a JSON object of the values expected (path to the value's JSON
+/// text) and a JSON array of the paths expected absent, each checked the same way by a
+/// `NOT EXISTS` over its `json_each`.
 pub(super) fn conditions_text(shape: &Shape, data: &str, first: usize) -> String {
     let mut n = first;
     let mut conditions = String::new();
     if shape.capped {
         conditions.push_str(&format!(" AND length(CAST({data} AS BLOB)) <= ?{n}"));
         n += 1;
+    }
+    if shape.bulk_expect {
+        conditions.push_str(&format!(
+            " AND NOT EXISTS (SELECT 1 FROM json_each(?{n}) AS e \
+             WHERE (data -> e.key) IS NOT json(e.value)) \
+             AND NOT EXISTS (SELECT 1 FROM json_each(?{}) AS e \
+             WHERE (data -> e.value) IS NOT NULL)",
+            n + 1
+        ));
+        return conditions;
     }
     for _ in 0..shape.present {
         conditions.push_str(&format!(" AND (data -> ?{n}) IS json(?{})", n + 1));
@@ -255,6 +338,19 @@ pub(super) fn conditions_text(shape: &Shape, data: &str, first: usize) -> String
 pub(super) fn condition_args(split: &Split<'_>, args: &mut Vec<Arg>) {
     if let Some(cap) = split.size_cap {
         args.push(Arg::Int(i64::try_from(cap).unwrap_or(i64::MAX)));
+    }
+    if bulk_expect(split) {
+        let present: serde_json::Map<String, Value> = split
+            .expected_present()
+            .map(|(key, value)| (json_path(key), Value::String(value.to_string())))
+            .collect();
+        args.push(Arg::Text(Value::Object(present).to_string()));
+        let absent: Vec<Value> = split
+            .expected_absent()
+            .map(|key| Value::String(json_path(key)))
+            .collect();
+        args.push(Arg::Text(Value::Array(absent).to_string()));
+        return;
     }
     for (key, value) in split.expected_present() {
         args.push(Arg::Text(json_path(key)));
@@ -443,25 +539,57 @@ mod tests {
         ));
     }
 
+    /// `count` keys set, `count` removed and `count` expected (half present, half absent).
+    fn keys(count: usize) -> ChangeSet {
+        (0..count).fold(ChangeSet::new(1).with_max_size(1 << 20), |c, i| {
+            c.with_update(format!("set{i}"), Some(json!(i)))
+                .with_update(format!("gone{i}"), None)
+                .with_expected(format!("e{i}"), (i % 2 == 0).then(|| json!(i)))
+        })
+    }
+
     #[test]
-    fn large_shapes_are_built_each_time() {
+    fn large_change_sets_share_one_bulk_text_of_fixed_parameters() {
         let queries = Queries::new("t");
-        let changes = (0..=JSON_ARGS_PER_CALL).fold(ChangeSet::new(1), |c, i| {
+        // 50 keys changed are spelled out; 51 (changed, or expected) go in bulk.
+        let spelled = keys(25);
+        let split = Split::new(&spelled, 0);
+        let text = queries.apply_text(Shape::of(&split));
+        assert!(text.statement.contains("json_set("), "{}", text.statement);
+        assert!(!text.statement.contains("json_each"), "{}", text.statement);
+        assert_binds_each_argument(&text, &split);
+
+        let bulk = |changes: &ChangeSet| {
+            let split = Split::new(changes, 0);
+            let text = queries.apply_text(Shape::of(&split));
+            assert_binds_each_argument(&text, &split);
+            text
+        };
+        let (small, large) = (keys(51), keys(10_000));
+        let text = bulk(&small);
+        assert!(Arc::ptr_eq(&text, &bulk(&large)));
+        assert!(!text.statement.contains("json_set("), "{}", text.statement);
+        // The cap (1), the keys replaced and the values set (2), the preconditions (2).
+        assert_eq!(last_parameter(&text.statement), FIRST_ARGS + 5);
+        // After `clear`, no keys to drop from the old object.
+        let cleared = bulk(&small.clone().with_clear());
+        assert!(!Arc::ptr_eq(&text, &cleared));
+        assert_eq!(last_parameter(&cleared.statement), FIRST_ARGS + 4);
+        // Bulk changes with preconditions spelled out, and the other way round.
+        let changes_only = (0..60).fold(ChangeSet::new(1), |c, i| {
             c.with_update(format!("k{i}"), Some(json!(i)))
         });
-        let split = Split::new(&changes, 0);
-        let shape = Shape::of(&split);
-        let (a, b) = (queries.apply_text(shape), queries.apply_text(shape));
-        assert!(!Arc::ptr_eq(&a, &b));
-        assert_eq!(a.statement, b.statement);
-        // Sets beyond one SQL call's arguments nest calls.
-        assert_eq!(
-            a.statement.matches("json_set(").count(),
-            2,
+        let text = bulk(&changes_only.with_expected("k0", None));
+        assert!(text.statement.contains("IS NULL"), "{}", text.statement);
+        let expect_only = (0..60).fold(ChangeSet::new(1), |c, i| {
+            c.with_expected(format!("k{i}"), Some(json!(i)))
+        });
+        let text = bulk(&expect_only.with_update("k0", None));
+        assert!(
+            text.statement.contains("json_remove("),
             "{}",
-            a.statement
+            text.statement
         );
-        assert_binds_each_argument(&a, &split);
     }
 
     #[test]
