@@ -177,12 +177,6 @@ fn system_time(unix_ms: i64) -> SystemTime {
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SessionHandle(StoreKey);
 
-impl SessionHandle {
-    pub(crate) fn key(&self) -> &StoreKey {
-        &self.0
-    }
-}
-
 impl fmt::Display for SessionHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.0, f)

@@ -299,7 +299,7 @@ impl Session {
             match store.create(&id.store_key(), &record).await? {
                 Created::Done => {
                     if let Some(owner) = &record.owner {
-                        Box::pin(self.cap_sessions(&owner.principal, &id.store_key())).await?;
+                        Box::pin(self.cap_after_tie(&owner.principal, &id.store_key())).await;
                     }
                     let saved = Saved::Stored {
                         id: id.clone(),
@@ -346,7 +346,7 @@ impl Session {
             match store.cycle(keys, &changes).await? {
                 Cycled::Done => {
                     if let Some(owner) = &tie {
-                        Box::pin(self.cap_sessions(&owner.principal, keys.new)).await?;
+                        Box::pin(self.cap_after_tie(&owner.principal, keys.new)).await;
                     }
                     let saved = Saved::Stored {
                         id: new.clone(),

@@ -361,7 +361,20 @@ impl Session {
                     return Ok(());
                 };
                 let Some(record) = record else {
-                    settings.stats.unknown(&id.store_key().short());
+                    // Moved by a log-in (a cycle) while this request was on its way: the
+                    // browser holds the new id by now. Saving here would start a new session
+                    // whose cookie replaces it, logging the user out; nothing is saved and the
+                    // cookie is left alone, as when the move happens during the request.
+                    let key = id.store_key();
+                    if settings.store.was_moved(&key).await? {
+                        tracing::info!(
+                            session = %key.short(),
+                            "request carries an id a log-in moved moments ago; nothing is saved"
+                        );
+                        self.state().origin = Origin::Ended;
+                        return Ok(());
+                    }
+                    settings.stats.unknown(&key.short());
                     return Ok(());
                 };
                 let mut state = self.state();

@@ -6,7 +6,7 @@ use super::Session;
 use crate::error::Error;
 use crate::id::StoreKey;
 use crate::sessions::SessionInfo;
-use crate::store::Owner;
+use crate::store::{Listed, Owner};
 
 impl Session {
     /// Logs the session in as `principal` (the application's user id): when the layer saves
@@ -86,7 +86,7 @@ impl Session {
             origin @ Origin::Ended => *origin = Origin::New,
             Origin::New | Origin::Destroyed(_) => {}
         }
-        state.log_in = Some(Box::new(owner));
+        state.log_in = Some(Box::new(owner.with_tied_at(crate::expiry::now())));
         Ok(())
     }
 
@@ -144,24 +144,49 @@ impl Session {
             .map(|principal| (principal.to_owned(), state.id().map(|id| id.store_key()))))
     }
 
-    /// After `key` was tied to `principal`: revokes the oldest other sessions of the principal
-    /// beyond the layer's cap, if it has one.
-    pub(super) async fn cap_sessions(&self, principal: &str, key: &StoreKey) -> Result<(), Error> {
-        let Some(cap) = self.inner.settings.max_per_principal else {
-            return Ok(());
-        };
-        let listed = self.inner.settings.store.list(principal).await?;
-        let mut others = SessionInfo::from_listed(listed, Some(key));
-        others.retain(|info| !info.is_current());
-        // The new session counts as one: keep the cap - 1 youngest others.
-        let excess = (others.len() + 1).saturating_sub(cap.get());
-        for info in others.iter().take(excess) {
-            self.inner
-                .settings
-                .store
-                .delete(info.handle().key())
-                .await?;
+    /// After `key` was tied to `principal` and the tie is stored: enforces the layer's cap on
+    /// the principal's sessions, if it has one (see [`cap_sessions`](Self::cap_sessions)). The
+    /// log-in is stored, so its cookie must go out whatever happens here: a failure is logged,
+    /// and the cap is enforced again by the next log-in.
+    pub(super) async fn cap_after_tie(&self, principal: &str, key: &StoreKey) {
+        match self.cap_sessions(principal, key).await {
+            Ok(false) => {}
+            Ok(true) => tracing::info!(
+                session = %key.short(),
+                "log-in revoked by the per-principal cap: newer log-ins of the principal took its place"
+            ),
+            Err(error) => tracing::error!(
+                %error,
+                session = %key.short(),
+                "the log-in was saved, but enforcing the per-principal session cap failed"
+            ),
         }
-        Ok(())
+    }
+
+    /// Keeps the principal's `cap` most recently tied sessions and revokes the others; returns
+    /// whether `key`'s own session was among them.
+    ///
+    /// Every log-in of the principal ranks the sessions the same way (tie time, newest first,
+    /// then store key), its own included, so log-ins racing each other agree on what to keep:
+    /// a session among the `cap` most recent ties ranks within the first `cap` of any listing
+    /// that holds it, so no log-in revokes it, and the log-in that lists last sees every tie
+    /// and revokes all the others. (Keeping "the newest others besides me" instead let two
+    /// simultaneous log-ins under a cap of 1 revoke each other.)
+    async fn cap_sessions(&self, principal: &str, key: &StoreKey) -> Result<bool, Error> {
+        let Some(cap) = self.inner.settings.max_per_principal else {
+            return Ok(false);
+        };
+        let store = &self.inner.settings.store;
+        let mut listed = store.list(principal).await?;
+        // A session tied before stores kept tie times ranks by its creation (no later than
+        // its tie).
+        let tied = |session: &Listed| session.tied_at.unwrap_or(session.created_at);
+        listed.sort_by(|a, b| tied(b).cmp(&tied(a)).then_with(|| a.key.cmp(&b.key)));
+        let mut own_revoked = false;
+        for session in listed.iter().skip(cap.get()) {
+            store.delete(&session.key).await?;
+            own_revoked |= session.key == *key;
+        }
+        Ok(own_revoked)
     }
 }

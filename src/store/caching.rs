@@ -290,6 +290,11 @@ impl<Cache: SessionStore, Backing: SessionStore> SessionStore for CachingStore<C
         result
     }
 
+    async fn was_moved(&self, key: &StoreKey) -> Result<bool, StoreError> {
+        // Only the backing store's cycle leaves markers (every instance sees them there).
+        self.backing.was_moved(key).await
+    }
+
     async fn touch(&self, key: &StoreKey, expires_at: i64) -> Result<Touched, StoreError> {
         let mut guard = self.guard(key);
         let outcome = self.backing.touch(key, expires_at).await;

@@ -62,6 +62,10 @@ use crate::error::StoreError;
 pub use crate::expiry::now;
 use crate::id::StoreKey;
 
+/// How long a [`SessionStore::cycle`] marks the old key as moved (milliseconds): longer than
+/// any request that loaded the session before the cycle takes to finish.
+pub const MOVED_MARKER_MS: i64 = 60_000;
+
 /// A session's data: JSON values by key, in key order.
 ///
 /// A B-tree rather than a hash map: a session holds a handful of keys, and comparing a few
@@ -104,6 +108,14 @@ pub type Data = BTreeMap<String, Value>;
 ///   is written apart from the session writes the index entry first and removes it last, so a
 ///   failure between the steps can leave a stale entry (which [`list`](Self::list) and
 ///   [`delete_expired`](Self::delete_expired) drop) but never an unlisted live session.
+/// - **Tie time.** A session's [`Owner::tied_at`] is stored with it: [`load`](Self::load)
+///   returns it in the record's owner and [`list`](Self::list) in [`Listed::tied_at`]; a cycle
+///   with a tie takes the tie's, a cycle without one keeps it.
+/// - **Moved ids.** A [`cycle`](Self::cycle) leaves a marker under the old key, in the same
+///   atomic step, that [`was_moved`](Self::was_moved) reports for [`MOVED_MARKER_MS`]: a
+///   request still carrying the old id (a tab that loaded before the log-in completed) learns
+///   that the session moved rather than ended, and leaves the cookie alone. Everything else
+///   treats a marker as absent.
 /// - **Corrupt data** is reported as [`StoreError::Corrupt`], never a panic.
 ///
 /// # Errors
@@ -134,6 +146,16 @@ pub trait SessionStore: fmt::Debug + Send + Sync + 'static {
     /// the contract.
     async fn cycle(&self, keys: Rekey<'_>, changes: &ChangeSet) -> Result<Cycled, StoreError>;
 
+    /// Whether `key` was moved to another key by a [`cycle`](Self::cycle) less than
+    /// [`MOVED_MARKER_MS`] ago. The layer asks only for an id it could not load.
+    ///
+    /// The default answers `false`: a store without markers treats a moved id as unknown
+    /// (a request racing a log-in may then start a new session whose cookie replaces the
+    /// log-in's).
+    async fn was_moved(&self, key: &StoreKey) -> Result<bool, StoreError> {
+        let _ = key;
+        Ok(false)
+    }
     /// Deletes a session (and its index entry). Deleting an absent session is not an error.
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError>;
 

@@ -25,6 +25,10 @@ pub struct Owner {
     pub principal: String,
     /// A short text shown in a device list, such as the browser's user agent.
     pub label: Option<String>,
+    /// When the session was tied to the principal (Unix milliseconds): the log-in's time, set
+    /// by [`Session::log_in`](crate::Session::log_in). `None` for a session tied before stores
+    /// kept it. The per-principal cap keeps the most recent ties.
+    pub tied_at: Option<i64>,
 }
 
 impl Owner {
@@ -36,7 +40,15 @@ impl Owner {
         Self {
             principal: principal.into(),
             label: None,
+            tied_at: None,
         }
+    }
+
+    /// Sets when the session was tied (Unix milliseconds).
+    #[must_use]
+    pub fn with_tied_at(mut self, tied_at: i64) -> Self {
+        self.tied_at = Some(tied_at);
+        self
     }
 
     /// Sets the label, cut to [`MAX_LABEL`](Self::MAX_LABEL) bytes.
@@ -116,6 +128,9 @@ pub struct Listed {
     pub expires_at: i64,
     /// The label its owner was given.
     pub label: Option<String>,
+    /// When it was tied to the principal (Unix milliseconds), if the store knows: see
+    /// [`Owner::tied_at`].
+    pub tied_at: Option<i64>,
 }
 
 impl Listed {
@@ -126,6 +141,14 @@ impl Listed {
             created_at,
             expires_at,
             label,
+            tied_at: None,
         }
+    }
+
+    /// Sets when the session was tied to the principal.
+    #[must_use]
+    pub fn with_tied_at(mut self, tied_at: Option<i64>) -> Self {
+        self.tied_at = tied_at;
+        self
     }
 }

@@ -177,3 +177,144 @@ async fn redis_cluster_two_instances() {
     );
     shared_between_instances(one, two).await;
 }
+
+/// Log-ins across two instances on one store. A request still carrying the pre-login id,
+/// arriving at the other instance after the log-in's cycle completed, saves nothing and
+/// leaves the cookie alone (it used to start a new session whose cookie replaced the log-in's:
+/// a slow tab logged the user out). And simultaneous log-ins of one principal under a cap,
+/// spread over both instances, leave exactly the cap of live, listed sessions (each used to
+/// keep itself and revoke the others, so two log-ins under a cap of 1 left none).
+pub async fn log_ins_across_instances<S: SessionStore + Clone>(one: S, two: S) {
+    use std::num::NonZeroUsize;
+    use std::sync::Arc;
+
+    use axum::extract::Path;
+    use axum::routing::get;
+    use sessionware::{Error, Session};
+    use tokio::sync::Barrier;
+
+    let principal = || {
+        format!(
+            "user-{}",
+            sessionware::SessionId::generate().store_key().short()
+        )
+    };
+
+    // The old id after a completed log-in.
+    let (a, b) = (
+        common::app(SessionLayer::new(one.clone())),
+        common::app(SessionLayer::new(two.clone())),
+    );
+    let ann = principal();
+    let old = send_ok(&a, "/write", None).await.cookie();
+    let new = send_ok(&a, &format!("/login/{ann}/laptop"), Some(&old))
+        .await
+        .cookie();
+    let late = send_ok(&b, "/write", Some(&old)).await;
+    assert!(
+        late.set_cookies().is_empty(),
+        "a request with the pre-login id set a cookie: {:?}",
+        late.set_cookies()
+    );
+    assert_eq!(send_ok(&b, "/whoami", Some(&new)).await.body, ann);
+    assert_eq!(
+        send_ok(&a, "/read", Some(&new)).await.body,
+        "1",
+        "the late write landed"
+    );
+
+    // Simultaneous log-ins under a cap.
+    for (cap, devices) in [(1, 2), (2, 3), (1, 4)] {
+        for _ in 0..5 {
+            let user = principal();
+            let barrier = Arc::new(Barrier::new(devices));
+            let app = |store: S| {
+                let barrier = barrier.clone();
+                let layer = SessionLayer::new(store)
+                    .with_max_sessions_per_principal(NonZeroUsize::new(cap).unwrap());
+                let sessions = layer.sessions();
+                let router = common::routes()
+                    .route(
+                        "/login-together/{user}",
+                        get(move |s: Session, Path(user): Path<String>| {
+                            let barrier = barrier.clone();
+                            async move {
+                                s.get::<i64>("n").await?;
+                                barrier.wait().await;
+                                s.log_in(user).await?;
+                                Ok::<_, Error>("in")
+                            }
+                        }),
+                    )
+                    .layer(layer);
+                (router, sessions)
+            };
+            let (a, sessions) = app(one.clone());
+            let (b, _) = app(two.clone());
+            let mut logins = Vec::new();
+            for device in 0..devices {
+                let app = if device % 2 == 0 {
+                    a.clone()
+                } else {
+                    b.clone()
+                };
+                let cookie = send_ok(&app, "/write", None).await.cookie();
+                let path = format!("/login-together/{user}");
+                logins.push(tokio::spawn(async move {
+                    send_ok(&app, &path, Some(&cookie)).await.cookie()
+                }));
+            }
+            let mut cookies = Vec::new();
+            for login in logins {
+                cookies.push(login.await.unwrap());
+            }
+            let listed = sessions.list(&user).await.unwrap();
+            assert_eq!(listed.len(), cap, "cap {cap}, {devices} log-ins at once");
+            let mut live = 0;
+            for cookie in &cookies {
+                if send_ok(&a, "/whoami", Some(cookie)).await.body == user {
+                    live += 1;
+                }
+            }
+            assert_eq!(
+                live, cap,
+                "cap {cap}, {devices} log-ins at once: live sessions"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_log_ins_across_instances() {
+    let store = sessionware::MemoryStore::default();
+    log_ins_across_instances(store.clone(), store).await;
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_log_ins_across_instances() {
+    let connect = crate::stores::sqlite;
+    log_ins_across_instances(connect().await, connect().await).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_log_ins_across_instances() {
+    log_ins_across_instances(postgres_instance().await, postgres_instance().await).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_log_ins_across_instances() {
+    log_ins_across_instances(redis_instance().await, redis_instance().await).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_log_ins_across_instances() {
+    log_ins_across_instances(
+        redis_cluster_instance().await,
+        redis_cluster_instance().await,
+    )
+    .await;
+}

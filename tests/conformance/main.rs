@@ -61,7 +61,9 @@ macro_rules! conformance {
                 cycle_keeps_the_owner_under_the_new_key,
                 delete_all_ends_the_principals_sessions,
                 log_in_racing_delete_all_is_listed_or_dead,
-                the_cap_per_principal_revokes_the_oldest);
+                the_cap_per_principal_revokes_the_oldest,
+                tie_time_is_kept_and_listed,
+                a_cycle_marks_the_old_key_moved);
             conformance!(@each apps, $make,
                 flash_is_taken_once,
                 csrf_secret_is_agreed,

@@ -316,3 +316,92 @@ pub async fn the_cap_per_principal_revokes_the_oldest(store: impl SessionStore) 
         .collect();
     assert_eq!(labels, ["second", "third"]);
 }
+
+/// The tie time is stored with the owner: loaded, listed, kept by a cycle without a tie,
+/// replaced by a cycle with one; an owner without one reads back without one.
+pub async fn tie_time_is_kept_and_listed(store: impl SessionStore) {
+    let ann = principal();
+    let t1 = now() - 5_000;
+    let owner = Owner::new(&ann).with_label("laptop").with_tied_at(t1);
+    let k = key();
+    assert_eq!(
+        store.create(&k, &tied(&owner, HOUR)).await.unwrap(),
+        Created::Done
+    );
+    let loaded = store.load(&k).await.unwrap().unwrap();
+    assert_eq!(loaded.owner.as_ref().and_then(|o| o.tied_at), Some(t1));
+    let listed = store.list(&ann).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].tied_at, Some(t1));
+
+    let k2 = key();
+    let keep = ChangeSet::new(now() + HOUR);
+    assert_eq!(
+        store.cycle(Rekey::new(&k, &k2), &keep).await.unwrap(),
+        Cycled::Done
+    );
+    assert_eq!(
+        store.list(&ann).await.unwrap()[0].tied_at,
+        Some(t1),
+        "a cycle without a tie keeps it"
+    );
+
+    let t2 = now();
+    let again = Owner::new(&ann).with_tied_at(t2);
+    let k3 = key();
+    let rekey = Rekey::new(&k2, &k3).with_tie(&again);
+    assert_eq!(store.cycle(rekey, &keep).await.unwrap(), Cycled::Done);
+    let loaded = store.load(&k3).await.unwrap().unwrap();
+    assert_eq!(loaded.owner.and_then(|o| o.tied_at), Some(t2));
+    assert_eq!(store.list(&ann).await.unwrap()[0].tied_at, Some(t2));
+
+    let bob = principal();
+    let k4 = key();
+    let untimed = tied(&Owner::new(&bob), HOUR);
+    assert_eq!(store.create(&k4, &untimed).await.unwrap(), Created::Done);
+    assert_eq!(store.list(&bob).await.unwrap()[0].tied_at, None);
+}
+
+/// A cycle marks the old key as moved, in the same step: `was_moved` says so for the old key
+/// only, while every other operation still finds the old key absent. A delete or an unknown
+/// key is not "moved".
+pub async fn a_cycle_marks_the_old_key_moved(store: impl SessionStore) {
+    let (old, new) = (key(), key());
+    let record = tied(&Owner::new(principal()), HOUR);
+    assert_eq!(store.create(&old, &record).await.unwrap(), Created::Done);
+    assert!(!store.was_moved(&old).await.unwrap());
+    let changes = ChangeSet::new(now() + HOUR);
+    assert_eq!(
+        store.cycle(Rekey::new(&old, &new), &changes).await.unwrap(),
+        Cycled::Done
+    );
+    assert!(
+        store.was_moved(&old).await.unwrap(),
+        "no marker after a cycle"
+    );
+    assert!(!store.was_moved(&new).await.unwrap());
+    assert!(store.load(&old).await.unwrap().is_none());
+    assert_eq!(
+        store
+            .apply(
+                &old,
+                &ChangeSet::new(now() + HOUR).with_update("x", Some(json!(1)))
+            )
+            .await
+            .unwrap(),
+        sessionware::store::Applied::Missing
+    );
+    assert!(store.load(&new).await.unwrap().is_some());
+
+    let deleted = key();
+    assert_eq!(
+        store.create(&deleted, &record).await.unwrap(),
+        Created::Done
+    );
+    store.delete(&deleted).await.unwrap();
+    assert!(
+        !store.was_moved(&deleted).await.unwrap(),
+        "a delete is not a move"
+    );
+    assert!(!store.was_moved(&key()).await.unwrap());
+}

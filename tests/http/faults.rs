@@ -98,3 +98,23 @@ async fn corrupt_stored_session_gives_a_fresh_one() {
     // The old record was not overwritten by the fresh session.
     assert_eq!(send(&app, "/read", Some(&cookie)).await.body, "2");
 }
+
+/// The per-principal cap's step failing after the log-in's cycle (or create) was stored does
+/// not lose the log-in: the response is the handler's, with the new id's cookie, and the
+/// session lives under it (it used to be a 500 without the cookie, the session living on
+/// under an id the client never got).
+#[tokio::test]
+async fn a_failing_cap_step_keeps_the_stored_log_in() {
+    let probe = Probe::default();
+    let layer = SessionLayer::new(probe.clone())
+        .with_max_sessions_per_principal(std::num::NonZeroUsize::new(1).unwrap());
+    let app = app(layer);
+    let anonymous = send(&app, "/write", None).await.cookie();
+    probe.fail_list.store(true, Ordering::SeqCst);
+    for cookie in [Some(anonymous.as_str()), None] {
+        let reply = send(&app, "/login/ann/laptop", cookie).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let logged_in = reply.cookie();
+        assert_eq!(send(&app, "/whoami", Some(&logged_in)).await.body, "ann");
+    }
+}

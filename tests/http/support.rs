@@ -25,6 +25,8 @@ pub struct Probe {
     pub writes: Arc<AtomicUsize>,
     pub fail: Arc<AtomicBool>,
     pub corrupt: Arc<AtomicBool>,
+    /// Fail `list` only (the per-principal cap's step after a log-in).
+    pub fail_list: Arc<AtomicBool>,
 }
 
 impl Probe {
@@ -84,7 +86,14 @@ impl SessionStore for Probe {
     }
     async fn list(&self, principal: &str) -> Result<Vec<Listed>, StoreError> {
         self.enter(false)?;
+        if self.fail_list.load(Ordering::SeqCst) {
+            return Err(StoreError::backend("injected list failure"));
+        }
         self.memory.list(principal).await
+    }
+    async fn was_moved(&self, key: &StoreKey) -> Result<bool, StoreError> {
+        self.enter(false)?;
+        self.memory.was_moved(key).await
     }
 }
 

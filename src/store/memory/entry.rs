@@ -18,22 +18,43 @@ use crate::store::{check_after, ChangeSet, Data, ExpiryChange, Listed, Owner, Re
 
 /// The distinct keys of one shard's sessions, each allocated once and shared.
 #[derive(Default)]
-pub(super) struct Keys(HashSet<Arc<str>>);
+pub(super) struct Keys {
+    interned: HashSet<Arc<str>>,
+    /// The count at which interning prunes first: twice the count the last prune left (at
+    /// least [`MIN_PRUNE_AT`]), so pruning costs O(1) per interned key, amortized.
+    prune_at: usize,
+}
+
+/// The fewest keys a shard interns before interning prunes.
+const MIN_PRUNE_AT: usize = 1024;
 
 impl Keys {
     fn intern(&mut self, key: &str) -> Arc<str> {
-        if let Some(shared) = self.0.get(key) {
+        if let Some(shared) = self.interned.get(key) {
             return Arc::clone(shared);
         }
+        // Keys the shard's sessions no longer use go before the table grows further: sweeps
+        // prune too, but they run on creates, and an app whose existing sessions keep writing
+        // new key names (one per item, say) may create none for a long time.
+        if self.interned.len() >= self.prune_at.max(MIN_PRUNE_AT) {
+            self.prune();
+        }
         let shared: Arc<str> = Arc::from(key);
-        self.0.insert(Arc::clone(&shared));
+        self.interned.insert(Arc::clone(&shared));
         shared
     }
 
     /// Forgets keys no session uses any more, so apps that build key names from data (one key
     /// per item, say) do not grow the table for ever.
     pub(super) fn prune(&mut self) {
-        self.0.retain(|key| Arc::strong_count(key) > 1);
+        self.interned.retain(|key| Arc::strong_count(key) > 1);
+        self.prune_at = self.interned.len() * 2;
+    }
+
+    /// How many keys are interned.
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.interned.len()
     }
 }
 
@@ -150,8 +171,10 @@ impl Entry {
 
     /// What the store lists for this session.
     pub(super) fn listed(&self, key: StoreKey) -> Listed {
-        let label = self.owner().and_then(|owner| owner.label.clone());
-        Listed::new(key, self.created_at, self.expires_at, label)
+        let owner = self.owner();
+        let label = owner.and_then(|owner| owner.label.clone());
+        let tied_at = owner.and_then(|owner| owner.tied_at);
+        Listed::new(key, self.created_at, self.expires_at, label).with_tied_at(tied_at)
     }
 
     /// Ties the session to `owner`.
@@ -294,7 +317,27 @@ mod tests {
         assert_eq!(b.to_record(), record);
         drop((a, b));
         keys.prune();
-        assert!(keys.0.is_empty());
+        assert!(keys.interned.is_empty());
+    }
+
+    /// A session that keeps writing new key names and dropping the old ones, while no session
+    /// is created (so no sweep runs), does not grow its shard's interned keys without bound.
+    #[test]
+    fn interned_keys_stay_bounded_without_creates() {
+        let mut keys = Keys::default();
+        let record = Record::new(Data::new(), 1).with_created_at(0);
+        let mut entry = Entry::new(&record, &mut keys);
+        for i in 0..100_000 {
+            let changes = ChangeSet::new(1)
+                .with_update(format!("item-{i}"), Some(Value::from(i)))
+                .with_update(format!("item-{}", i.max(1) - 1), None);
+            entry.apply(&changes, &mut keys);
+        }
+        assert!(
+            keys.len() <= 2 * MIN_PRUNE_AT,
+            "{} keys interned",
+            keys.len()
+        );
     }
 
     /// A session moves between one inline value, several in a slice and none, and reads back

@@ -1,5 +1,6 @@
 //! [`MemoryStore`]: the embedded default.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -13,7 +14,9 @@ mod table;
 use self::entry::{Entry, Keys};
 use self::index::Index;
 use self::table::Table;
-use super::{Applied, ChangeSet, Created, Cycled, Listed, Record, Rekey, SessionStore};
+use super::{
+    Applied, ChangeSet, Created, Cycled, Listed, Record, Rekey, SessionStore, MOVED_MARKER_MS,
+};
 use crate::error::StoreError;
 use crate::expiry::now;
 use crate::id::StoreKey;
@@ -90,11 +93,13 @@ impl Default for Shards {
     }
 }
 
-/// One shard: its sessions, and the keys their values are filed under.
+/// One shard: its sessions, the keys their values are filed under, and the keys its sessions
+/// were moved away from by a cycle (until when the marker lasts).
 #[derive(Default)]
 struct Shard {
     map: Table,
     keys: Keys,
+    moved: HashMap<StoreKey, i64>,
 }
 
 impl MemoryStore {
@@ -194,6 +199,7 @@ fn sweep(shard: &Mutex<Shard>, now: i64) -> (u64, usize) {
     let mut shard = lock(shard);
     let before = shard.map.len();
     shard.map.retain(|entry| entry.expires_at > now);
+    shard.moved.retain(|_, until| *until > now);
     shard.keys.prune();
     let kept = shard.map.len();
     ((before - kept) as u64, kept)
@@ -202,7 +208,7 @@ fn sweep(shard: &Mutex<Shard>, now: i64) -> (u64, usize) {
 /// The body of a cycle, with the shards already locked: moves the live session `old` from
 /// `from` (`None`: the same shard as `new`) to `new` in `to`, applying `changes` on the way.
 fn move_session(
-    from: Option<&mut Table>,
+    from: Option<&mut Shard>,
     to: &mut Shard,
     index: &Index,
     keys: Rekey<'_>,
@@ -213,11 +219,11 @@ fn move_session(
     if to.map.is_taken(new, now) {
         return Cycled::Collision;
     }
-    let map = match from {
-        Some(map) => map,
-        None => &mut to.map,
+    let from = match from {
+        Some(shard) => shard,
+        None => &mut *to,
     };
-    let Some(entry) = map.live(old, now) else {
+    let Some(entry) = from.map.live(old, now) else {
         return Cycled::Missing;
     };
     if !entry.preconditions_hold(changes) {
@@ -226,9 +232,11 @@ fn move_session(
     if let Err(size) = entry.check_size(changes) {
         return Cycled::TooLarge { size };
     }
-    let Some(mut entry) = map.remove(old) else {
+    let Some(mut entry) = from.map.remove(old) else {
         return Cycled::Missing;
     };
+    // Under the same lock as the move: no request sees the old key neither live nor moved.
+    from.moved.insert(*old, now + MOVED_MARKER_MS);
     entry.apply(changes, &mut to.keys);
     if let Some(was) = entry.owner() {
         index.remove(&was.principal, old);
@@ -304,14 +312,13 @@ impl SessionStore for MemoryStore {
         } else {
             (&mut *high, &mut *low)
         };
-        Ok(move_session(
-            Some(&mut from.map),
-            to,
-            index,
-            keys,
-            changes,
-            now,
-        ))
+        Ok(move_session(Some(from), to, index, keys, changes, now))
+    }
+
+    async fn was_moved(&self, key: &StoreKey) -> Result<bool, StoreError> {
+        let now = now();
+        let shard = lock(self.shard(key));
+        Ok(shard.moved.get(key).is_some_and(|until| *until > now))
     }
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
