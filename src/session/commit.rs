@@ -8,14 +8,12 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::plan::{max_age, plan, Plan, Rules, Write};
-use super::state::{Origin, State, Stored};
+use super::state::{Origin, State, Stored, EXPIRY_TAG};
 use super::Session;
 use crate::error::{Error, StoreError};
 use crate::expiry::now;
 use crate::id::SessionId;
-use crate::store::{
-    entry_size, Applied, ChangeSet, Created, Cycled, Owner, Record, Rekey, Touched,
-};
+use crate::store::{entry_size, Applied, ChangeSet, Created, Cycled, Owner, Record, Rekey};
 
 /// How many fresh ids to try when the store reports a collision. With 122 random bits a single
 /// collision is already beyond unlikely; several in a row mean a broken store.
@@ -50,6 +48,9 @@ enum Saved {
     /// Someone else ended or moved the session with this id meanwhile: nothing more is saved
     /// (see [`Origin::Ended`]).
     Vanished(SessionId),
+    /// Nothing was written: another request replaced the session's expiry policy since this
+    /// one read it (see [`EXPIRY_TAG`]). The pending changes are back in the state.
+    PolicyChanged,
 }
 
 /// Which of the session's values a save wrote.
@@ -219,11 +220,26 @@ impl Session {
         Ok(())
     }
 
-    /// Carries out `plan` and brings the state up to date with what is stored now.
+    /// Carries out `plan` and brings the state up to date with what is stored now. If another
+    /// request replaced the session's expiry policy since it was read (the write's deadline
+    /// would follow the old one), reads the session again and carries out a new plan.
     async fn carry_out(&self, plan: &Plan, source: Source) -> Result<CookieAction, Error> {
-        let (action, saved) = self.execute(plan, source).await?;
-        settle(&mut self.state(), saved);
-        Ok(action)
+        let mut replanned: Option<Plan> = None;
+        for _ in 0..super::UPDATE_ATTEMPTS {
+            let current = replanned.as_ref().unwrap_or(plan);
+            let (action, saved) = self.execute(current, source).await?;
+            if let Saved::PolicyChanged = saved {
+                self.reread().await?;
+                replanned = Some(self.plan_after_load());
+                continue;
+            }
+            settle(&mut self.state(), saved);
+            return Ok(action);
+        }
+        Err(Error::Conflict {
+            key: EXPIRY_TAG.to_owned(),
+            attempts: super::UPDATE_ATTEMPTS,
+        })
     }
 
     async fn execute(&self, plan: &Plan, source: Source) -> Result<(CookieAction, Saved), Error> {
@@ -257,8 +273,11 @@ impl Session {
                     }
                     Applied::Missing => (vanished(id), Saved::Vanished(id.clone())),
                     Applied::TooLarge { size } => return Err(too_large(&changes, size)),
-                    // A plan's change set has no preconditions, so no store can refuse it for one.
-                    Applied::Conflict => return Err(broken_store("apply")),
+                    // Its one precondition, the policy tag: another request replaced the policy.
+                    Applied::Conflict => {
+                        restore(&mut self.state(), changes, None);
+                        (CookieAction::Keep, Saved::PolicyChanged)
+                    }
                 }
             }
             // Rare (a log-in or `cycle_id`): boxed, so that the common saves' futures stay small.
@@ -273,10 +292,21 @@ impl Session {
                 expires_at,
                 resend,
                 max_age,
-            } => match store.touch(&id.store_key(), expires_at).await? {
-                Touched::Done => still_stored(id, expires_at, SavedValues::None, resend, max_age),
-                Touched::Missing => (vanished(id), Saved::Vanished(id.clone())),
-            },
+            } => {
+                // A touch moves only the deadline, but under the policy this request read: an
+                // apply that expects the policy tag, rather than the store's plain touch.
+                let policy = self.state().stored(EXPIRY_TAG).cloned();
+                let changes = ChangeSet::new(expires_at).with_expected(EXPIRY_TAG, policy);
+                match store.apply(&id.store_key(), &changes).await? {
+                    Applied::Done => {
+                        still_stored(id, expires_at, SavedValues::None, resend, max_age)
+                    }
+                    Applied::Missing => (vanished(id), Saved::Vanished(id.clone())),
+                    Applied::Conflict => (CookieAction::Keep, Saved::PolicyChanged),
+                    // Only setting a key can grow a session.
+                    Applied::TooLarge { .. } => return Err(broken_store("touch")),
+                }
+            }
         })
     }
 
@@ -360,7 +390,11 @@ impl Session {
                 Cycled::Missing => return Ok((vanished(id), Saved::Vanished(id.clone()))),
                 Cycled::Collision => continue,
                 Cycled::TooLarge { size } => return Err(too_large(&changes, size)),
-                Cycled::Conflict => return Err(broken_store("cycle")),
+                // Its one precondition, the policy tag: another request replaced the policy.
+                Cycled::Conflict => {
+                    restore(&mut self.state(), changes, tie);
+                    return Ok((CookieAction::Keep, Saved::PolicyChanged));
+                }
             }
         }
         Err(no_free_id())
@@ -370,6 +404,7 @@ impl Session {
 /// The new session's record: the values the handler left, its expiry settings and its pending
 /// log-in; moved out of `state` when it is the last handle's.
 fn new_record(state: &mut State, created_at: i64, expires_at: i64, source: Source) -> Record {
+    state.tag_policy();
     let (data, owner) = match source {
         Source::Last => (
             std::mem::take(&mut state.data),
@@ -389,6 +424,7 @@ fn new_record(state: &mut State, created_at: i64, expires_at: i64, source: Sourc
 /// The change set for the pending changes; moved out of `state` when it is the last handle's.
 /// Changes another handle makes while the save runs stay pending either way.
 fn pending_changes(state: &mut State, write: Write, source: Source) -> ChangeSet {
+    let policy = state.tag_policy();
     let updates = match source {
         Source::Last => std::mem::take(&mut state.updates),
         Source::Shared => state.updates.clone(),
@@ -399,7 +435,19 @@ fn pending_changes(state: &mut State, write: Write, source: Source) -> ChangeSet
         expires_at: write.expires_at,
         expiry: write.expiry,
         max_size: write.max_size,
-        expect: BTreeMap::new(),
+        expect: [(EXPIRY_TAG.to_owned(), policy)].into(),
+    }
+}
+
+/// A write was refused for a replaced policy: its values go back among the pending changes
+/// (where it moved them from), under any the request made since.
+fn restore(state: &mut State, changes: ChangeSet, tie: Option<Owner>) {
+    for (key, value) in changes.updates {
+        state.updates.entry(key).or_insert(value);
+    }
+    state.clear |= changes.clear;
+    if state.log_in.is_none() {
+        state.log_in = tie.map(Box::new);
     }
 }
 
@@ -457,6 +505,8 @@ fn settle(state: &mut State, saved: Saved) {
             state.end(&id);
             return;
         }
+        // Handled by `carry_out`, which plans again instead.
+        Saved::PolicyChanged => return,
         Saved::Stored {
             id,
             created_at,

@@ -8,6 +8,14 @@ use crate::expiry::ExpirySettings;
 use crate::id::SessionId;
 use crate::store::{Data, Owner};
 
+/// The session key of the session's expiry-policy tag: a fresh random value written with every
+/// change of the session's own expiry settings, and expected (as read) by every write that
+/// moves the deadline. A write whose deadline was computed under a policy another request
+/// has replaced meanwhile (a "keep me signed in" saved in another tab) conflicts, and is
+/// planned again on the stored policy: it never shortens a remember-me or overruns the
+/// session's own end with the layer's idle time.
+pub(crate) const EXPIRY_TAG: &str = "__expiry";
+
 /// Everything known about the session after it was loaded, and what the handler changed.
 #[derive(Debug, Default)]
 pub(super) struct State {
@@ -187,9 +195,21 @@ impl State {
         }
     }
 
-    /// The store was read again and holds `data`: the view becomes it with the pending changes
-    /// on top, and the baseline what it holds under the changed keys.
-    pub(super) fn reread(&mut self, mut data: Data) {
+    /// The store was read again and holds `record`: the view becomes its values with the
+    /// pending changes on top, the baseline what it holds under the changed keys, and the
+    /// session's own expiry settings and deadline the stored ones (unless this request set
+    /// them).
+    pub(super) fn reread(&mut self, record: crate::store::Record) {
+        if !self.expiry_set {
+            self.settings.expiry = record.expiry.expiry;
+        }
+        if !self.absolute_set {
+            self.settings.absolute_timeout = record.expiry.absolute_timeout;
+        }
+        if let Origin::Stored(stored) = &mut self.origin {
+            stored.expires_at = record.expires_at;
+        }
+        let mut data = record.data;
         self.size = None;
         if self.clear {
             let mut view = Data::new();
@@ -249,6 +269,18 @@ impl State {
             before,
             cleared: if clear { None } else { old.cleared },
         };
+    }
+
+    /// A write that moves the deadline expects the policy tag it read; one that changes the
+    /// policy also writes a fresh tag (see [`EXPIRY_TAG`]). Returns the expected value.
+    pub(super) fn tag_policy(&mut self) -> Option<Value> {
+        let read = self.stored(EXPIRY_TAG).cloned();
+        if self.expiry_changed() {
+            let tag = uuid::Uuid::new_v4().simple().to_string();
+            self.set(EXPIRY_TAG, Value::String(tag));
+            self.size = None;
+        }
+        read
     }
 
     /// Whether the handler changed the session's own expiry settings.

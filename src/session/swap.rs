@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::commit::{too_large, vanished};
 use super::state::Origin;
-use super::state::State;
+use super::state::{State, EXPIRY_TAG};
 use super::Session;
 use crate::error::Error;
 use crate::store::{Applied, ChangeSet};
@@ -66,10 +66,14 @@ impl Session {
                 }
                 return Ok(result);
             };
+            let mut expect = swap.expect;
+            // The deadline below is computed under the policy this request read.
+            let policy = self.state().stored(EXPIRY_TAG).cloned();
+            expect.entry(EXPIRY_TAG.to_owned()).or_insert(policy);
             let changes = ChangeSet {
                 expires_at: self.next_deadline(created_at),
                 max_size: self.inner.settings.max_size,
-                expect: swap.expect,
+                expect,
                 updates: swap.updates,
                 ..ChangeSet::default()
             };
@@ -158,7 +162,7 @@ impl Session {
         let record = self.inner.settings.store.load(&id.store_key()).await?;
         let mut state = self.state();
         match record {
-            Some(record) => state.reread(record.data),
+            Some(record) => state.reread(record),
             None => {
                 if state.end(&id) {
                     vanished(&id);

@@ -236,3 +236,71 @@ pub async fn an_empty_principal_is_refused(store: impl SessionStore) {
     let cookie = reply.cookie();
     assert_eq!(send_ok(&app, "/whoami", Some(&cookie)).await.body, "nobody");
 }
+
+/// A request that read the session before another request saved a new expiry policy ("keep
+/// me signed in") and then writes or touches it moves the deadline under the stored policy,
+/// not the one it read: the remember-me is not cut back to the layer's idle time.
+pub async fn a_stale_request_keeps_a_new_expiry_policy(store: impl SessionStore) {
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    use sessionware::Expiry;
+    use tokio::sync::Barrier;
+
+    const MONTH: Duration = Duration::from_secs(30 * 24 * 3600);
+    let layer =
+        SessionLayer::new(store).with_expiry(Expiry::OnInactivity(Duration::from_secs(2)));
+    let sessions = layer.sessions();
+    let barrier = Arc::new(Barrier::new(2));
+    let slow = |write: bool| {
+        let barrier = barrier.clone();
+        get(move |s: Session| {
+            let barrier = barrier.clone();
+            async move {
+                s.get::<i64>("n").await?;
+                barrier.wait().await; // loaded
+                barrier.wait().await; // the policy changed meanwhile
+                if write {
+                    s.insert("n", 7).await?;
+                }
+                Ok::<_, Error>("done")
+            }
+        })
+    };
+    let app = crate::common::routes()
+        .route("/slow-read", slow(false))
+        .route("/slow-write", slow(true))
+        .route(
+            "/remember",
+            get(|s: Session| async move {
+                s.get::<i64>("n").await?;
+                s.set_expiry(Some(Expiry::OnInactivity(MONTH)));
+                Ok::<_, Error>("remembered")
+            }),
+        )
+        .layer(layer);
+    for path in ["/slow-read", "/slow-write"] {
+        let user = format!("user-{}", sessionware::SessionId::generate().store_key().short());
+        let cookie = send_ok(&app, &format!("/login/{user}/laptop"), None).await.cookie();
+        // Past a quarter of the idle time: the slow read's end owes the session a touch.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let slow = {
+            let (app, cookie) = (app.clone(), cookie.clone());
+            tokio::spawn(async move { send_ok(&app, path, Some(&cookie)).await })
+        };
+        barrier.wait().await;
+        send_ok(&app, "/remember", Some(&cookie)).await;
+        barrier.wait().await;
+        slow.await.unwrap();
+        let listed = sessions.list(&user).await.unwrap();
+        assert_eq!(listed.len(), 1, "{path}: the session ended");
+        let left = listed[0]
+            .expires_at()
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        assert!(
+            left > Duration::from_secs(24 * 3600),
+            "{path} cut the remember-me back to {left:?}"
+        );
+    }
+}

@@ -69,7 +69,8 @@ macro_rules! conformance {
                 csrf_secret_is_agreed,
                 compare_and_set_after_own_changes,
                 a_kept_handle_learns_the_session_ended,
-                an_empty_principal_is_refused);
+                an_empty_principal_is_refused,
+                a_stale_request_keeps_a_new_expiry_policy);
         }
     };
     (@each $module:ident, $make:expr, $($test:ident),*) => {
