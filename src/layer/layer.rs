@@ -201,9 +201,14 @@ impl SessionLayer {
         self.settled()
     }
 
-    /// Caps how many sessions one principal may have at a time: when a
-    /// [`log_in`](crate::Session::log_in) ties the `(n+1)`-th, the oldest others are revoked
-    /// (one more store round trip for each log-in, none for other requests). Default: no cap.
+    /// Caps how many sessions one principal may have at a time: after a
+    /// [`log_in`](crate::Session::log_in) is stored, the principal's `n` most recent log-ins
+    /// are kept and the others revoked (a list and a delete per revoked session, for each
+    /// log-in; nothing for other requests). Every log-in ranks the sessions the same way, by
+    /// when they were tied, its own included, so simultaneous log-ins agree and leave exactly
+    /// `n`; a log-in may find its own session revoked when `n` newer ones took the places. If
+    /// this step fails, the log-in still gets its cookie (the failure is logged). Default: no
+    /// cap.
     ///
     /// ```
     /// use std::num::NonZeroUsize;
