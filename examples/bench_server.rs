@@ -25,6 +25,9 @@
 //! Cookies are not `Secure` (plain HTTP on loopback); everything else is the safe default:
 //! strict ids, hashed keys, per-key conditional saves.
 
+// A command-line tool: a wrong setting ends it with a message and exit status 2.
+#![allow(clippy::exit)]
+
 use axum::extract::Request;
 use axum::routing::get;
 use axum::{Router, ServiceExt};

@@ -106,7 +106,6 @@
 //!
 //! [axum]: https://docs.rs/axum
 
-#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(unreachable_pub, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -340,7 +340,8 @@ impl Session {
                     };
                     return Ok((CookieAction::Set { id, max_age }, saved));
                 }
-                Created::Collision => continue,
+                // Draw another id.
+                Created::Collision => {}
             }
         }
         Err(no_free_id())
@@ -388,7 +389,8 @@ impl Session {
                     return Ok((CookieAction::Set { id: new, max_age }, saved));
                 }
                 Cycled::Missing => return Ok((vanished(id), Saved::Vanished(id.clone()))),
-                Cycled::Collision => continue,
+                // Draw another id.
+                Cycled::Collision => {}
                 Cycled::TooLarge { size } => return Err(too_large(&changes, size)),
                 // Its one precondition, the policy tag: another request replaced the policy.
                 Cycled::Conflict => {

@@ -97,12 +97,21 @@ pub(super) struct Baseline {
     cleared: Option<Data>,
 }
 
+/// What a [`Baseline`] knows of the value stored under a key.
+enum Lookup<'a> {
+    /// Nothing: the key is unchanged, the view shows what the store holds.
+    Unchanged,
+    /// The store holds this (`None`: the key is absent).
+    Held(Option<&'a Value>),
+}
+
 impl Baseline {
-    /// What the store holds under `key`, if the baseline knows (`Some(None)`: absent).
-    fn lookup(&self, key: &str) -> Option<Option<&Value>> {
-        match self.before.get(key) {
-            Some(before) => Some(before.as_ref()),
-            None => self.cleared.as_ref().map(|cleared| cleared.get(key)),
+    /// What the store holds under `key`, if the baseline knows.
+    fn lookup(&self, key: &str) -> Lookup<'_> {
+        match (self.before.get(key), &self.cleared) {
+            (Some(before), _) => Lookup::Held(before.as_ref()),
+            (None, Some(cleared)) => Lookup::Held(cleared.get(key)),
+            (None, None) => Lookup::Unchanged,
         }
     }
 }
@@ -116,8 +125,8 @@ impl State {
             return None;
         }
         match self.baseline.lookup(key) {
-            Some(stored) => stored,
-            None => self.data.get(key),
+            Lookup::Held(stored) => stored,
+            Lookup::Unchanged => self.data.get(key),
         }
     }
 
@@ -260,7 +269,10 @@ impl State {
                 let stored = match saved.get(key) {
                     Some(value) => value.clone(),
                     None if clear => None,
-                    None => old.lookup(key).flatten().cloned(),
+                    None => match old.lookup(key) {
+                        Lookup::Held(stored) => stored.cloned(),
+                        Lookup::Unchanged => None,
+                    },
                 };
                 (key.clone(), stored)
             })

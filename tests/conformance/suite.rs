@@ -690,7 +690,7 @@ pub async fn preconditions_guard_a_change(store: impl SessionStore) {
                         .with_update("n", Some(next));
                     match store.apply(&new, &change).await.unwrap() {
                         Applied::Done => return,
-                        Applied::Conflict => continue,
+                        Applied::Conflict => {}
                         other => panic!("{other:?}"),
                     }
                 }
