@@ -74,6 +74,10 @@ pub enum Error {
     /// store, before any store call).
     #[error("log_in was given an empty principal; pass the user's id")]
     EmptyPrincipal,
+    /// [`Session::confirm_login`](crate::Session::confirm_login) on a session nobody is
+    /// logged in to: there is no login to confirm. Use [`log_in`](crate::Session::log_in).
+    #[error("confirm_login on a session that is not logged in; call log_in instead")]
+    NotLoggedIn,
     /// Keys starting with `__` are the crate's own (the CSRF secret, flash messages):
     /// [`insert`](crate::Session::insert), [`update`](crate::Session::update) and
     /// [`insert_fields`](crate::Session::insert_fields) refuse them. Pick another name.

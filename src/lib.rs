@@ -110,6 +110,7 @@
 #![warn(unreachable_pub, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod auth;
 mod config;
 pub mod csrf;
 mod error;

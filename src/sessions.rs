@@ -156,7 +156,7 @@ impl SessionInfo {
     }
 }
 
-fn system_time(unix_ms: i64) -> SystemTime {
+pub(crate) fn system_time(unix_ms: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(u64::try_from(unix_ms).unwrap_or(0))
 }
 

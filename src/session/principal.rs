@@ -101,6 +101,46 @@ impl Session {
         Ok(self.state().principal().map(str::to_owned))
     }
 
+    /// When the session was logged in ([`log_in`](Self::log_in)) or the login last confirmed
+    /// ([`confirm_login`](Self::confirm_login)), counting a log-in of this request. `None` for
+    /// an anonymous session, and for one logged in before stores kept the time (treat it as
+    /// long ago). Read from the loaded session: no store call beyond the load.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if loading the session failed.
+    pub async fn authenticated_at(&self) -> Result<Option<std::time::SystemTime>, Error> {
+        self.load().await?;
+        let state = self.state();
+        Ok(state
+            .owner()
+            .and_then(|owner| owner.tied_at)
+            .map(crate::sessions::system_time))
+    }
+
+    /// Records that the logged-in user proved who they are again (re-entered their password
+    /// for a sensitive action): the session gets a new id, as at [`log_in`](Self::log_in) (a
+    /// privilege change), and [`authenticated_at`](Self::authenticated_at) becomes now. The
+    /// principal and the device label stay.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotLoggedIn`] if nobody is logged in to the session; [`Error::Store`] if
+    /// loading the session failed.
+    pub async fn confirm_login(&self) -> Result<(), Error> {
+        self.load().await?;
+        let owner = {
+            let state = self.state();
+            let Some(owner) = state.owner() else {
+                return Err(Error::NotLoggedIn);
+            };
+            let mut again = Owner::new(owner.principal.clone());
+            again.label = owner.label.clone();
+            again
+        };
+        self.tie(owner).await
+    }
+
     /// The live sessions of this session's principal, oldest first, this one marked
     /// [`current`](SessionInfo::is_current); empty when nobody is logged in.
     ///

@@ -348,16 +348,18 @@ impl State {
         }
     }
 
-    /// The principal the session is tied to, counting a log-in not saved yet.
-    pub(super) fn principal(&self) -> Option<&str> {
+    /// The owner the session is tied to, counting a log-in not saved yet.
+    pub(super) fn owner(&self) -> Option<&Owner> {
         let stored = match &self.origin {
-            Origin::Stored(stored) => stored.owner.as_ref(),
+            Origin::Stored(stored) => stored.owner.as_deref(),
             Origin::New | Origin::Destroyed(_) | Origin::Ended => None,
         };
-        self.log_in
-            .as_deref()
-            .or(stored.map(|owner| &**owner))
-            .map(|owner| owner.principal.as_str())
+        self.log_in.as_deref().or(stored)
+    }
+
+    /// The principal the session is tied to, counting a log-in not saved yet.
+    pub(super) fn principal(&self) -> Option<&str> {
+        self.owner().map(|owner| owner.principal.as_str())
     }
 
     /// Notes that a write found the stored session `id` gone (see [`Origin::Ended`]): the

@@ -318,3 +318,100 @@ async fn redis_cluster_log_ins_across_instances() {
     )
     .await;
 }
+
+/// The login time travels with the session: logged in through one instance, another sees a
+/// recent login (and lets a `within` guard pass); `confirm_login` through that one gives a new
+/// id and a fresh time the first sees.
+pub async fn recent_login_across_instances<S: SessionStore + Clone>(one: S, two: S) {
+    use std::time::{Duration, SystemTime};
+
+    use axum::routing::get;
+    use sessionware::auth::RequireLogin;
+    use sessionware::{Error, Session};
+
+    let app = |store: S| {
+        common::routes()
+            .route(
+                "/age",
+                get(|s: Session| async move {
+                    let at = s.authenticated_at().await?;
+                    let age = at.and_then(|at| SystemTime::now().duration_since(at).ok());
+                    Ok::<_, Error>(age.map_or("none".to_owned(), |age| age.as_millis().to_string()))
+                }),
+            )
+            .route(
+                "/confirm",
+                get(|s: Session| async move { s.confirm_login().await }),
+            )
+            .merge(
+                axum::Router::new()
+                    .route("/sudo", get(|| async { "sudo" }))
+                    .route_layer(RequireLogin::new().within(Duration::from_secs(60))),
+            )
+            .layer(SessionLayer::new(store))
+    };
+    let (a, b) = (app(one), app(two));
+    let user = format!(
+        "user-{}",
+        sessionware::SessionId::generate().store_key().short()
+    );
+    assert_eq!(send_ok(&a, "/age", None).await.body, "none");
+    let cookie = send_ok(&a, &format!("/login/{user}/laptop"), None)
+        .await
+        .cookie();
+    let age: u64 = send_ok(&b, "/age", Some(&cookie))
+        .await
+        .body
+        .parse()
+        .unwrap();
+    assert!(age < 60_000, "{age} ms");
+    assert_eq!(send_ok(&b, "/sudo", Some(&cookie)).await.body, "sudo");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let confirmed = send_ok(&b, "/confirm", Some(&cookie)).await.cookie();
+    assert_ne!(confirmed, cookie);
+    let newer: u64 = send_ok(&a, "/age", Some(&confirmed))
+        .await
+        .body
+        .parse()
+        .unwrap();
+    assert!(
+        newer < age + 20,
+        "confirm_login kept the old time: {newer} ms, was {age} ms"
+    );
+    assert_eq!(send_ok(&a, "/whoami", Some(&confirmed)).await.body, user);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_recent_login_across_instances() {
+    let store = sessionware::MemoryStore::default();
+    recent_login_across_instances(store.clone(), store).await;
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_recent_login_across_instances() {
+    let connect = crate::stores::sqlite;
+    recent_login_across_instances(connect().await, connect().await).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_recent_login_across_instances() {
+    recent_login_across_instances(postgres_instance().await, postgres_instance().await).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_recent_login_across_instances() {
+    recent_login_across_instances(redis_instance().await, redis_instance().await).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_recent_login_across_instances() {
+    recent_login_across_instances(
+        redis_cluster_instance().await,
+        redis_cluster_instance().await,
+    )
+    .await;
+}

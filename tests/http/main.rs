@@ -2,6 +2,7 @@
 
 mod app_kit;
 mod apps;
+mod auth;
 #[path = "../common/mod.rs"]
 mod common;
 mod concurrency;
