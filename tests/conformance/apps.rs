@@ -248,8 +248,7 @@ pub async fn a_stale_request_keeps_a_new_expiry_policy(store: impl SessionStore)
     use tokio::sync::Barrier;
 
     const MONTH: Duration = Duration::from_secs(30 * 24 * 3600);
-    let layer =
-        SessionLayer::new(store).with_expiry(Expiry::OnInactivity(Duration::from_secs(2)));
+    let layer = SessionLayer::new(store).with_expiry(Expiry::OnInactivity(Duration::from_secs(2)));
     let sessions = layer.sessions();
     let barrier = Arc::new(Barrier::new(2));
     let slow = |write: bool| {
@@ -280,8 +279,13 @@ pub async fn a_stale_request_keeps_a_new_expiry_policy(store: impl SessionStore)
         )
         .layer(layer);
     for path in ["/slow-read", "/slow-write"] {
-        let user = format!("user-{}", sessionware::SessionId::generate().store_key().short());
-        let cookie = send_ok(&app, &format!("/login/{user}/laptop"), None).await.cookie();
+        let user = format!(
+            "user-{}",
+            sessionware::SessionId::generate().store_key().short()
+        );
+        let cookie = send_ok(&app, &format!("/login/{user}/laptop"), None)
+            .await
+            .cookie();
         // Past a quarter of the idle time: the slow read's end owes the session a touch.
         tokio::time::sleep(Duration::from_millis(700)).await;
         let slow = {
