@@ -6,6 +6,8 @@
 //! `cargo test --features sqlite --test browser -- --ignored`. With `SESSIONWARE_SCREENSHOT=path`
 //! it saves a screenshot of the demo's home page there (the README's picture).
 
+// `main.rs` serves with what the test does not use (the default window, `app`).
+#[allow(dead_code)]
 #[path = "../examples/login/app.rs"]
 mod app;
 
@@ -110,7 +112,8 @@ async fn serve_demo(dir: &Path) -> SocketAddr {
     let url = format!("sqlite://{}?mode=rwc", dir.join("sessions.db").display());
     let store = SqliteStore::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
-    let app = app::app(app::session_layer(store));
+    // A short window for the account page: the test waits it out to see the confirm step.
+    let app = app::app_with(app::session_layer(store), CONFIRM_WINDOW);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -160,6 +163,16 @@ async fn path(client: &Client) -> String {
 
 async fn log_in(client: &Client, base: &str, user: &str, remember: bool) {
     client.goto(&format!("{base}/login")).await.unwrap();
+    submit_login(client, user, app::DEMO_PASSWORD, remember).await;
+    assert_eq!(
+        path(client).await,
+        "/",
+        "the log-in did not land on the home page"
+    );
+}
+
+/// Fills in and sends the login form on the current page.
+async fn submit_login(client: &Client, user: &str, password: &str, remember: bool) {
     client
         .find(Locator::Id("user"))
         .await
@@ -167,8 +180,8 @@ async fn log_in(client: &Client, base: &str, user: &str, remember: bool) {
         .send_keys(user)
         .await
         .unwrap();
-    let password = client.find(Locator::Id("password")).await.unwrap();
-    password.send_keys(app::DEMO_PASSWORD).await.unwrap();
+    let field = client.find(Locator::Id("password")).await.unwrap();
+    field.send_keys(password).await.unwrap();
     if remember {
         client
             .find(Locator::Id("remember"))
@@ -179,12 +192,17 @@ async fn log_in(client: &Client, base: &str, user: &str, remember: bool) {
             .unwrap();
     }
     click_to_navigate(client, Locator::Id("sign-in")).await;
-    assert_eq!(
-        path(client).await,
-        "/",
-        "the log-in did not land on the home page"
-    );
 }
+
+/// Types `text` into the field `id` and clicks `button`, waiting for the next page.
+async fn fill_and_send(client: &Client, id: &str, text: &str, button: &str) {
+    let field = client.find(Locator::Id(id)).await.unwrap();
+    field.send_keys(text).await.unwrap();
+    click_to_navigate(client, Locator::Id(button)).await;
+}
+
+/// How recent a login the demo's account page wants in this test.
+const CONFIRM_WINDOW: Duration = Duration::from_secs(3);
 
 /// Runs `script` (a function body) in the page, awaiting a returned promise.
 async fn run_js(client: &Client, script: &str) -> Value {
@@ -219,12 +237,20 @@ async fn the_login_demo_works_in_a_real_browser() {
     let driver = start_driver().await;
     let laptop = browser(&driver, &dir.join("laptop")).await;
 
-    // Not signed in: the home page sends us to the login form.
-    laptop.goto(&format!("{base}/")).await.unwrap();
+    // Not signed in: a guarded page sends us to the login form, which, once we are logged in,
+    // takes us to the page we asked for.
+    laptop.goto(&format!("{base}/account")).await.unwrap();
     assert_eq!(path(&laptop).await, "/login");
+    submit_login(&laptop, "ann", app::DEMO_PASSWORD, false).await;
+    assert_eq!(
+        path(&laptop).await,
+        "/account",
+        "the login did not return to the page"
+    );
+    let logged_in_at = std::time::Instant::now();
+    laptop.goto(&format!("{base}/")).await.unwrap();
 
-    // Log in; the welcome flash shows once.
-    log_in(&laptop, &base, "ann", false).await;
+    // The welcome flash shows once.
     assert_eq!(text(&laptop, "user").await, "ann");
     assert!(body_text(&laptop).await.contains("Welcome, ann."));
     laptop.refresh().await.unwrap();
@@ -315,6 +341,56 @@ async fn the_login_demo_works_in_a_real_browser() {
         "a revoked device is still signed in"
     );
 
+    // A login form whose `next` points to another host goes home instead.
+    phone
+        .goto(&format!("{base}/login?next=//evil.example/"))
+        .await
+        .unwrap();
+    submit_login(&phone, "ann", app::DEMO_PASSWORD, false).await;
+    let landed = phone.current_url().await.unwrap();
+    assert_eq!(
+        (landed.host_str(), landed.path()),
+        (Some("127.0.0.1"), "/"),
+        "an open redirect: {landed}"
+    );
+
+    // The password change wants a recent login: past the window, it asks for the password
+    // again, then works, and signs the other device (the phone) out.
+    let waited = logged_in_at.elapsed();
+    if waited <= CONFIRM_WINDOW {
+        tokio::time::sleep(CONFIRM_WINDOW - waited + Duration::from_millis(300)).await;
+    }
+    laptop.goto(&format!("{base}/account")).await.unwrap();
+    assert_eq!(
+        path(&laptop).await,
+        "/confirm",
+        "a stale login reached the account page"
+    );
+    fill_and_send(&laptop, "password", app::DEMO_PASSWORD, "confirm-password").await;
+    assert_eq!(
+        path(&laptop).await,
+        "/account",
+        "confirming did not return to the page"
+    );
+    fill_and_send(&laptop, "new-password", "s3cret", "change-password").await;
+    assert!(
+        body_text(&laptop)
+            .await
+            .contains("Password changed. Signed out 1 other session(s)."),
+        "{}",
+        body_text(&laptop).await
+    );
+    phone.refresh().await.unwrap();
+    assert_eq!(
+        path(&phone).await,
+        "/login",
+        "the other device is still signed in"
+    );
+    submit_login(&phone, "ann", app::DEMO_PASSWORD, false).await;
+    assert_eq!(path(&phone).await, "/login", "the old password still works");
+    submit_login(&phone, "ann", "s3cret", false).await;
+    assert_eq!(path(&phone).await, "/");
+
     // Log out: back to the login form, and the old cookie no longer works anywhere.
     click_to_navigate(&laptop, Locator::Id("logout")).await;
     assert_eq!(path(&laptop).await, "/login");
@@ -323,7 +399,7 @@ async fn the_login_demo_works_in_a_real_browser() {
     assert!(status.contains("303"), "{status}");
     assert_eq!(
         location.as_deref(),
-        Some("/login"),
+        Some("/login?next=%2F"),
         "the old cookie still logs in"
     );
 

@@ -1,21 +1,29 @@
 //! The login demo's application: routes, handlers and pages. `main.rs` serves it on SQLite;
 //! `tests/browser.rs` drives it in Chromium.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use axum::extract::{Form, State};
+use axum::extract::{Form, Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::{Deserialize, Serialize};
+use sessionware::auth::{safe_next, LoggedIn, RequireLogin};
 use sessionware::{
     CsrfLayer, Error, Expiry, FlashMessage, Flashes, Level, Session, SessionHandle, SessionInfo,
     SessionKey, SessionLayer, Sessions,
 };
 
-/// The password every user name accepts in this demo (shown on the login page).
+/// The password every user name accepts in this demo until the user changes it (shown on the
+/// login page).
 pub const DEMO_PASSWORD: &str = "sessionware";
+
+/// How recent a login the account page (the password change) wants: older ones confirm the
+/// password first.
+pub const CONFIRM_WINDOW: Duration = Duration::from_secs(10 * 60);
 
 /// How long a quiet session lives.
 pub const IDLE: Duration = Duration::from_secs(30 * 60);
@@ -53,19 +61,83 @@ pub fn session_layer(store: impl sessionware::store::SessionStore) -> SessionLay
         .with_max_absolute_timeout(REMEMBERED)
 }
 
-/// The demo on `layer`.
+/// What the handlers share: the layer's sessions by user, and the passwords users changed
+/// (in memory: a demo).
+#[derive(Clone)]
+struct AppState {
+    sessions: Sessions,
+    passwords: Arc<Mutex<HashMap<String, String>>>,
+}
+
+impl AppState {
+    fn password_matches(&self, user: &str, password: &str) -> bool {
+        let passwords = self.passwords.lock().unwrap_or_else(|e| e.into_inner());
+        passwords.get(user).map_or(DEMO_PASSWORD, String::as_str) == password
+    }
+}
+
+/// The demo on `layer`, the account page wanting a login within [`CONFIRM_WINDOW`].
 pub fn app(layer: SessionLayer) -> Router {
-    let sessions = layer.sessions();
-    Router::new()
+    app_with(layer, CONFIRM_WINDOW)
+}
+
+/// The demo on `layer`, the account page wanting a login within `confirm_window`.
+pub fn app_with(layer: SessionLayer, confirm_window: Duration) -> Router {
+    let state = AppState {
+        sessions: layer.sessions(),
+        passwords: Arc::default(),
+    };
+    // Pages for logged-in users: others are sent to the login form, and back here after it.
+    let pages = Router::new()
         .route("/", get(home))
-        .route("/login", get(login_page).post(log_in))
-        .route("/logout", post(log_out))
         .route("/cart/add", post(add_to_cart))
         .route("/devices/revoke", post(revoke))
         .route("/devices/others", post(revoke_others))
-        .with_state(sessions)
+        .route_layer(RequireLogin::redirect_to("/login"));
+    // The password change wants a recent login: an older one confirms the password first.
+    let account = Router::new()
+        .route("/account", get(account_page))
+        .route(
+            "/account/password",
+            get(|| async { Redirect::to("/account") }).post(change_password),
+        )
+        .route_layer(RequireLogin::redirect_to("/confirm").within(confirm_window))
+        // Checked first: a visitor who is not logged in at all goes to the login form.
+        .route_layer(RequireLogin::redirect_to("/login"));
+    Router::new()
+        .merge(pages)
+        .merge(account)
+        .route("/login", get(login_page).post(log_in))
+        .route("/confirm", get(confirm_page).post(confirm))
+        .route("/logout", post(log_out))
+        .with_state(state)
         .layer(CsrfLayer::new())
         .layer(layer)
+}
+
+/// The `next` parameter of the login and confirm pages: where to go afterwards.
+#[derive(Deserialize)]
+struct Next {
+    #[serde(default)]
+    next: Option<String>,
+}
+
+impl Next {
+    /// The page to go to: `next` if it is a path on this site (never another host), else home.
+    fn target(&self) -> &str {
+        self.next.as_deref().and_then(safe_next).unwrap_or("/")
+    }
+
+    /// `?next=...` for a link back to this page, or nothing.
+    fn query(&self) -> String {
+        match self.next.as_deref().and_then(safe_next) {
+            Some(next) => {
+                let encoded: String = form_urlencoded::byte_serialize(next.as_bytes()).collect();
+                format!("?next={encoded}")
+            }
+            None => String::new(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -86,15 +158,19 @@ struct RevokeForm {
     handle: String,
 }
 
-async fn login_page(session: Session, Flashes(flashes): Flashes) -> Result<Response, Error> {
+async fn login_page(
+    session: Session,
+    Query(next): Query<Next>,
+    Flashes(flashes): Flashes,
+) -> Result<Response, Error> {
     if session.principal().await?.is_some() {
-        return Ok(Redirect::to("/").into_response());
+        return Ok(Redirect::to(next.target()).into_response());
     }
     let token = session.csrf_token().await?;
     let body = format!(
         r#"<h1>Sign in</h1>
 {flashes}
-<form method="post" action="/login" id="login">
+<form method="post" action="/login{query}" id="login">
   <input type="hidden" name="csrf_token" value="{token}">
   <label>User name <input name="user" id="user" required autofocus></label>
   <label>Password <input name="password" id="password" type="password" required></label>
@@ -103,21 +179,25 @@ async fn login_page(session: Session, Flashes(flashes): Flashes) -> Result<Respo
 </form>
 <p class="hint">Any user name works; the demo password is <code>{DEMO_PASSWORD}</code>.</p>"#,
         flashes = render_flashes(&flashes),
+        query = escape(&next.query()),
     );
     Ok(page("Sign in", &body).into_response())
 }
 
 async fn log_in(
     session: Session,
+    State(state): State<AppState>,
+    Query(next): Query<Next>,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, Error> {
     let user = form.user.trim();
-    if user.is_empty() || form.password != DEMO_PASSWORD {
+    if user.is_empty() || !state.password_matches(user, &form.password) {
         session
             .flash(Level::Error, "Wrong user name or password.")
             .await?;
-        return Ok(Redirect::to("/login").into_response());
+        let back = format!("/login{}", next.query());
+        return Ok(Redirect::to(&back).into_response());
     }
     let browser = headers
         .get(header::USER_AGENT)
@@ -131,6 +211,101 @@ async fn log_in(
     session
         .flash(Level::Success, format!("Welcome, {user}."))
         .await?;
+    // Back to the page that sent us here (only a page of this site: see `safe_next`).
+    Ok(Redirect::to(next.target()).into_response())
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    password: String,
+}
+
+/// The confirm-password page: a login older than the account page allows is confirmed here.
+async fn confirm_page(
+    session: Session,
+    LoggedIn(user): LoggedIn,
+    Query(next): Query<Next>,
+    Flashes(flashes): Flashes,
+) -> Result<Response, Error> {
+    let token = session.csrf_token().await?;
+    let body = format!(
+        r#"<h1>Confirm it is you</h1>
+{flashes}
+<p>Enter the password of <b>{user}</b> again to continue.</p>
+<form method="post" action="/confirm{query}" id="confirm">
+  <input type="hidden" name="csrf_token" value="{token}">
+  <label>Password <input name="password" id="password" type="password" required autofocus></label>
+  <button type="submit" id="confirm-password">Confirm</button>
+</form>"#,
+        flashes = render_flashes(&flashes),
+        user = escape(&user),
+        query = escape(&next.query()),
+    );
+    Ok(page("Confirm", &body).into_response())
+}
+
+async fn confirm(
+    session: Session,
+    LoggedIn(user): LoggedIn,
+    State(state): State<AppState>,
+    Query(next): Query<Next>,
+    Form(form): Form<PasswordForm>,
+) -> Result<Response, Error> {
+    if !state.password_matches(&user, &form.password) {
+        session.flash(Level::Error, "Wrong password.").await?;
+        let back = format!("/confirm{}", next.query());
+        return Ok(Redirect::to(&back).into_response());
+    }
+    // A new id and a fresh login time: the account page lets us in again.
+    session.confirm_login().await?;
+    Ok(Redirect::to(next.target()).into_response())
+}
+
+async fn account_page(
+    session: Session,
+    LoggedIn(user): LoggedIn,
+    Flashes(flashes): Flashes,
+) -> Result<Response, Error> {
+    let token = session.csrf_token().await?;
+    let body = format!(
+        r#"<h1>Account of <span id="user">{user}</span></h1>
+{flashes}
+<p class="hint">Changing the password signs out your other devices.</p>
+<form method="post" action="/account/password" id="change">
+  <input type="hidden" name="csrf_token" value="{token}">
+  <label>New password <input name="password" id="new-password" type="password" required></label>
+  <button type="submit" id="change-password">Change password</button>
+</form>
+<p><a href="/">Back</a></p>"#,
+        flashes = render_flashes(&flashes),
+        user = escape(&user),
+    );
+    Ok(page("Account", &body).into_response())
+}
+
+async fn change_password(
+    session: Session,
+    LoggedIn(user): LoggedIn,
+    State(state): State<AppState>,
+    Form(form): Form<PasswordForm>,
+) -> Result<Response, Error> {
+    if form.password.is_empty() {
+        session.flash(Level::Error, "Enter a new password.").await?;
+        return Ok(Redirect::to("/account").into_response());
+    }
+    state
+        .passwords
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(user, form.password);
+    // Whoever knew the old password is signed out everywhere but here.
+    let n = session.revoke_others().await?;
+    session
+        .flash(
+            Level::Success,
+            format!("Password changed. Signed out {n} other session(s)."),
+        )
+        .await?;
     Ok(Redirect::to("/").into_response())
 }
 
@@ -141,10 +316,11 @@ async fn log_out(session: Session) -> Result<Redirect, Error> {
     Ok(Redirect::to("/login"))
 }
 
-async fn home(session: Session, Flashes(flashes): Flashes) -> Result<Response, Error> {
-    let Some(user) = session.principal().await? else {
-        return Ok(Redirect::to("/login").into_response());
-    };
+async fn home(
+    session: Session,
+    LoggedIn(user): LoggedIn,
+    Flashes(flashes): Flashes,
+) -> Result<Response, Error> {
     let token = session.csrf_token().await?;
     let cart = session.get(CART).await?.unwrap_or_default();
     let devices = session.devices().await?;
@@ -197,6 +373,7 @@ async fn home(session: Session, Flashes(flashes): Flashes) -> Result<Response, E
 <h2>Your devices</h2>
 <table id="devices"><tr><th>Device</th><th>Signed in</th><th>Ends if idle</th><th></th></tr>{device_rows}</table>
 <form method="post" action="/devices/others" class="inline"><input type="hidden" name="csrf_token" value="{token}"><button id="sign-out-others">Sign out everywhere else</button></form>
+<a href="/account" id="account">Account</a>
 <form method="post" action="/logout" class="inline"><input type="hidden" name="csrf_token" value="{token}"><button id="logout">Sign out</button></form>"#,
         user = escape(&user),
         flashes = render_flashes(&flashes),
@@ -222,9 +399,6 @@ fn device_row(device: &SessionInfo, token: &str) -> String {
 }
 
 async fn add_to_cart(session: Session, Form(form): Form<AddForm>) -> Result<Response, Error> {
-    if session.principal().await?.is_none() {
-        return Ok(Redirect::to("/login").into_response());
-    }
     if PRODUCTS.contains(&form.product.as_str()) {
         // `update`: two quick clicks (or two tabs) both count.
         session
@@ -240,12 +414,11 @@ async fn add_to_cart(session: Session, Form(form): Form<AddForm>) -> Result<Resp
 
 async fn revoke(
     session: Session,
-    State(sessions): State<Sessions>,
+    LoggedIn(user): LoggedIn,
+    State(state): State<AppState>,
     Form(form): Form<RevokeForm>,
 ) -> Result<Response, Error> {
-    let Some(user) = session.principal().await? else {
-        return Ok(Redirect::to("/login").into_response());
-    };
+    let sessions = &state.sessions;
     // The handle came from a form: revoke it only if it is one of this user's sessions.
     let revoked = match form.handle.parse::<SessionHandle>() {
         Ok(handle) => sessions.revoke_of(&user, &handle).await?,

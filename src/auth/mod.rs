@@ -20,7 +20,10 @@
 //!   to [`safe_next`]`(next)` once logged in;
 //! - `.within(Duration::from_secs(600))` also wants a login at most ten minutes old
 //!   ("sudo mode"): the confirm-password page calls
-//!   [`Session::confirm_login`](crate::Session::confirm_login).
+//!   [`Session::confirm_login`](crate::Session::confirm_login). To send a visitor who is not
+//!   logged in at all to the login form rather than the confirm page, stack a plain guard
+//!   outside it (the last `route_layer` runs first):
+//!   `.route_layer(RequireLogin::redirect_to("/confirm").within(d)).route_layer(RequireLogin::redirect_to("/login"))`.
 //!
 //! # Example
 //!
