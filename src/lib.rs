@@ -118,16 +118,14 @@ mod expiry;
 mod id;
 pub mod layer;
 mod session;
-mod sessions;
-mod settings;
 mod stats;
 pub mod store;
 #[cfg(feature = "test-kit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-kit")))]
 pub mod test_kit;
-mod transport;
-mod validate;
+mod user_sessions;
 
+pub use config::ConfigError;
 pub use config::DEFAULT_MAX_SESSION_SIZE;
 pub use cookie::{Key, SameSite};
 pub use csrf::CsrfLayer;
@@ -146,7 +144,6 @@ pub use session::{
     FlashMessage, FlashRejection, Flashes, KeyName, Level, Session, SessionKey, SessionMissing,
     MAX_UNREAD_FLASHES, UPDATE_ATTEMPTS,
 };
-pub use sessions::{InvalidHandle, SessionHandle, SessionInfo, Sessions};
 pub use stats::SessionStats;
 pub use store::MemoryStore;
 #[cfg(feature = "postgres")]
@@ -155,4 +152,4 @@ pub use store::PostgresStore;
 pub use store::RedisStore;
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
-pub use validate::ConfigError;
+pub use user_sessions::{InvalidHandle, SessionHandle, SessionInfo, Sessions};

@@ -39,14 +39,14 @@ use std::sync::Arc;
 use http::{header, HeaderMap, HeaderValue, Request, Response};
 use serde::Serialize;
 
+use crate::config::Settings;
 use crate::csrf::token;
 use crate::error::Error;
+use crate::id::transport::{encode, read_id, Incoming, ReadId};
 use crate::id::SessionId;
+use crate::session::KeyName;
 use crate::session::SECRET_KEY;
-use crate::settings::Settings;
 use crate::store::{now, Created, Data, Owner, Record, SessionStore};
-use crate::transport::{encode, read_id, Incoming, ReadId};
-use crate::KeyName;
 
 /// Seeds and reads sessions of one [`SessionLayer`](crate::SessionLayer), in its store and with
 /// its cookie settings (name, signing or encryption, id header). From

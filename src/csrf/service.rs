@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Limited};
 use tower_service::Service;
 
 use super::CsrfLayer;
-use crate::Session;
+use crate::session::Session;
 
 /// The middleware [`CsrfLayer`] applies. See the [module docs](crate::csrf).
 #[derive(Clone, Debug)]

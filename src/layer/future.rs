@@ -9,11 +9,11 @@ use bytes::Bytes;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Response};
 use pin_project_lite::pin_project;
 
+use crate::config::Settings;
 use crate::error::internal_server_error;
 use crate::error::BoxError;
-use crate::session::{CookieAction, Plan, Session};
-use crate::settings::Settings;
-use crate::transport::{encode, set_cookie};
+use crate::id::transport::{encode, set_cookie};
+use crate::session::{CookieAction, Outcome, Plan, Session};
 
 type Saving = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
 
@@ -74,9 +74,9 @@ where
                     };
                     // A handler that failed (5xx) saves no data: its changes may be half done.
                     // Its `destroy` still happens, so a logout can never fail open.
-                    let failed = response.status().is_server_error();
-                    let plan = session.plan_now(failed);
-                    session.finish(failed);
+                    let outcome = Outcome::of(response.status());
+                    let plan = session.plan_now(outcome);
+                    session.finish(outcome);
                     // The fast path: a handler that never touched the session, or only read it
                     // inside the touch window, costs no store call and no cookie. A response
                     // built from the session still varies with the cookie that named it.
@@ -86,7 +86,7 @@ where
                         }
                         return Poll::Ready(Ok(response));
                     }
-                    let saving = Box::pin(save(session, plan, failed, response));
+                    let saving = Box::pin(save(session, plan, outcome, response));
                     self.as_mut()
                         .project()
                         .state
@@ -102,11 +102,11 @@ where
 async fn save(
     session: Session,
     plan: Option<Plan>,
-    failed: bool,
+    outcome: Outcome,
     mut response: Response<Body>,
 ) -> Response<Body> {
     let settings = session.settings();
-    let action = match session.commit(plan.as_ref(), failed).await {
+    let action = match session.commit(plan.as_ref(), outcome).await {
         Ok(action) => action,
         Err(error) => {
             tracing::error!(%error, "saving the session failed; the response is replaced");

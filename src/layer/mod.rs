@@ -123,10 +123,9 @@
 //! [`into_make_service`]: https://docs.rs/axum/0.8/axum/trait.ServiceExt.html#method.into_make_service
 
 mod future;
-#[allow(clippy::module_inception)]
-mod layer;
 mod service;
+mod session_layer;
 
 pub use future::ResponseFuture;
-pub use layer::SessionLayer;
 pub use service::SessionService;
+pub use session_layer::SessionLayer;

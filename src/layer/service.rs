@@ -9,10 +9,10 @@ use http::{Request, Response};
 use tower_service::Service;
 
 use super::ResponseFuture;
+use crate::config::Settings;
 use crate::error::BoxError;
+use crate::id::transport::Incoming;
 use crate::session::Session;
-use crate::settings::Settings;
-use crate::transport::Incoming;
 
 /// The middleware [`SessionLayer`](crate::SessionLayer) adds. See the
 /// [module docs](crate::layer).

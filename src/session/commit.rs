@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::plan::{max_age, plan, Plan, Rules, Write};
+use super::plan::{max_age, plan, Outcome, Plan, Rules, Use, Write};
 use super::state::{Origin, State, Stored, EXPIRY_TAG};
 use super::Session;
 use crate::error::{Error, StoreError};
@@ -47,7 +47,7 @@ enum Saved {
     Forgotten,
     /// Someone else ended or moved the session with this id meanwhile: nothing more is saved
     /// (see [`Origin::Ended`]).
-    Vanished(SessionId),
+    Ended(SessionId),
     /// Nothing was written: another request replaced the session's expiry policy since this
     /// one read it (see [`EXPIRY_TAG`]). The pending changes are back in the state.
     PolicyChanged,
@@ -79,19 +79,23 @@ enum Source {
 impl Session {
     /// The plan for saving this session, if it can be made without a store call: `None` when
     /// the session must be loaded first (only `set_expiry` was called, without a load).
-    pub(crate) fn plan_now(&self, failed: bool) -> Option<Plan> {
-        let loaded = self.was_loaded();
+    pub(crate) fn plan_now(&self, outcome: Outcome) -> Option<Plan> {
+        let used = if self.was_loaded() {
+            Use::Loaded
+        } else {
+            Use::Untouched
+        };
         let state = self.state();
-        if !loaded {
+        if used == Use::Untouched {
             // The common case of routes that never use the session: no clock, no rules.
-            if !failed && state.expiry_changed() {
+            if outcome == Outcome::Ok && state.expiry_changed() {
                 return None;
             }
             if matches!(state.origin, Origin::New) && state.pending_cookie.is_none() {
                 return Some(Plan::Nothing);
             }
         }
-        Some(plan(&state, loaded, failed, &self.rules(), now()))
+        Some(plan(&state, used, outcome, &self.rules(), now()))
     }
 
     /// Whether an earlier [`save`](Session::save) in this request owes the response a cookie
@@ -127,7 +131,7 @@ impl Session {
     pub(crate) async fn commit(
         &self,
         plan: Option<&Plan>,
-        failed: bool,
+        outcome: Outcome,
     ) -> Result<CookieAction, Error> {
         // The end of the request: unless a handler kept a handle (for a WebSocket, say), the
         // layer's is the only one, and no other can be made from it (the layer does not clone
@@ -144,7 +148,7 @@ impl Session {
             None => Box::pin(self.load_and_carry_out(source)).await?,
         };
         let mut state = self.state();
-        if failed {
+        if outcome == Outcome::ServerError {
             state.discard_changes();
         }
         let pending = state.pending_cookie.take();
@@ -161,7 +165,13 @@ impl Session {
     }
 
     fn plan_after_load(&self) -> Plan {
-        plan(&self.state(), true, false, &self.rules(), now())
+        plan(
+            &self.state(),
+            Use::Loaded,
+            Outcome::Ok,
+            &self.rules(),
+            now(),
+        )
     }
 
     /// Writes this request's pending changes now, as the end of the request would, and keeps
@@ -271,7 +281,7 @@ impl Session {
                         let expires_at = changes.expires_at;
                         still_stored(id, expires_at, saved_values(changes), resend, max_age)
                     }
-                    Applied::Missing => (vanished(id), Saved::Vanished(id.clone())),
+                    Applied::Missing => (ended_elsewhere(id), Saved::Ended(id.clone())),
                     Applied::TooLarge { size } => return Err(too_large(&changes, size)),
                     // Its one precondition, the policy tag: another request replaced the policy.
                     Applied::Conflict => {
@@ -301,7 +311,7 @@ impl Session {
                     Applied::Done => {
                         still_stored(id, expires_at, SavedValues::None, resend, max_age)
                     }
-                    Applied::Missing => (vanished(id), Saved::Vanished(id.clone())),
+                    Applied::Missing => (ended_elsewhere(id), Saved::Ended(id.clone())),
                     Applied::Conflict => (CookieAction::Keep, Saved::PolicyChanged),
                     // Only setting a key can grow a session.
                     Applied::TooLarge { .. } => return Err(broken_store("touch")),
@@ -388,7 +398,7 @@ impl Session {
                     };
                     return Ok((CookieAction::Set { id: new, max_age }, saved));
                 }
-                Cycled::Missing => return Ok((vanished(id), Saved::Vanished(id.clone()))),
+                Cycled::Missing => return Ok((ended_elsewhere(id), Saved::Ended(id.clone()))),
                 // Draw another id.
                 Cycled::Collision => {}
                 Cycled::TooLarge { size } => return Err(too_large(&changes, size)),
@@ -503,7 +513,7 @@ fn settle(state: &mut State, saved: Saved) {
             *state = State::default();
             return;
         }
-        Saved::Vanished(id) => {
+        Saved::Ended(id) => {
             state.end(&id);
             return;
         }
@@ -568,7 +578,7 @@ fn settle(state: &mut State, saved: Saved) {
 /// cookie here would be wrong: browsers remove cookies by name, path and domain, so it would
 /// also delete the new id that a racing login has just set. Only the request that destroyed
 /// the session sends the removal cookie.
-pub(super) fn vanished(id: &SessionId) -> CookieAction {
+pub(super) fn ended_elsewhere(id: &SessionId) -> CookieAction {
     tracing::info!(
         session = %id.store_key().short(),
         "session ended or moved while this request was using it; its changes were discarded"

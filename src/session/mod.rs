@@ -24,7 +24,7 @@ pub(crate) use csrf::SECRET_KEY;
 pub use extract::SessionMissing;
 pub use flash::{FlashMessage, FlashRejection, Flashes, Level, MAX_UNREAD_FLASHES};
 pub use key::{KeyName, SessionKey};
-pub(crate) use plan::Plan;
+pub(crate) use plan::{Outcome, Plan};
 pub use update::UPDATE_ATTEMPTS;
 
 use std::fmt;
@@ -36,11 +36,11 @@ use serde::Serialize;
 use tokio::sync::OnceCell;
 
 use self::state::{Origin, State, Stored};
+use crate::config::Settings;
 use crate::error::{Error, StoreError};
 use crate::expiry::Expiry;
+use crate::id::transport::{read_id, Incoming, ReadId};
 use crate::id::SessionId;
-use crate::settings::Settings;
-use crate::transport::{read_id, Incoming, ReadId};
 
 /// A user's session, as a handler sees it.
 ///

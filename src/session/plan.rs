@@ -67,15 +67,43 @@ pub(crate) struct Rules {
     pub(crate) max_size: Option<usize>,
 }
 
-/// Decides how to save `state` at `now`. `loaded`: whether the handler loaded the session;
-/// `failed`: whether its response is a `5xx` (then only a `destroy` is carried out, so a logout
-/// never fails open, and no data is saved).
-pub(crate) fn plan(state: &State, loaded: bool, failed: bool, rules: &Rules, now: i64) -> Plan {
+/// Whether the handler loaded its session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Use {
+    /// It did: the plan may touch, save or create.
+    Loaded,
+    /// It did not (only `set_expiry` can have been called).
+    Untouched,
+}
+
+/// How the handler's response went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Anything but a `5xx`: the changes are saved.
+    Ok,
+    /// A `5xx`: only a `destroy` is carried out (a logout never fails open), no data is saved.
+    ServerError,
+}
+
+impl Outcome {
+    /// The outcome of a response with `status`.
+    pub(crate) fn of(status: http::StatusCode) -> Self {
+        if status.is_server_error() {
+            Outcome::ServerError
+        } else {
+            Outcome::Ok
+        }
+    }
+}
+
+/// Decides how to save `state` at `now`, given whether the handler used the session and how
+/// its response went.
+pub(crate) fn plan(state: &State, used: Use, outcome: Outcome, rules: &Rules, now: i64) -> Plan {
     if matches!(state.origin, Origin::Ended) {
         // Ended or moved by someone else meanwhile: that request wins (see `Origin::Ended`).
         return Plan::Nothing;
     }
-    if failed || !loaded {
+    if outcome == Outcome::ServerError || used == Use::Untouched {
         // Unloaded, only `set_expiry` can have been called: there is nothing to apply it to
         // without a load, and the layer loads before saving (see `Session::commit`).
         return match &state.origin {
@@ -229,20 +257,20 @@ mod tests {
         let fresh_deadline = NOW + 100_000;
         let old_deadline = NOW + 10_000;
         type Check = fn(&Plan, &SessionId) -> bool;
-        let rows: Vec<(&str, State, bool, bool, &Rules, Check)> = vec![
+        let rows: Vec<(&str, State, Use, Outcome, &Rules, Check)> = vec![
             (
                 "untouched, not loaded",
                 State::default(),
-                false,
-                false,
+                Use::Untouched,
+                Outcome::Ok,
                 &end,
                 |p, _| *p == Plan::Nothing,
             ),
             (
                 "new session, only read",
                 state(Origin::New, |_| {}),
-                true,
-                false,
+                Use::Loaded,
+                Outcome::Ok,
                 &end,
                 |p, _| *p == Plan::Nothing,
             ),
@@ -252,24 +280,24 @@ mod tests {
                     set(s, "a", json!(1));
                     s.expiry_set = true;
                 }),
-                true,
-                false,
+                Use::Loaded,
+                Outcome::Ok,
                 &idle,
                 |p, _| *p == Plan::Nothing,
             ),
             (
                 "new session with data",
                 state(Origin::New, |s| set(s, "a", json!(1))),
-                true,
-                false,
+                Use::Loaded,
+                Outcome::Ok,
                 &end,
                 |p, _| matches!(p, Plan::Create { replacing: None, max_age: None, created_at: NOW, expires_at } if *expires_at == NOW + IDLE.as_millis() as i64),
             ),
             (
                 "new session with data, idle expiry: Max-Age",
                 state(Origin::New, |s| set(s, "a", json!(1))),
-                true,
-                false,
+                Use::Loaded,
+                Outcome::Ok,
                 &idle,
                 |p, _| {
                     matches!(
@@ -284,32 +312,32 @@ mod tests {
             (
                 "stored, read inside the touch window",
                 state(stored(&id, fresh_deadline), |_| {}),
-                true,
-                false,
+                Use::Loaded,
+                Outcome::Ok,
                 &idle,
                 |p, _| *p == Plan::Nothing,
             ),
             (
                 "stored, read after a quarter of the idle period",
                 state(stored(&id, old_deadline), |_| {}),
-                true,
-                false,
+                Use::Loaded,
+                Outcome::Ok,
                 &idle,
                 |p, id| matches!(p, Plan::Touch { id: got, expires_at, resend: true, max_age: Some(100) } if got == id && *expires_at == NOW + 100_000),
             ),
             (
                 "stored, changed",
                 state(stored(&id, fresh_deadline), |s| set(s, "a", json!(2))),
-                true,
-                false,
+                Use::Loaded,
+                Outcome::Ok,
                 &end,
                 |p, id| matches!(p, Plan::Apply { id: got, write, resend: false, .. } if got == id && write.max_size == Some(1000) && write.expiry == ExpiryChange::Keep),
             ),
             (
                 "stored, cleared",
                 state(stored(&id, fresh_deadline), |s| s.clear = true),
-                true,
-                false,
+                Use::Loaded,
+                Outcome::Ok,
                 &end,
                 |p, _| matches!(p, Plan::Apply { .. }),
             ),
@@ -319,8 +347,8 @@ mod tests {
                     s.settings = ExpirySettings::from(Some(Expiry::OnInactivity(IDLE)));
                     s.expiry_set = true;
                 }),
-                true,
-                false,
+                Use::Loaded,
+                Outcome::Ok,
                 &end,
                 |p, _| matches!(p, Plan::Apply { resend: true, max_age: Some(100), write, .. } if matches!(write.expiry, ExpiryChange::Set(_))),
             ),
@@ -331,8 +359,8 @@ mod tests {
                         st.cycle = true
                     }
                 }),
-                true,
-                false,
+                Use::Loaded,
+                Outcome::Ok,
                 &end,
                 |p, id| matches!(p, Plan::Cycle { id: got, .. } if got == id),
             ),
@@ -343,16 +371,16 @@ mod tests {
                         st.reissue = true
                     }
                 }),
-                true,
-                false,
+                Use::Loaded,
+                Outcome::Ok,
                 &end,
                 |p, id| matches!(p, Plan::Touch { id: got, expires_at, resend: true, max_age: None } if got == id && *expires_at == NOW + 100_000),
             ),
             (
                 "destroyed",
                 state(stored(&id, fresh_deadline), State::destroy),
-                true,
-                false,
+                Use::Loaded,
+                Outcome::Ok,
                 &end,
                 |p, id| matches!(p, Plan::Forget { old } if old == id),
             ),
@@ -362,16 +390,16 @@ mod tests {
                     s.destroy();
                     set(s, "bye", json!(true));
                 }),
-                true,
-                false,
+                Use::Loaded,
+                Outcome::Ok,
                 &end,
                 |p, id| matches!(p, Plan::Create { replacing: Some(old), .. } if old == id),
             ),
             (
                 "5xx after a change: nothing saved",
                 state(stored(&id, fresh_deadline), |s| set(s, "a", json!(2))),
-                true,
-                true,
+                Use::Loaded,
+                Outcome::ServerError,
                 &end,
                 |p, _| *p == Plan::Nothing,
             ),
@@ -381,14 +409,14 @@ mod tests {
                     s.destroy();
                     set(s, "x", json!(1));
                 }),
-                true,
-                true,
+                Use::Loaded,
+                Outcome::ServerError,
                 &end,
                 |p, id| matches!(p, Plan::Forget { old } if old == id),
             ),
         ];
-        for (what, state, loaded, failed, rules, check) in rows {
-            let plan = plan(&state, loaded, failed, rules, NOW);
+        for (what, state, used, outcome, rules, check) in rows {
+            let plan = plan(&state, used, outcome, rules, NOW);
             assert!(check(&plan, &id), "{what}: {plan:?}");
         }
     }

@@ -5,8 +5,8 @@ use super::state::Origin;
 use super::Session;
 use crate::error::Error;
 use crate::id::StoreKey;
-use crate::sessions::SessionInfo;
 use crate::store::{Listed, Owner};
+use crate::user_sessions::SessionInfo;
 
 impl Session {
     /// Logs the session in as `principal` (the application's user id): when the layer saves
@@ -115,7 +115,7 @@ impl Session {
         Ok(state
             .owner()
             .and_then(|owner| owner.tied_at)
-            .map(crate::sessions::system_time))
+            .map(crate::user_sessions::system_time))
     }
 
     /// Records that the logged-in user proved who they are again (re-entered their password

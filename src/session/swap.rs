@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::commit::{too_large, vanished};
+use super::commit::{ended_elsewhere, too_large};
 use super::state::Origin;
 use super::state::{State, EXPIRY_TAG};
 use super::Session;
@@ -105,7 +105,7 @@ impl Session {
                 // attempt works on that session instead.)
                 Applied::Missing => {
                     if self.state().end(&id) {
-                        vanished(&id);
+                        ended_elsewhere(&id);
                         return self.step_unsaved(&mut step);
                     }
                 }
@@ -165,7 +165,7 @@ impl Session {
             Some(record) => state.reread(record),
             None => {
                 if state.end(&id) {
-                    vanished(&id);
+                    ended_elsewhere(&id);
                 }
             }
         }

@@ -201,8 +201,8 @@ impl Session {
 
     /// Called by the layer once the response is decided: from now on, changes need `save`. A
     /// failed (`5xx`) response's changes were not saved and are dropped.
-    pub(crate) fn finish(&self, failed: bool) {
-        if failed {
+    pub(crate) fn finish(&self, outcome: super::plan::Outcome) {
+        if outcome == super::plan::Outcome::ServerError {
             let mut state = self.state();
             state.discard_changes();
             if matches!(state.origin, Origin::New) {

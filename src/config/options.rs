@@ -1,5 +1,5 @@
 //! The builder's configuration: plain data that [`SessionLayer`](crate::SessionLayer)'s builder
-//! methods edit. Applying the layer turns it into [`Settings`](crate::settings::Settings).
+//! methods edit. Applying the layer turns it into [`Settings`](super::Settings).
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use cookie::{Cookie, Key};
 use http::{HeaderName, HeaderValue};
 
-use crate::config::{Config, ErrorHandler, Protection};
+use super::options::{Config, ErrorHandler, Protection};
 use crate::expiry::{Deadlines, Expiry};
 use crate::stats::SessionStats;
 use crate::store::SessionStore;
@@ -160,7 +160,7 @@ mod tests {
                 if let Some(seconds) = max_age {
                     expected.set_max_age(cookie::time::Duration::seconds(seconds.max(0)));
                 }
-                let got = crate::transport::set_cookie(&settings, "v4lue", max_age);
+                let got = crate::id::transport::set_cookie(&settings, "v4lue", max_age);
                 assert_eq!(
                     got.unwrap().to_str().unwrap(),
                     expected.to_string(),

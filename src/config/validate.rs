@@ -1,8 +1,8 @@
 //! Checking the layer's configuration before it serves a request.
 
-use crate::config::Config;
+use super::options::Config;
 use crate::expiry::Expiry;
-use crate::SameSite;
+use cookie::SameSite;
 
 /// A [`SessionLayer`](crate::SessionLayer) setting that would make the cookie unsafe or
 /// unusable.

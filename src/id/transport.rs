@@ -13,8 +13,8 @@ use cookie::{Cookie, CookieJar};
 use http::{HeaderMap, HeaderValue};
 
 use crate::config::Protection;
+use crate::config::Settings;
 use crate::id::SessionId;
-use crate::settings::Settings;
 
 /// Longest cookie value worth looking at. An encrypted id is under 100 bytes; anything much
 /// longer is garbage, refused before any crypto runs on it.

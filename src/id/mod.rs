@@ -6,6 +6,8 @@
 //! dump or a store log yields no cookie an attacker could replay (the lesson of Rack's
 //! CVE-2019-16782).
 
+pub(crate) mod transport;
+
 use std::fmt;
 
 use sha2::{Digest, Sha256};

@@ -11,14 +11,14 @@ use tower_layer::Layer;
 use cookie::{Key, SameSite};
 
 use super::SessionService;
+use crate::config::Settings;
+use crate::config::{validate, ConfigError};
 use crate::config::{Config, Protection};
 use crate::error::Error;
 use crate::expiry::Expiry;
-use crate::sessions::Sessions;
-use crate::settings::Settings;
 use crate::stats::SessionStats;
 use crate::store::SessionStore;
-use crate::validate::{validate, ConfigError};
+use crate::user_sessions::Sessions;
 
 /// Adds sessions to every route it wraps. See the [module docs](crate::layer) for the request
 /// flow and examples.
@@ -303,7 +303,7 @@ impl<S> Layer<S> for SessionLayer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::MemoryStore;
+    use crate::store::MemoryStore;
 
     /// A builder call on a clone changes the clone only; what was applied before keeps its
     /// settings.
