@@ -22,6 +22,9 @@ const FIELD_EXPIRY: &[u8] = b"m:x";
 const FIELD_PRINCIPAL: &[u8] = b"m:p";
 /// The label of a tied session.
 const FIELD_LABEL: &[u8] = b"m:l";
+/// When the session was tied to its principal ([`Owner::tied_at`]), Unix ms; absent for a
+/// session tied without one (or before this field existed).
+const FIELD_TIED: &[u8] = b"m:t";
 /// How many change sets were applied to the hash (`apply`, and the standalone `cycle`); absent
 /// before the first. A cluster cycle releases the old key only if it is unchanged since read.
 pub(super) const FIELD_VERSION: &[u8] = b"m:v";
@@ -95,6 +98,10 @@ pub(super) fn decode(reply: Reply, key: &StoreKey, now: i64) -> Result<Option<Re
         Some(principal) => {
             let mut owner = Owner::new(principal);
             owner.label = text(FIELD_LABEL)?;
+            // Absent for a session stored before tie times were kept: it reads `None`.
+            if field(FIELD_TIED).is_some() {
+                owner.tied_at = Some(millis(FIELD_TIED)?);
+            }
             Some(owner)
         }
         None => None,
@@ -234,12 +241,22 @@ mod tests {
             ("m:e", "100"),
             ("m:p", "ann"),
             ("m:l", "phone"),
+            ("m:t", "4"),
         ]);
         let owner = decode(r, &key(), 50).unwrap().unwrap().owner.unwrap();
         assert_eq!(
-            (owner.principal.as_str(), owner.label.as_deref()),
-            ("ann", Some("phone"))
+            (
+                owner.principal.as_str(),
+                owner.label.as_deref(),
+                owner.tied_at
+            ),
+            ("ann", Some("phone"), Some(4))
         );
+
+        // Stored before tie times were kept.
+        let r = reply(&[("m:c", "5"), ("m:e", "100"), ("m:p", "ann")]);
+        let owner = decode(r, &key(), 50).unwrap().unwrap().owner.unwrap();
+        assert_eq!(owner.tied_at, None);
     }
 
     #[test]
@@ -258,6 +275,12 @@ mod tests {
             &[("m:c", "5"), ("m:e", "100"), ("d:a", "{")],
             &[("m:c", "5"), ("m:e", "100"), ("m:x", "forever")],
             &[("m:c", "5"), ("m:e", "100"), ("stray", "1")],
+            &[
+                ("m:c", "5"),
+                ("m:e", "100"),
+                ("m:p", "ann"),
+                ("m:t", "then"),
+            ],
             &[("d:a", "1")],
         ] {
             match decode(reply(pairs), &key(), 50) {

@@ -23,8 +23,8 @@ const MIN_SETTLE: i64 = 1_000;
 /// Index keys visited per `SCAN` step of the purge.
 const SCAN_COUNT: usize = 500;
 
-/// The fields `list` reads of each session.
-const FIELDS: [&str; 4] = ["m:e", "m:c", "m:p", "m:l"];
+/// The fields `list` reads of each session, in one `HMGET`.
+const FIELDS: [&str; 5] = ["m:e", "m:c", "m:p", "m:l", "m:t"];
 
 impl RedisStore {
     /// How long an index entry is kept even though its session is not (yet) there: longer than
@@ -114,14 +114,17 @@ impl RedisStore {
             .query_async(conn)
             .await
             .map_err(|e| error(e, key))?;
-        let [expires_at, created_at, owner, label] = <[Option<String>; 4]>::try_from(fields)
-            .map_err(|_| StoreError::backend("unexpected reply to HMGET"))?;
+        let [expires_at, created_at, owner, label, tied_at] =
+            <[Option<String>; 5]>::try_from(fields)
+                .map_err(|_| StoreError::backend("unexpected reply to HMGET"))?;
         let number = |text: Option<String>| text.and_then(|text| text.parse::<i64>().ok());
         Ok(match (number(expires_at), number(created_at)) {
             (Some(expires_at), Some(created_at))
                 if expires_at > now && owner.as_deref() == Some(principal) =>
             {
-                Some(Listed::new(*key, created_at, expires_at, label))
+                // An unreadable tie time lists as unknown: `load` reports it as corrupt, and
+                // the cap then ranks the session by its creation.
+                Some(Listed::new(*key, created_at, expires_at, label).with_tied_at(number(tied_at)))
             }
             _ => None,
         })

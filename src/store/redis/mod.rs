@@ -17,11 +17,12 @@ use std::time::Duration;
 use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use ::redis::cluster::ClusterClient;
 use ::redis::cluster_async::ClusterConnection;
+use ::redis::cluster_routing::Slot;
 use ::redis::{Cmd, Pipeline, RedisError, RedisFuture, Value as Reply};
 use async_trait::async_trait;
 
 use self::call::Call;
-use self::scripts::{apply_args, create_args, scripts, COLLISION, CONFLICT, DONE};
+use self::scripts::{apply_args, create_args, scripts, COLLISION, CONFLICT, DONE, UNLISTED};
 use super::{Applied, ChangeSet, Created, Cycled, Listed, Record, Rekey, SessionStore, Touched};
 use crate::error::StoreError;
 use crate::expiry::now;
@@ -101,6 +102,10 @@ impl ConnectionLike for Conn {
 /// to it between the cycle's read and its release.
 const CYCLE_ATTEMPTS: u32 = 16;
 
+/// How many times a standalone cycle is sent when the session turns out to be tied to a
+/// principal the caller did not name (see `cycle_at_once`).
+const CYCLE_OWNER_ATTEMPTS: u32 = 3;
+
 /// The wait before a cluster cycle's attempt `attempt + 2`: 100 µs, doubling, at most 6.4 ms,
 /// with a random part so that racing writers and the cycle drift apart.
 fn cycle_backoff(attempt: u32) -> Duration {
@@ -114,9 +119,9 @@ fn cycle_backoff(attempt: u32) -> Duration {
     Duration::from_micros(ceiling / 2 + jitter)
 }
 
-/// A cluster cycle found the old session changed on every attempt.
+/// A cycle found the old session changed on every attempt.
 #[derive(Debug, thiserror::Error)]
-#[error("the session kept changing during a cluster cycle; gave up after {0} attempts")]
+#[error("the session kept changing during a cycle; gave up after {0} attempts")]
 struct KeptChanging(u32);
 
 /// The store's own deadline passed before Redis answered.
@@ -354,6 +359,25 @@ impl RedisStore {
         name
     }
 
+    /// The key of the moved-id marker a cycle leaves for the session key `name`:
+    /// `{<name>}:moved`. Its hash tag is the session key's whole name, so on a cluster it lives
+    /// in the session's slot and the script that removes the session can write it. `None` on a
+    /// cluster when no name derived from `name` shares its slot (a prefix with a `}` but no
+    /// hash tag): such a store leaves no marker.
+    fn moved_key(&self, name: &str) -> Option<String> {
+        let tagged = format!("{{{name}}}:moved");
+        if !self.is_cluster() {
+            return Some(tagged);
+        }
+        let slot = Slot::for_key(name);
+        if Slot::for_key(&tagged) == slot {
+            return Some(tagged);
+        }
+        // A prefix with a hash tag of its own: the suffix keeps it.
+        let appended = format!("{name}:moved");
+        (Slot::for_key(&appended) == slot).then_some(appended)
+    }
+
     /// Runs `op` on a clone of the connection, within the store's deadline.
     async fn run<'a, T, F, Fut>(&'a self, op: F) -> Result<T, StoreError>
     where
@@ -389,51 +413,110 @@ impl RedisStore {
         Ok(created(code))
     }
 
+    /// Cycle on a standalone server: one script moves the session and marks the old key. The
+    /// caller added the new key to the index of the principal it named (tie or
+    /// [`Rekey::was`]); a session tied to a principal it did not name is refused by the script
+    /// ([`UNLISTED`]), added to that principal's index and moved by a second call. Also
+    /// returns that principal, whose index still lists the old key.
+    async fn cycle_at_once(
+        &self,
+        conn: &mut Conn,
+        keys: Rekey<'_>,
+        changes: &ChangeSet,
+        now: i64,
+    ) -> Result<(Cycled, Option<String>), StoreError> {
+        let (old, new) = (self.redis_key(keys.old), self.redis_key(keys.new));
+        let marker = self.moved_key(&old);
+        let mut names = vec![old.as_str(), new.as_str()];
+        names.extend(marker.as_deref());
+        let mut found: Option<String> = None;
+        // A store key's owner never changes while it lives, so a second call finds the owner
+        // it was told; a third only if the key died and came back meanwhile.
+        for _ in 0..CYCLE_OWNER_ATTEMPTS {
+            let mut call = Call::new(&scripts().cycle, &names);
+            let listed = found.as_deref().or(keys.was);
+            apply_args(&mut call, now, changes, keys.tie, listed);
+            let code: i64 = call
+                .invoke(&mut *conn)
+                .await
+                .map_err(|e| error(e, keys.old))?;
+            if code != UNLISTED {
+                return Ok((cycled(code), found));
+            }
+            // Listed or dead: the index entry goes first, then the move.
+            let principal: Option<String> = ::redis::cmd("HGET")
+                .arg(&old)
+                .arg("m:p")
+                .query_async(&mut *conn)
+                .await
+                .map_err(|e| error(e, keys.old))?;
+            if let Some(principal) = &principal {
+                self.index_add(conn, principal, keys.new, now).await?;
+            }
+            found = principal;
+        }
+        Err(StoreError::backend(KeptChanging(CYCLE_OWNER_ATTEMPTS)))
+    }
+
     /// Cycle on a cluster: read, create the new key, release the old one (see the type docs).
     /// A change set applied to the old key between the read and the release would be missing
     /// from the copy: the release refuses then, the copy is deleted and the cycle starts over
-    /// from a new read, up to [`CYCLE_ATTEMPTS`] times.
+    /// from a new read, up to [`CYCLE_ATTEMPTS`] times. Without a tie, a session tied to a
+    /// principal the caller did not name ([`Rekey::was`]) is added to that principal's index
+    /// before the copy is made, and the principal returned (its index still lists the old key).
     async fn cycle_in_steps(
         &self,
         conn: &mut Conn,
         keys: Rekey<'_>,
         changes: &ChangeSet,
         now: i64,
-    ) -> Result<Cycled, StoreError> {
+    ) -> Result<(Cycled, Option<String>), StoreError> {
         let Rekey { old, new, tie, .. } = keys;
+        let mut found: Option<String> = None;
         for attempt in 0..CYCLE_ATTEMPTS {
             let (reply, name) = self.read_hash(conn, old).await?;
             let version = codec::version(&reply);
             let Some(mut record) = codec::decode(reply, old, now)? else {
-                return Ok(Cycled::Missing);
+                return Ok((Cycled::Missing, found));
             };
             if !changes.preconditions_hold(&record.data) {
-                return Ok(Cycled::Conflict);
+                return Ok((Cycled::Conflict, found));
             }
             if let Err(size) = changes.check_size(&record.data) {
-                return Ok(Cycled::TooLarge { size });
+                return Ok((Cycled::TooLarge { size }, found));
+            }
+            if let (None, Some(owner)) = (tie, &record.owner) {
+                let named = found.as_deref().or(keys.was);
+                if named != Some(owner.principal.as_str()) {
+                    // Listed or dead: the index entry goes first, then the copy.
+                    self.index_add(conn, &owner.principal, new, now).await?;
+                    found = Some(owner.principal.clone());
+                }
             }
             changes.apply_to(&mut record);
             if let Some(owner) = tie {
                 record.owner = Some(owner.clone());
             }
             if self.create_with(conn, new, &record, now).await? == Created::Collision {
-                return Ok(Cycled::Collision);
+                return Ok((Cycled::Collision, found));
             }
-            let released: i64 = Call::new(&scripts().release, &[&name])
+            let marker = self.moved_key(&name);
+            let mut keys = vec![name.as_str()];
+            keys.extend(marker.as_deref());
+            let released: i64 = Call::new(&scripts().release, &keys)
                 .arg(now)
                 .arg(version)
                 .invoke(conn)
                 .await
                 .map_err(|e| error(e, old))?;
             if released == DONE {
-                return Ok(Cycled::Done);
+                return Ok((Cycled::Done, found));
             }
             // Undo the copy: the old session was destroyed, cycled or expired meanwhile, or it
             // changed since it was read and is read again.
             self.delete_with(conn, new).await?;
             if released != CONFLICT {
-                return Ok(Cycled::Missing);
+                return Ok((Cycled::Missing, found));
             }
             tokio::time::sleep(cycle_backoff(attempt)).await;
         }
@@ -517,6 +600,18 @@ fn error(error: RedisError, key: &StoreKey) -> StoreError {
     }
 }
 
+/// A Redis error reading a moved-id marker: a key of the wrong type is corrupt data.
+fn marker_error(error: RedisError, key: &StoreKey) -> StoreError {
+    if error.code() == Some("WRONGTYPE") {
+        StoreError::Corrupt(format!(
+            "session {}: the moved-id marker is not a string ({error})",
+            key.short()
+        ))
+    } else {
+        StoreError::backend(error)
+    }
+}
+
 #[async_trait]
 impl SessionStore for RedisStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
@@ -539,7 +634,7 @@ impl SessionStore for RedisStore {
     async fn apply(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Applied, StoreError> {
         self.run(|mut conn| async move {
             let mut call = Call::new(&scripts().apply, &[&self.redis_key(key)]);
-            apply_args(&mut call, now(), changes, None);
+            apply_args(&mut call, now(), changes, None, None);
             let code: i64 = call.invoke(&mut conn).await.map_err(|e| error(e, key))?;
             Ok(applied(code))
         })
@@ -553,23 +648,44 @@ impl SessionStore for RedisStore {
             if let Some(principal) = keys.principal() {
                 self.index_add(&mut conn, principal, keys.new, now).await?;
             }
-            let outcome = if self.is_cluster() {
+            let (outcome, found) = if self.is_cluster() {
                 self.cycle_in_steps(&mut conn, keys, changes, now).await?
             } else {
-                let (old, new) = (self.redis_key(keys.old), self.redis_key(keys.new));
-                let mut call = Call::new(&scripts().cycle, &[&old, &new]);
-                apply_args(&mut call, now, changes, keys.tie);
-                let code: i64 = call
-                    .invoke(&mut conn)
-                    .await
-                    .map_err(|e| error(e, keys.old))?;
-                cycled(code)
+                self.cycle_at_once(&mut conn, keys, changes, now).await?
             };
-            if let (Cycled::Done, Some(was)) = (outcome, keys.was) {
+            if let (Cycled::Done, Some(was)) = (outcome, found.as_deref().or(keys.was)) {
                 self.index_remove(&mut conn, was, &[keys.old.to_string()])
                     .await?;
             }
             Ok(outcome)
+        })
+        .await
+    }
+
+    async fn was_moved(&self, key: &StoreKey) -> Result<bool, StoreError> {
+        let Some(marker) = self.moved_key(&self.redis_key(key)) else {
+            return Ok(false);
+        };
+        self.run(|mut conn| async move {
+            let until: Option<Vec<u8>> = ::redis::cmd("GET")
+                .arg(&marker)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| marker_error(e, key))?;
+            let Some(until) = until else {
+                return Ok(false);
+            };
+            // Decided on the application's clock, as liveness is; the TTL only cleans up.
+            let until: i64 = std::str::from_utf8(&until)
+                .ok()
+                .and_then(|text| text.parse().ok())
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "session {}: the moved-id marker is not a timestamp",
+                        key.short()
+                    ))
+                })?;
+            Ok(until > now())
         })
         .await
     }

@@ -1,20 +1,22 @@
 //! The Lua scripts behind [`RedisStore`](super::RedisStore), and the arguments they take.
 //!
-//! Every script but `CYCLE` touches exactly one key (`KEYS[1]`), so it runs unchanged on a Redis
-//! Cluster. Every script receives the application's clock as `ARGV[1]` and compares it with the
-//! session's `m:e` field: liveness is decided by the same clock on every operation, never by the
-//! Redis server's clock (which only drives the native TTL that purges the key).
+//! Every script but `CYCLE` touches one session key (`KEYS[1]`), and `RELEASE` also its
+//! moved-id marker, which is in the same slot, so they run unchanged on a Redis Cluster. Every
+//! script receives the application's clock as `ARGV[1]` and compares it with the session's
+//! `m:e` field: liveness is decided by the same clock on every operation, never by the Redis
+//! server's clock (which only drives the native TTL that purges the key).
 //!
 //! Return codes: `1` done, `0` missing (absent, expired or without a readable deadline), `2`
-//! collision, `3` conflict (a precondition does not hold), `-n` refused because the session's
-//! values would be `n` bytes, over the size cap.
+//! collision, `3` conflict (a precondition does not hold), `4` unlisted (`CYCLE`: the session
+//! is tied to a principal whose index the caller did not add the new key to), `-n` refused
+//! because the session's values would be `n` bytes, over the size cap.
 
 use std::sync::OnceLock;
 
 use ::redis::Script;
 
 use super::call::{Call, Field, Json};
-use crate::store::{ChangeSet, ExpiryChange, Owner, Record};
+use crate::store::{ChangeSet, ExpiryChange, Owner, Record, MOVED_MARKER_MS};
 
 /// Script result: the write happened.
 pub(super) const DONE: i64 = 1;
@@ -22,6 +24,9 @@ pub(super) const DONE: i64 = 1;
 pub(super) const COLLISION: i64 = 2;
 /// Script result: a precondition of the change set does not hold.
 pub(super) const CONFLICT: i64 = 3;
+/// Script result (`CYCLE`): the session is tied to a principal other than the one the caller
+/// indexed the new key under; nothing changed.
+pub(super) const UNLISTED: i64 = 4;
 
 /// Helpers shared by every script.
 ///
@@ -87,7 +92,7 @@ macro_rules! apply_changes {
     () => {
         r#"
 local function preconditions_hold(key)
-  for i = 11, 10 + 2 * tonumber(ARGV[10]), 2 do
+  for i = 12, 11 + 2 * tonumber(ARGV[11]), 2 do
     local current = redis.call('HGET', key, ARGV[i])
     local wanted = ARGV[i + 1]
     if wanted == '-' then
@@ -99,7 +104,7 @@ local function preconditions_hold(key)
   return true
 end
 local function removed_at()
-  return 11 + 2 * tonumber(ARGV[10])
+  return 12 + 2 * tonumber(ARGV[11])
 end
 local function too_large(key)
   local cap = tonumber(ARGV[6])
@@ -147,6 +152,12 @@ local function apply_changes(key)
     else
       redis.call('HDEL', key, 'm:l')
     end
+    -- The tie replaces the owner whole: a tie without a time leaves none of the old one.
+    if ARGV[10] ~= '' then
+      push(fields, 'm:t', ARGV[10])
+    else
+      redis.call('HDEL', key, 'm:t')
+    end
   end
   for i = at + 1 + removed, #ARGV do fields[#fields + 1] = ARGV[i] end
   chunked('HSET', key, fields, 1, #fields, 512)
@@ -157,9 +168,28 @@ end
     };
 }
 
+/// `mark(marker, now)`: leaves the moved-id marker of a cycle's old key under `marker` (`nil`:
+/// none, see [`RedisStore::moved_key`](super::RedisStore::moved_key)): a string holding when
+/// it stops counting, `now` + [`MOVED_MARKER_MS`] on the application's clock, with the native
+/// TTL set to the same instant. Called by the step that removes the old session, so no reader
+/// finds the old key neither live nor marked. `MOVED_MARKER_MS` is replaced by the constant's
+/// value when the scripts are built (see [`scripts`]).
+macro_rules! mark {
+    () => {
+        r#"
+local function mark(marker, now)
+  if not marker then return end
+  local until_ms = string.format('%.0f', now + MOVED_MARKER_MS)
+  redis.call('SET', marker, until_ms)
+  redis.call('PEXPIREAT', marker, until_ms)
+end
+"#
+    };
+}
+
 /// `create`: insert-if-absent. A key whose session expired (or has no readable deadline) is
 /// free: it is deleted and written anew. `ARGV`: now, created_at, expires_at, encoded expiry
-/// (`""` for none), principal and label (`""` for none), then `d:<name>`/JSON pairs.
+/// (`""` for none), principal, label and tie time (`""` for none), then `d:<name>`/JSON pairs.
 ///
 /// A new id's key does not exist, so the common path is three commands: `EXISTS`, one `HSET` of
 /// every field, `PEXPIREAT` (each command a script runs costs the server about what a client's
@@ -176,7 +206,8 @@ local fields = {'m:c', ARGV[2], 'm:e', ARGV[3]}
 if ARGV[4] ~= '' then push(fields, 'm:x', ARGV[4]) end
 if ARGV[5] ~= '' then push(fields, 'm:p', ARGV[5]) end
 if ARGV[6] ~= '' then push(fields, 'm:l', ARGV[6]) end
-for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
+if ARGV[7] ~= '' then push(fields, 'm:t', ARGV[7]) end
+for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
 chunked('HSET', key, fields, 1, #fields, 512)
 redis.call('PEXPIREAT', key, ARGV[3])
 return 1
@@ -208,17 +239,25 @@ return 1
 "#
 );
 
-/// `cycle` on a standalone server: `KEYS[1]` old, `KEYS[2]` new, `ARGV` as for `apply`. The old
-/// session must be live (else `0`), the new key must not be (else `2`); then the changes are
-/// applied to the old hash, which is renamed to the new key (the TTL moves with it; a dead hash
-/// left under the new key is overwritten). Two keys in one script: standalone only.
+/// `cycle` on a standalone server: `KEYS[1]` old, `KEYS[2]` new, `KEYS[3]` the old key's
+/// moved-id marker, `ARGV` as for `apply`. The old session must be live (else `0`), the new key
+/// must not be (else `2`); then the changes are applied to the old hash, which is renamed to
+/// the new key (the TTL moves with it; a dead hash left under the new key is overwritten), and
+/// the old key is marked as moved. Without a tie, a session tied to another principal than
+/// `ARGV[8]` (the one whose index holds the new key already) is left alone with `4`: moving it
+/// would leave it live and unlisted. Several keys in one script: standalone only.
 const CYCLE: &str = concat!(
     prelude!(),
     apply_changes!(),
+    mark!(),
     r#"
 local now = tonumber(ARGV[1])
 if not live(KEYS[1], now) then return 0 end
 if live(KEYS[2], now) then return 2 end
+if ARGV[7] ~= '1' then
+  local principal = redis.call('HGET', KEYS[1], 'm:p')
+  if principal and principal ~= ARGV[8] then return 4 end
+end
 if not preconditions_hold(KEYS[1]) then return 3 end
 local size = too_large(KEYS[1])
 if size then return -size end
@@ -228,21 +267,26 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 else
   redis.call('DEL', KEYS[2])
 end
+mark(KEYS[3], now)
 return 1
 "#
 );
 
-/// `release`: the last step of a cycle on a cluster. `ARGV`: now, and the `m:v` the cycle read
-/// (`""` for none). Deletes `KEYS[1]` and returns `1` if it is still live at `ARGV[1]` and no
-/// change set was applied to it since the cycle read it; `3` (and deletes nothing) if one was,
-/// since the copy under the new key lacks it; `0` (deleting a dead hash) if a racing destroy,
-/// cycle or expiry got there first.
+/// `release`: the last step of a cycle on a cluster. `KEYS[1]` the old key, `KEYS[2]` its
+/// moved-id marker (absent for none; in the old key's slot). `ARGV`: now, and the `m:v` the
+/// cycle read (`""` for none). Deletes `KEYS[1]`, marks it as moved and returns `1` if it is
+/// still live at `ARGV[1]` and no change set was applied to it since the cycle read it; `3`
+/// (and changes nothing) if one was, since the copy under the new key lacks it; `0` (deleting
+/// a dead hash, leaving no marker) if a racing destroy, cycle or expiry got there first.
 const RELEASE: &str = concat!(
     prelude!(),
+    mark!(),
     r#"
-if live(KEYS[1], tonumber(ARGV[1])) then
+local now = tonumber(ARGV[1])
+if live(KEYS[1], now) then
   if (redis.call('HGET', KEYS[1], 'm:v') or '') ~= ARGV[2] then return 3 end
   redis.call('DEL', KEYS[1])
+  mark(KEYS[2], now)
   return 1
 end
 redis.call('DEL', KEYS[1])
@@ -259,20 +303,26 @@ pub(super) struct Scripts {
     pub(super) release: Script,
 }
 
-/// The scripts, built on first use.
+/// The scripts, built on first use. The marking ones get [`MOVED_MARKER_MS`] written in, so
+/// the constant has one source.
 pub(super) fn scripts() -> &'static Scripts {
     static SCRIPTS: OnceLock<Scripts> = OnceLock::new();
     SCRIPTS.get_or_init(|| Scripts {
         create: Script::new(CREATE),
         apply: Script::new(APPLY),
         touch: Script::new(TOUCH),
-        cycle: Script::new(CYCLE),
-        release: Script::new(RELEASE),
+        cycle: Script::new(&marking(CYCLE)),
+        release: Script::new(&marking(RELEASE)),
     })
 }
 
-/// Adds the arguments of `CREATE`: now, created_at, expires_at, expiry, principal, label, then
-/// the data pairs.
+/// A script that marks moved keys, with the marker's lifetime written in.
+fn marking(source: &str) -> String {
+    source.replace("MOVED_MARKER_MS", &MOVED_MARKER_MS.to_string())
+}
+
+/// Adds the arguments of `CREATE`: now, created_at, expires_at, expiry, principal, label, tie
+/// time, then the data pairs.
 pub(super) fn create_args(call: &mut Call, now: i64, record: &Record) {
     let owner = record.owner.as_ref();
     call.arg(now)
@@ -281,6 +331,7 @@ pub(super) fn create_args(call: &mut Call, now: i64, record: &Record) {
         .arg(record.expiry.encode().unwrap_or_default())
         .arg(owner.map_or("", |owner| owner.principal.as_str()))
         .arg(owner.and_then(|owner| owner.label.as_deref()).unwrap_or(""));
+    tied_at_arg(call, owner);
     for (name, value) in &record.data {
         call.arg(Field(name)).arg(Json(None, value));
     }
@@ -296,14 +347,23 @@ pub(super) fn create_args(call: &mut Call, now: i64, record: &Record) {
 /// | 4 | expiry change: `k` keep, `d` back to the default (delete `m:x`), `s` set to `ARGV[5]` |
 /// | 5 | the encoded expiry when `ARGV[4]` is `s`, else empty |
 /// | 6 | the size cap ([`ChangeSet::size_cap`]), empty for none |
-/// | 7 | `1` to tie the session to the owner in 8 and 9 (`cycle` with [`Rekey::tie`](crate::store::Rekey::tie)), else `0` |
-/// | 8, 9 | the owner's principal (`m:p`) and label (`m:l`, `""` for none) |
-/// | 10 | `m`, the number of preconditions ([`ChangeSet::expect`]) |
-/// | 11 ..= 10 + 2m | pairs of field (`d:<name>`) and `=<JSON>` (must hold this) or `-` (must be absent) |
-/// | 11 + 2m | `n`, the number of removed fields |
-/// | 12 + 2m ..= 11 + 2m + n | the removed fields (`d:<name>`) |
-/// | 12 + 2m + n .. | pairs of set field (`d:<name>`) and JSON value |
-pub(super) fn apply_args(call: &mut Call, now: i64, changes: &ChangeSet, tie: Option<&Owner>) {
+/// | 7 | `1` to tie the session to the owner in 8 to 10 (`cycle` with [`Rekey::tie`](crate::store::Rekey::tie)), else `0` |
+/// | 8, 9, 10 | with a tie, the owner's principal (`m:p`), label (`m:l`) and tie time (`m:t`); without, 8 is the principal whose index holds the new key (`CYCLE`, see there); `""` for none |
+/// | 11 | `m`, the number of preconditions ([`ChangeSet::expect`]) |
+/// | 12 ..= 11 + 2m | pairs of field (`d:<name>`) and `=<JSON>` (must hold this) or `-` (must be absent) |
+/// | 12 + 2m | `n`, the number of removed fields |
+/// | 13 + 2m ..= 12 + 2m + n | the removed fields (`d:<name>`) |
+/// | 13 + 2m + n .. | pairs of set field (`d:<name>`) and JSON value |
+///
+/// `listed` is the principal whose index the caller added the new key to, for a `CYCLE` without
+/// a tie; `None` for `APPLY`.
+pub(super) fn apply_args(
+    call: &mut Call,
+    now: i64,
+    changes: &ChangeSet,
+    tie: Option<&Owner>,
+    listed: Option<&str>,
+) {
     call.arg(now)
         .arg(changes.expires_at)
         .arg(if changes.clear { "1" } else { "0" });
@@ -323,8 +383,9 @@ pub(super) fn apply_args(call: &mut Call, now: i64, changes: &ChangeSet, tie: Op
             .arg("1")
             .arg(&owner.principal)
             .arg(owner.label.as_deref().unwrap_or("")),
-        None => call.arg("0").arg("").arg(""),
+        None => call.arg("0").arg(listed.unwrap_or("")).arg(""),
     };
+    tied_at_arg(call, tie);
     call.arg(changes.expect.len());
     for (name, expected) in &changes.expect {
         call.arg(Field(name));
@@ -345,6 +406,14 @@ pub(super) fn apply_args(call: &mut Call, now: i64, changes: &ChangeSet, tie: Op
     }
 }
 
+/// The owner's tie time as an argument: its Unix ms, `""` for none.
+fn tied_at_arg(call: &mut Call, owner: Option<&Owner>) {
+    match owner.and_then(|owner| owner.tied_at) {
+        Some(tied_at) => call.arg(tied_at),
+        None => call.arg(""),
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -363,9 +432,9 @@ mod tests {
             .with_update("d:odd key", Some(json!("v\"1")))
             .with_update("n", Some(json!(7)))
             .with_max_size(300);
-        let owner = Owner::new("user-1").with_label("phone");
+        let owner = Owner::new("user-1").with_label("phone").with_tied_at(900);
         let mut call = Call::new(&scripts().apply, &["k"]);
-        apply_args(&mut call, 1_000, &changes, Some(&owner));
+        apply_args(&mut call, 1_000, &changes, Some(&owner), None);
         let expected = [
             "k",
             "1000",
@@ -377,6 +446,7 @@ mod tests {
             "1",
             "user-1",
             "phone",
+            "900",
             "2",
             // Keys in order: change sets are maps.
             "d:gone",
@@ -393,6 +463,17 @@ mod tests {
         assert_eq!(call.arguments(), expected);
     }
 
+    /// The marking scripts carry the marker's lifetime itself, not the placeholder.
+    #[test]
+    fn marking_scripts_carry_the_marker_lifetime() {
+        let lifetime = format!("now + {MOVED_MARKER_MS})");
+        for script in [CYCLE, RELEASE] {
+            assert!(script.contains("now + MOVED_MARKER_MS)"));
+        }
+        let built = marking(CYCLE);
+        assert!(built.contains(&lifetime) && !built.contains("MOVED_MARKER_MS"));
+    }
+
     #[test]
     fn create_arguments_follow_the_layout() {
         let data: Data = [("a".to_owned(), json!([1, null]))].into();
@@ -402,12 +483,12 @@ mod tests {
         let mut call = Call::new(&scripts().create, &["k"]);
         create_args(&mut call, 1_000, &record);
         let expected = [
-            "k", "1000", "500", "2000", "", "user-1", "", "d:a", "[1,null]",
+            "k", "1000", "500", "2000", "", "user-1", "", "", "d:a", "[1,null]",
         ];
         assert_eq!(call.arguments(), expected);
         let command = call.packed();
         let sha = scripts().create.get_hash().as_bytes();
-        assert_eq!(&command[..23], b"*12\r\n$7\r\nEVALSHA\r\n$40\r\n");
+        assert_eq!(&command[..23], b"*13\r\n$7\r\nEVALSHA\r\n$40\r\n");
         assert_eq!(&command[23..63], sha);
     }
 }

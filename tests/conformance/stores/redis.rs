@@ -453,6 +453,84 @@ async fn cluster_cycle_leaves_nothing_when_the_target_is_taken() {
     assert!(pttl(&mut conn, &redis_key(&store, &old)).await > 0);
 }
 
+/// A cycle's moved-id marker is a string next to the old key, in its slot (`{<old key>}:moved`),
+/// holding its end on the application's clock and expiring then; the old key itself is gone, a
+/// create may take it (the marker is no session), and a marker that is not a timestamp is
+/// corrupt data rather than a panic.
+async fn moved_marker_layout<C>(store: RedisStore, conn: C)
+where
+    C: ConnectionLike + Clone,
+{
+    let mut conn = conn;
+    let (old, new) = (key(), key());
+    assert_eq!(
+        store.create(&old, &record(HOUR)).await.unwrap(),
+        Created::Done
+    );
+    let before = now();
+    assert_eq!(
+        store
+            .cycle(Rekey::new(&old, &new), &ChangeSet::new(now() + HOUR))
+            .await
+            .unwrap(),
+        Cycled::Done
+    );
+    let marker = format!("{{{}}}:moved", redis_key(&store, &old));
+    let until: i64 = redis::cmd("GET")
+        .arg(&marker)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let lifetime = sessionware::store::MOVED_MARKER_MS;
+    assert!(
+        (before + lifetime..=now() + lifetime).contains(&until),
+        "{until}"
+    );
+    let ttl = pttl(&mut conn, &marker).await;
+    assert!(0 < ttl && ttl <= lifetime, "{ttl}");
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg(redis_key(&store, &old))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(exists, 0);
+    assert!(store.was_moved(&old).await.unwrap());
+
+    assert_eq!(
+        store.create(&old, &record(HOUR)).await.unwrap(),
+        Created::Done
+    );
+    assert!(store.load(&old).await.unwrap().is_some());
+
+    let _: () = redis::cmd("SET")
+        .arg(&marker)
+        .arg("soon")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    match store.was_moved(&old).await {
+        Err(StoreError::Corrupt(message)) => assert!(message.contains(&old.short()), "{message}"),
+        other => panic!("a garbled marker read as {other:?}"),
+    }
+    for name in [marker, redis_key(&store, &old), redis_key(&store, &new)] {
+        let _: i64 = redis::cmd("UNLINK")
+            .arg(name)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn moved_marker() {
+    moved_marker_layout(redis().await, raw().await).await;
+}
+
+#[tokio::test]
+async fn moved_marker_cluster() {
+    moved_marker_layout(redis_cluster().await, raw_cluster().await).await;
+}
+
 /// Cycles racing each other or a destroy: at most one new session, and it exists exactly when
 /// its cycle says `Done`. On a cluster this exercises the last step's check that the old
 /// session is still live (without it, two racing cycles would both "succeed" and copy the
