@@ -86,21 +86,14 @@ macro_rules! conformance {
 conformance!(memory, stores::memory().await);
 conformance!(caching_memory, stores::caching_memory().await);
 #[cfg(feature = "sqlite")]
-conformance!(caching_sqlite, stores::caching_sqlite().await,
-    meets: [size_at_the_cap_through_the_layer],
-    known: [size_at_the_cap_is_data_size],
-    because: "issue 26 point 7: SQL stores count the stored JSON text, not data_size");
+conformance!(caching_sqlite, stores::caching_sqlite().await);
 #[cfg(feature = "sqlite")]
-conformance!(sqlite, stores::sqlite().await,
-    meets: [size_at_the_cap_through_the_layer],
-    known: [size_at_the_cap_is_data_size],
-    because: "issue 26 point 7: SQL stores count the stored JSON text, not data_size");
+conformance!(sqlite, stores::sqlite().await);
 #[cfg(feature = "postgres")]
 conformance!(postgres, stores::postgres().await,
-    meets: [],
-    known: [size_at_the_cap_is_data_size, size_at_the_cap_through_the_layer],
-    because: "issue 26 point 7: PostgreSQL counts jsonb's text (spaces, numbers rewritten), \
-        not data_size, and stores -0.0 as 0.0");
+    meets: [size_at_the_cap_is_data_size],
+    known: [size_at_the_cap_through_the_layer],
+    because: "jsonb has no negative zero: PostgreSQL stores -0.0 as 0.0 (the sizes agree)");
 #[cfg(feature = "redis")]
 conformance!(redis, stores::redis().await);
 #[cfg(feature = "redis")]

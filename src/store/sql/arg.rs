@@ -9,7 +9,6 @@ pub(crate) enum Arg {
     OptText(Option<String>),
     Int(i64),
     /// A `BIGINT` that may be `NULL` (PostgreSQL types a `NULL` parameter by its Rust type).
-    #[cfg(feature = "postgres")]
     OptInt(Option<i64>),
     Bool(bool),
     /// A PostgreSQL `text[]`.

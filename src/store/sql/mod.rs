@@ -16,6 +16,25 @@
 //! | `expiry` | `TEXT NULL` | the session's own expiry settings in the [`ExpirySettings::encode`] format, `NULL` for the layer's defaults |
 //! | `principal` | `TEXT NULL`, indexed where not `NULL` | the user the session is tied to ([`Owner`]); `migrate()` adds it to a 0.1 table |
 //! | `label` | `TEXT NULL` | the label of the session in its owner's device list |
+//! | `tied_at` | `BIGINT NULL` | when the session was tied to its principal, Unix milliseconds ([`Owner::tied_at`]); `NULL` if unknown (rows written before it existed); `migrate()` adds it |
+//! | `size` | `BIGINT NULL` (PostgreSQL only) | the session's size as the size cap counts it ([`data_size`](crate::store::data_size)), kept up to date by each write; `migrate()` adds and fills it |
+//! | `sizes` | `JSONB NULL` (PostgreSQL only) | each value's share of `size` by key ([`entry_size`](crate::store::entry_size)): what a write subtracts for the keys it replaces or removes; `migrate()` adds and fills it |
+//!
+//! PostgreSQL keeps the size beside the data because `jsonb` does not keep the JSON text it was
+//! given (it writes `1e300` as 301 digits and adds spaces), so the size the cap is checked
+//! against cannot be read off the stored value; SQLite keeps the text as given, and counts it.
+//!
+//! A second table, `<table>_moved` (shortened with a hash past 63 characters), holds the keys
+//! a [`cycle`](crate::store::SessionStore::cycle) moved a session away from, written in the
+//! same transaction as the move, until when the marker lasts
+//! ([`MOVED_MARKER_MS`](crate::store::MOVED_MARKER_MS) later):
+//!
+//! | column | type | meaning |
+//! |---|---|---|
+//! | `key` | `TEXT PRIMARY KEY` | the old key |
+//! | `until` | `BIGINT`, indexed | when the marker ends, Unix milliseconds; purged by `delete_expired` |
+//!
+//! Only `was_moved` reads it; every other operation works on the sessions table alone.
 
 pub(crate) mod arg;
 #[cfg(feature = "postgres")]
@@ -45,6 +64,8 @@ use sha2::{Digest, Sha256};
 
 #[cfg(feature = "postgres")]
 use super::Listed;
+#[cfg(feature = "postgres")]
+use super::{entry_size, EMPTY_SIZE};
 use super::{ChangeSet, Data, ExpiryChange, Owner, Record};
 use crate::error::StoreError;
 use crate::expiry::ExpirySettings;
@@ -89,6 +110,20 @@ pub(crate) fn validate_name(kind: &str, name: &str) -> Result<(), StoreError> {
 /// A validated name, double-quoted for SQL.
 pub(crate) fn quote(name: &str) -> String {
     format!("\"{name}\"")
+}
+
+/// The name of the table of moved-key markers of `table`: `<table>_moved`, or, when that would
+/// exceed the identifier limit, a prefix of the table name with a hash of the whole name.
+pub(crate) fn moved_table_name(table: &str) -> String {
+    const SUFFIX: &str = "_moved";
+    if table.len() + SUFFIX.len() <= MAX_NAME_LEN {
+        return format!("{table}{SUFFIX}");
+    }
+    let digest = Sha256::digest(table.as_bytes());
+    let hash: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    // Validated names are ASCII, so any byte index is a char boundary.
+    let prefix = table.get(..40).unwrap_or(table);
+    format!("{prefix}_{hash}{SUFFIX}")
 }
 
 /// The name of an index of `table`: `<table><suffix>` (`sessions_expires_at_idx`), or, when that
@@ -172,6 +207,29 @@ impl<'a> Split<'a> {
             .map(|(key, _)| key.as_str())
     }
 
+    /// The keys whose old entries go (removed, or set anew), as a PostgreSQL `text[]`.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn touched(&self) -> Vec<String> {
+        let removed = self.removed.iter().copied();
+        removed
+            .chain(self.sets.iter().map(|(key, _)| *key))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The entries set, each with its share of the size ([`entry_size`]): a JSON object of
+    /// sizes by key, and their sum.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn set_sizes(&self) -> Result<(String, i64), StoreError> {
+        let sizes: Vec<(&str, usize)> = self
+            .sets
+            .iter()
+            .map(|(key, value)| (*key, entry_size(key, value)))
+            .collect();
+        let total = sizes.iter().map(|(_, size)| *size).sum::<usize>();
+        Ok((entry_sizes_json(&sizes)?, to_i64(total)))
+    }
+
     /// Whether the data is left as it is (only the deadline or expiry moves).
     #[cfg(feature = "sqlite")]
     pub(crate) fn data_unchanged(&self) -> bool {
@@ -193,6 +251,39 @@ impl serde::Serialize for JsonObject<'_> {
         }
         map.end()
     }
+}
+
+/// A size as a `BIGINT` (sizes never come near `i64::MAX`; saturating rather than failing).
+#[cfg(feature = "postgres")]
+pub(crate) fn to_i64(size: usize) -> i64 {
+    i64::try_from(size).unwrap_or(i64::MAX)
+}
+
+/// A JSON object of entry sizes by key (the `sizes` column, or the part a write adds to it).
+#[cfg(feature = "postgres")]
+fn entry_sizes_json(sizes: &[(&str, usize)]) -> Result<String, StoreError> {
+    use serde::ser::SerializeMap;
+    let mut out = Vec::new();
+    let mut serializer = serde_json::Serializer::new(&mut out);
+    let mut map = serde::Serializer::serialize_map(&mut serializer, Some(sizes.len()))
+        .map_err(StoreError::backend)?;
+    for (key, size) in sizes {
+        map.serialize_entry(key, size)
+            .map_err(StoreError::backend)?;
+    }
+    map.end().map_err(StoreError::backend)?;
+    String::from_utf8(out).map_err(StoreError::backend)
+}
+
+/// The `size` and `sizes` columns of a new row holding `data`.
+#[cfg(feature = "postgres")]
+pub(crate) fn sizes_of(data: &Data) -> Result<(i64, String), StoreError> {
+    let sizes: Vec<(&str, usize)> = data
+        .iter()
+        .map(|(key, value)| (key.as_str(), entry_size(key, value)))
+        .collect();
+    let total = EMPTY_SIZE + sizes.iter().map(|(_, size)| *size).sum::<usize>();
+    Ok((to_i64(total), entry_sizes_json(&sizes)?))
 }
 
 /// The JSON text of a session's values, as stored.
@@ -247,6 +338,7 @@ pub(crate) struct Columns {
     pub(crate) expiry: Option<String>,
     pub(crate) principal: Option<String>,
     pub(crate) label: Option<String>,
+    pub(crate) tied_at: Option<i64>,
 }
 
 /// Builds the record holding `data` from a row's other columns, decoding the `expiry` text.
@@ -269,6 +361,7 @@ pub(crate) fn record_from(
     let owner = columns.principal.map(|principal| {
         let mut owner = Owner::new(principal);
         owner.label = columns.label;
+        owner.tied_at = columns.tied_at;
         owner
     });
     // A literal, not `Record::new`: that reads the clock for a `created_at` replaced at once.
@@ -287,6 +380,7 @@ pub(crate) fn record<R>(key: &StoreKey, data: Data, row: &R) -> Result<Record, S
 where
     R: sqlx::Row,
     for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'a> &'a str: sqlx::ColumnIndex<R>,
 {
@@ -297,6 +391,7 @@ where
         expiry: text("expiry")?,
         principal: text("principal")?,
         label: text("label")?,
+        tied_at: column(key, "tied_at", row.try_get("tied_at"))?,
     };
     record_from(key, data, columns)
 }
@@ -308,6 +403,7 @@ pub(crate) fn listed<R>(row: &R) -> Result<Option<Listed>, StoreError>
 where
     R: sqlx::Row,
     for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'a> &'a str: sqlx::ColumnIndex<R>,
 {
@@ -315,12 +411,16 @@ where
     let Some(key) = StoreKey::from_hex(&key) else {
         return Ok(None);
     };
-    Ok(Some(Listed::new(
-        key,
-        column(&key, "created_at", row.try_get("created_at"))?,
-        column(&key, "expires_at", row.try_get("expires_at"))?,
-        column(&key, "label", row.try_get("label"))?,
-    )))
+    let tied_at = column(&key, "tied_at", row.try_get("tied_at"))?;
+    Ok(Some(
+        Listed::new(
+            key,
+            column(&key, "created_at", row.try_get("created_at"))?,
+            column(&key, "expires_at", row.try_get("expires_at"))?,
+            column(&key, "label", row.try_get("label"))?,
+        )
+        .with_tied_at(tied_at),
+    ))
 }
 
 fn json_kind(value: &Value) -> &'static str {
@@ -340,8 +440,8 @@ pub(crate) struct Common {
     pub(crate) list: Arc<str>,
     /// `principal, now`: delete the live rows tied to `principal`.
     pub(crate) delete_all: Arc<str>,
-    /// `key, data, created_at, expires_at, expiry, principal, label, now`: insert, or replace an
-    /// expired row.
+    /// `key, data, created_at, expires_at, expiry, principal, label, now, tied_at` (and, where
+    /// the size is kept, `size, sizes`): insert, or replace an expired row.
     pub(crate) create: Arc<str>,
     /// `key, now, expires_at`: move the deadline of the live row.
     pub(crate) touch: Arc<str>,
@@ -349,6 +449,10 @@ pub(crate) struct Common {
     pub(crate) delete: Arc<str>,
     /// `now, limit`: delete at most `limit` expired rows.
     pub(crate) purge: Arc<str>,
+    /// `now, limit`: delete at most `limit` markers of moved keys that have run out.
+    pub(crate) purge_moved: Arc<str>,
+    /// `key, now`: whether a live marker says `key` was moved.
+    pub(crate) was_moved: Arc<str>,
 }
 
 /// How a backend spells what differs in the statements both write the same way.
@@ -362,6 +466,9 @@ pub(crate) struct Flavor {
     /// Appended to the purge's row selection (`FOR UPDATE SKIP LOCKED` where rows can be
     /// locked, so concurrent purges skip each other's rows).
     purge_lock: &'static str,
+    /// Whether the table keeps the `size` and `sizes` columns (PostgreSQL: its `jsonb` does
+    /// not keep the text the size is counted on).
+    keeps_sizes: bool,
 }
 
 impl Flavor {
@@ -371,12 +478,14 @@ impl Flavor {
         data_type: &'static str,
         data_cast: &'static str,
         purge_lock: &'static str,
+        keeps_sizes: bool,
     ) -> Self {
         Self {
             param,
             data_type,
             data_cast,
             purge_lock,
+            keeps_sizes,
         }
     }
 }
@@ -387,19 +496,42 @@ pub(crate) struct Schema {
     pub(crate) create_table: Arc<str>,
     pub(crate) create_index: Arc<str>,
     pub(crate) create_principal_index: Arc<str>,
+    /// The table of moved-key markers, and the index its purge uses.
+    pub(crate) create_moved_table: Arc<str>,
+    pub(crate) create_moved_index: Arc<str>,
+    /// The moved-key table's name as SQL writes it (quoted, schema-qualified as needed).
+    pub(crate) moved: String,
     /// `key, now`: the live row.
     pub(crate) load: Arc<str>,
     pub(crate) common: Common,
 }
 
 impl Schema {
-    pub(crate) fn new(table: &str, name: &str, flavor: &Flavor) -> Self {
-        let t = table;
+    /// `schema`: the schema to qualify the tables' names with, if any (PostgreSQL).
+    pub(crate) fn new(schema: Option<&str>, name: &str, flavor: &Flavor) -> Self {
+        let qualified = |table: &str| match schema {
+            Some(schema) => format!("{}.{}", quote(schema), quote(table)),
+            None => quote(table),
+        };
+        let t = &qualified(name);
+        let moved_name = moved_table_name(name);
+        let m = &qualified(&moved_name);
         let p = |n: usize| format!("{}{n}", flavor.param);
         let (p1, p2, p3, p4, p5, p6, p7, p8) = (p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8));
         let index = quote(&index_name(name, "_expires_at_idx", "exp"));
         let principal_index = quote(&index_name(name, "_principal_idx", "prn"));
+        let moved_index = quote(&index_name(&moved_name, "_until_idx", "unt"));
         let (data_type, cast, lock) = (flavor.data_type, flavor.data_cast, flavor.purge_lock);
+        let (size_columns, size_names, size_values) = if flavor.keeps_sizes {
+            (
+                ", size BIGINT, sizes JSONB",
+                ", size, sizes",
+                format!(", {}, {}::jsonb", p(10), p(11)),
+            )
+        } else {
+            ("", "", String::new())
+        };
+        let p9 = p(9);
         Self {
             create_table: format!(
                 "CREATE TABLE IF NOT EXISTS {t} (\
@@ -409,7 +541,8 @@ impl Schema {
                  expires_at BIGINT NOT NULL, \
                  expiry TEXT, \
                  principal TEXT, \
-                 label TEXT)"
+                 label TEXT, \
+                 tied_at BIGINT{size_columns})"
             )
             .into(),
             create_index: format!("CREATE INDEX IF NOT EXISTS {index} ON {t} (expires_at)").into(),
@@ -418,14 +551,23 @@ impl Schema {
                  WHERE principal IS NOT NULL"
             )
             .into(),
+            create_moved_table: format!(
+                "CREATE TABLE IF NOT EXISTS {m} (\
+                 key TEXT PRIMARY KEY NOT NULL, \
+                 until BIGINT NOT NULL)"
+            )
+            .into(),
+            create_moved_index: format!("CREATE INDEX IF NOT EXISTS {moved_index} ON {m} (until)")
+                .into(),
+            moved: m.clone(),
             load: format!(
-                "SELECT data, created_at, expires_at, expiry, principal, label FROM {t} \
+                "SELECT data, created_at, expires_at, expiry, principal, label, tied_at FROM {t} \
                  WHERE key = {p1} AND expires_at > {p2}"
             )
             .into(),
             common: Common {
                 list: format!(
-                    "SELECT key, created_at, expires_at, label FROM {t} \
+                    "SELECT key, created_at, expires_at, label, tied_at FROM {t} \
                      WHERE principal = {p1} AND expires_at > {p2}"
                 )
                 .into(),
@@ -433,9 +575,11 @@ impl Schema {
                     .into(),
                 create: format!(
                     "INSERT INTO {t} AS cur \
-                     (key, data, created_at, expires_at, expiry, principal, label) \
-                     VALUES ({p1}, {p2}{cast}, {p3}, {p4}, {p5}, {p6}, {p7}) {}",
-                    upsert(&p8)
+                     (key, data, created_at, expires_at, expiry, principal, label, \
+                     tied_at{size_names}) \
+                     VALUES ({p1}, {p2}{cast}, {p3}, {p4}, {p5}, {p6}, {p7}, \
+                     {p9}{size_values}) {}",
+                    upsert(&p8, flavor.keeps_sizes)
                 )
                 .into(),
                 touch: format!(
@@ -450,6 +594,13 @@ impl Schema {
                      (SELECT key FROM {t} WHERE expires_at <= {p1} LIMIT {p2}{lock})"
                 )
                 .into(),
+                // The same for markers: one that a newer cycle renewed meanwhile stays.
+                purge_moved: format!(
+                    "DELETE FROM {m} WHERE until <= {p1} AND key IN \
+                     (SELECT key FROM {m} WHERE until <= {p1} LIMIT {p2}{lock})"
+                )
+                .into(),
+                was_moved: format!("SELECT 1 FROM {m} WHERE key = {p1} AND until > {p2}").into(),
             },
         }
     }
@@ -457,14 +608,26 @@ impl Schema {
 
 /// The end of an insert into the table aliased `cur` (`create`, and PostgreSQL's `cycle`): a
 /// conflicting row is replaced only if it has expired at `now` (the placeholder that holds it).
-pub(crate) fn upsert(now: &str) -> String {
+/// `sizes`: the table keeps the `size` and `sizes` columns.
+pub(crate) fn upsert(now: &str, sizes: bool) -> String {
+    let sizes = if sizes {
+        ", size = excluded.size, sizes = excluded.sizes"
+    } else {
+        ""
+    };
     format!(
         "ON CONFLICT (key) DO UPDATE SET data = excluded.data, \
          created_at = excluded.created_at, expires_at = excluded.expires_at, \
-         expiry = excluded.expiry, principal = excluded.principal, label = excluded.label \
+         expiry = excluded.expiry, principal = excluded.principal, label = excluded.label, \
+         tied_at = excluded.tied_at{sizes} \
          WHERE cur.expires_at <= {now}"
     )
 }
+
+/// The moved-key marker a cycle writes under the old key: `INSERT INTO <moved> (key, until)`
+/// followed by this and the values; a marker already there (a key cycled away from, recreated
+/// and cycled again, which a fresh random key never is) is renewed.
+pub(crate) const RENEW_MARKER: &str = "ON CONFLICT (key) DO UPDATE SET until = excluded.until";
 
 #[cfg(test)]
 mod tests {

@@ -6,7 +6,7 @@
 
 use super::arg::Arg;
 use super::group_commit::{Batcher, Statement, WriteQueue};
-use super::{encode_data, Common, PURGE_BATCH};
+use super::{encode_data, sizes_of, Common, PURGE_BATCH};
 use crate::error::StoreError;
 use crate::id::StoreKey;
 use crate::store::{now, Created, Record, Touched};
@@ -27,6 +27,7 @@ pub(crate) async fn create<B: SqlBackend>(
     key: &StoreKey,
     record: &Record,
 ) -> Result<Created, StoreError> {
+    let (size, sizes) = sizes_of(&record.data)?;
     let statement = Statement {
         sql: backend.common().create.clone(),
         args: vec![
@@ -38,6 +39,9 @@ pub(crate) async fn create<B: SqlBackend>(
             Arg::OptText(record.owner.as_ref().map(|o| o.principal.clone())),
             Arg::OptText(record.owner.as_ref().and_then(|o| o.label.clone())),
             Arg::Int(now()),
+            Arg::OptInt(record.owner.as_ref().and_then(|o| o.tied_at)),
+            Arg::Int(size),
+            Arg::Text(sizes),
         ],
     };
     Ok(if backend.writes().execute(key, statement).await? == 1 {
@@ -78,8 +82,6 @@ pub(crate) async fn delete<B: SqlBackend>(backend: &B, key: &StoreKey) -> Result
     Ok(())
 }
 
-/// `delete_expired`: `DELETE`s of at most [`PURGE_BATCH`] rows, each its own transaction, until
-/// one removes fewer.
 /// Deletes the live sessions of `principal` in one statement: a session tied by a racing
 /// create or cycle is either deleted with the rest or committed after, and so still listed.
 pub(crate) async fn delete_all<B: SqlBackend>(
@@ -93,13 +95,28 @@ pub(crate) async fn delete_all<B: SqlBackend>(
     backend.writes().run_alone(&statement).await
 }
 
+/// `delete_expired`: `DELETE`s of at most [`PURGE_BATCH`] rows, each its own transaction, until
+/// one removes fewer; then the same for the moved-key markers that ran out (not counted: they
+/// are not sessions).
 pub(crate) async fn delete_expired<B: SqlBackend>(backend: &B) -> Result<u64, StoreError> {
     // One cut-off for every batch, so the loop ends even while sessions keep expiring.
     let now = now();
+    let total = purge_in_batches(backend, &backend.common().purge, now).await?;
+    purge_in_batches(backend, &backend.common().purge_moved, now).await?;
+    Ok(total)
+}
+
+/// Runs `purge` (`now, limit`) until a run deletes fewer than [`PURGE_BATCH`] rows; how many
+/// it deleted in all.
+async fn purge_in_batches<B: SqlBackend>(
+    backend: &B,
+    purge: &std::sync::Arc<str>,
+    now: i64,
+) -> Result<u64, StoreError> {
     let mut total = 0;
     loop {
         let statement = Statement {
-            sql: backend.common().purge.clone(),
+            sql: purge.clone(),
             args: vec![Arg::Int(now), Arg::Int(PURGE_BATCH)],
         };
         let deleted = backend.writes().run_alone(&statement).await?;
@@ -169,6 +186,18 @@ macro_rules! sql_session_store {
             ) -> Result<$crate::store::Cycled, $crate::StoreError> {
                 let split = $crate::store::sql::Split::new(changes, $crate::store::now());
                 self.cycle_split(keys, &split).await
+            }
+
+            async fn was_moved(&self, key: &$crate::StoreKey) -> Result<bool, $crate::StoreError> {
+                let row: Option<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(
+                    self.sql.schema.common.was_moved.clone(),
+                ))
+                .bind(key.to_string())
+                .bind($crate::store::now())
+                .fetch_optional(&self.$reads)
+                .await
+                .map_err($crate::StoreError::backend)?;
+                Ok(row.is_some())
             }
 
             async fn delete(&self, key: &$crate::StoreKey) -> Result<(), $crate::StoreError> {

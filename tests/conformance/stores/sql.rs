@@ -303,6 +303,120 @@ where
     assert_eq!(listed[0].key, new);
 }
 
+/// The table as it was before tie times, sizes and moved-key markers were kept, created by
+/// `create`, holds one tied session under `key`, inserted by `insert` with the values
+/// `{"n": 1, "s": "x"}`; `migrate` (run twice) must keep it, read its tie time as unknown, and
+/// make the table keep the new points of the contract: tie times, the size cap counted as
+/// `data_size`, moved-key markers.
+async fn migrate_upgrades_a_table_without_tie_times<S, C, I, M>(
+    store: S,
+    principal: &str,
+    create: C,
+    insert: I,
+    migrate: M,
+) where
+    S: SessionStore,
+    C: std::future::Future<Output = ()>,
+    I: std::future::Future<Output = StoreKey>,
+    M: Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+{
+    create.await;
+    let old = insert.await;
+    migrate().await;
+    migrate().await;
+    let loaded = store
+        .load(&old)
+        .await
+        .unwrap()
+        .expect("the session was lost");
+    assert_eq!(loaded.data.get("n"), Some(&json!(1)));
+    let owner = loaded.owner.expect("the owner was lost");
+    assert_eq!((owner.principal.as_str(), owner.tied_at), (principal, None));
+    let listed = store.list(principal).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].key, listed[0].tied_at), (old, None));
+
+    // The size of the old row is counted as `data_size` once the change is applied.
+    let change = ChangeSet::new(now() + HOUR).with_update("m", Some(json!([1, "two"])));
+    let mut after = loaded.data.clone();
+    after.insert("m".to_owned(), json!([1, "two"]));
+    let size = sessionware::store::data_size(&after);
+    assert_eq!(
+        store
+            .apply(&old, &change.clone().with_max_size(size - 1))
+            .await
+            .unwrap(),
+        Applied::TooLarge { size }
+    );
+    assert_eq!(
+        store
+            .apply(&old, &change.with_max_size(size))
+            .await
+            .unwrap(),
+        Applied::Done
+    );
+
+    // A log-in: the tie time is kept, the old key marked as moved.
+    let tied_at = now();
+    let owner = sessionware::store::Owner::new(principal).with_tied_at(tied_at);
+    let new = SessionId::generate().store_key();
+    let rekey = Rekey::new(&old, &new).with_tie(&owner);
+    let change = ChangeSet::new(now() + HOUR)
+        .with_update("k", Some(json!("v")))
+        .with_max_size(size + 8);
+    assert_eq!(store.cycle(rekey, &change).await.unwrap(), Cycled::Done);
+    assert!(store.was_moved(&old).await.unwrap());
+    let listed = store.list(principal).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].key, listed[0].tied_at), (new, Some(tied_at)));
+    store.delete_expired().await.unwrap();
+    assert!(
+        store.was_moved(&old).await.unwrap(),
+        "a live marker was purged"
+    );
+}
+
+/// The DDL of the table before tie times were kept (`data` typed by the backend).
+fn table_02(table: &str, data_type: &str) -> String {
+    format!(
+        "CREATE TABLE {table} (key TEXT PRIMARY KEY NOT NULL, data {data_type} NOT NULL, \
+         created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, expiry TEXT, \
+         principal TEXT, label TEXT)"
+    )
+}
+
+/// Moved-key markers end: `was_moved` stops reporting one once it ran out, and
+/// `delete_expired` removes it without counting it as a session. `expire` makes every marker
+/// of the store's table run out; `markers` counts them.
+async fn markers_run_out_and_are_purged<S, E, EF, N, NF>(store: S, expire: E, markers: N)
+where
+    S: SessionStore + Clone,
+    E: Fn(S) -> EF,
+    EF: std::future::Future<Output = ()>,
+    N: Fn(S) -> NF,
+    NF: std::future::Future<Output = u64>,
+{
+    let (old, new) = (key(), key());
+    let rec = Record::new(Default::default(), now() + HOUR);
+    assert_eq!(store.create(&old, &rec).await.unwrap(), Created::Done);
+    let change = ChangeSet::new(now() + HOUR);
+    assert_eq!(
+        store.cycle(Rekey::new(&old, &new), &change).await.unwrap(),
+        Cycled::Done
+    );
+    assert!(store.was_moved(&old).await.unwrap());
+    assert!(markers(store.clone()).await >= 1);
+    expire(store.clone()).await;
+    assert!(
+        !store.was_moved(&old).await.unwrap(),
+        "an old marker counts"
+    );
+    // Markers are not sessions: the purge counts none of them.
+    let purged = store.delete_expired().await.unwrap();
+    assert_eq!(markers(store.clone()).await, 0, "{purged} purged");
+    assert!(store.load(&new).await.unwrap().is_some());
+}
+
 /// The 0.1 DDL (`data` typed by the backend).
 fn table_01(table: &str, data_type: &str) -> String {
     format!(
@@ -518,6 +632,59 @@ mod sqlite {
         };
         migrate_upgrades_a_01_table(store, create, insert, migrate).await;
     }
+    #[tokio::test]
+    async fn sqlite_migrate_upgrades_a_table_without_tie_times() {
+        let store = SqliteStore::connect("sqlite::memory:")
+            .await
+            .unwrap()
+            .with_table_name("before_ties")
+            .unwrap();
+        let raw = store.clone();
+        let principal = "user-before-ties";
+        let create = async {
+            let ddl = table_02("before_ties", "TEXT");
+            raw.with_connection(move |db| db.execute_batch(&ddl))
+                .await
+                .unwrap();
+        };
+        let insert = async {
+            let key = SessionId::generate().store_key();
+            let row = (key.to_string(), now(), now() + HOUR, principal);
+            let sql = "INSERT INTO before_ties VALUES \
+                       (?1, '{\"n\":1,\"s\":\"x\"}', ?2, ?3, NULL, ?4, 'laptop')";
+            raw.with_connection(move |db| db.execute(sql, row))
+                .await
+                .unwrap();
+            key
+        };
+        let migrating = store.clone();
+        let migrate = move || {
+            let store = migrating.clone();
+            Box::pin(async move { store.migrate().await.unwrap() }) as _
+        };
+        migrate_upgrades_a_table_without_tie_times(store, principal, create, insert, migrate).await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_markers_run_out_and_are_purged() {
+        let expire = |store: SqliteStore| async move {
+            let sql = "UPDATE sessionware_sessions_moved SET until = 0";
+            store
+                .with_connection(move |db| db.execute(sql, []))
+                .await
+                .unwrap();
+        };
+        let markers = |store: SqliteStore| async move {
+            let sql = "SELECT count(*) FROM sessionware_sessions_moved";
+            let n: i64 = store
+                .with_connection(move |db| db.query_row(sql, [], |row| row.get(0)))
+                .await
+                .unwrap();
+            n.try_into().unwrap()
+        };
+        markers_run_out_and_are_purged(memory().await, expire, markers).await;
+    }
+
     #[tokio::test]
     async fn sqlite_stores_only_the_hashed_id() {
         let store = sqlite().await;
@@ -755,6 +922,93 @@ mod postgres {
             .await
             .unwrap();
     }
+    #[tokio::test]
+    async fn postgres_migrate_upgrades_a_table_without_tie_times() {
+        let pool = pool().await;
+        let table = format!("before_ties_{}", SessionId::generate().store_key().short());
+        let store = PostgresStore::new(pool.clone())
+            .with_table_name(&table)
+            .unwrap();
+        let principal = format!("user-{table}");
+        let create = async {
+            let ddl = table_02(&table, "JSONB");
+            sqlx::query(AssertSqlSafe(ddl))
+                .execute(&pool)
+                .await
+                .unwrap();
+        };
+        let insert = async {
+            let key = SessionId::generate().store_key();
+            let sql = format!(
+                "INSERT INTO {table} VALUES \
+                 ($1, '{{\"n\": 1, \"s\": \"x\"}}', $2, $3, NULL, $4, 'laptop')"
+            );
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(key.to_string())
+                .bind(now())
+                .bind(now() + HOUR)
+                .bind(&principal)
+                .execute(&pool)
+                .await
+                .unwrap();
+            key
+        };
+        let migrating = store.clone();
+        let migrate = move || {
+            let store = migrating.clone();
+            Box::pin(async move { store.migrate().await.unwrap() }) as _
+        };
+        migrate_upgrades_a_table_without_tie_times(store, &principal, create, insert, migrate)
+            .await;
+        for drop in [
+            format!("DROP TABLE {table}"),
+            format!("DROP TABLE {table}_moved"),
+        ] {
+            sqlx::query(AssertSqlSafe(drop))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn postgres_markers_run_out_and_are_purged() {
+        // A table of its own: other tests' markers come and go in the shared one.
+        let pool = pool().await;
+        let table = format!("markers_{}", SessionId::generate().store_key().short());
+        let store = PostgresStore::new(pool.clone())
+            .with_table_name(&table)
+            .unwrap();
+        store.migrate().await.unwrap();
+        let moved = format!("{table}_moved");
+        let expire = |store: PostgresStore| {
+            let sql = format!("UPDATE {moved} SET until = 0");
+            async move {
+                sqlx::query(AssertSqlSafe(sql))
+                    .execute(store.pool())
+                    .await
+                    .unwrap();
+            }
+        };
+        let markers = |store: PostgresStore| {
+            let sql = format!("SELECT count(*) FROM {moved}");
+            async move {
+                let n: i64 = sqlx::query_scalar(AssertSqlSafe(sql))
+                    .fetch_one(store.pool())
+                    .await
+                    .unwrap();
+                n.try_into().unwrap()
+            }
+        };
+        markers_run_out_and_are_purged(store, expire, markers).await;
+        for drop in [format!("DROP TABLE {table}"), format!("DROP TABLE {moved}")] {
+            sqlx::query(AssertSqlSafe(drop))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    }
+
     #[tokio::test]
     async fn postgres_stores_only_the_hashed_id() {
         let store = postgres().await;

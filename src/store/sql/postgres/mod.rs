@@ -17,7 +17,7 @@ use super::{sql_session_store, upsert, Flavor, JsonObject, Schema, Split};
 use crate::error::StoreError;
 use crate::id::StoreKey;
 use crate::store::sql;
-use crate::store::{Applied, Cycled, Record, Rekey};
+use crate::store::{Applied, Cycled, Record, Rekey, MOVED_MARKER_MS};
 
 mod writer;
 
@@ -85,7 +85,43 @@ struct Queries {
 }
 
 /// How PostgreSQL spells the shared statements.
-const FLAVOR: Flavor = Flavor::new('$', "JSONB", "::jsonb", " FOR UPDATE SKIP LOCKED");
+const FLAVOR: Flavor = Flavor::new('$', "JSONB", "::jsonb", " FOR UPDATE SKIP LOCKED", true);
+
+/// A row's entry sizes (the `sizes` column) counted from its `jsonb` data, for rows that have
+/// none (written by a version that did not keep them): each key's JSON text, its value's as
+/// `jsonb` writes it (never shorter than serde_json's, so the count errs on the large side)
+/// and two bytes. Data that is not an object counts as empty (writes refuse it anyway).
+const SIZES_FROM_DATA: &str = "(SELECT coalesce(jsonb_object_agg(e.key, \
+     octet_length(to_jsonb(e.key)::text) + octet_length(e.value::text) + 2), '{}'::jsonb) \
+     FROM jsonb_each(CASE WHEN jsonb_typeof(data) = 'object' THEN data ELSE '{}'::jsonb END) \
+     AS e)";
+
+/// The same rows' `size`: two bytes and the entries' sizes as [`SIZES_FROM_DATA`] counts them.
+const SIZE_FROM_DATA: &str = "(SELECT 2 + coalesce(sum(octet_length(to_jsonb(e.key)::text) \
+     + octet_length(e.value::text) + 2), 0) \
+     FROM jsonb_each(CASE WHEN jsonb_typeof(data) = 'object' THEN data ELSE '{}'::jsonb END) \
+     AS e)::bigint";
+
+/// The size after a change, from the row's `size` and `sizes` (or their fallbacks): `clear`
+/// starts from an empty object's 2 bytes, else the entries of the keys `touched` (removed or
+/// set anew) are taken off; the entries set add `added` (their sizes, summed by the caller).
+/// The work is in proportion to the keys changed, not to the session.
+fn new_size(clear: &str, touched: &str, added: &str) -> String {
+    format!(
+        "((CASE WHEN {clear} THEN 2 ELSE coalesce(size, {SIZE_FROM_DATA}) - \
+         (SELECT coalesce(sum((coalesce(sizes, {SIZES_FROM_DATA}) ->> k)::bigint), 0) \
+          FROM unnest({touched}::text[]) AS k) END) + {added}::bigint)"
+    )
+}
+
+/// The entry sizes after a change: those of the keys `touched` go, those set (`set_sizes`, a
+/// JSON object by key) come in.
+fn new_sizes(clear: &str, touched: &str, set_sizes: &str) -> String {
+    format!(
+        "((CASE WHEN {clear} THEN '{{}}'::jsonb \
+         ELSE coalesce(sizes, {SIZES_FROM_DATA}) - {touched}::text[] END) || {set_sizes}::jsonb)"
+    )
+}
 
 impl Queries {
     fn new(schema: Option<&str>, table: &str) -> Self {
@@ -93,78 +129,98 @@ impl Queries {
             Some(schema) => format!("{}.{}", sql::quote(schema), sql::quote(table)),
             None => sql::quote(table),
         };
+        let shared = Schema::new(schema, table, &FLAVOR);
+        let m = shared.moved.clone();
         Self {
             table: t.clone(),
-            schema: Schema::new(&t, table, &FLAVOR),
+            schema: shared,
             // $1 key, $2 now, $3 expires_at, $4 clear, $5 removed keys, $6 set values,
-            // $7 expiry changed, $8 expiry
-            // $9 is the size cap (NULL for none), checked on the text of the new value.
+            // $7 expiry changed, $8 expiry, $9 the size cap (NULL for none), $10 and $11 the
+            // preconditions, $12 the keys touched (removed or set), $13 the sizes of the entries
+            // set by key, $14 their sum. The cap is checked on the size kept in the row.
             apply: format!(
                 "UPDATE {t} SET \
                  data = ((CASE WHEN $4 THEN '{{}}'::jsonb ELSE data END) - $5::text[]) || $6::jsonb, \
+                 size = {size}, \
+                 sizes = {sizes}, \
                  expires_at = $3, \
                  expiry = CASE WHEN $7 THEN $8 ELSE expiry END \
                  WHERE key = $1 AND expires_at > $2 AND jsonb_typeof(data) = 'object' \
-                 AND ($9::bigint IS NULL OR octet_length((((CASE WHEN $4 THEN '{{}}'::jsonb \
-                   ELSE data END) - $5::text[]) || $6::jsonb)::text) <= $9) \
-                 AND {}",
-                holds("$10", "$11")
+                 AND ($9::bigint IS NULL OR {size} <= $9) \
+                 AND {holds}",
+                size = new_size("$4", "$12", "$14"),
+                sizes = new_sizes("$4", "$12", "$13"),
+                holds = holds("$10", "$11")
             )
             .into(),
             // After an apply that changed nothing: the type of the live row's data and, for an
             // object, whether the preconditions ($6 present, $7 absent) hold and the size the
-            // apply's changes ($3 clear, $4 removed, $5 sets) give it.
+            // apply's changes ($3 clear, $4 keys touched, $5 the sizes set) give it.
             live_data_type: format!(
                 "SELECT jsonb_typeof(data), CASE WHEN jsonb_typeof(data) = 'object' THEN {} END, \
-                 CASE WHEN jsonb_typeof(data) = 'object' THEN \
-                 octet_length((((CASE WHEN $3 THEN '{{}}'::jsonb ELSE data END) - $4::text[]) \
-                   || $5::jsonb)::text) END \
+                 CASE WHEN jsonb_typeof(data) = 'object' THEN {}::bigint END \
                  FROM {t} WHERE key = $1 AND expires_at > $2",
-                holds("$6", "$7")
+                holds("$6", "$7"),
+                new_size("$3", "$4", "$5"),
             )
             .into(),
             // $1 old key, $2 new key, $3 now, $4 expires_at, $5 clear, $6 removed keys,
             // $7 set values, $8 expiry changed, $9 expiry, $10 size cap (NULL for none),
             // $11 preconditions: keys with the values they must hold, $12 keys that must be absent,
-            // $13 tie to an owner, $14 its principal, $15 its label.
+            // $13 tie to an owner, $14 its principal, $15 its label, $16 its tie time,
+            // $17 the keys touched (removed or set), $18 the sizes of the entries set, $19 their
+            // sum.
             //
             // `src` locks the old row (re-reading it if a concurrent write committed first);
             // `ins` writes the new row unless a live one holds the key (the upsert also waits
             // for and sees rows committed after this statement's snapshot); `del` removes the
-            // old row only if `ins` wrote. Everything happens or nothing does.
+            // old row only if `ins` wrote, and `mark` leaves the moved-key marker only if `del`
+            // removed it. Everything happens or nothing does.
             cycle: format!(
                 "WITH locked AS MATERIALIZED ( \
-                   SELECT data, created_at, expiry, principal, label FROM {t} \
+                   SELECT data, created_at, expiry, principal, label, tied_at, size, sizes \
+                   FROM {t} \
                    WHERE key = $1 AND expires_at > $3 AND jsonb_typeof(data) = 'object' \
                    FOR UPDATE \
                  ), src AS MATERIALIZED ( \
-                   SELECT new_data, octet_length(new_data::text) AS size, created_at, expiry, \
-                     principal, label, holds \
-                   FROM (SELECT ((CASE WHEN $5 THEN '{{}}'::jsonb ELSE data END) - $6::text[]) \
-                     || $7::jsonb AS new_data, created_at, expiry, principal, label, \
+                   SELECT ((CASE WHEN $5 THEN '{{}}'::jsonb ELSE data END) - $6::text[]) \
+                     || $7::jsonb AS new_data, {size}::bigint AS new_size, \
+                     {sizes} AS new_sizes, created_at, expiry, principal, label, tied_at, \
                      {holds} AS holds \
-                     FROM locked) AS changed \
+                   FROM locked \
                  ), ins AS ( \
                    INSERT INTO {t} AS cur \
-                     (key, data, created_at, expires_at, expiry, principal, label) \
+                     (key, data, created_at, expires_at, expiry, principal, label, tied_at, \
+                      size, sizes) \
                    SELECT $2, src.new_data, \
                      src.created_at, $4, CASE WHEN $8 THEN $9 ELSE src.expiry END, \
                      CASE WHEN $13 THEN $14 ELSE src.principal END, \
-                     CASE WHEN $13 THEN $15 ELSE src.label END \
-                   FROM src WHERE src.holds AND ($10::bigint IS NULL OR src.size <= $10) {upsert} \
+                     CASE WHEN $13 THEN $15 ELSE src.label END, \
+                     CASE WHEN $13 THEN $16::bigint ELSE src.tied_at END, \
+                     src.new_size, src.new_sizes \
+                   FROM src WHERE src.holds AND ($10::bigint IS NULL OR src.new_size <= $10) \
+                   {upsert} \
                    RETURNING 1 \
                  ), del AS ( \
                    DELETE FROM {t} WHERE key = $1 AND EXISTS (SELECT 1 FROM ins) \
                    RETURNING 1 \
+                 ), mark AS ( \
+                   INSERT INTO {m} (key, until) \
+                   SELECT $1, $3::bigint + {marker} WHERE EXISTS (SELECT 1 FROM del) {renew} \
+                   RETURNING 1 \
                  ) \
                  SELECT (SELECT count(*) FROM src) AS found, \
                    (SELECT count(*) FROM del) AS moved, \
-                   (SELECT size FROM src)::bigint AS size, \
+                   (SELECT new_size FROM src) AS size, \
                    (SELECT holds FROM src) AS holds, \
                    EXISTS (SELECT 1 FROM {t} WHERE key = $1 AND expires_at > $3 \
                      AND jsonb_typeof(data) <> 'object') AS corrupt",
-                upsert = upsert("$3"),
-                holds = holds("$11", "$12")
+                upsert = upsert("$3", true),
+                holds = holds("$11", "$12"),
+                size = new_size("$5", "$17", "$19"),
+                sizes = new_sizes("$5", "$17", "$18"),
+                marker = MOVED_MARKER_MS,
+                renew = sql::RENEW_MARKER,
             )
             .into(),
         }
@@ -307,17 +363,45 @@ impl PostgresStore {
         }
         let schema = &self.sql.schema;
         let t = &self.sql.table;
-        // A table created by 0.1 lacks the owner columns.
-        let add_owner = format!(
+        sqlx::query(AssertSqlSafe(schema.create_table.clone()))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        // Whether the table kept sizes before this call: if not, its rows get theirs below
+        // (once; rows written later by an older version fall back to counting at write time).
+        let had_sizes: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) \
+             AND attname = 'sizes' AND NOT attisdropped)",
+        )
+        .bind(t)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        // A table created by 0.1 lacks the owner columns; one created before tie times and
+        // sizes were kept lacks those.
+        let add_columns = format!(
             "ALTER TABLE {t} ADD COLUMN IF NOT EXISTS principal TEXT, \
-             ADD COLUMN IF NOT EXISTS label TEXT"
+             ADD COLUMN IF NOT EXISTS label TEXT, \
+             ADD COLUMN IF NOT EXISTS tied_at BIGINT, \
+             ADD COLUMN IF NOT EXISTS size BIGINT, \
+             ADD COLUMN IF NOT EXISTS sizes JSONB"
         );
-        let statements = [
-            schema.create_table.to_string(),
-            add_owner,
-            schema.create_index.to_string(),
-            schema.create_principal_index.to_string(),
-        ];
+        let mut statements = vec![add_columns];
+        if !had_sizes {
+            statements.push(format!(
+                "UPDATE {t} SET size = {SIZE_FROM_DATA}, sizes = {SIZES_FROM_DATA} \
+                 WHERE size IS NULL OR sizes IS NULL"
+            ));
+        }
+        statements.extend(
+            [
+                &schema.create_index,
+                &schema.create_principal_index,
+                &schema.create_moved_table,
+                &schema.create_moved_index,
+            ]
+            .map(|statement| statement.to_string()),
+        );
         for statement in statements {
             sqlx::query(AssertSqlSafe(statement))
                 .execute(&mut *tx)
@@ -366,6 +450,7 @@ impl PostgresStore {
     async fn apply_split(&self, key: &StoreKey, split: &Split<'_>) -> Result<Applied, StoreError> {
         let now = split.now;
         let sets = serde_json::to_string(&JsonObject(&split.sets)).map_err(StoreError::backend)?;
+        let (set_sizes, added) = split.set_sizes()?;
         let rows = self
             .writes
             .execute(
@@ -384,6 +469,9 @@ impl PostgresStore {
                         Arg::OptInt(cap(split)),
                         Arg::Text(expected_present(split)?),
                         Arg::TextArray(expected_absent(split)),
+                        Arg::TextArray(split.touched()),
+                        Arg::Text(set_sizes),
+                        Arg::Int(added),
                     ],
                 },
             )
@@ -393,13 +481,13 @@ impl PostgresStore {
         }
         // Rarely taken: tell a corrupt row, a failed precondition and a refused size from a
         // missing row.
-        let row: Option<(Option<String>, Option<bool>, Option<i32>)> =
+        let row: Option<(Option<String>, Option<bool>, Option<i64>)> =
             sqlx::query_as(AssertSqlSafe(self.sql.live_data_type.clone()))
                 .bind(key.to_string())
                 .bind(now)
                 .bind(split.clear)
-                .bind(&split.removed)
-                .bind(Json(JsonObject(&split.sets)))
+                .bind(split.touched())
+                .bind(added)
                 .bind(expected_present(split)?)
                 .bind(expected_absent(split))
                 .fetch_optional(&self.pool)
@@ -425,6 +513,7 @@ impl PostgresStore {
     async fn cycle_split(&self, keys: Rekey<'_>, split: &Split<'_>) -> Result<Cycled, StoreError> {
         let now = split.now;
         let Rekey { old, new, tie, .. } = keys;
+        let (set_sizes, added) = split.set_sizes()?;
         let row = sqlx::query(AssertSqlSafe(self.sql.cycle.clone()))
             .bind(old.to_string())
             .bind(new.to_string())
@@ -441,6 +530,10 @@ impl PostgresStore {
             .bind(tie.is_some())
             .bind(tie.map(|owner| owner.principal.as_str()))
             .bind(tie.and_then(|owner| owner.label.as_deref()))
+            .bind(tie.and_then(|owner| owner.tied_at))
+            .bind(split.touched())
+            .bind(set_sizes)
+            .bind(added)
             .fetch_one(&self.pool)
             .await
             .map_err(backend)?;

@@ -173,8 +173,9 @@ impl SqliteStore {
             .await
     }
 
-    /// Creates the table and its indexes if they do not exist yet, and adds the owner columns to
-    /// a table made by 0.1. Safe to call on every start, from several processes at once.
+    /// Creates the table, its indexes and the table of moved-key markers if they do not exist
+    /// yet, and adds the columns a table made by an earlier version lacks (the owner columns of
+    /// 0.1, `tied_at`). Safe to call on every start, from several processes at once.
     ///
     /// # Errors
     ///
@@ -200,16 +201,28 @@ impl SqliteStore {
                         .map_err(StoreError::backend)?
                 };
                 let t = &sql.table;
-                for column in ["principal", "label"] {
+                // A table created before tie times were kept lacks `tied_at`: its rows read
+                // as tied at an unknown time.
+                let added = [
+                    ("principal", "TEXT"),
+                    ("label", "TEXT"),
+                    ("tied_at", "BIGINT"),
+                ];
+                for (column, kind) in added {
                     if !columns.iter().any(|c| c == column) {
-                        tx.execute_batch(&format!("ALTER TABLE {t} ADD COLUMN {column} TEXT"))
+                        tx.execute_batch(&format!("ALTER TABLE {t} ADD COLUMN {column} {kind}"))
                             .map_err(StoreError::backend)?;
                     }
                 }
-                tx.execute_batch(&schema.create_index)
-                    .map_err(StoreError::backend)?;
-                tx.execute_batch(&schema.create_principal_index)
-                    .map_err(StoreError::backend)
+                for statement in [
+                    &schema.create_index,
+                    &schema.create_principal_index,
+                    &schema.create_moved_table,
+                    &schema.create_moved_index,
+                ] {
+                    tx.execute_batch(statement).map_err(StoreError::backend)?;
+                }
+                Ok(())
             })
             .await
     }
@@ -248,6 +261,13 @@ impl SessionStore for SqliteStore {
             .await
     }
 
+    async fn was_moved(&self, key: &StoreKey) -> Result<bool, StoreError> {
+        let (sql, key) = (Arc::clone(&self.sql), *key);
+        self.connections
+            .read(move |conn| ops::was_moved(conn, &sql, &key, now()))
+            .await
+    }
+
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
         let (sql, key) = (Arc::clone(&self.sql), *key);
         self.connections
@@ -262,22 +282,14 @@ impl SessionStore for SqliteStore {
             .await
     }
 
-    /// `DELETE`s of at most 1,000 rows, each its own transaction, until one removes fewer.
+    /// `DELETE`s of at most 1,000 rows, each its own transaction, until one removes fewer;
+    /// then the same for moved-key markers that ran out (not counted: they are not sessions).
     async fn delete_expired(&self) -> Result<u64, StoreError> {
         // One cut-off for every batch, so the loop ends even while sessions keep expiring.
         let now = now();
-        let mut total = 0;
-        loop {
-            let sql = Arc::clone(&self.sql);
-            let deleted = self
-                .connections
-                .write(move |conn| ops::purge_batch(conn, &sql, now))
-                .await?;
-            total += deleted;
-            if deleted < sql::PURGE_BATCH.unsigned_abs() {
-                return Ok(total);
-            }
-        }
+        let total = self.purge_in_batches(ops::purge_batch, now).await?;
+        self.purge_in_batches(ops::purge_moved_batch, now).await?;
+        Ok(total)
     }
 
     async fn list(&self, principal: &str) -> Result<Vec<Listed>, StoreError> {
@@ -292,6 +304,30 @@ impl SessionStore for SqliteStore {
         self.connections
             .write(move |conn| ops::delete_all(conn, &sql, &principal, now()))
             .await
+    }
+}
+
+impl SqliteStore {
+    /// Runs `purge` (a batch of at most [`PURGE_BATCH`](sql::PURGE_BATCH) deletes) as writes of
+    /// their own until one deletes fewer, so other writes get their turn between batches; how
+    /// many it deleted in all.
+    async fn purge_in_batches(
+        &self,
+        purge: fn(&rusqlite::Connection, &statements::Queries, i64) -> Result<u64, StoreError>,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let sql = Arc::clone(&self.sql);
+            let deleted = self
+                .connections
+                .write(move |conn| purge(conn, &sql, now))
+                .await?;
+            total += deleted;
+            if deleted < sql::PURGE_BATCH.unsigned_abs() {
+                return Ok(total);
+            }
+        }
     }
 }
 

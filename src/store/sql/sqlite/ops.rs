@@ -13,7 +13,7 @@ use crate::error::StoreError;
 use crate::id::StoreKey;
 use crate::store::sql::arg::Arg;
 use crate::store::sql::{self, Columns, Split, PURGE_BATCH};
-use crate::store::{Applied, Created, Cycled, Listed, Record, Rekey, Touched};
+use crate::store::{Applied, Created, Cycled, Listed, Record, Rekey, Touched, MOVED_MARKER_MS};
 
 fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::backend(e)
@@ -43,7 +43,8 @@ pub(super) fn load(
     }
 }
 
-/// A row of `load` (`data, created_at, expires_at, expiry, principal, label`) as a record; a
+/// A row of `load` (`data, created_at, expires_at, expiry, principal, label, tied_at`) as a
+/// record; a
 /// column of the wrong type or data that is not a JSON object is [`StoreError::Corrupt`].
 fn decode(key: &StoreKey, row: &Row<'_>) -> Result<Record, StoreError> {
     let data: String = sql::column(key, "data", row.get(0))?;
@@ -53,6 +54,7 @@ fn decode(key: &StoreKey, row: &Row<'_>) -> Result<Record, StoreError> {
         expiry: sql::column(key, "expiry", row.get(3))?,
         principal: sql::column(key, "principal", row.get(4))?,
         label: sql::column(key, "label", row.get(5))?,
+        tied_at: sql::column(key, "tied_at", row.get(6))?,
     };
     sql::record_from(key, sql::data_from_text(key, &data)?, columns)
 }
@@ -75,12 +77,16 @@ pub(super) fn list(
         let Some(key) = StoreKey::from_hex(&key) else {
             continue;
         };
-        listed.push(Listed::new(
-            key,
-            sql::column(&key, "created_at", row.get(1))?,
-            sql::column(&key, "expires_at", row.get(2))?,
-            sql::column(&key, "label", row.get(3))?,
-        ));
+        let tied_at = sql::column(&key, "tied_at", row.get(4))?;
+        listed.push(
+            Listed::new(
+                key,
+                sql::column(&key, "created_at", row.get(1))?,
+                sql::column(&key, "expires_at", row.get(2))?,
+                sql::column(&key, "label", row.get(3))?,
+            )
+            .with_tied_at(tied_at),
+        );
     }
     Ok(listed)
 }
@@ -93,6 +99,7 @@ pub(super) struct NewRow {
     expiry: Option<String>,
     principal: Option<String>,
     label: Option<String>,
+    tied_at: Option<i64>,
 }
 
 impl NewRow {
@@ -105,6 +112,7 @@ impl NewRow {
             expiry: record.expiry.encode(),
             principal: owner.map(|o| o.principal.clone()),
             label: owner.and_then(|o| o.label.clone()),
+            tied_at: owner.and_then(|o| o.tied_at),
         })
     }
 }
@@ -126,6 +134,7 @@ pub(super) fn create(
         row.principal,
         row.label,
         now,
+        row.tied_at,
     ];
     Ok(if execute(conn, &sql.schema.common.create, values)? == 1 {
         Created::Done
@@ -170,6 +179,36 @@ pub(super) fn delete_all(
 pub(super) fn purge_batch(conn: &Connection, sql: &Queries, now: i64) -> Result<u64, StoreError> {
     let rows = execute(conn, &sql.schema.common.purge, params![now, PURGE_BATCH])?;
     Ok(rows as u64)
+}
+
+/// Deletes at most [`PURGE_BATCH`] moved-key markers that ran out at `now`.
+pub(super) fn purge_moved_batch(
+    conn: &Connection,
+    sql: &Queries,
+    now: i64,
+) -> Result<u64, StoreError> {
+    let rows = execute(
+        conn,
+        &sql.schema.common.purge_moved,
+        params![now, PURGE_BATCH],
+    )?;
+    Ok(rows as u64)
+}
+
+/// Whether a marker says a cycle moved `key` away less than
+/// [`MOVED_MARKER_MS`](crate::store::MOVED_MARKER_MS) before `now`.
+pub(super) fn was_moved(
+    conn: &Connection,
+    sql: &Queries,
+    key: &StoreKey,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let mut statement = conn
+        .prepare_cached(&sql.schema.common.was_moved)
+        .map_err(backend)?;
+    statement
+        .exists(params![key.to_string(), now])
+        .map_err(backend)
 }
 
 /// What a size check needs after a capped write changed nothing: the new `data` expression,
@@ -243,7 +282,7 @@ pub(super) fn cycle_write(sql: &Queries, keys: &Rekey<'_>, split: &Split<'_>) ->
     let t = &sql.table;
     let mut args = first_args(keys.old, split);
     args.push(Arg::Text(keys.new.to_string()));
-    // ?7 tie, ?8 principal, ?9 label
+    // ?7 tie, ?8 principal, ?9 label, ?10 tied_at
     args.extend(tie_args(keys));
     let shape = Shape::of(split);
     let (data, next) = data_text(&shape, args.len() + 1);
@@ -253,14 +292,16 @@ pub(super) fn cycle_write(sql: &Queries, keys: &Rekey<'_>, split: &Split<'_>) ->
     let conditions = conditions_text(&shape, &data, next);
     condition_args(split, &mut args);
     let statement = format!(
-        "INSERT INTO {t} (key, data, created_at, expires_at, expiry, principal, label) \
+        "INSERT INTO {t} \
+         (key, data, created_at, expires_at, expiry, principal, label, tied_at) \
          SELECT ?6, {data}, created_at, ?3, CASE WHEN ?4 THEN ?5 ELSE expiry END, \
-         CASE WHEN ?7 THEN ?8 ELSE principal END, CASE WHEN ?7 THEN ?9 ELSE label END \
+         CASE WHEN ?7 THEN ?8 ELSE principal END, CASE WHEN ?7 THEN ?9 ELSE label END, \
+         CASE WHEN ?7 THEN ?10 ELSE tied_at END \
          FROM {t} WHERE key = ?1 AND expires_at > ?2 AND {DATA_IS_OBJECT}{conditions} \
          ON CONFLICT (key) DO UPDATE SET data = excluded.data, \
          created_at = excluded.created_at, expires_at = excluded.expires_at, \
          expiry = excluded.expiry, principal = excluded.principal, \
-         label = excluded.label WHERE {t}.expires_at <= ?2"
+         label = excluded.label, tied_at = excluded.tied_at WHERE {t}.expires_at <= ?2"
     );
     ChangeWrite {
         key: *keys.old,
@@ -276,8 +317,8 @@ pub(super) fn cycle_write(sql: &Queries, keys: &Rekey<'_>, split: &Split<'_>) ->
     }
 }
 
-/// Runs a `cycle` built by [`cycle_write`], inside the writer's transaction: the insert and
-/// the old row's delete commit together.
+/// Runs a `cycle` built by [`cycle_write`], inside the writer's transaction: the insert, the
+/// old row's delete and the moved-key marker under the old key commit together.
 pub(super) fn cycle(
     conn: &Connection,
     sql: &Queries,
@@ -286,6 +327,8 @@ pub(super) fn cycle(
     let moved = execute(conn, &write.statement, params_from_iter(&write.args))?;
     if moved == 1 {
         delete(conn, sql, &write.key)?;
+        let until = write.now.saturating_add(MOVED_MARKER_MS);
+        execute(conn, &sql.mark_moved, params![write.key.to_string(), until])?;
         return Ok(Cycled::Done);
     }
     Ok(match unwritten(conn, sql, write, "not cycled")? {
@@ -389,8 +432,9 @@ fn size_after(
     // `?3` to `?5` (`?9` for a cycle) go unused; the parameters after the data's (the
     // conditions') are not bound. A capped change set always sets a key (`ChangeSet::size_cap`),
     // so `data` names the last bound parameter.
+    // Plus one: see the cap's condition in `conditions_text`.
     let statement = format!(
-        "SELECT length(CAST({} AS BLOB)) FROM {t} \
+        "SELECT length(CAST({} AS BLOB)) + 1 FROM {t} \
          WHERE key = ?1 AND expires_at > ?2 AND {DATA_IS_OBJECT}",
         probe.data
     );

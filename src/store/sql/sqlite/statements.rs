@@ -35,7 +35,7 @@ pub(super) const DATA_IS_OBJECT: &str =
     "(CASE WHEN json_valid(data) THEN json_type(data) = 'object' ELSE 0 END)";
 
 /// How SQLite spells the shared statements.
-const FLAVOR: Flavor = Flavor::new('?', "TEXT", "", "");
+const FLAVOR: Flavor = Flavor::new('?', "TEXT", "", "", false);
 
 /// At most this many `apply` statement texts are kept per table (one per [`Shape`]); others
 /// are built for each write. Apps write a handful of shapes; the bound is for those that set
@@ -53,6 +53,8 @@ pub(super) struct Queries {
     pub(super) live_is_object: String,
     /// The `apply` that changes only the deadline and the expiry (no values, no preconditions).
     pub(super) apply_deadline: Arc<str>,
+    /// `?1` old key, `?2` until: the marker a cycle leaves under the key it moved away from.
+    pub(super) mark_moved: String,
     /// The `apply` statements built so far, by shape.
     apply_texts: Mutex<HashMap<Shape, Arc<ApplyText>>>,
 }
@@ -71,9 +73,15 @@ pub(super) struct ApplyText {
 impl Queries {
     pub(super) fn new(name: &str) -> Self {
         let t = sql::quote(name);
+        let schema = Schema::new(None, name, &FLAVOR);
         Self {
             name: name.into(),
-            schema: Schema::new(&t, name, &FLAVOR),
+            mark_moved: format!(
+                "INSERT INTO {} (key, until) VALUES (?1, ?2) {}",
+                schema.moved,
+                sql::RENEW_MARKER
+            ),
+            schema,
             live_is_object: format!(
                 "SELECT {DATA_IS_OBJECT} FROM {t} WHERE key = ?1 AND expires_at > ?2"
             ),
@@ -138,7 +146,6 @@ impl ToSql for Arg {
             Arg::OptText(None) => ToSqlOutput::Owned(SqlValue::Null),
             Arg::Int(n) => ToSqlOutput::from(*n),
             Arg::Bool(b) => ToSqlOutput::from(*b),
-            #[cfg(feature = "postgres")]
             Arg::OptInt(n) => match n {
                 Some(n) => ToSqlOutput::from(*n),
                 None => ToSqlOutput::Owned(SqlValue::Null),
@@ -310,7 +317,10 @@ pub(super) fn conditions_text(shape: &Shape, data: &str, first: usize) -> String
     let mut n = first;
     let mut conditions = String::new();
     if shape.capped {
-        conditions.push_str(&format!(" AND length(CAST({data} AS BLOB)) <= ?{n}"));
+        // `data_size` counts a comma after every entry, the last one too: one byte more than
+        // the text of a non-empty object (and a capped change set sets a key, so the object
+        // is not empty).
+        conditions.push_str(&format!(" AND length(CAST({data} AS BLOB)) + 1 <= ?{n}"));
         n += 1;
     }
     if shape.bulk_expect {
@@ -376,13 +386,14 @@ pub(super) fn first_args(key: &StoreKey, split: &Split<'_>) -> Vec<Arg> {
     ]
 }
 
-/// The owner columns' values of a cycle: whether to tie, and to whom.
-pub(super) fn tie_args(keys: &Rekey<'_>) -> [Arg; 3] {
+/// The owner columns' values of a cycle: whether to tie, to whom, with what label, since when.
+pub(super) fn tie_args(keys: &Rekey<'_>) -> [Arg; 4] {
     let owner = keys.tie;
     [
         Arg::Bool(owner.is_some()),
         Arg::OptText(owner.map(|owner| owner.principal.clone())),
         Arg::OptText(owner.and_then(|owner| owner.label.clone())),
+        Arg::OptInt(owner.and_then(|owner| owner.tied_at)),
     ]
 }
 
