@@ -332,11 +332,12 @@ pub async fn recent_login_across_instances<S: SessionStore + Clone>(one: S, two:
     let app = |store: S| {
         common::routes()
             .route(
-                "/age",
+                "/logged-in-at",
                 get(|s: Session| async move {
+                    // When the login was, in Unix milliseconds.
                     let at = s.authenticated_at().await?;
-                    let age = at.and_then(|at| SystemTime::now().duration_since(at).ok());
-                    Ok::<_, Error>(age.map_or("none".to_owned(), |age| age.as_millis().to_string()))
+                    let at = at.and_then(|at| at.duration_since(SystemTime::UNIX_EPOCH).ok());
+                    Ok::<_, Error>(at.map_or("none".to_owned(), |at| at.as_millis().to_string()))
                 }),
             )
             .route(
@@ -355,28 +356,34 @@ pub async fn recent_login_across_instances<S: SessionStore + Clone>(one: S, two:
         "user-{}",
         sessionware::SessionId::generate().store_key().short()
     );
-    assert_eq!(send_ok(&a, "/age", None).await.body, "none");
+    assert_eq!(send_ok(&a, "/logged-in-at", None).await.body, "none");
     let cookie = send_ok(&a, &format!("/login/{user}/laptop"), None)
         .await
         .cookie();
-    let age: u64 = send_ok(&b, "/age", Some(&cookie))
+    let now = || {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap();
+        u64::try_from(now.as_millis()).unwrap()
+    };
+    let at: u64 = send_ok(&b, "/logged-in-at", Some(&cookie))
         .await
         .body
         .parse()
         .unwrap();
-    assert!(age < 60_000, "{age} ms");
+    assert!(now() - at < 60_000, "logged in at {at}, now {}", now());
     assert_eq!(send_ok(&b, "/sudo", Some(&cookie)).await.body, "sudo");
     tokio::time::sleep(Duration::from_millis(20)).await;
     let confirmed = send_ok(&b, "/confirm", Some(&cookie)).await.cookie();
     assert_ne!(confirmed, cookie);
-    let newer: u64 = send_ok(&a, "/age", Some(&confirmed))
+    let confirmed_at: u64 = send_ok(&a, "/logged-in-at", Some(&confirmed))
         .await
         .body
         .parse()
         .unwrap();
     assert!(
-        newer < age + 20,
-        "confirm_login kept the old time: {newer} ms, was {age} ms"
+        confirmed_at >= at + 20,
+        "confirm_login kept the old time: {confirmed_at}, logged in at {at}"
     );
     assert_eq!(send_ok(&a, "/whoami", Some(&confirmed)).await.body, user);
 }
