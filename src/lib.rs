@@ -6,6 +6,9 @@
 //! saves what the handler changed before the response leaves. The data lives on the server, in a
 //! [`SessionStore`](store::SessionStore); the browser holds only a random id.
 //!
+//! New here? The [guide] goes from a first session to logins, CSRF, production stores and
+//! tests, chapter by chapter, and maps tower-sessions and axum-login onto this crate.
+//!
 //! # Example
 //!
 //! ```no_run
@@ -115,6 +118,7 @@ mod config;
 pub mod csrf;
 mod error;
 mod expiry;
+pub mod guide;
 mod id;
 pub mod layer;
 mod session;
