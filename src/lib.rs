@@ -117,6 +117,7 @@ pub mod auth;
 mod config;
 pub mod csrf;
 mod error;
+pub mod events;
 mod expiry;
 pub mod guide;
 mod id;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::Error;
+use crate::events::{EventKind, Observer, Operation};
 use crate::id::StoreKey;
 use crate::store::{Listed, SessionStore};
 
@@ -40,11 +41,12 @@ use crate::store::{Listed, SessionStore};
 #[derive(Clone)]
 pub struct Sessions {
     store: Arc<dyn SessionStore>,
+    observer: Observer,
 }
 
 impl Sessions {
-    pub(crate) fn new(store: Arc<dyn SessionStore>) -> Self {
-        Self { store }
+    pub(crate) fn new(store: Arc<dyn SessionStore>, observer: Observer) -> Self {
+        Self { store, observer }
     }
 
     /// The live sessions of `principal`, oldest first. None is marked
@@ -55,7 +57,7 @@ impl Sessions {
     ///
     /// [`Error::Store`] if the store failed.
     pub async fn list(&self, principal: &str) -> Result<Vec<SessionInfo>, Error> {
-        let listed = self.store.list(principal).await?;
+        let listed = self.list_listed(principal).await?;
         Ok(SessionInfo::from_listed(listed, None))
     }
 
@@ -66,7 +68,7 @@ impl Sessions {
     ///
     /// [`Error::Store`] if the store failed.
     pub async fn revoke(&self, handle: &SessionHandle) -> Result<(), Error> {
-        Ok(self.store.delete(&handle.0).await?)
+        self.delete(None, &handle.0).await
     }
 
     /// Ends the session `handle` if it is one of `principal`'s; whether it was.
@@ -75,11 +77,11 @@ impl Sessions {
     ///
     /// [`Error::Store`] if the store failed.
     pub async fn revoke_of(&self, principal: &str, handle: &SessionHandle) -> Result<bool, Error> {
-        let listed = self.store.list(principal).await?;
+        let listed = self.list_listed(principal).await?;
         if !listed.iter().any(|session| session.key == handle.0) {
             return Ok(false);
         }
-        self.revoke(handle).await?;
+        self.delete(Some(principal), &handle.0).await?;
         Ok(true)
     }
 
@@ -90,7 +92,31 @@ impl Sessions {
     ///
     /// [`Error::Store`] if the store failed (some sessions may have been revoked already).
     pub async fn revoke_all(&self, principal: &str) -> Result<u64, Error> {
-        Ok(self.store.delete_all(principal).await?)
+        // Listed first, so that each session ended is reported with its handle.
+        let listed = self.list_listed(principal).await?;
+        let ended = self
+            .observer
+            .call(Operation::Delete, self.store.delete_all(principal))
+            .await?;
+        for session in &listed {
+            self.observer
+                .emit(EventKind::Revoked, Some(principal), Some(&session.key));
+        }
+        Ok(ended)
+    }
+
+    async fn list_listed(&self, principal: &str) -> Result<Vec<Listed>, Error> {
+        let call = self.store.list(principal);
+        Ok(self.observer.call(Operation::List, call).await?)
+    }
+
+    /// Deletes the session under `key` and reports it revoked.
+    async fn delete(&self, principal: Option<&str>, key: &StoreKey) -> Result<(), Error> {
+        self.observer
+            .call(Operation::Delete, self.store.delete(key))
+            .await?;
+        self.observer.emit(EventKind::Revoked, principal, Some(key));
+        Ok(())
     }
 }
 
@@ -176,6 +202,13 @@ pub(crate) fn system_time(unix_ms: i64) -> SystemTime {
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SessionHandle(StoreKey);
+
+impl SessionHandle {
+    /// The handle of the session under `key`.
+    pub(crate) fn of(key: StoreKey) -> Self {
+        SessionHandle(key)
+    }
+}
 
 impl fmt::Display for SessionHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

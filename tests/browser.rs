@@ -113,7 +113,10 @@ async fn serve_demo(dir: &Path) -> SocketAddr {
     let store = SqliteStore::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
     // A short window for the account page: the test waits it out to see the confirm step.
-    let app = app::app_with(app::session_layer(store), CONFIRM_WINDOW);
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .unwrap();
+    let app = app::app_with(app::session_layer(store), CONFIRM_WINDOW, metrics);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -227,6 +230,19 @@ async fn replay(address: SocketAddr, path: &str, cookie: &str) -> (String, Optio
     (status, location)
 }
 
+/// `GET path` as a plain HTTP client, without a cookie: the body.
+async fn fetch(address: SocketAddr, path: &str) -> String {
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "drives Chromium: run by .ci/run with --ignored (needs chromium and chromium-driver)"]
 async fn the_login_demo_works_in_a_real_browser() {
@@ -338,6 +354,21 @@ async fn the_login_demo_works_in_a_real_browser() {
         path(&phone).await,
         "/login",
         "a revoked device is still signed in"
+    );
+
+    // The log-ins and the revocation are counted in /metrics.
+    let metrics = fetch(address, "/metrics").await;
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find(|line| line.starts_with(name) && line[name.len()..].starts_with(' '))
+            .and_then(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(value("sessionware_logins_total") >= 2.0, "{metrics}");
+    assert!(
+        value("sessionware_sessions_revoked_total") >= 1.0,
+        "{metrics}"
     );
 
     // A login form whose `next` points to another host goes home instead.

@@ -10,8 +10,10 @@ use axum::http::{header, HeaderMap};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde::{Deserialize, Serialize};
 use sessionware::auth::{safe_next, LoggedIn, RequireLogin};
+use sessionware::events::SessionEvent;
 use sessionware::{
     CsrfLayer, Error, Expiry, FlashMessage, Flashes, Level, Session, SessionHandle, SessionInfo,
     SessionKey, SessionLayer, Sessions,
@@ -52,9 +54,11 @@ impl Cart {
 
 const CART: SessionKey<Cart> = SessionKey::new("cart");
 
-/// The session layer the demo uses on `store`: plain HTTP on localhost, so not `Secure`.
+/// The session layer the demo uses on `store`: plain HTTP on localhost, so not `Secure`. Its
+/// events go to standard output as an audit log, one JSON line each.
 pub fn session_layer(store: impl sessionware::store::SessionStore) -> SessionLayer {
     SessionLayer::new(store)
+        .on_event(|event: &SessionEvent| println!("{}", audit_line(event)))
         .with_secure(false)
         .with_expiry(Expiry::OnInactivity(IDLE))
         .with_absolute_timeout(ABSOLUTE)
@@ -76,13 +80,34 @@ impl AppState {
     }
 }
 
-/// The demo on `layer`, the account page wanting a login within [`CONFIRM_WINDOW`].
-pub fn app(layer: SessionLayer) -> Router {
-    app_with(layer, CONFIRM_WINDOW)
+/// One audit-log line: the event as JSON (never the session's id: its handle at most).
+fn audit_line(event: &SessionEvent) -> String {
+    let at = event
+        .at()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |at| at.as_millis());
+    serde_json::json!({
+        "at_ms": at,
+        "event": event.kind().as_str(),
+        "principal": event.principal(),
+        "session": event.handle().map(ToString::to_string),
+    })
+    .to_string()
 }
 
-/// The demo on `layer`, the account page wanting a login within `confirm_window`.
-pub fn app_with(layer: SessionLayer, confirm_window: Duration) -> Router {
+/// The demo on `layer`, the account page wanting a login within [`CONFIRM_WINDOW`], its
+/// metrics served at `/metrics` from `metrics`.
+pub fn app(layer: SessionLayer, metrics: PrometheusHandle) -> Router {
+    app_with(layer, CONFIRM_WINDOW, metrics)
+}
+
+/// The demo on `layer`, the account page wanting a login within `confirm_window`, its metrics
+/// served at `/metrics` from `metrics`.
+pub fn app_with(
+    layer: SessionLayer,
+    confirm_window: Duration,
+    metrics: PrometheusHandle,
+) -> Router {
     let state = AppState {
         sessions: layer.sessions(),
         passwords: Arc::default(),
@@ -110,6 +135,8 @@ pub fn app_with(layer: SessionLayer, confirm_window: Duration) -> Router {
         .route("/login", get(login_page).post(log_in))
         .route("/confirm", get(confirm_page).post(confirm))
         .route("/logout", post(log_out))
+        // Prometheus text: sessions created, log-ins, revocations, store latency...
+        .route("/metrics", get(move || async move { metrics.render() }))
         .with_state(state)
         .layer(CsrfLayer::new())
         .layer(layer)

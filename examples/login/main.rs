@@ -1,13 +1,14 @@
 //! A login app on sessionware, in one command:
 //!
 //! ```text
-//! cargo run --example login --features sqlite
+//! cargo run --example login --features sqlite,metrics
 //! ```
 //!
 //! Open the printed URL, sign in with any user name and the password shown on the page, add
 //! things to the cart, sign in from a second browser (or a private window) as the same user and
 //! revoke one session from the other's device list. Sessions live in `sessionware-login.db`
-//! (`SQLITE_URL` picks another file) and survive a restart. `tests/browser.rs` drives this app
+//! (`SQLITE_URL` picks another file) and survive a restart. Every session event is printed as
+//! one JSON line (an audit log), and `/metrics` serves the session metrics as Prometheus text. `tests/browser.rs` drives this app
 //! in headless Chromium.
 
 use std::net::SocketAddr;
@@ -35,7 +36,14 @@ async fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let purge = PurgeTask::spawn(store.clone(), Duration::from_secs(600));
-    let app = app::app(app::session_layer(store));
+    let metrics = match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
+        Ok(handle) => handle,
+        Err(e) => {
+            eprintln!("cannot install the metrics recorder: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let app = app::app(app::session_layer(store), metrics);
 
     let port: u16 = std::env::var("PORT")
         .ok()

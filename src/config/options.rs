@@ -66,6 +66,8 @@ pub(crate) struct Config {
     pub(crate) max_size: Option<usize>,
     /// Most sessions one principal may have; `None` for no limit.
     pub(crate) max_per_principal: Option<NonZeroUsize>,
+    /// The application's event hook, if any.
+    pub(crate) hook: Option<crate::events::Hook>,
 }
 
 impl Default for Config {
@@ -89,6 +91,7 @@ impl Default for Config {
             error_handler: None,
             max_size: Some(DEFAULT_MAX_SESSION_SIZE),
             max_per_principal: None,
+            hook: None,
         }
     }
 }

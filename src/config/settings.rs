@@ -6,6 +6,7 @@ use cookie::{Cookie, Key};
 use http::{HeaderName, HeaderValue};
 
 use super::options::{Config, ErrorHandler, Protection};
+use crate::events::Observer;
 use crate::expiry::{Deadlines, Expiry};
 use crate::stats::SessionStats;
 use crate::store::SessionStore;
@@ -28,6 +29,8 @@ pub(crate) struct Settings {
     pub(crate) stats: Arc<SessionStats>,
     /// The layer's store. Here, so that a request's session holds one `Arc` for all it needs.
     pub(crate) store: Arc<dyn SessionStore>,
+    /// Events, metrics and store-call spans.
+    pub(crate) observer: Observer,
     /// What the `cookie` crate writes after `name=value` in `Set-Cookie`: formatted once.
     pub(crate) cookie_attributes: String,
     /// The `Set-Cookie` value that makes the browser forget the id; `None` if the name, path or
@@ -42,6 +45,7 @@ impl Settings {
         config: &Config,
         stats: Arc<SessionStats>,
         store: Arc<dyn SessionStore>,
+        observer: &Observer,
     ) -> Self {
         Self {
             cookie_name: config.cookie_name.clone(),
@@ -55,6 +59,7 @@ impl Settings {
             error_handler: config.error_handler.clone(),
             stats,
             store,
+            observer: observer.with_hook(config.hook.clone()),
             cookie_attributes: attributes(config),
             removal_cookie: removal(config),
         }
@@ -146,6 +151,7 @@ mod tests {
                 &config,
                 Arc::default(),
                 Arc::new(crate::MemoryStore::default()),
+                &crate::events::Observer::new(None, "test"),
             );
             for max_age in [
                 None,

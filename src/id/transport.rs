@@ -290,6 +290,7 @@ mod tests {
             &config,
             Arc::default(),
             Arc::new(crate::MemoryStore::default()),
+            &crate::events::Observer::new(None, "test"),
         )
     }
 

@@ -15,6 +15,7 @@ use crate::config::Settings;
 use crate::config::{validate, ConfigError};
 use crate::config::{Config, Protection};
 use crate::error::Error;
+use crate::events::{Observer, SessionEvent};
 use crate::expiry::Expiry;
 use crate::stats::SessionStats;
 use crate::store::SessionStore;
@@ -51,9 +52,10 @@ impl SessionLayer {
     /// `HttpOnly`, `SameSite=Lax`, `Path=/`, no `Domain`, a browser-session cookie
     /// ([`Expiry::OnSessionEnd`]) with a 24-hour server-side idle timeout, and a 7-day absolute
     /// timeout.
-    pub fn new(store: impl SessionStore) -> Self {
+    pub fn new<S: SessionStore>(store: S) -> Self {
         let config = Config::default();
-        let settings = Settings::new(&config, Arc::default(), Arc::new(store));
+        let observer = Observer::new(None, std::any::type_name::<S>());
+        let settings = Settings::new(&config, Arc::default(), Arc::new(store), &observer);
         Self {
             built: Arc::new(Built {
                 valid: validate(&config),
@@ -73,7 +75,8 @@ impl SessionLayer {
         built.valid = validate(&built.config);
         let stats = Arc::clone(&built.settings.stats);
         let store = Arc::clone(&built.settings.store);
-        built.settings = Arc::new(Settings::new(&built.config, stats, store));
+        let observer = &built.settings.observer;
+        built.settings = Arc::new(Settings::new(&built.config, stats, store, observer));
         self
     }
 
@@ -225,11 +228,39 @@ impl SessionLayer {
         self.settled()
     }
 
+    /// Calls `hook` with every [`SessionEvent`]: logged in, revoked, destroyed, refused ids,
+    /// store errors... for an audit log (see [`events`](crate::events)). Once per event, after
+    /// the store step it reports succeeded; [`Sessions`] from [`sessions`](Self::sessions)
+    /// reports through it too. A panicking hook is caught and logged. Without a hook, events
+    /// cost nothing.
+    ///
+    /// ```
+    /// use sessionware::events::SessionEvent;
+    /// use sessionware::{MemoryStore, SessionLayer};
+    ///
+    /// let layer = SessionLayer::new(MemoryStore::default()).on_event(|event: &SessionEvent| {
+    ///     println!(
+    ///         r#"{{"event":"{}","principal":{:?}}}"#,
+    ///         event.kind().as_str(),
+    ///         event.principal().unwrap_or_default()
+    ///     );
+    /// });
+    /// # let _ = layer;
+    /// ```
+    #[must_use]
+    pub fn on_event(mut self, hook: impl Fn(&SessionEvent) + Send + Sync + 'static) -> Self {
+        self.config().hook = Some(Arc::new(hook));
+        self.settled()
+    }
+
     /// A handle on the sessions of this layer's store by principal: list a user's sessions,
     /// revoke one, revoke them all (after a password reset, from a background job that has no
     /// session of the user). See [`Sessions`].
     pub fn sessions(&self) -> Sessions {
-        Sessions::new(self.built.settings.store.clone())
+        Sessions::new(
+            self.built.settings.store.clone(),
+            self.built.settings.observer.clone(),
+        )
     }
 
     /// Seeds and reads sessions of this layer in tests (feature `test-kit`). See

@@ -11,6 +11,7 @@ use super::plan::{max_age, plan, Outcome, Plan, Rules, Use, Write};
 use super::state::{Origin, State, Stored, EXPIRY_TAG};
 use super::Session;
 use crate::error::{Error, StoreError};
+use crate::events::{EventKind, Operation};
 use crate::expiry::now;
 use crate::id::SessionId;
 use crate::store::{entry_size, Applied, ChangeSet, Created, Cycled, Owner, Record, Rekey};
@@ -246,10 +247,26 @@ impl Session {
             settle(&mut self.state(), saved);
             return Ok(action);
         }
+        let principal = self.state().principal().map(str::to_owned);
+        self.observer()
+            .emit(EventKind::Conflict, principal.as_deref(), None);
         Err(Error::Conflict {
             key: EXPIRY_TAG.to_owned(),
             attempts: super::UPDATE_ATTEMPTS,
         })
+    }
+
+    /// Deletes the session this request destroyed, and reports the log-out.
+    async fn delete_destroyed(&self, old: &SessionId) -> Result<(), Error> {
+        let key = old.store_key();
+        let store = &self.inner.settings.store;
+        self.observer()
+            .call(Operation::Delete, store.delete(&key))
+            .await?;
+        let principal = self.state().destroyed_principal.take();
+        self.observer()
+            .emit(EventKind::Destroyed, principal.as_deref(), Some(&key));
+        Ok(())
     }
 
     async fn execute(&self, plan: &Plan, source: Source) -> Result<(CookieAction, Saved), Error> {
@@ -257,7 +274,7 @@ impl Session {
         Ok(match *plan {
             Plan::Nothing => (CookieAction::Keep, Saved::Unchanged),
             Plan::Forget { ref old } => {
-                store.delete(&old.store_key()).await?;
+                self.delete_destroyed(old).await?;
                 (CookieAction::Remove, Saved::Forgotten)
             }
             Plan::Create {
@@ -276,7 +293,11 @@ impl Session {
                 max_age,
             } => {
                 let changes = pending_changes(&mut self.state(), write, source);
-                match store.apply(&id.store_key(), &changes).await? {
+                let key = id.store_key();
+                let applied = self
+                    .observer()
+                    .call(Operation::Apply, store.apply(&key, &changes));
+                match applied.await? {
                     Applied::Done => {
                         let expires_at = changes.expires_at;
                         still_stored(id, expires_at, saved_values(changes), resend, max_age)
@@ -307,7 +328,11 @@ impl Session {
                 // apply that expects the policy tag, rather than the store's plain touch.
                 let policy = self.state().stored(EXPIRY_TAG).cloned();
                 let changes = ChangeSet::new(expires_at).with_expected(EXPIRY_TAG, policy);
-                match store.apply(&id.store_key(), &changes).await? {
+                let key = id.store_key();
+                let applied = self
+                    .observer()
+                    .call(Operation::Apply, store.apply(&key, &changes));
+                match applied.await? {
                     Applied::Done => {
                         still_stored(id, expires_at, SavedValues::None, resend, max_age)
                     }
@@ -332,14 +357,23 @@ impl Session {
         let store = &self.inner.settings.store;
         let record = new_record(&mut self.state(), created_at, expires_at, source);
         if let Some(old) = replacing {
-            store.delete(&old.store_key()).await?;
+            self.delete_destroyed(old).await?;
         }
         for _ in 0..ID_ATTEMPTS {
             let id = SessionId::generate();
-            match store.create(&id.store_key(), &record).await? {
+            let key = id.store_key();
+            let created = self
+                .observer()
+                .call(Operation::Create, store.create(&key, &record));
+            match created.await? {
                 Created::Done => {
+                    let principal = record.owner.as_ref().map(|o| o.principal.as_str());
+                    self.observer()
+                        .emit(EventKind::Created, principal, Some(&key));
                     if let Some(owner) = &record.owner {
-                        Box::pin(self.cap_after_tie(&owner.principal, &id.store_key())).await;
+                        self.observer()
+                            .emit(EventKind::LoggedIn, principal, Some(&key));
+                        Box::pin(self.cap_after_tie(&owner.principal, &key)).await;
                     }
                     let saved = Saved::Stored {
                         id: id.clone(),
@@ -384,10 +418,19 @@ impl Session {
                 tie: tie.as_ref(),
                 was,
             };
-            match store.cycle(keys, &changes).await? {
+            let cycled = self
+                .observer()
+                .call(Operation::Cycle, store.cycle(keys, &changes));
+            match cycled.await? {
                 Cycled::Done => {
-                    if let Some(owner) = &tie {
-                        Box::pin(self.cap_after_tie(&owner.principal, keys.new)).await;
+                    match &tie {
+                        Some(owner) => {
+                            let principal = Some(owner.principal.as_str());
+                            self.observer()
+                                .emit(EventKind::LoggedIn, principal, Some(keys.new));
+                            Box::pin(self.cap_after_tie(&owner.principal, keys.new)).await;
+                        }
+                        None => self.observer().emit(EventKind::Cycled, was, Some(keys.new)),
                     }
                     let saved = Saved::Stored {
                         id: new.clone(),

@@ -38,6 +38,7 @@ use tokio::sync::OnceCell;
 use self::state::{Origin, State, Stored};
 use crate::config::Settings;
 use crate::error::{Error, StoreError};
+use crate::events::{EventKind, Operation};
 use crate::expiry::Expiry;
 use crate::id::transport::{read_id, Incoming, ReadId};
 use crate::id::SessionId;
@@ -317,6 +318,11 @@ impl Session {
         state.expiry_set = true;
     }
 
+    /// Where this session's events, metrics and store-call spans go.
+    pub(crate) fn observer(&self) -> &crate::events::Observer {
+        &self.inner.settings.observer
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         // Every critical section is a few map operations that cannot leave the state half
         // changed, so a poisoned lock (a panic elsewhere while it was held) is still consistent.
@@ -343,11 +349,16 @@ impl Session {
                     ReadId::Absent => (None, false),
                     ReadId::Rejected(reason) => {
                         settings.stats.refused(reason);
+                        settings.observer.emit(EventKind::RefusedId, None, None);
                         (None, false)
                     }
                 };
                 let record = match &id {
-                    Some(id) => match self.inner.settings.store.load(&id.store_key()).await {
+                    Some(id) => match settings
+                        .observer
+                        .call(Operation::Load, settings.store.load(&id.store_key()))
+                        .await
+                    {
                         Ok(record) => record,
                         Err(StoreError::Corrupt(detail)) => {
                             tracing::error!(session = %id.store_key().short(), detail, "stored session is corrupt; starting a fresh session");
@@ -366,7 +377,8 @@ impl Session {
                     // whose cookie replaces it, logging the user out; nothing is saved and the
                     // cookie is left alone, as when the move happens during the request.
                     let key = id.store_key();
-                    if settings.store.was_moved(&key).await? {
+                    let moved = settings.store.was_moved(&key);
+                    if settings.observer.call(Operation::WasMoved, moved).await? {
                         tracing::info!(
                             session = %key.short(),
                             "request carries an id a log-in moved moments ago; nothing is saved"
@@ -375,6 +387,7 @@ impl Session {
                         return Ok(());
                     }
                     settings.stats.unknown(&key.short());
+                    settings.observer.emit(EventKind::UnknownId, None, Some(&key));
                     return Ok(());
                 };
                 let mut state = self.state();

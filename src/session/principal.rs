@@ -4,6 +4,7 @@
 use super::state::Origin;
 use super::Session;
 use crate::error::Error;
+use crate::events::{EventKind, Operation};
 use crate::id::StoreKey;
 use crate::store::{Listed, Owner};
 use crate::user_sessions::SessionInfo;
@@ -151,7 +152,8 @@ impl Session {
         let Some((principal, own)) = self.principal_and_key().await? else {
             return Ok(Vec::new());
         };
-        let listed = self.inner.settings.store.list(&principal).await?;
+        let list = self.inner.settings.store.list(&principal);
+        let listed = self.observer().call(Operation::List, list).await?;
         Ok(SessionInfo::from_listed(listed, own.as_ref()))
     }
 
@@ -166,9 +168,10 @@ impl Session {
             return Ok(0);
         };
         let mut revoked = 0;
-        for session in self.inner.settings.store.list(&principal).await? {
+        let list = self.inner.settings.store.list(&principal);
+        for session in self.observer().call(Operation::List, list).await? {
             if Some(session.key) != own {
-                self.inner.settings.store.delete(&session.key).await?;
+                self.revoke(&principal, &session.key).await?;
                 revoked += 1;
             }
         }
@@ -217,16 +220,30 @@ impl Session {
             return Ok(false);
         };
         let store = &self.inner.settings.store;
-        let mut listed = store.list(principal).await?;
+        let mut listed = self
+            .observer()
+            .call(Operation::List, store.list(principal))
+            .await?;
         // A session tied before stores kept tie times ranks by its creation (no later than
         // its tie).
         let tied = |session: &Listed| session.tied_at.unwrap_or(session.created_at);
         listed.sort_by(|a, b| tied(b).cmp(&tied(a)).then_with(|| a.key.cmp(&b.key)));
         let mut own_revoked = false;
         for session in listed.iter().skip(cap.get()) {
-            store.delete(&session.key).await?;
+            self.revoke(principal, &session.key).await?;
             own_revoked |= session.key == *key;
         }
         Ok(own_revoked)
+    }
+
+    /// Ends `principal`'s session under `key` (another of the user's), and reports it revoked.
+    async fn revoke(&self, principal: &str, key: &StoreKey) -> Result<(), Error> {
+        let store = &self.inner.settings.store;
+        self.observer()
+            .call(Operation::Delete, store.delete(key))
+            .await?;
+        self.observer()
+            .emit(EventKind::Revoked, Some(principal), Some(key));
+        Ok(())
     }
 }

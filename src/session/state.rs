@@ -48,6 +48,8 @@ pub(super) struct State {
     /// next saved.
     /// (Boxed: rare, and the state is moved whole when a request starts.)
     pub(super) log_in: Option<Box<Owner>>,
+    /// The principal of the session this request destroyed, for the event reporting it.
+    pub(super) destroyed_principal: Option<String>,
 }
 
 /// The stored session behind a request: none, the one it loaded, or the one it destroyed.
@@ -380,12 +382,17 @@ impl State {
     /// Ends the stored session: the state starts over as a new, empty session that will
     /// replace it.
     pub(super) fn destroy(&mut self) {
+        let destroyed_principal = match &self.origin {
+            Origin::Stored(stored) => stored.owner.as_ref().map(|o| o.principal.clone()),
+            _ => self.destroyed_principal.take(),
+        };
         let origin = match std::mem::take(&mut self.origin) {
             Origin::Stored(stored) => Origin::Destroyed(stored.id),
             other => other,
         };
         *self = State {
             origin,
+            destroyed_principal,
             ..State::default()
         };
     }

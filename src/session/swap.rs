@@ -10,6 +10,7 @@ use super::state::Origin;
 use super::state::{State, EXPIRY_TAG};
 use super::Session;
 use crate::error::Error;
+use crate::events::{EventKind, Operation};
 use crate::store::{Applied, ChangeSet};
 
 /// What one step of a compare-and-set writes, and what must still hold for it to be written.
@@ -77,13 +78,12 @@ impl Session {
                 updates: swap.updates,
                 ..ChangeSet::default()
             };
-            match self
-                .inner
-                .settings
-                .store
-                .apply(&id.store_key(), &changes)
-                .await?
-            {
+            let key = id.store_key();
+            let store = &self.inner.settings.store;
+            let applied = self
+                .observer()
+                .call(Operation::Apply, store.apply(&key, &changes));
+            match applied.await? {
                 Applied::Done => {
                     let mut state = self.state();
                     if let Origin::Stored(stored) = &mut state.origin {
@@ -116,6 +116,9 @@ impl Session {
         if matches!(self.state().origin, Origin::Ended) {
             return self.step_unsaved(&mut step);
         }
+        let principal = self.state().principal().map(str::to_owned);
+        self.observer()
+            .emit(EventKind::Conflict, principal.as_deref(), None);
         Err(Error::Conflict {
             key: conflict_key.to_owned(),
             attempts: super::UPDATE_ATTEMPTS,
@@ -159,7 +162,9 @@ impl Session {
         let Some(id) = self.state().id().cloned() else {
             return Ok(());
         };
-        let record = self.inner.settings.store.load(&id.store_key()).await?;
+        let key = id.store_key();
+        let load = self.inner.settings.store.load(&key);
+        let record = self.observer().call(Operation::Load, load).await?;
         let mut state = self.state();
         match record {
             Some(record) => state.reread(record),

@@ -422,3 +422,88 @@ async fn redis_cluster_recent_login_across_instances() {
     )
     .await;
 }
+
+/// Events across two instances on one store: a log-in through one is reported by its hook, a
+/// revocation through the other's `Sessions` by that one's, once per session ended.
+pub async fn events_across_instances<S: SessionStore + Clone>(one: S, two: S) {
+    use std::sync::{Arc, Mutex};
+
+    use sessionware::events::{EventKind, SessionEvent};
+
+    type Seen = Arc<Mutex<Vec<(EventKind, Option<String>)>>>;
+    let layer = |store: S| {
+        let seen: Seen = Arc::default();
+        let log = Arc::clone(&seen);
+        let layer = SessionLayer::new(store).on_event(move |event: &SessionEvent| {
+            let entry = (event.kind(), event.principal().map(str::to_owned));
+            log.lock().unwrap().push(entry);
+        });
+        (layer, seen)
+    };
+    let (a, seen_a) = layer(one);
+    let (b, seen_b) = layer(two);
+    let sessions_b = b.sessions();
+    let (a, _b) = (common::app(a), common::app(b));
+    let user = format!(
+        "user-{}",
+        sessionware::SessionId::generate().store_key().short()
+    );
+    let laptop = send_ok(&a, &format!("/login/{user}/laptop"), None)
+        .await
+        .cookie();
+    send_ok(&a, &format!("/login/{user}/phone"), None).await;
+    let logged_in = seen_a.lock().unwrap().clone();
+    assert_eq!(
+        logged_in
+            .iter()
+            .filter(|e| **e == (EventKind::LoggedIn, Some(user.clone())))
+            .count(),
+        2,
+        "{logged_in:?}"
+    );
+    assert!(seen_b.lock().unwrap().is_empty());
+
+    assert_eq!(sessions_b.revoke_all(&user).await.unwrap(), 2);
+    let revoked = seen_b.lock().unwrap().clone();
+    assert_eq!(
+        revoked,
+        vec![(EventKind::Revoked, Some(user.clone())); 2],
+        "{revoked:?}"
+    );
+    assert_eq!(send_ok(&a, "/whoami", Some(&laptop)).await.body, "nobody");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_events_across_instances() {
+    let store = sessionware::MemoryStore::default();
+    events_across_instances(store.clone(), store).await;
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_events_across_instances() {
+    let connect = crate::stores::sqlite;
+    events_across_instances(connect().await, connect().await).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_events_across_instances() {
+    events_across_instances(postgres_instance().await, postgres_instance().await).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_events_across_instances() {
+    events_across_instances(redis_instance().await, redis_instance().await).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_events_across_instances() {
+    events_across_instances(
+        redis_cluster_instance().await,
+        redis_cluster_instance().await,
+    )
+    .await;
+}

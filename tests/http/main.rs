@@ -9,6 +9,7 @@ mod concurrency;
 mod config;
 mod cookies;
 mod ended;
+mod events;
 mod expiry;
 mod faults;
 mod hardening;

@@ -27,6 +27,8 @@ pub struct Probe {
     pub corrupt: Arc<AtomicBool>,
     /// Fail `list` only (the per-principal cap's step after a log-in).
     pub fail_list: Arc<AtomicBool>,
+    /// Answer `Conflict` to every change set with preconditions.
+    pub conflict: Arc<AtomicBool>,
 }
 
 impl Probe {
@@ -66,6 +68,9 @@ impl SessionStore for Probe {
     }
     async fn apply(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Applied, StoreError> {
         self.enter(true)?;
+        if self.conflict.load(Ordering::SeqCst) && !changes.expect.is_empty() {
+            return Ok(Applied::Conflict);
+        }
         self.memory.apply(key, changes).await
     }
     async fn cycle(&self, keys: Rekey<'_>, changes: &ChangeSet) -> Result<Cycled, StoreError> {

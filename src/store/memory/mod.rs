@@ -138,6 +138,14 @@ impl MemoryStore {
         self.inner.index.len()
     }
 
+    /// Sets the `sessionware_sessions_live` gauge (feature `metrics`) to the sessions the store
+    /// holds: after each sweep (every few hundred creates) and each purge, when counting them
+    /// is cheap next to the sweep itself.
+    fn report_live(&self) {
+        #[cfg(feature = "metrics")]
+        metrics::gauge!("sessionware_sessions_live", "store" => "memory").set(self.len() as f64);
+    }
+
     fn shard(&self, key: &StoreKey) -> &Mutex<Shard> {
         &self.inner.shards[shard_index(key)]
     }
@@ -158,6 +166,7 @@ impl MemoryStore {
             let next = inner.next_sweep.fetch_add(1, Ordering::Relaxed) % SHARDS;
             let (_, kept) = sweep(&inner.shards[next], now);
             inner.last_swept_len.store(kept, Ordering::Relaxed);
+            self.report_live();
         }
     }
 }
@@ -323,7 +332,8 @@ impl SessionStore for MemoryStore {
 
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
         let mut shard = lock(self.shard(key));
-        if let Some(owner) = shard.map.remove(key).as_deref().and_then(Entry::owner) {
+        let removed = shard.map.remove(key);
+        if let Some(owner) = removed.as_deref().and_then(Entry::owner) {
             self.inner.index.remove(&owner.principal, key);
         }
         Ok(())
@@ -332,6 +342,7 @@ impl SessionStore for MemoryStore {
     async fn delete_expired(&self) -> Result<u64, StoreError> {
         let now = now();
         let purged = self.inner.shards.iter().map(|s| sweep(s, now).0).sum();
+        self.report_live();
         for (principal, key) in self.inner.index.entries() {
             self.listed(&principal, key, now);
         }
