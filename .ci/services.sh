@@ -1,8 +1,27 @@
 #!/usr/bin/env bash
-# Throwaway PostgreSQL + Redis + Redis Cluster for the integration tests.
+# Throwaway PostgreSQL + Redis + Redis Cluster on 127.0.0.1, for CI, the integration tests and
+# the benchmarks (benchmark/README.md): the one services script of the repository.
 #
-#   bash .ci/services.sh start   # prints `export ...` lines on stdout
-#   bash .ci/services.sh stop    # stops everything and wipes SERVICES_DIR
+#   bash .ci/services.sh start           # the tests' servers; prints `export ...` lines on stdout
+#   bash .ci/services.sh start --bench   # the benchmarks' servers (below)
+#   bash .ci/services.sh stop            # stops everything and wipes SERVICES_DIR
+#
+# Installs postgresql and redis-server (apt) if missing. Environment, all optional:
+#   SERVICES_DIR   where everything lives (default /tmp/sessionware-services)
+#   PG_PORT, REDIS_PORT, CLUSTER_PORTS   default 55432, 56379, "57001 57002 57003";
+#                  CLUSTER_PORTS= (empty) starts no Redis Cluster
+#   REDIS_DURABLE  1 (default): the standalone Redis appends every write to its log and syncs it
+#                  (`appendonly yes`, `appendfsync always`), as tests/outage.rs needs;
+#                  0: fast, nothing on disk (`appendonly no`, no snapshots)
+#   PG_DURABLE     0 (default): fast, PostgreSQL never syncs (`fsync`, `synchronous_commit` and
+#                  `full_page_writes` off), which the tests' many small transactions like;
+#                  1: PostgreSQL's default durable commits
+#   PG_OPTS        extra PostgreSQL server options, e.g. PG_OPTS='-c work_mem=64MB'
+# `--bench` changes the defaults to REDIS_DURABLE=0 PG_DURABLE=1 CLUSTER_PORTS= : servers set
+# up as a deployment would run them rather than for the tests (benchmark/RESULTS.md says which
+# each run used); a variable set in the environment still wins. Either way PostgreSQL has
+# pg_stat_statements loaded, and its database and user are `sessionware` (password
+# `sessionware`): use the printed DATABASE_URL and REDIS_URL.
 #
 # For outage tests (tests/outage.rs), once started; the export lines set
 # SERVICES_DIR and SESSIONWARE_SERVICES, so these act on the same instances:
@@ -16,7 +35,7 @@
 # one does nothing) and return once the server is down, or up and answering.
 # The standalone Redis persists every write (`appendonly yes`, `appendfsync
 # always`), so it keeps its sessions across a stop/start; the cluster nodes
-# persist nothing.
+# persist nothing. With REDIS_DURABLE=0 (or --bench) a stop/start empties it.
 #
 # Call it as `env=$(bash .ci/services.sh start); eval "$env"` rather than
 # `eval "$(bash .ci/services.sh start)"`: the latter swallows a failed start,
@@ -29,13 +48,29 @@ SELF=$(realpath "${BASH_SOURCE[0]}")
 # read the caller's cwd, which makes initdb/psql complain).
 DIR=$(realpath -m "${SERVICES_DIR:-/tmp/sessionware-services}")
 cd /
-PG_PORT=${PG_PORT:-55432}
-REDIS_PORT=${REDIS_PORT:-56379}
-read -r -a CLUSTER_PORTS <<<"${CLUSTER_PORTS:-57001 57002 57003}"
 TIMEOUT=30
 
 log() { echo "services.sh: $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+
+COMMAND=${1:-}
+shift $(($# > 0))
+for arg; do
+  case $arg in
+    --bench)
+      [[ $COMMAND == start ]] || die "--bench goes with start"
+      : "${REDIS_DURABLE:=0}" "${PG_DURABLE:=1}" "${CLUSTER_PORTS=}" ;;
+    *) die "unknown option '$arg'" ;;
+  esac
+done
+PG_PORT=${PG_PORT:-55432}
+REDIS_PORT=${REDIS_PORT:-56379}
+# `-`, not `:-`: an empty CLUSTER_PORTS means no cluster.
+read -r -a CLUSTER_PORTS <<<"${CLUSTER_PORTS-57001 57002 57003}"
+REDIS_DURABLE=${REDIS_DURABLE:-1}
+PG_DURABLE=${PG_DURABLE:-0}
+[[ $REDIS_DURABLE == [01] ]] || die "REDIS_DURABLE must be 0 or 1, not '$REDIS_DURABLE'"
+[[ $PG_DURABLE == [01] ]] || die "PG_DURABLE must be 0 or 1, not '$PG_DURABLE'"
 
 # Poll until "$@" succeeds; on timeout show the service's log, which is where
 # the real reason (port in use, bad config...) ends up.
@@ -102,19 +137,23 @@ start_postgres() {
   local preload=pg_stat_statements
   [[ -f $bin/../lib/pg_stat_statements.so ]] \
     || { preload=; log "WARNING: pg_stat_statements not available; round-trip counting tests will not work"; }
-  # Durability is pointless for a throwaway cluster; turning it off makes
-  # the test suite's many small transactions much cheaper.
   cat >>"$pg/data/postgresql.conf" <<EOF
 listen_addresses = '127.0.0.1'
 port = $PG_PORT
 unix_socket_directories = '$pg/sock'
 shared_preload_libraries = '$preload'
-fsync = off
-synchronous_commit = off
-full_page_writes = off
 max_connections = 200
 EOF
-  runuser -u postgres -- "$bin/pg_ctl" -D "$pg/data" -l "$pg/postgres.log" -t "$TIMEOUT" -w start >/dev/null \
+  if ((PG_DURABLE)); then
+    log "postgres: default durable commits (PG_DURABLE=1)"
+  else
+    # Durability is pointless for a throwaway cluster; turning it off makes
+    # the test suite's many small transactions much cheaper.
+    printf '%s\n' "fsync = off" "synchronous_commit = off" "full_page_writes = off" >>"$pg/data/postgresql.conf"
+  fi
+  # Kept for start-postgres, which starts the same server again.
+  printf '%s' "${PG_OPTS:-}" >"$pg/options"
+  runuser -u postgres -- "$bin/pg_ctl" -D "$pg/data" -l "$pg/postgres.log" -t "$TIMEOUT" -o "${PG_OPTS:-}" -w start >/dev/null \
     || { tail -n 30 "$pg/postgres.log"; die "postgres failed to start"; }
   wait_for postgres "$pg/postgres.log" "$bin/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"
   local psql=(runuser -u postgres -- "$bin/psql" -X -q -v ON_ERROR_STOP=1 -h "$pg/sock" -p "$PG_PORT" -U postgres)
@@ -164,7 +203,11 @@ standalone_redis_port() {
 stop_redis() {
   local port i; port=$(standalone_redis_port)
   redis_ours "$port" "$DIR/redis-$port" || { log "redis on $port is not running"; return 0; }
-  log "stopping redis on $port (its data stays in the AOF)"
+  if grep -qx 'appendonly yes' "$DIR/redis-$port/redis.conf"; then
+    log "stopping redis on $port (its data stays in the AOF)"
+  else
+    log "stopping redis on $port (no persistence: its data goes)"
+  fi
   # With appendonly on, SHUTDOWN flushes and fsyncs the AOF before exiting.
   redis-cli -p "$port" shutdown >/dev/null 2>&1 || true
   for ((i = 0; i < TIMEOUT * 10; i++)); do
@@ -204,7 +247,8 @@ start_postgres_again() {
     log "postgres is already running"
   else
     log "starting postgres"
-    runuser -u postgres -- "$(pg_bin)/pg_ctl" -D "$data" -l "$DIR/pg/postgres.log" -t "$TIMEOUT" -w start >/dev/null \
+    runuser -u postgres -- "$(pg_bin)/pg_ctl" -D "$data" -l "$DIR/pg/postgres.log" -t "$TIMEOUT" \
+      -o "$(cat "$DIR/pg/options" 2>/dev/null)" -w start >/dev/null \
       || { tail -n 30 "$DIR/pg/postgres.log"; die "postgres failed to start"; }
   fi
   port=$(sed -n 's/^port = //p' "$data/postgresql.conf" | tail -n 1)
@@ -223,9 +267,19 @@ start_all() {
   stop_all
   mkdir -p "$DIR"
   start_postgres
-  # The only persistent Redis: tests/outage.rs stops and restarts it and
-  # expects every session back. `always` costs little at test volumes.
-  start_redis "$REDIS_PORT" "appendonly yes" "appendfsync always"
+  if ((REDIS_DURABLE)); then
+    # The only persistent Redis: tests/outage.rs stops and restarts it and
+    # expects every session back. `always` costs little at test volumes.
+    start_redis "$REDIS_PORT" "appendonly yes" "appendfsync always"
+  else
+    log "redis on $REDIS_PORT: no persistence (REDIS_DURABLE=0)"
+    start_redis "$REDIS_PORT"
+  fi
+  if ((${#CLUSTER_PORTS[@]} == 0)); then
+    log "no redis cluster (CLUSTER_PORTS is empty)"
+    log "all services up in $DIR"
+    return 0
+  fi
   local p nodes=()
   for p in "${CLUSTER_PORTS[@]}"; do
     # The cluster bus defaults to port+10000, which overflows for ports
@@ -247,7 +301,7 @@ print_exports() {
   local IFS=,
   echo "export DATABASE_URL=postgres://sessionware:sessionware@127.0.0.1:$PG_PORT/sessionware"
   echo "export REDIS_URL=redis://127.0.0.1:$REDIS_PORT"
-  echo "export REDIS_CLUSTER_URLS=${urls[*]}"
+  if ((${#urls[@]})); then echo "export REDIS_CLUSTER_URLS=${urls[*]}"; else echo "unset REDIS_CLUSTER_URLS"; fi
   echo "export SESSIONWARE_SERVICES=$SELF"
   echo "export SERVICES_DIR=$DIR"
 }
@@ -256,12 +310,12 @@ print_exports() {
 # chatter (apt, initdb, redis-cli) goes to stderr. The redirection is per
 # call rather than `exec 3>&1 1>&2`, because the daemons would inherit a
 # copy of the caller's stdout pipe and `$(... start)` would never return.
-case ${1:-} in
+case $COMMAND in
   start) start_all >&2; print_exports ;;
   stop) stop_all >&2 ;;
   stop-postgres) stop_postgres >&2 ;;
   start-postgres) start_postgres_again >&2 ;;
   stop-redis) stop_redis >&2 ;;
   start-redis) start_redis_again >&2 ;;
-  *) die "usage: $0 start|stop|stop-postgres|start-postgres|stop-redis|start-redis" ;;
+  *) die "usage: $0 start [--bench]|stop|stop-postgres|start-postgres|stop-redis|start-redis" ;;
 esac

@@ -4,6 +4,7 @@
 # also runs wrk and the database measure the scheduler as much as the app; CPU per request is
 # what the app itself costs. Run benchmark/run.sh once first (it builds the binaries).
 #
+#   env=$(bash .ci/services.sh start --bench) && eval "$env"   # for STORE=redis | postgres
 #   STORE=redis benchmark/cpu.sh          # APPS="floor project" by default
 #   APPS="/tmp/old_bench_server /tmp/new_bench_server" benchmark/cpu.sh   # two builds
 set -euo pipefail
@@ -18,6 +19,13 @@ URL=http://127.0.0.1:$PORT
 for tool in curl perf taskset wrk; do
   command -v "$tool" >/dev/null || { echo "missing tool: $tool" >&2; exit 1; }
 done
+# A server store needs its server: .ci/services.sh starts them and prints their URLs.
+need_url() {
+  [[ -n ${!1:-} ]] && return
+  echo "STORE=$STORE needs $1: env=\$(bash .ci/services.sh start --bench) && eval \"\$env\"" >&2
+  exit 1
+}
+case ${STORE:-memory} in redis) need_url REDIS_URL ;; postgres | caching) need_url DATABASE_URL ;; esac
 
 bin_path() {  # app (or the path of a server binary: to compare builds, say)
   if [[ $1 == */* ]]; then

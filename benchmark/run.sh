@@ -26,6 +26,13 @@ declare -A TITLE=([A]="A: /plain, no cookie" [B]="B: /read, cookie" [C]="C: /wri
 for tool in cargo curl taskset wrk; do
   command -v "$tool" >/dev/null || { echo "missing tool: $tool" >&2; exit 1; }
 done
+# A server store needs its server: .ci/services.sh starts them and prints their URLs.
+need_url() {
+  [[ -n ${!1:-} ]] && return
+  echo "STORE=$STORE needs $1: env=\$(bash .ci/services.sh start --bench) && eval \"\$env\"" >&2
+  exit 1
+}
+case ${STORE:-memory} in redis) need_url REDIS_URL ;; postgres | caching) need_url DATABASE_URL ;; esac
 
 TMP=$(mktemp -d)
 SERVER_PID=

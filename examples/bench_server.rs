@@ -1,5 +1,6 @@
-//! The app the side-by-side benchmark runs as `project` (README, Performance); `benches/ab.sh`,
-//! `benches/durability.sh` and `benches/incr.sh` drive it from this repository.
+//! The app the side-by-side benchmark runs as `project` (README, Performance); `benchmark/ab.sh`,
+//! `benchmark/durability.sh` and `benchmark/incr.sh` drive it from this repository (the index of
+//! them all: `benchmark/README.md`).
 //!
 //! Routes: `/plain` (never touches the session), `/read` (the `counter`), `/write` (increments
 //! it: read, then insert; concurrent writes of one key race, the last one wins), `/incr`

@@ -8,7 +8,7 @@
 # as benchmark/'s `floor` (its totals only).
 #
 #   cargo build --release --example bench_server --features "sqlite postgres redis"
-#   eval "$(benchmark/services.sh start)"
+#   env=$(bash .ci/services.sh start --bench) && eval "$env"
 #   STORE=redis benchmark/instructions/server.sh /tmp/old_bench_server target/release/examples/bench_server
 #
 # Needs valgrind and wrk. Counts, not time: repeatable on a noisy machine, but under valgrind

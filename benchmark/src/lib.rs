@@ -40,7 +40,8 @@ pub enum Store {
     Memory,
     /// `REDIS_URL`, default `redis://127.0.0.1:6379`.
     Redis(String),
-    /// `DATABASE_URL`, default `postgres://bench:bench@127.0.0.1:5432/bench` (see `services.sh`).
+    /// `DATABASE_URL`, default `postgres://bench:bench@127.0.0.1:5432/bench` (`.ci/services.sh`
+    /// prints the URL of its own server).
     Postgres(String),
     /// `SQLITE_URL`, default `sqlite://$TMPDIR/sessionware-benchmark.db?mode=rwc`.
     Sqlite(String),

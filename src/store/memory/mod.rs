@@ -48,8 +48,9 @@ const MIN_CREATES_PER_SWEEP: usize = 64;
 ///   on every lookup. Keys are interned per shard. Loads and saves parse and write no JSON.
 ///   With one small value per session (`{"counter": n}`) the process grows by 130 to 150
 ///   bytes per session between 100,000 and 1,500,000 sessions, map overhead included; the
-///   hand-written floor's `HashMap<Uuid, String>` takes 100 to 134 (`cargo run --release
-///   --example memory_footprint`, and `MAP=floor`, measure both on your machine). Parsed
+///   hand-written floor's `HashMap<Uuid, String>` takes 100 to 134 (in a clone of the
+///   repository, `cargo run --release --manifest-path benchmark/capacity/Cargo.toml --bin
+///   memory_footprint`, and `MAP=floor`, measure both on your machine). Parsed
 ///   values take more room than their JSON text when they are large nested structures (often
 ///   two to four times); the session size cap
 ///   ([`SessionLayer::with_max_session_size`](crate::SessionLayer::with_max_session_size))

@@ -5,7 +5,8 @@
 //! and a pointer; the entry (the key's other 16 bytes, the times, the values) sits in one
 //! allocation of its own, fully used. A slot with the whole 32-byte key and the entry inline
 //! was 72 bytes: 218 bytes per small session at 1,000,000 sessions (162 to 225 between 100,000
-//! and 1,500,000), against 130 to 150 now (`cargo run --release --example memory_footprint`).
+//! and 1,500,000), against 130 to 150 now (`cargo run --release --manifest-path
+//! benchmark/capacity/Cargo.toml --bin memory_footprint`).
 //!
 //! The second half of the key is still compared on every lookup, so the table answers for the
 //! exact key: two keys sharing their first 16 bytes (never seen in practice with SHA-256, and

@@ -6,7 +6,8 @@
 # the last write wins) shows how many increments a plain insert loses. Prints requests/s of
 # both routes.
 #
-#   STORE=sqlite benches/incr.sh       # sqlite | postgres | redis (shared by the two instances)
+#   env=$(bash .ci/services.sh start) && eval "$env"   # for postgres and redis
+#   STORE=sqlite benchmark/incr.sh       # sqlite | postgres | redis (shared by the two instances)
 #
 # Needs wrk and curl; server stores need their URL variables (see examples/bench_server.rs;
 # for sqlite a file is used, $TMPDIR/sessionware-incr.db, so both instances share it).
@@ -15,8 +16,15 @@ cd "$(dirname "$0")/.."
 STORE=${STORE:-sqlite} DUR=${DUR:-5} CONNS=${CONNS:-16}
 PORT_A=${PORT_A:-3101} PORT_B=${PORT_B:-3102}
 features=${FEATURES:-$STORE}
+# A server store needs its server: .ci/services.sh starts them and prints their URLs.
+need_url() {
+  [[ -n ${!1:-} ]] && return
+  echo "STORE=$STORE needs $1: env=\$(bash .ci/services.sh start --bench) && eval \"\$env\"" >&2
+  exit 1
+}
+case ${STORE:-memory} in redis) need_url REDIS_URL ;; postgres | caching) need_url DATABASE_URL ;; esac
 cargo build -q --release --example bench_server --features "$features"
-bin=target/release/examples/bench_server
+bin=${CARGO_TARGET_DIR:-target}/release/examples/bench_server
 db=${TMPDIR:-/tmp}/sessionware-incr.db
 [[ $STORE == sqlite ]] && rm -f "$db" "$db-wal" "$db-shm"
 export SQLITE_URL=${SQLITE_URL:-sqlite://$db?mode=rwc}

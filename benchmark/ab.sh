@@ -2,11 +2,13 @@
 # A/B of bench_server builds on one scenario of the side-by-side benchmark (see the README's
 # Performance section): each binary in turn per round (interleaved, so drift hits all alike),
 # server and wrk pinned to their own CPUs. Prints every run, then the median req/s and p99 per
-# binary. Services for the server stores: `env=$(bash .ci/services.sh start) && eval "$env"`.
+# binary. Services for the server stores: `env=$(bash .ci/services.sh start --bench) && eval "$env"`
+# (without `--bench`: the tests' servers, a Redis that syncs every write and a PostgreSQL that
+# never syncs).
 #
 #   cargo build --release --example bench_server --features postgres
 #   cp target/release/examples/bench_server /tmp/before     # ... change, rebuild ...
-#   STORE=postgres benches/ab.sh D /tmp/before target/release/examples/bench_server
+#   STORE=postgres benchmark/ab.sh D /tmp/before target/release/examples/bench_server
 #
 # Scenarios: A /plain, B /read with a cookie, C /write with a cookie, D /write without one.
 # Environment: ROUNDS (5), DUR (5 s), CONNS (32), PORT (3200), SERVER_CPU (0), CLIENT_CPU (1),
@@ -25,6 +27,13 @@ case $scenario in
   D) route=/write cookie=0 ;;
   *) echo "scenario must be A, B, C or D" >&2; exit 2 ;;
 esac
+# A server store needs its server: .ci/services.sh starts them and prints their URLs.
+need_url() {
+  [[ -n ${!1:-} ]] && return
+  echo "STORE=$STORE needs $1: env=\$(bash .ci/services.sh start --bench) && eval \"\$env\"" >&2
+  exit 1
+}
+case ${STORE:-memory} in redis) need_url REDIS_URL ;; postgres | caching) need_url DATABASE_URL ;; esac
 url=http://127.0.0.1:$PORT
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -4,7 +4,8 @@
 # (cold caches), and compare. Both must equal; for a single-session counter with per-key
 # last-write-wins they also equal the number of successful writes minus concurrent overlaps.
 #
-#   STORE=postgres benches/durability.sh      # memory | sqlite | postgres | redis | caching
+#   env=$(bash .ci/services.sh start) && eval "$env"   # for postgres, redis, caching
+#   STORE=postgres benchmark/durability.sh      # memory | sqlite | postgres | redis | caching
 #
 # Needs wrk and curl; server stores need their URL variables (see examples/bench_server.rs).
 set -euo pipefail
@@ -15,9 +16,16 @@ case $STORE in
   caching) features=postgres ;;
   *) features=$STORE ;;
 esac
+# A server store needs its server: .ci/services.sh starts them and prints their URLs.
+need_url() {
+  [[ -n ${!1:-} ]] && return
+  echo "STORE=$STORE needs $1: env=\$(bash .ci/services.sh start --bench) && eval \"\$env\"" >&2
+  exit 1
+}
+case ${STORE:-memory} in redis) need_url REDIS_URL ;; postgres | caching) need_url DATABASE_URL ;; esac
 features=${FEATURES:-$features}  # e.g. FEATURES="sqlite postgres redis" to reuse one build
 cargo build -q --release --example bench_server ${features:+--features "$features"}
-bin=target/release/examples/bench_server
+bin=${CARGO_TARGET_DIR:-target}/release/examples/bench_server
 url=http://127.0.0.1:$PORT
 
 start() {

@@ -1,9 +1,9 @@
 //! Measures what `MemoryStore` costs per session, against the hand-written floor's map.
 //!
 //! ```text
-//! cargo run --release --example memory_footprint            # 1,000,000 sessions
-//! SESSIONS=100000 cargo run --release --example memory_footprint
-//! MAP=floor cargo run --release --example memory_footprint  # the floor's map instead
+//! cargo run --release --manifest-path benchmark/capacity/Cargo.toml --bin memory_footprint   # 1,000,000 sessions
+//! SESSIONS=100000 cargo run --release --manifest-path benchmark/capacity/Cargo.toml --bin memory_footprint
+//! MAP=floor cargo run --release --manifest-path benchmark/capacity/Cargo.toml --bin memory_footprint  # the floor's map
 //! ```
 //!
 //! Each session holds one small value, `{"counter": n}`, as in the benchmarks. The figure is the
@@ -37,7 +37,7 @@ async fn main() {
         .map(|_| uuid::Uuid::new_v4())
         .collect();
     let Some(before) = resident_kib() else {
-        eprintln!("this example reads /proc/self/status and needs Linux");
+        eprintln!("this tool reads /proc/self/status and needs Linux");
         return;
     };
     // Measured while the map is alive: dropping it may hand its pages back.

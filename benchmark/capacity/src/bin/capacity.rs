@@ -1,9 +1,10 @@
 //! Bytes per session in each store, measured by the stores' own servers: the figures behind
-//! the README's capacity table.
+//! benchmark/RESULTS.md's "Capacity on paper". From the repository root:
 //!
 //! ```text
-//! eval "$(bash .ci/services.sh start)"   # PostgreSQL, Redis, a 3-master Redis Cluster
-//! cargo run --release --features sqlite,postgres,redis --example capacity
+//! env=$(bash .ci/services.sh start) && eval "$env"   # PostgreSQL and Redis (`--bench`: Redis without persistence)
+//! cargo run --release --manifest-path benchmark/capacity/Cargo.toml --bin capacity
+//! bash .ci/services.sh stop
 //! ```
 //!
 //! For a small session (`{"user_id": 42, "counter": 7}`, 29 bytes of JSON) and a 4 KiB one, it
