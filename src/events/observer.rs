@@ -2,7 +2,9 @@
 
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 
 use tracing::Instrument;
 
@@ -36,6 +38,37 @@ impl Operation {
             Operation::Delete => "delete",
             Operation::List => "list",
             Operation::WasMoved => "was_moved",
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`Observer::call`].
+    #[project = CallProjection]
+    pub(crate) enum Call<'a, T, F> {
+        /// Nobody listens: the store call itself, its failure still reported to a hook.
+        Plain { #[pin] call: F, observer: &'a Observer },
+        /// In a span, timed and counted.
+        Observed { future: Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>> },
+    }
+}
+
+impl<T, F> Future for Call<'_, T, F>
+where
+    F: Future<Output = Result<T, StoreError>>,
+{
+    type Output = Result<T, StoreError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            CallProjection::Plain { call, observer } => {
+                let result = ready!(call.poll(cx));
+                if result.is_err() {
+                    observer.emit(EventKind::StoreError, None, None);
+                }
+                Poll::Ready(result)
+            }
+            CallProjection::Observed { future } => future.as_mut().poll(cx),
         }
     }
 }
@@ -94,12 +127,36 @@ impl Observer {
 
     /// Runs a store call in a `sessionware.store` span, timed (feature `metrics`); a failure
     /// is counted and reported as [`EventKind::StoreError`].
-    pub(crate) async fn call<T>(
+    ///
+    /// Free when unused: without the `metrics` feature and without a subscriber that wants the
+    /// span, the call is polled as it is, through a thin future that only looks at its result
+    /// (the observed path is boxed, so it does not grow every caller's future either).
+    pub(crate) fn call<'a, T, F>(&'a self, operation: Operation, call: F) -> Call<'a, T, F>
+    where
+        F: Future<Output = Result<T, StoreError>> + Send + 'a,
+        T: Send + 'a,
+    {
+        if cfg!(not(feature = "metrics"))
+            && !tracing::enabled!(target: "sessionware::store", tracing::Level::DEBUG)
+        {
+            return Call::Plain {
+                call,
+                observer: self,
+            };
+        }
+        Call::Observed {
+            future: Box::pin(self.observed(operation, call)),
+        }
+    }
+
+    /// [`call`](Self::call) with its span, timing and counts.
+    async fn observed<T>(
         &self,
         operation: Operation,
         call: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
         let span = tracing::debug_span!(
+            target: "sessionware::store",
             "sessionware.store",
             store = self.store,
             operation = operation.as_str(),
