@@ -35,6 +35,8 @@ mod redis;
 mod size;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 pub use caching::{CachingStore, DEFAULT_MAX_STALENESS};
 pub use changes::{ChangeSet, ExpiryChange};
@@ -50,7 +52,7 @@ pub use size::{data_size, entry_size};
 #[cfg(feature = "postgres")]
 pub use sql::PostgresStore;
 #[cfg(feature = "sqlite")]
-pub use sql::SqliteStore;
+pub use sqlite::SqliteStore;
 
 use std::collections::BTreeMap;
 use std::fmt;

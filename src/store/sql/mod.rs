@@ -43,8 +43,6 @@ pub(crate) mod group_commit;
 mod postgres;
 #[cfg(feature = "postgres")]
 mod queued;
-#[cfg(feature = "sqlite")]
-mod sqlite;
 
 #[cfg(feature = "postgres")]
 pub(crate) use queued::{
@@ -53,8 +51,6 @@ pub(crate) use queued::{
 
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
-#[cfg(feature = "sqlite")]
-pub use sqlite::SqliteStore;
 
 use std::fmt;
 use std::sync::Arc;
