@@ -28,6 +28,8 @@ mod changes;
 mod memory;
 mod outcome;
 mod owner;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod purge;
 mod record;
 #[cfg(feature = "redis")]
@@ -50,7 +52,7 @@ pub use redis::RedisStore;
 pub(crate) use size::{check_after, EMPTY as EMPTY_SIZE};
 pub use size::{data_size, entry_size};
 #[cfg(feature = "postgres")]
-pub use sql::PostgresStore;
+pub use postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 

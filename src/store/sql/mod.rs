@@ -40,8 +40,6 @@ pub(crate) mod arg;
 #[cfg(feature = "postgres")]
 pub(crate) mod group_commit;
 #[cfg(feature = "postgres")]
-mod postgres;
-#[cfg(feature = "postgres")]
 mod queued;
 
 #[cfg(feature = "postgres")]
@@ -49,8 +47,6 @@ pub(crate) use queued::{
     create, delete, delete_all, delete_expired, sql_session_store, touch, SqlBackend,
 };
 
-#[cfg(feature = "postgres")]
-pub use postgres::PostgresStore;
 
 use std::fmt;
 use std::sync::Arc;

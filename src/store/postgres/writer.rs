@@ -1,4 +1,4 @@
-//! PostgreSQL's side of group commit ([`group_commit`](super::super::group_commit)): batches
+//! PostgreSQL's side of group commit ([`group_commit`](crate::store::sql::group_commit)): batches
 //! run in one transaction on connections of the store's pool.
 //!
 //! What it saves: with `synchronous_commit = on` (the default, and what "acknowledged means

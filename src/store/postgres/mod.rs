@@ -11,9 +11,9 @@ use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, Connection, Row};
 
 use self::writer::PgWriter;
-use super::arg::Arg;
-use super::group_commit::{Statement, WriteQueue};
-use super::{sql_session_store, upsert, Flavor, JsonObject, Schema, Split};
+use crate::store::sql::arg::Arg;
+use crate::store::sql::group_commit::{Statement, WriteQueue};
+use crate::store::sql::{sql_session_store, upsert, Flavor, JsonObject, Schema, Split};
 use crate::error::StoreError;
 use crate::id::StoreKey;
 use crate::store::sql;
