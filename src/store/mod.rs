@@ -45,14 +45,14 @@ pub use changes::{ChangeSet, ExpiryChange};
 pub use memory::MemoryStore;
 pub use outcome::{Applied, Created, Cycled, Touched};
 pub use owner::{Listed, Owner, Rekey};
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
 pub use purge::{PurgeError, PurgeFailure, PurgeTask};
 pub use record::Record;
 #[cfg(feature = "redis")]
 pub use redis::RedisStore;
 pub(crate) use size::{check_after, EMPTY as EMPTY_SIZE};
 pub use size::{data_size, entry_size};
-#[cfg(feature = "postgres")]
-pub use postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 

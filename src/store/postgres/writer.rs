@@ -1,4 +1,4 @@
-//! PostgreSQL's side of group commit ([`group_commit`](crate::store::sql::group_commit)): batches
+//! PostgreSQL's side of group commit ([`group_commit`](super::group_commit)): batches
 //! run in one transaction on connections of the store's pool.
 //!
 //! What it saves: with `synchronous_commit = on` (the default, and what "acknowledged means
@@ -10,7 +10,7 @@
 use sqlx::postgres::{PgArguments, PgPool};
 use sqlx::Postgres;
 
-use crate::store::sql::group_commit::{pool_batcher, Dialect};
+use super::group_commit::{pool_batcher, Dialect};
 
 impl Dialect for Postgres {
     fn add_text_array(args: &mut PgArguments, list: &[String]) {
@@ -30,11 +30,11 @@ pub(crate) struct PgWriter {
 mod tests {
     use std::sync::Arc;
 
+    use super::super::group_commit::{Statement, WriteQueue};
     use super::*;
     use crate::error::StoreError;
     use crate::id::{SessionId, StoreKey};
     use crate::store::sql::arg::Arg;
-    use crate::store::sql::group_commit::{Statement, WriteQueue};
     use sqlx::AssertSqlSafe;
 
     /// Any key: these queues have one lane.

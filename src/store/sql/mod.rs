@@ -38,15 +38,12 @@
 
 pub(crate) mod arg;
 #[cfg(feature = "postgres")]
-pub(crate) mod group_commit;
-#[cfg(feature = "postgres")]
 mod queued;
 
 #[cfg(feature = "postgres")]
 pub(crate) use queued::{
     create, delete, delete_all, delete_expired, sql_session_store, touch, SqlBackend,
 };
-
 
 use std::fmt;
 use std::sync::Arc;

@@ -5,10 +5,10 @@
 //! module).
 
 use super::arg::Arg;
-use super::group_commit::{Batcher, Statement, WriteQueue};
 use super::{encode_data, sizes_of, Common, PURGE_BATCH};
 use crate::error::StoreError;
 use crate::id::StoreKey;
+use crate::store::postgres::group_commit::{Batcher, Statement, WriteQueue};
 use crate::store::{now, Created, Record, Touched};
 
 /// What the shared operations need from a backend.
@@ -138,7 +138,7 @@ macro_rules! sql_session_store {
         impl $crate::store::sql::SqlBackend for $store {
             type Writer = $writer;
 
-            fn writes(&self) -> &$crate::store::sql::group_commit::WriteQueue<$writer> {
+            fn writes(&self) -> &$crate::store::postgres::group_commit::WriteQueue<$writer> {
                 &self.writes
             }
 

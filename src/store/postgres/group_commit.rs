@@ -1,9 +1,8 @@
-//! Group commit for the SQL stores: single-statement writes queue here, and one task runs
+//! Group commit for [`PostgresStore`](super::PostgresStore): single-statement writes queue here, and one task runs
 //! whatever has queued up meanwhile in one transaction.
 //!
-//! Why: a database commits one transaction at a time per connection and pays per commit (SQLite:
-//! the log append and file locks; PostgreSQL: the WAL flush to disk, and writers of one row
-//! wait for each other's commits). Under load, most of a write's cost was that per-commit work.
+//! Why: a database commits one transaction at a time per connection and pays per commit (the
+//! WAL flush to disk, and writers of one row wait for each other's commits). Under load, most of a write's cost was that per-commit work.
 //! Here a batch of `n` writes costs one commit, and a lone write (no load) runs at once, in its
 //! own transaction, so batching adds no latency.
 //!
@@ -15,10 +14,10 @@
 //! by one would make the last caller wait one timeout per write ahead of it.
 //!
 //! Writes are spread over *lanes* by session key: each lane is one queue and one task, and
-//! every write of a session goes to the same lane, in order. A database that takes several
-//! writers at once (PostgreSQL) gets several lanes, so unrelated sessions are written in
-//! parallel; since two lanes never touch the same row, their transactions cannot deadlock on
-//! each other's row locks. SQLite, with its single writer, has one lane.
+//! every write of a session goes to the same lane, in order. PostgreSQL takes several writers
+//! at once, so unrelated sessions are written in parallel; since two lanes never touch the same
+//! row, their transactions cannot deadlock on each other's row locks. (SQLite, with its single
+//! writer, batches on a thread of its own: see its `writer` module.)
 //!
 //! A lane's task runs on the Tokio runtime of its first write. If that runtime shuts down (as
 //! between two `#[tokio::test]`s sharing a store), the next write starts a new task. It ends
@@ -30,12 +29,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::arg::Arg;
-use super::MAX_BATCH;
 use crate::error::StoreError;
 use crate::id::StoreKey;
+use crate::store::sql::arg::Arg;
+use crate::store::sql::MAX_BATCH;
 
-/// A statement of the SQL stores with its parameters, runnable more than once.
+/// A statement with its parameters, runnable more than once.
 #[derive(Debug)]
 pub(crate) struct Statement {
     pub(crate) sql: Arc<str>,
@@ -106,24 +105,24 @@ pub(crate) trait Batcher: Send + Sync + 'static {
 /// they would save.)
 macro_rules! pool_batcher {
     ($writer:ty, $db:ty, begin = $begin:expr) => {
-        impl $crate::store::sql::group_commit::Batcher for $writer {
+        impl $crate::store::postgres::group_commit::Batcher for $writer {
             async fn run_alone(
                 &self,
-                statement: &$crate::store::sql::group_commit::Statement,
+                statement: &$crate::store::postgres::group_commit::Statement,
             ) -> Result<u64, sqlx::Error> {
-                let query = $crate::store::sql::group_commit::bind::<$db>(statement);
+                let query = $crate::store::postgres::group_commit::bind::<$db>(statement);
                 Ok(query.execute(&self.pool).await?.rows_affected())
             }
 
             async fn run_together(
                 &self,
-                statements: &[&$crate::store::sql::group_commit::Statement],
+                statements: &[&$crate::store::postgres::group_commit::Statement],
             ) -> Result<Vec<u64>, sqlx::Error> {
                 // Dropping `tx` on an error rolls it back.
                 let mut tx = self.pool.begin_with($begin).await?;
                 let mut rows = Vec::with_capacity(statements.len());
                 for statement in statements {
-                    let query = $crate::store::sql::group_commit::bind::<$db>(statement);
+                    let query = $crate::store::postgres::group_commit::bind::<$db>(statement);
                     rows.push(query.execute(&mut *tx).await?.rows_affected());
                 }
                 tx.commit().await?;
