@@ -11,15 +11,17 @@ use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, Connection, Row};
 
 use self::group_commit::{Statement, WriteQueue};
+use self::ops::sql_session_store;
 use self::writer::PgWriter;
 use crate::error::StoreError;
 use crate::id::StoreKey;
 use crate::store::sql;
 use crate::store::sql::arg::Arg;
-use crate::store::sql::{sql_session_store, upsert, Flavor, JsonObject, Schema, Split};
+use crate::store::sql::{upsert, Flavor, JsonObject, Schema, Split};
 use crate::store::{Applied, Cycled, Record, Rekey, MOVED_MARKER_MS};
 
-pub(crate) mod group_commit;
+mod group_commit;
+mod ops;
 mod writer;
 
 /// How many batches may commit at once: half the pool (the rest serves loads), at most 4.

@@ -37,13 +37,6 @@
 //! Only `was_moved` reads it; every other operation works on the sessions table alone.
 
 pub(crate) mod arg;
-#[cfg(feature = "postgres")]
-mod queued;
-
-#[cfg(feature = "postgres")]
-pub(crate) use queued::{
-    create, delete, delete_all, delete_expired, sql_session_store, touch, SqlBackend,
-};
 
 use std::fmt;
 use std::sync::Arc;

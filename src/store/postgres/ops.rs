@@ -4,11 +4,11 @@
 //! ([`sql_session_store!`]). PostgreSQL's; SQLite runs its statements in process (see its
 //! module).
 
-use super::arg::Arg;
-use super::{encode_data, sizes_of, Common, PURGE_BATCH};
+use super::group_commit::{Batcher, Statement, WriteQueue};
 use crate::error::StoreError;
 use crate::id::StoreKey;
-use crate::store::postgres::group_commit::{Batcher, Statement, WriteQueue};
+use crate::store::sql::arg::Arg;
+use crate::store::sql::{encode_data, sizes_of, Common, PURGE_BATCH};
 use crate::store::{now, Created, Record, Touched};
 
 /// What the shared operations need from a backend.
@@ -135,7 +135,7 @@ async fn purge_in_batches<B: SqlBackend>(
 /// `cycle_split`, given the change set taken apart with the time ([`Split`]).
 macro_rules! sql_session_store {
     ($store:ty, writer = $writer:ty, reads = $reads:ident) => {
-        impl $crate::store::sql::SqlBackend for $store {
+        impl $crate::store::postgres::ops::SqlBackend for $store {
             type Writer = $writer;
 
             fn writes(&self) -> &$crate::store::postgres::group_commit::WriteQueue<$writer> {
@@ -167,7 +167,7 @@ macro_rules! sql_session_store {
                 key: &$crate::StoreKey,
                 record: &$crate::store::Record,
             ) -> Result<$crate::store::Created, $crate::StoreError> {
-                $crate::store::sql::create(self, key, record).await
+                $crate::store::postgres::ops::create(self, key, record).await
             }
 
             async fn apply(
@@ -201,7 +201,7 @@ macro_rules! sql_session_store {
             }
 
             async fn delete(&self, key: &$crate::StoreKey) -> Result<(), $crate::StoreError> {
-                $crate::store::sql::delete(self, key).await
+                $crate::store::postgres::ops::delete(self, key).await
             }
 
             async fn touch(
@@ -209,11 +209,11 @@ macro_rules! sql_session_store {
                 key: &$crate::StoreKey,
                 expires_at: i64,
             ) -> Result<$crate::store::Touched, $crate::StoreError> {
-                $crate::store::sql::touch(self, key, expires_at).await
+                $crate::store::postgres::ops::touch(self, key, expires_at).await
             }
 
             async fn delete_expired(&self) -> Result<u64, $crate::StoreError> {
-                $crate::store::sql::delete_expired(self).await
+                $crate::store::postgres::ops::delete_expired(self).await
             }
 
             async fn list(
@@ -234,7 +234,7 @@ macro_rules! sql_session_store {
             }
 
             async fn delete_all(&self, principal: &str) -> Result<u64, $crate::StoreError> {
-                $crate::store::sql::delete_all(self, principal).await
+                $crate::store::postgres::ops::delete_all(self, principal).await
             }
         }
     };
