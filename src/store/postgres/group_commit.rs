@@ -41,49 +41,8 @@ pub(crate) struct Statement {
     pub(crate) args: Vec<Arg>,
 }
 
-/// What a database needs beyond sqlx's types to run a [`Statement`].
-pub(crate) trait Dialect: sqlx::Database {
-    /// Adds a list of text values (PostgreSQL binds a `text[]`; SQLite, which has no arrays,
-    /// would take a JSON array, but its statements never bind one).
-    #[cfg(feature = "postgres")]
-    fn add_text_array(args: &mut Self::Arguments, list: &[String]);
-}
-
-/// `statement` as an sqlx query with its parameters bound.
-pub(crate) fn bind<DB>(statement: &Statement) -> sqlx::query::Query<'static, DB, DB::Arguments>
-where
-    DB: Dialect,
-    DB::Arguments: sqlx::IntoArguments<DB>,
-    String: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    Option<String>: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    i64: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    Option<i64>: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    bool: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-{
-    use sqlx::Arguments as _;
-    let mut args = DB::Arguments::default();
-    for arg in &statement.args {
-        // Encoding these types cannot fail; if it ever did, sqlx reports the failure when the
-        // statement runs.
-        let _ = match arg {
-            Arg::Text(s) => args.add(s.clone()),
-            Arg::OptText(s) => args.add(s.clone()),
-            Arg::Int(n) => args.add(*n),
-            #[cfg(feature = "postgres")]
-            Arg::OptInt(n) => args.add(*n),
-            Arg::Bool(b) => args.add(*b),
-            #[cfg(feature = "postgres")]
-            Arg::TextArray(list) => {
-                DB::add_text_array(&mut args, list);
-                Ok(())
-            }
-        };
-    }
-    sqlx::query_with(sqlx::AssertSqlSafe(statement.sql.clone()), args)
-}
-
-/// How one database runs statements, alone or together. The SQL stores implement it with
-/// `pool_batcher!`; tests implement it to inject faults.
+/// How the database runs statements, alone or together: [`PgWriter`](super::writer::PgWriter)
+/// on the store's pool; the tests below implement it to inject faults and count commits.
 pub(crate) trait Batcher: Send + Sync + 'static {
     /// Runs `statement` in its own transaction; the rows it changed.
     fn run_alone(
@@ -98,40 +57,6 @@ pub(crate) trait Batcher: Send + Sync + 'static {
         statements: &[&Statement],
     ) -> impl Future<Output = Result<Vec<u64>, sqlx::Error>> + Send;
 }
-
-/// Implements [`Batcher`] for a writer type that holds its sqlx pool of database `$db` in a
-/// field `pool`: a batch is one transaction opened with `$begin`. (A macro rather than a
-/// generic impl: sqlx's executor bounds for a generic database are longer than the two lines
-/// they would save.)
-macro_rules! pool_batcher {
-    ($writer:ty, $db:ty, begin = $begin:expr) => {
-        impl $crate::store::postgres::group_commit::Batcher for $writer {
-            async fn run_alone(
-                &self,
-                statement: &$crate::store::postgres::group_commit::Statement,
-            ) -> Result<u64, sqlx::Error> {
-                let query = $crate::store::postgres::group_commit::bind::<$db>(statement);
-                Ok(query.execute(&self.pool).await?.rows_affected())
-            }
-
-            async fn run_together(
-                &self,
-                statements: &[&$crate::store::postgres::group_commit::Statement],
-            ) -> Result<Vec<u64>, sqlx::Error> {
-                // Dropping `tx` on an error rolls it back.
-                let mut tx = self.pool.begin_with($begin).await?;
-                let mut rows = Vec::with_capacity(statements.len());
-                for statement in statements {
-                    let query = $crate::store::postgres::group_commit::bind::<$db>(statement);
-                    rows.push(query.execute(&mut *tx).await?.rows_affected());
-                }
-                tx.commit().await?;
-                Ok(rows)
-            }
-        }
-    };
-}
-pub(crate) use pool_batcher;
 
 /// A queued write and where its outcome (rows changed) goes.
 struct Write {
