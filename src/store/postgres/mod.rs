@@ -17,6 +17,7 @@ use crate::store::MOVED_MARKER_MS;
 
 mod group_commit;
 mod ops;
+mod rows;
 mod writer;
 
 /// How many batches may commit at once: half the pool (the rest serves loads), at most 4.

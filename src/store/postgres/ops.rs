@@ -6,17 +6,19 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde_json::Value;
-use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::group_commit::Statement;
+use super::rows::{
+    cap, decode, expected_absent, expected_present, listed, set_sizes, sizes_of, touched,
+    JsonObject,
+};
 use super::{backend, PostgresStore};
 use crate::error::StoreError;
 use crate::id::StoreKey;
 use crate::store::sql::arg::Arg;
-use crate::store::sql::{self, encode_data, sizes_of, JsonObject, Split, PURGE_BATCH};
+use crate::store::sql::{self, encode_data, Split, PURGE_BATCH};
 use crate::store::{
     now, Applied, ChangeSet, Created, Cycled, Listed, Record, Rekey, SessionStore, Touched,
 };
@@ -65,7 +67,7 @@ impl SessionStore for PostgresStore {
 
         let now = split.now;
         let sets = serde_json::to_string(&JsonObject(&split.sets)).map_err(StoreError::backend)?;
-        let (set_sizes, added) = split.set_sizes()?;
+        let (set_sizes, added) = set_sizes(split)?;
         let rows = self
             .writes
             .execute(
@@ -84,7 +86,7 @@ impl SessionStore for PostgresStore {
                         Arg::OptInt(cap(split)),
                         Arg::Text(expected_present(split)?),
                         Arg::TextArray(expected_absent(split)),
-                        Arg::TextArray(split.touched()),
+                        Arg::TextArray(touched(split)),
                         Arg::Text(set_sizes),
                         Arg::Int(added),
                     ],
@@ -101,7 +103,7 @@ impl SessionStore for PostgresStore {
                 .bind(key.to_string())
                 .bind(now)
                 .bind(split.clear)
-                .bind(split.touched())
+                .bind(touched(split))
                 .bind(added)
                 .bind(expected_present(split)?)
                 .bind(expected_absent(split))
@@ -130,7 +132,7 @@ impl SessionStore for PostgresStore {
 
         let now = split.now;
         let Rekey { old, new, tie, .. } = keys;
-        let (set_sizes, added) = split.set_sizes()?;
+        let (set_sizes, added) = set_sizes(split)?;
         let row = sqlx::query(AssertSqlSafe(self.sql.cycle.clone()))
             .bind(old.to_string())
             .bind(new.to_string())
@@ -148,7 +150,7 @@ impl SessionStore for PostgresStore {
             .bind(tie.map(|owner| owner.principal.as_str()))
             .bind(tie.and_then(|owner| owner.label.as_deref()))
             .bind(tie.and_then(|owner| owner.tied_at))
-            .bind(split.touched())
+            .bind(touched(split))
             .bind(set_sizes)
             .bind(added)
             .fetch_one(&self.pool)
@@ -233,11 +235,11 @@ impl SessionStore for PostgresStore {
             .fetch_all(&self.pool)
             .await
             .map_err(backend)?;
-        let mut listed = Vec::with_capacity(rows.len());
+        let mut sessions = Vec::with_capacity(rows.len());
         for row in &rows {
-            listed.extend(sql::listed(row)?);
+            sessions.extend(listed(row)?);
         }
-        Ok(listed)
+        Ok(sessions)
     }
 
     /// Deletes the live sessions of `principal` in one statement: a session tied by a racing
@@ -268,27 +270,4 @@ impl PostgresStore {
             }
         }
     }
-}
-
-fn decode(key: &StoreKey, row: &PgRow) -> Result<Record, StoreError> {
-    let Json(data): Json<Value> = sql::column(key, "data", row.try_get("data"))?;
-    sql::record(key, sql::data_from_value(key, data)?, row)
-}
-
-/// The keys that must hold a value, with it, as one JSON object.
-fn expected_present(split: &Split<'_>) -> Result<String, StoreError> {
-    let present: Vec<(&str, &Value)> = split.expected_present().collect();
-    serde_json::to_string(&JsonObject(&present)).map_err(StoreError::backend)
-}
-
-/// The keys that must be absent.
-fn expected_absent(split: &Split<'_>) -> Vec<String> {
-    split.expected_absent().map(str::to_owned).collect()
-}
-
-/// The size cap as a statement parameter (`NULL` for none).
-fn cap(split: &Split<'_>) -> Option<i64> {
-    split
-        .size_cap
-        .map(|cap| i64::try_from(cap).unwrap_or(i64::MAX))
 }
