@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::StoreError;
 use crate::id::StoreKey;
-use crate::store::sql::arg::Arg;
+use crate::store::sql::Arg;
 use crate::store::sql::MAX_BATCH;
 
 /// A statement with its parameters, runnable more than once.

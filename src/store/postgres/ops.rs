@@ -17,7 +17,7 @@ use super::rows::{
 use super::{backend, PostgresStore};
 use crate::error::StoreError;
 use crate::id::StoreKey;
-use crate::store::sql::arg::Arg;
+use crate::store::sql::Arg;
 use crate::store::sql::{self, encode_data, Split, PURGE_BATCH};
 use crate::store::{
     now, Applied, ChangeSet, Created, Cycled, Listed, Record, Rekey, SessionStore, Touched,

@@ -12,7 +12,7 @@ use sqlx::query::Query;
 use sqlx::{Arguments as _, Postgres};
 
 use super::group_commit::{Batcher, Statement};
-use crate::store::sql::arg::Arg;
+use crate::store::sql::Arg;
 
 /// Runs batches on connections of the store's pool (one at a time).
 pub(crate) struct PgWriter {

@@ -36,8 +36,6 @@
 //!
 //! Only `was_moved` reads it; every other operation works on the sessions table alone.
 
-pub(crate) mod arg;
-
 use std::fmt;
 use std::sync::Arc;
 
@@ -59,6 +57,22 @@ pub(crate) const PURGE_BATCH: i64 = 1000;
 /// At most this many writes per transaction in either backend's group commit, so that one
 /// commit never holds the write lock for long.
 pub(crate) const MAX_BATCH: usize = 64;
+
+/// One bind parameter of a statement, the same for both drivers: owned, so a statement can run
+/// again after its batch rolled back (PostgreSQL's group commit). JSON travels as text
+/// (PostgreSQL casts it with `::jsonb`).
+#[derive(Debug, Clone)]
+pub(crate) enum Arg {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+    /// A `BIGINT` that may be `NULL` (PostgreSQL types a `NULL` parameter by its Rust type).
+    OptInt(Option<i64>),
+    Bool(bool),
+    /// A PostgreSQL `text[]`.
+    #[cfg(feature = "postgres")]
+    TextArray(Vec<String>),
+}
 
 /// The longest table or schema name accepted (PostgreSQL's identifier limit, `NAMEDATALEN - 1`).
 const MAX_NAME_LEN: usize = 63;

@@ -11,7 +11,7 @@ use super::statements::{
 };
 use crate::error::StoreError;
 use crate::id::StoreKey;
-use crate::store::sql::arg::Arg;
+use crate::store::sql::Arg;
 use crate::store::sql::{self, Columns, Split, PURGE_BATCH};
 use crate::store::{Applied, Created, Cycled, Listed, Record, Rekey, Touched, MOVED_MARKER_MS};
 

@@ -18,7 +18,7 @@ use rusqlite::ToSql;
 use serde_json::Value;
 
 use crate::id::StoreKey;
-use crate::store::sql::arg::Arg;
+use crate::store::sql::Arg;
 use crate::store::sql::{self, Flavor, Schema, Split};
 use crate::store::Rekey;
 
