@@ -15,6 +15,7 @@ use crate::store::{
     now, Applied, ChangeSet, Created, Cycled, Listed, Record, Rekey, SessionStore, Touched,
 };
 
+mod change_text;
 mod checkpoints;
 mod connections;
 mod ops;
