@@ -35,8 +35,8 @@ impl SessionStore for PostgresStore {
         row.map(|row| decode(key, &row)).transpose()
     }
 
-    /// One upsert through the write queue that takes the key only if it is free or its row
-    /// has expired.
+    // One upsert through the write queue that takes the key only if it is free or its row
+    // has expired.
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<Created, StoreError> {
         let (size, sizes) = sizes_of(&record.data)?;
         let statement = Statement {
@@ -214,9 +214,9 @@ impl SessionStore for PostgresStore {
         })
     }
 
-    /// `DELETE`s of at most [`PURGE_BATCH`] rows, each its own transaction, until one removes
-    /// fewer; then the same for the moved-key markers that ran out (not counted: they are not
-    /// sessions).
+    // `DELETE`s of at most `PURGE_BATCH` rows, each its own transaction, until one removes
+    // fewer; then the same for the moved-key markers that ran out (not counted: they are not
+    // sessions).
     async fn delete_expired(&self) -> Result<u64, StoreError> {
         // One cut-off for every batch, so the loop ends even while sessions keep expiring.
         let now = now();
@@ -242,8 +242,8 @@ impl SessionStore for PostgresStore {
         Ok(sessions)
     }
 
-    /// Deletes the live sessions of `principal` in one statement: a session tied by a racing
-    /// create or cycle is either deleted with the rest or committed after, and so still listed.
+    // Deletes the live sessions of `principal` in one statement: a session tied by a racing
+    // create or cycle is either deleted with the rest or committed after, and so still listed.
     async fn delete_all(&self, principal: &str) -> Result<u64, StoreError> {
         let statement = Statement {
             sql: self.sql.schema.common.delete_all.clone(),
