@@ -28,6 +28,8 @@ mod changes;
 mod memory;
 mod outcome;
 mod owner;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod purge;
 mod record;
 #[cfg(feature = "redis")]
@@ -35,22 +37,24 @@ mod redis;
 mod size;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 pub use caching::{CachingStore, DEFAULT_MAX_STALENESS};
 pub use changes::{ChangeSet, ExpiryChange};
 pub use memory::MemoryStore;
 pub use outcome::{Applied, Created, Cycled, Touched};
 pub use owner::{Listed, Owner, Rekey};
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
 pub use purge::{PurgeError, PurgeFailure, PurgeTask};
 pub use record::Record;
 #[cfg(feature = "redis")]
 pub use redis::RedisStore;
 pub(crate) use size::{check_after, EMPTY as EMPTY_SIZE};
 pub use size::{data_size, entry_size};
-#[cfg(feature = "postgres")]
-pub use sql::PostgresStore;
 #[cfg(feature = "sqlite")]
-pub use sql::SqliteStore;
+pub use sqlite::SqliteStore;
 
 use std::collections::BTreeMap;
 use std::fmt;

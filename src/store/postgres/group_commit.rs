@@ -1,9 +1,8 @@
-//! Group commit for the SQL stores: single-statement writes queue here, and one task runs
+//! Group commit for [`PostgresStore`](super::PostgresStore): single-statement writes queue here, and one task runs
 //! whatever has queued up meanwhile in one transaction.
 //!
-//! Why: a database commits one transaction at a time per connection and pays per commit (SQLite:
-//! the log append and file locks; PostgreSQL: the WAL flush to disk, and writers of one row
-//! wait for each other's commits). Under load, most of a write's cost was that per-commit work.
+//! Why: a database commits one transaction at a time per connection and pays per commit (the
+//! WAL flush to disk, and writers of one row wait for each other's commits). Under load, most of a write's cost was that per-commit work.
 //! Here a batch of `n` writes costs one commit, and a lone write (no load) runs at once, in its
 //! own transaction, so batching adds no latency.
 //!
@@ -15,10 +14,10 @@
 //! by one would make the last caller wait one timeout per write ahead of it.
 //!
 //! Writes are spread over *lanes* by session key: each lane is one queue and one task, and
-//! every write of a session goes to the same lane, in order. A database that takes several
-//! writers at once (PostgreSQL) gets several lanes, so unrelated sessions are written in
-//! parallel; since two lanes never touch the same row, their transactions cannot deadlock on
-//! each other's row locks. SQLite, with its single writer, has one lane.
+//! every write of a session goes to the same lane, in order. PostgreSQL takes several writers
+//! at once, so unrelated sessions are written in parallel; since two lanes never touch the same
+//! row, their transactions cannot deadlock on each other's row locks. (SQLite, with its single
+//! writer, batches on a thread of its own: see its `writer` module.)
 //!
 //! A lane's task runs on the Tokio runtime of its first write. If that runtime shuts down (as
 //! between two `#[tokio::test]`s sharing a store), the next write starts a new task. It ends
@@ -30,61 +29,20 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::arg::Arg;
-use super::MAX_BATCH;
 use crate::error::StoreError;
 use crate::id::StoreKey;
+use crate::store::sql::Arg;
+use crate::store::sql::MAX_BATCH;
 
-/// A statement of the SQL stores with its parameters, runnable more than once.
+/// A statement with its parameters, runnable more than once.
 #[derive(Debug)]
 pub(crate) struct Statement {
     pub(crate) sql: Arc<str>,
     pub(crate) args: Vec<Arg>,
 }
 
-/// What a database needs beyond sqlx's types to run a [`Statement`].
-pub(crate) trait Dialect: sqlx::Database {
-    /// Adds a list of text values (PostgreSQL binds a `text[]`; SQLite, which has no arrays,
-    /// would take a JSON array, but its statements never bind one).
-    #[cfg(feature = "postgres")]
-    fn add_text_array(args: &mut Self::Arguments, list: &[String]);
-}
-
-/// `statement` as an sqlx query with its parameters bound.
-pub(crate) fn bind<DB>(statement: &Statement) -> sqlx::query::Query<'static, DB, DB::Arguments>
-where
-    DB: Dialect,
-    DB::Arguments: sqlx::IntoArguments<DB>,
-    String: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    Option<String>: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    i64: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    Option<i64>: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    bool: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-{
-    use sqlx::Arguments as _;
-    let mut args = DB::Arguments::default();
-    for arg in &statement.args {
-        // Encoding these types cannot fail; if it ever did, sqlx reports the failure when the
-        // statement runs.
-        let _ = match arg {
-            Arg::Text(s) => args.add(s.clone()),
-            Arg::OptText(s) => args.add(s.clone()),
-            Arg::Int(n) => args.add(*n),
-            #[cfg(feature = "postgres")]
-            Arg::OptInt(n) => args.add(*n),
-            Arg::Bool(b) => args.add(*b),
-            #[cfg(feature = "postgres")]
-            Arg::TextArray(list) => {
-                DB::add_text_array(&mut args, list);
-                Ok(())
-            }
-        };
-    }
-    sqlx::query_with(sqlx::AssertSqlSafe(statement.sql.clone()), args)
-}
-
-/// How one database runs statements, alone or together. The SQL stores implement it with
-/// `pool_batcher!`; tests implement it to inject faults.
+/// How the database runs statements, alone or together: [`PgWriter`](super::writer::PgWriter)
+/// on the store's pool; the tests below implement it to inject faults and count commits.
 pub(crate) trait Batcher: Send + Sync + 'static {
     /// Runs `statement` in its own transaction; the rows it changed.
     fn run_alone(
@@ -99,40 +57,6 @@ pub(crate) trait Batcher: Send + Sync + 'static {
         statements: &[&Statement],
     ) -> impl Future<Output = Result<Vec<u64>, sqlx::Error>> + Send;
 }
-
-/// Implements [`Batcher`] for a writer type that holds its sqlx pool of database `$db` in a
-/// field `pool`: a batch is one transaction opened with `$begin`. (A macro rather than a
-/// generic impl: sqlx's executor bounds for a generic database are longer than the two lines
-/// they would save.)
-macro_rules! pool_batcher {
-    ($writer:ty, $db:ty, begin = $begin:expr) => {
-        impl $crate::store::sql::group_commit::Batcher for $writer {
-            async fn run_alone(
-                &self,
-                statement: &$crate::store::sql::group_commit::Statement,
-            ) -> Result<u64, sqlx::Error> {
-                let query = $crate::store::sql::group_commit::bind::<$db>(statement);
-                Ok(query.execute(&self.pool).await?.rows_affected())
-            }
-
-            async fn run_together(
-                &self,
-                statements: &[&$crate::store::sql::group_commit::Statement],
-            ) -> Result<Vec<u64>, sqlx::Error> {
-                // Dropping `tx` on an error rolls it back.
-                let mut tx = self.pool.begin_with($begin).await?;
-                let mut rows = Vec::with_capacity(statements.len());
-                for statement in statements {
-                    let query = $crate::store::sql::group_commit::bind::<$db>(statement);
-                    rows.push(query.execute(&mut *tx).await?.rows_affected());
-                }
-                tx.commit().await?;
-                Ok(rows)
-            }
-        }
-    };
-}
-pub(crate) use pool_batcher;
 
 /// A queued write and where its outcome (rows changed) goes.
 struct Write {

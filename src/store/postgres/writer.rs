@@ -1,4 +1,4 @@
-//! PostgreSQL's side of group commit ([`group_commit`](super::super::group_commit)): batches
+//! PostgreSQL's side of group commit ([`group_commit`](super::group_commit)): batches
 //! run in one transaction on connections of the store's pool.
 //!
 //! What it saves: with `synchronous_commit = on` (the default, and what "acknowledged means
@@ -8,33 +8,60 @@
 //! queuing for the lock.
 
 use sqlx::postgres::{PgArguments, PgPool};
-use sqlx::Postgres;
+use sqlx::query::Query;
+use sqlx::{Arguments as _, Postgres};
 
-use crate::store::sql::group_commit::{pool_batcher, Dialect};
-
-impl Dialect for Postgres {
-    fn add_text_array(args: &mut PgArguments, list: &[String]) {
-        use sqlx::Arguments as _;
-        let _ = args.add(list.to_vec());
-    }
-}
-
-pool_batcher!(PgWriter, Postgres, begin = "BEGIN");
+use super::group_commit::{Batcher, Statement};
+use crate::store::sql::Arg;
 
 /// Runs batches on connections of the store's pool (one at a time).
 pub(crate) struct PgWriter {
     pub(super) pool: PgPool,
 }
 
+impl Batcher for PgWriter {
+    async fn run_alone(&self, statement: &Statement) -> Result<u64, sqlx::Error> {
+        Ok(bind(statement).execute(&self.pool).await?.rows_affected())
+    }
+
+    async fn run_together(&self, statements: &[&Statement]) -> Result<Vec<u64>, sqlx::Error> {
+        // Dropping `tx` on an error rolls it back.
+        let mut tx = self.pool.begin_with("BEGIN").await?;
+        let mut rows = Vec::with_capacity(statements.len());
+        for statement in statements {
+            rows.push(bind(statement).execute(&mut *tx).await?.rows_affected());
+        }
+        tx.commit().await?;
+        Ok(rows)
+    }
+}
+
+/// `statement` as an sqlx query with its parameters bound.
+fn bind(statement: &Statement) -> Query<'static, Postgres, PgArguments> {
+    let mut args = PgArguments::default();
+    for arg in &statement.args {
+        // Encoding these types cannot fail; if it ever did, sqlx reports the failure when the
+        // statement runs.
+        let _ = match arg {
+            Arg::Text(s) => args.add(s.clone()),
+            Arg::OptText(s) => args.add(s.clone()),
+            Arg::Int(n) => args.add(*n),
+            Arg::OptInt(n) => args.add(*n),
+            Arg::Bool(b) => args.add(*b),
+            Arg::TextArray(list) => args.add(list.clone()),
+        };
+    }
+    sqlx::query_with(sqlx::AssertSqlSafe(statement.sql.clone()), args)
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
+    use super::super::group_commit::WriteQueue;
     use super::*;
     use crate::error::StoreError;
     use crate::id::{SessionId, StoreKey};
-    use crate::store::sql::arg::Arg;
-    use crate::store::sql::group_commit::{Statement, WriteQueue};
     use sqlx::AssertSqlSafe;
 
     /// Any key: these queues have one lane.

@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Params, Row};
 
-use super::statements::{
-    condition_args, conditions_text, data_args, data_text, first_args, tie_args, Queries, Shape,
-    DATA_IS_OBJECT,
+use super::change_text::{
+    condition_args, conditions_text, data_args, data_text, first_args, tie_args, Shape,
 };
+use super::statements::{Queries, DATA_IS_OBJECT};
 use crate::error::StoreError;
 use crate::id::StoreKey;
-use crate::store::sql::arg::Arg;
+use crate::store::sql::Arg;
 use crate::store::sql::{self, Columns, Split, PURGE_BATCH};
 use crate::store::{Applied, Created, Cycled, Listed, Record, Rekey, Touched, MOVED_MARKER_MS};
 

@@ -5,20 +5,19 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
-use sqlx::types::Json;
-use sqlx::{AssertSqlSafe, Connection, Row};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{AssertSqlSafe, Connection};
 
+use self::group_commit::WriteQueue;
 use self::writer::PgWriter;
-use super::arg::Arg;
-use super::group_commit::{Statement, WriteQueue};
-use super::{sql_session_store, upsert, Flavor, JsonObject, Schema, Split};
 use crate::error::StoreError;
-use crate::id::StoreKey;
 use crate::store::sql;
-use crate::store::{Applied, Cycled, Record, Rekey, MOVED_MARKER_MS};
+use crate::store::sql::{upsert, Flavor, Schema};
+use crate::store::MOVED_MARKER_MS;
 
+mod group_commit;
+mod ops;
+mod rows;
 mod writer;
 
 /// How many batches may commit at once: half the pool (the rest serves loads), at most 4.
@@ -412,152 +411,12 @@ impl PostgresStore {
     }
 }
 
-fn decode(key: &StoreKey, row: &PgRow) -> Result<Record, StoreError> {
-    let Json(data): Json<Value> = sql::column(key, "data", row.try_get("data"))?;
-    sql::record(key, sql::data_from_value(key, data)?, row)
-}
-
 fn holds(present: &str, absent: &str) -> String {
     format!(
         "(SELECT bool_and((data -> e.key) IS NOT DISTINCT FROM e.value) \
            FROM jsonb_each({present}::jsonb) AS e) IS NOT FALSE \
          AND NOT (data ?| {absent}::text[])"
     )
-}
-
-/// The keys that must hold a value, with it, as one JSON object.
-fn expected_present(split: &Split<'_>) -> Result<String, StoreError> {
-    let present: Vec<(&str, &Value)> = split.expected_present().collect();
-    serde_json::to_string(&JsonObject(&present)).map_err(StoreError::backend)
-}
-
-/// The keys that must be absent.
-fn expected_absent(split: &Split<'_>) -> Vec<String> {
-    split.expected_absent().map(str::to_owned).collect()
-}
-
-/// The size cap as a statement parameter (`NULL` for none).
-fn cap(split: &Split<'_>) -> Option<i64> {
-    split
-        .size_cap
-        .map(|cap| i64::try_from(cap).unwrap_or(i64::MAX))
-}
-
-sql_session_store!(PostgresStore, writer = PgWriter, reads = pool);
-
-/// The operations PostgreSQL does its own way (see [`sql_session_store!`]).
-impl PostgresStore {
-    async fn apply_split(&self, key: &StoreKey, split: &Split<'_>) -> Result<Applied, StoreError> {
-        let now = split.now;
-        let sets = serde_json::to_string(&JsonObject(&split.sets)).map_err(StoreError::backend)?;
-        let (set_sizes, added) = split.set_sizes()?;
-        let rows = self
-            .writes
-            .execute(
-                key,
-                Statement {
-                    sql: self.sql.apply.clone(),
-                    args: vec![
-                        Arg::Text(key.to_string()),
-                        Arg::Int(now),
-                        Arg::Int(split.expires_at),
-                        Arg::Bool(split.clear),
-                        Arg::TextArray(split.removed.iter().map(|k| (*k).to_owned()).collect()),
-                        Arg::Text(sets),
-                        Arg::Bool(split.expiry_changed),
-                        Arg::OptText(split.expiry.clone()),
-                        Arg::OptInt(cap(split)),
-                        Arg::Text(expected_present(split)?),
-                        Arg::TextArray(expected_absent(split)),
-                        Arg::TextArray(split.touched()),
-                        Arg::Text(set_sizes),
-                        Arg::Int(added),
-                    ],
-                },
-            )
-            .await?;
-        if rows == 1 {
-            return Ok(Applied::Done);
-        }
-        // Rarely taken: tell a corrupt row, a failed precondition and a refused size from a
-        // missing row.
-        let row: Option<(Option<String>, Option<bool>, Option<i64>)> =
-            sqlx::query_as(AssertSqlSafe(self.sql.live_data_type.clone()))
-                .bind(key.to_string())
-                .bind(now)
-                .bind(split.clear)
-                .bind(split.touched())
-                .bind(added)
-                .bind(expected_present(split)?)
-                .bind(expected_absent(split))
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(backend)?;
-        match row {
-            None => Ok(Applied::Missing),
-            Some((kind, _, _)) if kind.as_deref() != Some("object") => Err(sql::corrupt(
-                key,
-                "`data` is not a JSON object; not updated",
-            )),
-            Some((_, Some(false), _)) => Ok(Applied::Conflict),
-            Some((_, _, size)) => {
-                let size = size.and_then(|size| usize::try_from(size).ok());
-                match (size, split.size_cap) {
-                    (Some(size), Some(cap)) if size > cap => Ok(Applied::TooLarge { size }),
-                    _ => Ok(Applied::Missing),
-                }
-            }
-        }
-    }
-
-    async fn cycle_split(&self, keys: Rekey<'_>, split: &Split<'_>) -> Result<Cycled, StoreError> {
-        let now = split.now;
-        let Rekey { old, new, tie, .. } = keys;
-        let (set_sizes, added) = split.set_sizes()?;
-        let row = sqlx::query(AssertSqlSafe(self.sql.cycle.clone()))
-            .bind(old.to_string())
-            .bind(new.to_string())
-            .bind(now)
-            .bind(split.expires_at)
-            .bind(split.clear)
-            .bind(&split.removed)
-            .bind(Json(JsonObject(&split.sets)))
-            .bind(split.expiry_changed)
-            .bind(split.expiry.as_deref())
-            .bind(cap(split))
-            .bind(expected_present(split)?)
-            .bind(expected_absent(split))
-            .bind(tie.is_some())
-            .bind(tie.map(|owner| owner.principal.as_str()))
-            .bind(tie.and_then(|owner| owner.label.as_deref()))
-            .bind(tie.and_then(|owner| owner.tied_at))
-            .bind(split.touched())
-            .bind(set_sizes)
-            .bind(added)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(backend)?;
-        let found: i64 = row.try_get("found").map_err(backend)?;
-        let moved: i64 = row.try_get("moved").map_err(backend)?;
-        let corrupt: bool = row.try_get("corrupt").map_err(backend)?;
-        let size: Option<i64> = row.try_get("size").map_err(backend)?;
-        let holds: Option<bool> = row.try_get("holds").map_err(backend)?;
-        let too_large = size
-            .and_then(|size| usize::try_from(size).ok())
-            .filter(|size| split.size_cap.is_some_and(|cap| *size > cap));
-        Ok(match (found, moved) {
-            (0, _) if corrupt => {
-                return Err(sql::corrupt(old, "`data` is not a JSON object; not cycled"))
-            }
-            (0, _) => Cycled::Missing,
-            (_, 0) if holds == Some(false) => Cycled::Conflict,
-            (_, 0) => match too_large {
-                Some(size) => Cycled::TooLarge { size },
-                None => Cycled::Collision,
-            },
-            _ => Cycled::Done,
-        })
-    }
 }
 
 impl fmt::Debug for PostgresStore {

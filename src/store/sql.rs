@@ -2,8 +2,8 @@
 //! [`PostgresStore`](super::PostgresStore)) share. Table and schema names and their validation,
 //! the statements both spell the same way ([`Schema`]), the splitting of a [`ChangeSet`] into
 //! bind parameters, and the decoding of a row's columns into a [`Record`]. The drivers differ:
-//! PostgreSQL goes through sqlx with group commit (`group_commit`, `queued`); SQLite runs
-//! SQLite in process through rusqlite (see its module).
+//! PostgreSQL goes through sqlx with group commit (see its module); SQLite runs in process
+//! through rusqlite (see its module).
 //!
 //! Both stores keep the same columns (see their module docs for the exact DDL):
 //!
@@ -36,36 +36,12 @@
 //!
 //! Only `was_moved` reads it; every other operation works on the sessions table alone.
 
-pub(crate) mod arg;
-#[cfg(feature = "postgres")]
-pub(crate) mod group_commit;
-#[cfg(feature = "postgres")]
-mod postgres;
-#[cfg(feature = "postgres")]
-mod queued;
-#[cfg(feature = "sqlite")]
-mod sqlite;
-
-#[cfg(feature = "postgres")]
-pub(crate) use queued::{
-    create, delete, delete_all, delete_expired, sql_session_store, touch, SqlBackend,
-};
-
-#[cfg(feature = "postgres")]
-pub use postgres::PostgresStore;
-#[cfg(feature = "sqlite")]
-pub use sqlite::SqliteStore;
-
 use std::fmt;
 use std::sync::Arc;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-#[cfg(feature = "postgres")]
-use super::Listed;
-#[cfg(feature = "postgres")]
-use super::{entry_size, EMPTY_SIZE};
 use super::{ChangeSet, Data, ExpiryChange, Owner, Record};
 use crate::error::StoreError;
 use crate::expiry::ExpirySettings;
@@ -81,6 +57,22 @@ pub(crate) const PURGE_BATCH: i64 = 1000;
 /// At most this many writes per transaction in either backend's group commit, so that one
 /// commit never holds the write lock for long.
 pub(crate) const MAX_BATCH: usize = 64;
+
+/// One bind parameter of a statement, the same for both drivers: owned, so a statement can run
+/// again after its batch rolled back (PostgreSQL's group commit). JSON travels as text
+/// (PostgreSQL casts it with `::jsonb`).
+#[derive(Debug, Clone)]
+pub(crate) enum Arg {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+    /// A `BIGINT` that may be `NULL` (PostgreSQL types a `NULL` parameter by its Rust type).
+    OptInt(Option<i64>),
+    Bool(bool),
+    /// A PostgreSQL `text[]`.
+    #[cfg(feature = "postgres")]
+    TextArray(Vec<String>),
+}
 
 /// The longest table or schema name accepted (PostgreSQL's identifier limit, `NAMEDATALEN - 1`).
 const MAX_NAME_LEN: usize = 63;
@@ -207,83 +199,11 @@ impl<'a> Split<'a> {
             .map(|(key, _)| key.as_str())
     }
 
-    /// The keys whose old entries go (removed, or set anew), as a PostgreSQL `text[]`.
-    #[cfg(feature = "postgres")]
-    pub(crate) fn touched(&self) -> Vec<String> {
-        let removed = self.removed.iter().copied();
-        removed
-            .chain(self.sets.iter().map(|(key, _)| *key))
-            .map(str::to_owned)
-            .collect()
-    }
-
-    /// The entries set, each with its share of the size ([`entry_size`]): a JSON object of
-    /// sizes by key, and their sum.
-    #[cfg(feature = "postgres")]
-    pub(crate) fn set_sizes(&self) -> Result<(String, i64), StoreError> {
-        let sizes: Vec<(&str, usize)> = self
-            .sets
-            .iter()
-            .map(|(key, value)| (*key, entry_size(key, value)))
-            .collect();
-        let total = sizes.iter().map(|(_, size)| *size).sum::<usize>();
-        Ok((entry_sizes_json(&sizes)?, to_i64(total)))
-    }
-
     /// Whether the data is left as it is (only the deadline or expiry moves).
     #[cfg(feature = "sqlite")]
     pub(crate) fn data_unchanged(&self) -> bool {
         !self.clear && self.removed.is_empty() && self.sets.is_empty()
     }
-}
-
-/// Serializes session values as a JSON object, borrowing them.
-#[cfg(feature = "postgres")]
-pub(crate) struct JsonObject<'a>(pub(crate) &'a [(&'a str, &'a Value)]);
-
-#[cfg(feature = "postgres")]
-impl serde::Serialize for JsonObject<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (key, value) in self.0 {
-            map.serialize_entry(key, value)?;
-        }
-        map.end()
-    }
-}
-
-/// A size as a `BIGINT` (sizes never come near `i64::MAX`; saturating rather than failing).
-#[cfg(feature = "postgres")]
-pub(crate) fn to_i64(size: usize) -> i64 {
-    i64::try_from(size).unwrap_or(i64::MAX)
-}
-
-/// A JSON object of entry sizes by key (the `sizes` column, or the part a write adds to it).
-#[cfg(feature = "postgres")]
-fn entry_sizes_json(sizes: &[(&str, usize)]) -> Result<String, StoreError> {
-    use serde::ser::SerializeMap;
-    let mut out = Vec::new();
-    let mut serializer = serde_json::Serializer::new(&mut out);
-    let mut map = serde::Serializer::serialize_map(&mut serializer, Some(sizes.len()))
-        .map_err(StoreError::backend)?;
-    for (key, size) in sizes {
-        map.serialize_entry(key, size)
-            .map_err(StoreError::backend)?;
-    }
-    map.end().map_err(StoreError::backend)?;
-    String::from_utf8(out).map_err(StoreError::backend)
-}
-
-/// The `size` and `sizes` columns of a new row holding `data`.
-#[cfg(feature = "postgres")]
-pub(crate) fn sizes_of(data: &Data) -> Result<(i64, String), StoreError> {
-    let sizes: Vec<(&str, usize)> = data
-        .iter()
-        .map(|(key, value)| (key.as_str(), entry_size(key, value)))
-        .collect();
-    let total = EMPTY_SIZE + sizes.iter().map(|(_, size)| *size).sum::<usize>();
-    Ok((to_i64(total), entry_sizes_json(&sizes)?))
 }
 
 /// The JSON text of a session's values, as stored.
@@ -372,55 +292,6 @@ pub(crate) fn record_from(
         expiry,
         owner,
     })
-}
-
-/// Reads a row's columns other than `data` into a [`Record`] holding `data` (sqlx).
-#[cfg(feature = "postgres")]
-pub(crate) fn record<R>(key: &StoreKey, data: Data, row: &R) -> Result<Record, StoreError>
-where
-    R: sqlx::Row,
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-{
-    let text = |name: &str| column::<Option<String>, _>(key, name, row.try_get(name));
-    let columns = Columns {
-        created_at: column(key, "created_at", row.try_get("created_at"))?,
-        expires_at: column(key, "expires_at", row.try_get("expires_at"))?,
-        expiry: text("expiry")?,
-        principal: text("principal")?,
-        label: text("label")?,
-        tied_at: column(key, "tied_at", row.try_get("tied_at"))?,
-    };
-    record_from(key, data, columns)
-}
-
-/// Reads a row of the `list` statement (sqlx); `None` for a row whose key is not a store key
-/// (it cannot be any session's: skipped rather than failing the whole list).
-#[cfg(feature = "postgres")]
-pub(crate) fn listed<R>(row: &R) -> Result<Option<Listed>, StoreError>
-where
-    R: sqlx::Row,
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-{
-    let key: String = row.try_get("key").map_err(StoreError::backend)?;
-    let Some(key) = StoreKey::from_hex(&key) else {
-        return Ok(None);
-    };
-    let tied_at = column(&key, "tied_at", row.try_get("tied_at"))?;
-    Ok(Some(
-        Listed::new(
-            key,
-            column(&key, "created_at", row.try_get("created_at"))?,
-            column(&key, "expires_at", row.try_get("expires_at"))?,
-            column(&key, "label", row.try_get("label"))?,
-        )
-        .with_tied_at(tied_at),
-    ))
 }
 
 fn json_kind(value: &Value) -> &'static str {

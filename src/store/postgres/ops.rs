@@ -1,0 +1,273 @@
+//! The [`SessionStore`] operations of [`PostgresStore`]. The single-row writes (`create`,
+//! `touch`, `delete`, `apply`) go through the group-commit queue
+//! ([`group_commit`](super::group_commit)); `cycle` is one statement of its own on the pool,
+//! and `delete_all` and `delete_expired` run alone, outside the queue's lanes.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sqlx::types::Json;
+use sqlx::{AssertSqlSafe, Row};
+
+use super::group_commit::Statement;
+use super::rows::{
+    cap, decode, expected_absent, expected_present, listed, set_sizes, sizes_of, touched,
+    JsonObject,
+};
+use super::{backend, PostgresStore};
+use crate::error::StoreError;
+use crate::id::StoreKey;
+use crate::store::sql::Arg;
+use crate::store::sql::{self, encode_data, Split, PURGE_BATCH};
+use crate::store::{
+    now, Applied, ChangeSet, Created, Cycled, Listed, Record, Rekey, SessionStore, Touched,
+};
+
+#[async_trait]
+impl SessionStore for PostgresStore {
+    async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(self.sql.schema.load.clone()))
+            .bind(key.to_string())
+            .bind(now())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map(|row| decode(key, &row)).transpose()
+    }
+
+    // One upsert through the write queue that takes the key only if it is free or its row
+    // has expired.
+    async fn create(&self, key: &StoreKey, record: &Record) -> Result<Created, StoreError> {
+        let (size, sizes) = sizes_of(&record.data)?;
+        let statement = Statement {
+            sql: self.sql.schema.common.create.clone(),
+            args: vec![
+                Arg::Text(key.to_string()),
+                Arg::Text(encode_data(&record.data)?),
+                Arg::Int(record.created_at),
+                Arg::Int(record.expires_at),
+                Arg::OptText(record.expiry.encode()),
+                Arg::OptText(record.owner.as_ref().map(|o| o.principal.clone())),
+                Arg::OptText(record.owner.as_ref().and_then(|o| o.label.clone())),
+                Arg::Int(now()),
+                Arg::OptInt(record.owner.as_ref().and_then(|o| o.tied_at)),
+                Arg::Int(size),
+                Arg::Text(sizes),
+            ],
+        };
+        Ok(if self.writes.execute(key, statement).await? == 1 {
+            Created::Done
+        } else {
+            Created::Collision
+        })
+    }
+
+    async fn apply(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Applied, StoreError> {
+        let split = &Split::new(changes, now());
+
+        let now = split.now;
+        let sets = serde_json::to_string(&JsonObject(&split.sets)).map_err(StoreError::backend)?;
+        let (set_sizes, added) = set_sizes(split)?;
+        let rows = self
+            .writes
+            .execute(
+                key,
+                Statement {
+                    sql: self.sql.apply.clone(),
+                    args: vec![
+                        Arg::Text(key.to_string()),
+                        Arg::Int(now),
+                        Arg::Int(split.expires_at),
+                        Arg::Bool(split.clear),
+                        Arg::TextArray(split.removed.iter().map(|k| (*k).to_owned()).collect()),
+                        Arg::Text(sets),
+                        Arg::Bool(split.expiry_changed),
+                        Arg::OptText(split.expiry.clone()),
+                        Arg::OptInt(cap(split)),
+                        Arg::Text(expected_present(split)?),
+                        Arg::TextArray(expected_absent(split)),
+                        Arg::TextArray(touched(split)),
+                        Arg::Text(set_sizes),
+                        Arg::Int(added),
+                    ],
+                },
+            )
+            .await?;
+        if rows == 1 {
+            return Ok(Applied::Done);
+        }
+        // Rarely taken: tell a corrupt row, a failed precondition and a refused size from a
+        // missing row.
+        let row: Option<(Option<String>, Option<bool>, Option<i64>)> =
+            sqlx::query_as(AssertSqlSafe(self.sql.live_data_type.clone()))
+                .bind(key.to_string())
+                .bind(now)
+                .bind(split.clear)
+                .bind(touched(split))
+                .bind(added)
+                .bind(expected_present(split)?)
+                .bind(expected_absent(split))
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend)?;
+        match row {
+            None => Ok(Applied::Missing),
+            Some((kind, _, _)) if kind.as_deref() != Some("object") => Err(sql::corrupt(
+                key,
+                "`data` is not a JSON object; not updated",
+            )),
+            Some((_, Some(false), _)) => Ok(Applied::Conflict),
+            Some((_, _, size)) => {
+                let size = size.and_then(|size| usize::try_from(size).ok());
+                match (size, split.size_cap) {
+                    (Some(size), Some(cap)) if size > cap => Ok(Applied::TooLarge { size }),
+                    _ => Ok(Applied::Missing),
+                }
+            }
+        }
+    }
+
+    async fn cycle(&self, keys: Rekey<'_>, changes: &ChangeSet) -> Result<Cycled, StoreError> {
+        let split = &Split::new(changes, now());
+
+        let now = split.now;
+        let Rekey { old, new, tie, .. } = keys;
+        let (set_sizes, added) = set_sizes(split)?;
+        let row = sqlx::query(AssertSqlSafe(self.sql.cycle.clone()))
+            .bind(old.to_string())
+            .bind(new.to_string())
+            .bind(now)
+            .bind(split.expires_at)
+            .bind(split.clear)
+            .bind(&split.removed)
+            .bind(Json(JsonObject(&split.sets)))
+            .bind(split.expiry_changed)
+            .bind(split.expiry.as_deref())
+            .bind(cap(split))
+            .bind(expected_present(split)?)
+            .bind(expected_absent(split))
+            .bind(tie.is_some())
+            .bind(tie.map(|owner| owner.principal.as_str()))
+            .bind(tie.and_then(|owner| owner.label.as_deref()))
+            .bind(tie.and_then(|owner| owner.tied_at))
+            .bind(touched(split))
+            .bind(set_sizes)
+            .bind(added)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)?;
+        let found: i64 = row.try_get("found").map_err(backend)?;
+        let moved: i64 = row.try_get("moved").map_err(backend)?;
+        let corrupt: bool = row.try_get("corrupt").map_err(backend)?;
+        let size: Option<i64> = row.try_get("size").map_err(backend)?;
+        let holds: Option<bool> = row.try_get("holds").map_err(backend)?;
+        let too_large = size
+            .and_then(|size| usize::try_from(size).ok())
+            .filter(|size| split.size_cap.is_some_and(|cap| *size > cap));
+        Ok(match (found, moved) {
+            (0, _) if corrupt => {
+                return Err(sql::corrupt(old, "`data` is not a JSON object; not cycled"))
+            }
+            (0, _) => Cycled::Missing,
+            (_, 0) if holds == Some(false) => Cycled::Conflict,
+            (_, 0) => match too_large {
+                Some(size) => Cycled::TooLarge { size },
+                None => Cycled::Collision,
+            },
+            _ => Cycled::Done,
+        })
+    }
+
+    async fn was_moved(&self, key: &StoreKey) -> Result<bool, StoreError> {
+        let row: Option<i32> =
+            sqlx::query_scalar(AssertSqlSafe(self.sql.schema.common.was_moved.clone()))
+                .bind(key.to_string())
+                .bind(now())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend)?;
+        Ok(row.is_some())
+    }
+
+    async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
+        let statement = Statement {
+            sql: self.sql.schema.common.delete.clone(),
+            args: vec![Arg::Text(key.to_string())],
+        };
+        self.writes.execute(key, statement).await?;
+        Ok(())
+    }
+
+    async fn touch(&self, key: &StoreKey, expires_at: i64) -> Result<Touched, StoreError> {
+        let statement = Statement {
+            sql: self.sql.schema.common.touch.clone(),
+            args: vec![
+                Arg::Text(key.to_string()),
+                Arg::Int(now()),
+                Arg::Int(expires_at),
+            ],
+        };
+        Ok(if self.writes.execute(key, statement).await? == 1 {
+            Touched::Done
+        } else {
+            Touched::Missing
+        })
+    }
+
+    // `DELETE`s of at most `PURGE_BATCH` rows, each its own transaction, until one removes
+    // fewer; then the same for the moved-key markers that ran out (not counted: they are not
+    // sessions).
+    async fn delete_expired(&self) -> Result<u64, StoreError> {
+        // One cut-off for every batch, so the loop ends even while sessions keep expiring.
+        let now = now();
+        let total = self
+            .purge_in_batches(&self.sql.schema.common.purge, now)
+            .await?;
+        self.purge_in_batches(&self.sql.schema.common.purge_moved, now)
+            .await?;
+        Ok(total)
+    }
+
+    async fn list(&self, principal: &str) -> Result<Vec<Listed>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe(self.sql.schema.common.list.clone()))
+            .bind(principal)
+            .bind(now())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        let mut sessions = Vec::with_capacity(rows.len());
+        for row in &rows {
+            sessions.extend(listed(row)?);
+        }
+        Ok(sessions)
+    }
+
+    // Deletes the live sessions of `principal` in one statement: a session tied by a racing
+    // create or cycle is either deleted with the rest or committed after, and so still listed.
+    async fn delete_all(&self, principal: &str) -> Result<u64, StoreError> {
+        let statement = Statement {
+            sql: self.sql.schema.common.delete_all.clone(),
+            args: vec![Arg::Text(principal.to_owned()), Arg::Int(now())],
+        };
+        self.writes.run_alone(&statement).await
+    }
+}
+
+impl PostgresStore {
+    /// Runs `purge` (`now, limit`) until a run deletes fewer than [`PURGE_BATCH`] rows; how many
+    /// it deleted in all.
+    async fn purge_in_batches(&self, purge: &Arc<str>, now: i64) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let statement = Statement {
+                sql: purge.clone(),
+                args: vec![Arg::Int(now), Arg::Int(PURGE_BATCH)],
+            };
+            let deleted = self.writes.run_alone(&statement).await?;
+            total += deleted;
+            if deleted < PURGE_BATCH.unsigned_abs() {
+                return Ok(total);
+            }
+        }
+    }
+}
