@@ -2,13 +2,11 @@
 //! call and what the response tells the client), at the end of the request or earlier with
 //! [`Session::save`].
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde_json::Value;
-
 use super::plan::{max_age, plan, Outcome, Plan, Rules, Use, Write};
-use super::state::{Origin, State, Stored, EXPIRY_TAG};
+use super::settle::{saved_values, settle, still_stored, Saved, SavedValues};
+use super::state::{Origin, State, EXPIRY_TAG};
 use super::Session;
 use crate::error::{Error, StoreError};
 use crate::events::{EventKind, Operation};
@@ -29,42 +27,6 @@ pub(crate) enum CookieAction {
     Set { id: SessionId, max_age: Option<i64> },
     /// Make the client forget its id.
     Remove,
-}
-
-/// What a carried-out plan changed, for bringing the state up to date.
-enum Saved {
-    /// Nothing in the store changed.
-    Unchanged,
-    /// The session is stored under `id` now, with these times.
-    Stored {
-        id: SessionId,
-        created_at: Option<i64>,
-        expires_at: i64,
-        /// The owner the save tied the session to (a log-in), if it did.
-        tied: Option<Owner>,
-        values: SavedValues,
-    },
-    /// This request destroyed the session: what it saves next goes into a new one.
-    Forgotten,
-    /// Someone else ended or moved the session with this id meanwhile: nothing more is saved
-    /// (see [`Origin::Ended`]).
-    Ended(SessionId),
-    /// Nothing was written: another request replaced the session's expiry policy since this
-    /// one read it (see [`EXPIRY_TAG`]). The pending changes are back in the state.
-    PolicyChanged,
-}
-
-/// Which of the session's values a save wrote.
-enum SavedValues {
-    /// None (a touch).
-    None,
-    /// All of them: the session was created.
-    All,
-    /// These changes: a `clear` (if `clear`) and these keys.
-    Changes {
-        clear: bool,
-        updates: BTreeMap<String, Option<Value>>,
-    },
 }
 
 /// Whether carrying out a plan may move the values it writes out of the state instead of
@@ -504,116 +466,6 @@ fn restore(state: &mut State, changes: ChangeSet, tie: Option<Owner>) {
     if state.log_in.is_none() {
         state.log_in = tie.map(Box::new);
     }
-}
-
-/// What settling needs of a saved change set.
-fn saved_values(changes: ChangeSet) -> SavedValues {
-    SavedValues::Changes {
-        clear: changes.clear,
-        updates: changes.updates,
-    }
-}
-
-/// The outcome of a save that kept the session under its id, now ending at `expires_at`: the
-/// cookie is sent again only if `resend`.
-fn still_stored(
-    id: &SessionId,
-    expires_at: i64,
-    values: SavedValues,
-    resend: bool,
-    max_age: Option<i64>,
-) -> (CookieAction, Saved) {
-    let action = if resend {
-        CookieAction::Set {
-            id: id.clone(),
-            max_age,
-        }
-    } else {
-        CookieAction::Keep
-    };
-    let saved = Saved::Stored {
-        id: id.clone(),
-        created_at: None,
-        expires_at,
-        tied: None,
-        values,
-    };
-    (action, saved)
-}
-
-/// Brings `state` up to date after a save: it now works on the stored session (under its new
-/// id after a create or cycle), and the changes that were saved are no longer pending. Changes
-/// made while the save ran (from another task holding the session) stay pending.
-fn settle(state: &mut State, saved: Saved) {
-    let (id, created_at, expires_at, tied, values) = match saved {
-        Saved::Unchanged => {
-            if let Origin::Stored(stored) = &mut state.origin {
-                stored.reissue = false;
-            }
-            return;
-        }
-        Saved::Forgotten => {
-            *state = State::default();
-            return;
-        }
-        Saved::Ended(id) => {
-            state.end(&id);
-            return;
-        }
-        // Handled by `carry_out`, which plans again instead.
-        Saved::PolicyChanged => return,
-        Saved::Stored {
-            id,
-            created_at,
-            expires_at,
-            tied,
-            values,
-        } => (id, created_at, expires_at, tied, values),
-    };
-    let created_at = match (&state.origin, created_at) {
-        (_, Some(created_at)) => created_at,
-        (Origin::Stored(stored), None) => stored.created_at,
-        (_, None) => now(),
-    };
-    // The session's owner now: the log-in just saved (unless another task asked for a
-    // different one meanwhile, which stays pending), else the one it had.
-    let owner = match tied {
-        Some(tied) if state.log_in.as_deref() == Some(&tied) => state.log_in.take(),
-        Some(tied) => Some(Box::new(tied)),
-        None => match &mut state.origin {
-            Origin::Stored(stored) => stored.owner.take(),
-            Origin::New | Origin::Destroyed(_) | Origin::Ended => None,
-        },
-    };
-    state.origin = Origin::Stored(Stored {
-        id,
-        created_at,
-        expires_at,
-        reissue: false,
-        cycle: false,
-        owner,
-    });
-    match values {
-        // A new session holds all the data the handler had.
-        SavedValues::All => {
-            state.updates.clear();
-            state.clear = false;
-            state.baseline = Default::default();
-        }
-        SavedValues::Changes { clear, updates } => {
-            if !state.updates.is_empty() {
-                let saved = |key: &String, value: &Option<Value>| updates.get(key) == Some(value);
-                state.updates.retain(|key, value| !saved(key, value));
-            }
-            if clear {
-                state.clear = false;
-            }
-            state.saved(clear, &updates);
-        }
-        SavedValues::None => {}
-    }
-    state.expiry_set = false;
-    state.absolute_set = false;
 }
 
 /// The session was destroyed, cycled (a login in another tab) or expired by someone else between

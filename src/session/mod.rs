@@ -13,6 +13,7 @@ mod flash;
 mod key;
 mod plan;
 mod principal;
+mod settle;
 mod size;
 mod state;
 mod swap;
