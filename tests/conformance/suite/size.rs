@@ -220,9 +220,6 @@ pub async fn size_at_the_cap_is_data_size(store: impl SessionStore) {
     assert_eq!(must_load(&store, &new).await.data, after.data);
 }
 
-/// The same edge through the layer, which counts as its inserts go: a session filled to
-/// exactly the cap is saved whether it is new (`create`), stored (`apply`) or moved to a new
-/// id (`cycle`), and one more byte is refused by the insert, never later by the store.
 /// `-0.0` as `0.0`: PostgreSQL's `jsonb` has no negative zero, so it reads back the other
 /// zero (of the same size: the cap is not what differs).
 fn without_negative_zero(value: Value) -> Value {
@@ -239,6 +236,9 @@ fn without_negative_zero(value: Value) -> Value {
     }
 }
 
+/// The same edge through the layer, which counts as its inserts go: a session filled to
+/// exactly the cap is saved whether it is new (`create`), stored (`apply`) or moved to a new
+/// id (`cycle`), and one more byte is refused by the insert, never later by the store.
 pub async fn size_at_the_cap_through_the_layer(store: impl SessionStore) {
     use axum::routing::get;
     use sessionware::{Error, Session};
