@@ -590,23 +590,18 @@ fn refused_size(code: i64) -> usize {
 /// A Redis error as a [`StoreError`]: a key of the wrong type is corrupt data, the rest is a
 /// backend failure.
 fn error(error: RedisError, key: &StoreKey) -> StoreError {
-    if error.code() == Some("WRONGTYPE") {
-        StoreError::Corrupt(format!(
-            "session {}: the Redis key is not a hash ({error})",
-            key.short()
-        ))
-    } else {
-        StoreError::backend(error)
-    }
+    typed_error(error, key, "the Redis key is not a hash")
 }
 
-/// A Redis error reading a moved-id marker: a key of the wrong type is corrupt data.
+/// A Redis error reading a moved-id marker (a string key), as [`error`] does for sessions.
 fn marker_error(error: RedisError, key: &StoreKey) -> StoreError {
+    typed_error(error, key, "the moved-id marker is not a string")
+}
+
+/// `WRONGTYPE` as corrupt data described by `wrong`, anything else as a backend failure.
+fn typed_error(error: RedisError, key: &StoreKey, wrong: &str) -> StoreError {
     if error.code() == Some("WRONGTYPE") {
-        StoreError::Corrupt(format!(
-            "session {}: the moved-id marker is not a string ({error})",
-            key.short()
-        ))
+        StoreError::Corrupt(format!("session {}: {wrong} ({error})", key.short()))
     } else {
         StoreError::backend(error)
     }
