@@ -15,28 +15,12 @@ mod stores;
 mod suite;
 
 /// Generates one `#[tokio::test]` per contract point for the store that `$make` (an async
-/// expression) builds. `known: [..]` names suite points this store is known not to meet yet:
-/// they are generated `#[ignore]`d with the reason (`cargo test -- --ignored` runs them), and
-/// `meets: [..]` the rest of those points.
+/// expression) builds.
 macro_rules! conformance {
     ($name:ident, $make:expr) => {
-        conformance!($name, $make,
-            meets: [size_at_the_cap_is_data_size, size_at_the_cap_through_the_layer],
-            known: [], because: "");
-    };
-    ($name:ident, $make:expr,
-        meets: [$($meets:ident),*], known: [$($known:ident),*], because: $reason:literal) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
-            conformance!(@each suite, $make, $($meets),*);
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                #[ignore = $reason]
-                async fn $known() {
-                    crate::suite::$known($make).await;
-                }
-            )*
             conformance!(@each suite, $make,
                 create_load_apply_delete,
                 create_never_overwrites,
@@ -53,7 +37,9 @@ macro_rules! conformance {
                 preconditions_guard_a_change,
                 a_change_set_with_thousands_of_keys,
                 one_failed_precondition_of_thousands_changes_nothing,
-                through_the_layer);
+                through_the_layer,
+                size_at_the_cap_is_data_size,
+                size_at_the_cap_through_the_layer);
             conformance!(@each owners, $make,
                 owners_are_kept_and_listed,
                 listing_skips_expired_and_destroyed,
