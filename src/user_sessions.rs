@@ -111,7 +111,11 @@ impl Sessions {
     }
 
     /// Deletes the session under `key` and reports it revoked.
-    async fn delete(&self, principal: Option<&str>, key: &StoreKey) -> Result<(), Error> {
+    pub(crate) async fn delete(
+        &self,
+        principal: Option<&str>,
+        key: &StoreKey,
+    ) -> Result<(), Error> {
         self.observer
             .call(Operation::Delete, self.store.delete(key))
             .await?;

@@ -4,10 +4,10 @@
 use super::state::Origin;
 use super::Session;
 use crate::error::Error;
-use crate::events::{EventKind, Operation};
+use crate::events::Operation;
 use crate::id::StoreKey;
 use crate::store::{Listed, Owner};
-use crate::user_sessions::SessionInfo;
+use crate::user_sessions::{SessionInfo, Sessions};
 
 impl Session {
     /// Logs the session in as `principal` (the application's user id): when the layer saves
@@ -236,14 +236,11 @@ impl Session {
         Ok(own_revoked)
     }
 
-    /// Ends `principal`'s session under `key` (another of the user's), and reports it revoked.
+    /// Ends `principal`'s session under `key` (another of the user's), as
+    /// [`Sessions`](crate::Sessions) does: deleted, and reported revoked.
     async fn revoke(&self, principal: &str, key: &StoreKey) -> Result<(), Error> {
-        let store = &self.inner.settings.store;
-        self.observer()
-            .call(Operation::Delete, store.delete(key))
-            .await?;
-        self.observer()
-            .emit(EventKind::Revoked, Some(principal), Some(key));
-        Ok(())
+        let settings = &self.inner.settings;
+        let sessions = Sessions::new(settings.store.clone(), settings.observer.clone());
+        sessions.delete(Some(principal), key).await
     }
 }
