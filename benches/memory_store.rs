@@ -23,7 +23,11 @@ use sessionware::{MemoryStore, SessionId, StoreKey};
 
 fn record() -> Record {
     let t = now();
-    Record::new([("counter".to_owned(), json!(1))].into(), t + 3_600_000).with_created_at(t)
+    Record::new(
+        [("counter".to_owned(), json!(1))].into(),
+        t + Duration::from_secs(3600),
+    )
+    .with_created_at(t)
 }
 
 /// A store holding `count` sessions, and their keys.
@@ -119,8 +123,8 @@ fn memory_store(c: &mut Criterion) {
                     let (store, keys) = (store.clone(), keys.clone());
                     run(threads, iters, move |i| {
                         let key = &keys[i as usize % keys.len()];
-                        let changes = ChangeSet::new(now() + 3_600_000)
-                            .with_update("counter", Some(json!(i)));
+                        let changes = ChangeSet::new(now() + Duration::from_millis(3_600_000))
+                            .with_set("counter", json!(i));
                         assert_eq!(
                             now_or_never(store.apply(key, &changes)).unwrap(),
                             Applied::Done

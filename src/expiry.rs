@@ -9,9 +9,10 @@
 //!
 //! The cookie's `Max-Age` only tells the browser when to forget the id; it is never trusted.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use time::OffsetDateTime;
+use crate::clock::{from_ms, millis, to_ms};
+use crate::defaults;
 
 /// How long a session lives.
 ///
@@ -35,29 +36,17 @@ pub enum Expiry {
     /// A browser-session cookie (no `Max-Age`): the browser drops it when it closes. The server
     /// still ends the session after an idle period, set by
     /// [`SessionLayer::with_session_end_idle_timeout`](crate::SessionLayer::with_session_end_idle_timeout)
-    /// (default [`DEFAULT_SESSION_END_IDLE`]), because browsers that restore tabs may never
+    /// (default [`SESSION_END_IDLE`](crate::defaults::SESSION_END_IDLE)), because browsers that restore tabs may never
     /// "end" the session. The default.
     #[default]
     OnSessionEnd,
     /// Rolling expiry: the session ends after this long without a request that uses it. Reads
-    /// extend the deadline at most once per [`TOUCH_FRACTION`] of the period, so read-mostly
+    /// extend the deadline at most once per [`TOUCH_FRACTION`](crate::defaults::TOUCH_FRACTION) of the period, so read-mostly
     /// traffic does not write to the store on every request.
     OnInactivity(Duration),
     /// The session ends at this instant, whatever the activity.
-    AtDateTime(OffsetDateTime),
+    AtDateTime(SystemTime),
 }
-
-/// The server-side idle timeout of [`Expiry::OnSessionEnd`] sessions unless configured: 24 hours.
-pub const DEFAULT_SESSION_END_IDLE: Duration = Duration::from_secs(24 * 3600);
-
-/// The default absolute timeout: 7 days after creation a session ends, however active.
-pub const DEFAULT_ABSOLUTE_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
-
-/// The default bound on a session's own absolute timeout
-/// ([`Session::set_absolute_timeout`](crate::Session::set_absolute_timeout), for "keep me
-/// signed in"): 30 days. Change it with
-/// [`SessionLayer::with_max_absolute_timeout`](crate::SessionLayer::with_max_absolute_timeout).
-pub const DEFAULT_MAX_ABSOLUTE_TIMEOUT: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// A session's own expiry settings, saved with it: what a handler chose with
 /// [`Session::set_expiry`](crate::Session::set_expiry) and
@@ -151,29 +140,6 @@ impl ExpirySettings {
     }
 }
 
-/// A read-only request extends a rolling deadline only once at least `1 / TOUCH_FRACTION` of
-/// the idle period has passed since the deadline was last set (a quarter): with a 30-minute idle
-/// timeout, a session read every second is written at most once every 7.5 minutes, and its real
-/// idle timeout is between 22.5 and 30 minutes.
-pub const TOUCH_FRACTION: u32 = 4;
-
-/// The current time in Unix milliseconds: the clock of every deadline, in the layer and in
-/// every store (which compare it with `expires_at`). The one way to get "now" in this crate.
-///
-/// ```
-/// let before = sessionware::store::now();
-/// assert!(before > 1_700_000_000_000); // after November 2023
-/// ```
-pub fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
 /// The deadline rules of one layer, applied to one session.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Deadlines {
@@ -210,9 +176,7 @@ impl Deadlines {
         now: i64,
     ) -> i64 {
         let policy = match (expiry, self.idle(expiry)) {
-            (Expiry::AtDateTime(at), _) => {
-                i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-            }
+            (Expiry::AtDateTime(at), _) => to_ms(at),
             (_, Some(idle)) => now.saturating_add(millis(idle)),
             (_, None) => now,
         };
@@ -220,10 +184,12 @@ impl Deadlines {
     }
 
     /// Whether a read at `now` should move the deadline from `current` to `next`: only when it
-    /// gains at least a [`TOUCH_FRACTION`] of the idle period.
+    /// gains at least a [`TOUCH_FRACTION`](crate::defaults::TOUCH_FRACTION) of the idle period.
     pub(crate) fn touch_due(&self, expiry: Expiry, current: i64, next: i64) -> bool {
         match self.idle(expiry) {
-            Some(idle) => next.saturating_sub(current) >= millis(idle) / i64::from(TOUCH_FRACTION),
+            Some(idle) => {
+                next.saturating_sub(current) >= millis(idle) / i64::from(defaults::TOUCH_FRACTION)
+            }
             None => false,
         }
     }
@@ -248,7 +214,7 @@ impl Expiry {
         match self {
             Expiry::OnSessionEnd => "end".to_owned(),
             Expiry::OnInactivity(d) => format!("idle:{}", millis(*d)),
-            Expiry::AtDateTime(at) => format!("at:{}", at.unix_timestamp_nanos() / 1_000_000),
+            Expiry::AtDateTime(at) => format!("at:{}", to_ms(*at)),
         }
     }
 
@@ -262,10 +228,8 @@ impl Expiry {
                 ms.parse().ok()?,
             )));
         }
-        let ms: i128 = text.strip_prefix("at:")?.parse().ok()?;
-        OffsetDateTime::from_unix_timestamp_nanos(ms.checked_mul(1_000_000)?)
-            .ok()
-            .map(Expiry::AtDateTime)
+        let ms: i64 = text.strip_prefix("at:")?.parse().ok()?;
+        (ms >= 0).then(|| Expiry::AtDateTime(from_ms(ms)))
     }
 }
 
@@ -313,7 +277,7 @@ mod tests {
 
     #[test]
     fn fixed_deadline_ignores_activity() {
-        let at = OffsetDateTime::from_unix_timestamp(100).unwrap();
+        let at = from_ms(100_000);
         let e = Expiry::AtDateTime(at);
         assert_eq!(rules().expires_at(e, ABS, 0, 5), 100_000);
         assert_eq!(rules().expires_at(e, ABS, 0, 50_000), 100_000);
@@ -329,7 +293,7 @@ mod tests {
 
     #[test]
     fn encoding_round_trips_and_rejects_garbage() {
-        let at = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let at = from_ms(1_700_000_000_000);
         for e in [
             Expiry::OnSessionEnd,
             Expiry::OnInactivity(Duration::from_millis(1500)),

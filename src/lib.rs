@@ -114,8 +114,10 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod auth;
+mod clock;
 mod config;
 pub mod csrf;
+pub mod defaults;
 mod error;
 pub mod events;
 mod expiry;
@@ -131,14 +133,10 @@ pub mod test_kit;
 mod user_sessions;
 
 pub use config::ConfigError;
-pub use config::DEFAULT_MAX_SESSION_SIZE;
 pub use cookie::{Key, SameSite};
 pub use csrf::CsrfLayer;
 pub use error::{BoxError, Error, StoreError};
-pub use expiry::{
-    Expiry, ExpirySettings, DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_MAX_ABSOLUTE_TIMEOUT,
-    DEFAULT_SESSION_END_IDLE, TOUCH_FRACTION,
-};
+pub use expiry::{Expiry, ExpirySettings};
 pub use id::{SessionId, StoreKey};
 pub use layer::SessionLayer;
 /// The SQLite driver [`SqliteStore`] runs on (for [`SqliteStore::with_connection`]).
@@ -146,8 +144,7 @@ pub use layer::SessionLayer;
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use rusqlite;
 pub use session::{
-    FlashMessage, FlashRejection, Flashes, KeyName, Level, Session, SessionKey, SessionMissing,
-    MAX_UNREAD_FLASHES, UPDATE_ATTEMPTS,
+    FlashMessage, FlashRejection, Flashes, KeyName, Level, Session, SessionKey, SessionRejection,
 };
 pub use stats::SessionStats;
 pub use store::MemoryStore;

@@ -39,6 +39,7 @@ use std::sync::Arc;
 use http::{header, HeaderMap, HeaderValue, Request, Response};
 use serde::Serialize;
 
+use crate::clock::{from_ms, now_ms};
 use crate::config::Settings;
 use crate::csrf::token;
 use crate::error::Error;
@@ -46,7 +47,7 @@ use crate::id::transport::{encode, read_id, Incoming, ReadId};
 use crate::id::SessionId;
 use crate::session::KeyName;
 use crate::session::SECRET_KEY;
-use crate::store::{now, Created, Data, Owner, Record, SessionStore};
+use crate::store::{Created, Data, Owner, Record, SessionStore};
 
 /// Seeds and reads sessions of one [`SessionLayer`](crate::SessionLayer), in its store and with
 /// its cookie settings (name, signing or encryption, id header). From
@@ -190,13 +191,14 @@ impl Seed<'_> {
         })?;
         data.insert(SECRET_KEY.to_owned(), csrf_secret.clone().into());
         let settings = &self.kit.settings;
-        let created_at = now();
+        let created_at = now_ms();
         let absolute = settings.deadlines.absolute(&Default::default());
         let expires_at =
             settings
                 .deadlines
                 .expires_at(settings.expiry, absolute, created_at, created_at);
-        let mut record = Record::new(data, expires_at).with_created_at(created_at);
+        let mut record =
+            Record::new(data, from_ms(expires_at)).with_created_at(from_ms(created_at));
         record.owner = self.owner;
         loop {
             let id = SessionId::generate();

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use crate::error::Error;
 use crate::events::{EventKind, Observer, Operation};
@@ -61,28 +61,42 @@ impl Sessions {
         Ok(SessionInfo::from_listed(listed, None))
     }
 
-    /// Ends one session (of any principal). To act on a handle a client sent back (a revoke
-    /// button), use [`revoke_of`](Self::revoke_of), which checks whose session it is.
+    /// Ends the session `handle` if it is one of `principal`'s; whether it was. What a
+    /// "revoke" button on a devices page calls with the handle the client sent back: a handle
+    /// of someone else's session ends nothing.
+    ///
+    /// ```
+    /// use sessionware::{MemoryStore, SessionHandle, SessionLayer};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let sessions = SessionLayer::new(MemoryStore::default()).sessions();
+    /// let sent_back: SessionHandle = "ab".repeat(32).parse().unwrap();
+    /// assert!(!sessions.revoke("user-42", &sent_back).await?, "not one of user-42's");
+    /// # Ok::<(), sessionware::Error>(())
+    /// # }).unwrap();
+    /// ```
     ///
     /// # Errors
     ///
     /// [`Error::Store`] if the store failed.
-    pub async fn revoke(&self, handle: &SessionHandle) -> Result<(), Error> {
-        self.delete(None, &handle.0).await
-    }
-
-    /// Ends the session `handle` if it is one of `principal`'s; whether it was.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Store`] if the store failed.
-    pub async fn revoke_of(&self, principal: &str, handle: &SessionHandle) -> Result<bool, Error> {
+    pub async fn revoke(&self, principal: &str, handle: &SessionHandle) -> Result<bool, Error> {
         let listed = self.list_listed(principal).await?;
         if !listed.iter().any(|session| session.key == handle.0) {
             return Ok(false);
         }
         self.delete(Some(principal), &handle.0).await?;
         Ok(true)
+    }
+
+    /// Ends one session, whoever it belongs to, without checking. For an administrator's tools
+    /// that already know whose session it is; a handle a client sent back goes to
+    /// [`revoke`](Self::revoke), which checks.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if the store failed.
+    pub async fn revoke_unchecked(&self, handle: &SessionHandle) -> Result<(), Error> {
+        self.delete(None, &handle.0).await
     }
 
     /// Ends every session of `principal`; how many were live. A log-in of the same principal
@@ -137,8 +151,8 @@ impl fmt::Debug for Sessions {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionInfo {
     handle: SessionHandle,
-    created_at: i64,
-    expires_at: i64,
+    created_at: SystemTime,
+    expires_at: SystemTime,
     label: Option<String>,
     current: bool,
 }
@@ -167,12 +181,12 @@ impl SessionInfo {
 
     /// When the session was created (at log-in, for a session created by it).
     pub fn created_at(&self) -> SystemTime {
-        system_time(self.created_at)
+        self.created_at
     }
 
     /// When the session ends unless it is used again.
     pub fn expires_at(&self) -> SystemTime {
-        system_time(self.expires_at)
+        self.expires_at
     }
 
     /// The label given at log-in ([`Session::log_in_with_label`](crate::Session::log_in_with_label)).
@@ -186,15 +200,11 @@ impl SessionInfo {
     }
 }
 
-pub(crate) fn system_time(unix_ms: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(u64::try_from(unix_ms).unwrap_or(0))
-}
-
 /// Names one session so that it can be revoked, and nothing else.
 ///
 /// It holds the session's store key, the SHA-256 of its id: no cookie can be made from it. It
 /// prints as 64 hex digits and parses back ([`FromStr`]), so a "revoke" button can carry it in a
-/// form; check whose session it names with [`Sessions::revoke_of`].
+/// form; [`Sessions::revoke`] checks whose session it names.
 ///
 /// ```
 /// use sessionware::SessionHandle;

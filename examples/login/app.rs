@@ -448,7 +448,7 @@ async fn revoke(
     let sessions = &state.sessions;
     // The handle came from a form: revoke it only if it is one of this user's sessions.
     let revoked = match form.handle.parse::<SessionHandle>() {
-        Ok(handle) => sessions.revoke_of(&user, &handle).await?,
+        Ok(handle) => sessions.revoke(&user, &handle).await?,
         Err(_) => false,
     };
     let (level, text) = if revoked {

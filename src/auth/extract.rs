@@ -9,7 +9,7 @@ use http::request::Parts;
 use http::StatusCode;
 
 use crate::error::Error;
-use crate::session::{Session, SessionMissing};
+use crate::session::{Session, SessionRejection};
 
 const NOT_LOGGED_IN: &str = "Unauthorized: this resource needs a logged-in session. Log in first.";
 
@@ -64,7 +64,7 @@ pub enum LoggedInRejection {
     NotLoggedIn,
     /// The route is not behind a [`SessionLayer`](crate::SessionLayer): `500`.
     #[error(transparent)]
-    Missing(SessionMissing),
+    Missing(SessionRejection),
     /// Loading the session failed: `500`.
     #[error(transparent)]
     Failed(Error),
@@ -227,7 +227,7 @@ pub enum CurrentUserRejection<R> {
     /// Nobody is logged in, or the user is gone (the session was ended): `401`.
     NotLoggedIn,
     /// The route is not behind a [`SessionLayer`](crate::SessionLayer): `500`.
-    Missing(SessionMissing),
+    Missing(SessionRejection),
     /// Loading or ending the session failed: `500`.
     Failed(Error),
     /// [`FromPrincipal::from_principal`] failed: its rejection.

@@ -11,7 +11,7 @@ use tower_service::Service;
 use super::layer::Config;
 use super::ResponseFuture;
 use crate::error::Error;
-use crate::session::{Session, SessionMissing};
+use crate::session::{Session, SessionRejection};
 
 /// The service [`RequireLogin`](super::RequireLogin) wraps around the inner one. See the
 /// [module docs](crate::auth).
@@ -65,7 +65,7 @@ where
 /// Whether the request for `target` may pass: `Err` with the response for it otherwise.
 async fn check(session: Option<Session>, target: &str, config: &Config) -> Result<(), Response> {
     let Some(session) = session else {
-        return Err(SessionMissing.into_response());
+        return Err(SessionRejection.into_response());
     };
     // One load at most (none without a cookie), shared with the handler; nothing is written.
     let logged_in = match config.within {

@@ -6,7 +6,6 @@ mod options;
 mod settings;
 mod validate;
 
-pub use options::DEFAULT_MAX_SESSION_SIZE;
 pub(crate) use options::{Config, Protection};
 pub(crate) use settings::Settings;
 pub(crate) use validate::validate;

@@ -8,15 +8,9 @@ use axum_core::response::Response;
 use cookie::{Key, SameSite};
 use http::HeaderName;
 
+use crate::defaults;
 use crate::error::Error;
-use crate::expiry::{
-    Deadlines, Expiry, DEFAULT_ABSOLUTE_TIMEOUT, DEFAULT_MAX_ABSOLUTE_TIMEOUT,
-    DEFAULT_SESSION_END_IDLE,
-};
-
-/// The default cap on a session's serialized size: 256 KiB, far above what sessions usually
-/// hold, low enough that a runaway handler cannot grow one without bound.
-pub const DEFAULT_MAX_SESSION_SIZE: usize = 256 * 1024;
+use crate::expiry::{Deadlines, Expiry};
 
 /// How the id is protected in the cookie, with the key that does it: a signed or private
 /// cookie without a key cannot be expressed.
@@ -81,15 +75,15 @@ impl Default for Config {
             domain: None,
             expiry: Expiry::OnSessionEnd,
             deadlines: Deadlines {
-                session_end_idle: DEFAULT_SESSION_END_IDLE,
-                absolute: DEFAULT_ABSOLUTE_TIMEOUT,
-                max_absolute: DEFAULT_MAX_ABSOLUTE_TIMEOUT,
+                session_end_idle: defaults::SESSION_END_IDLE,
+                absolute: defaults::ABSOLUTE_TIMEOUT,
+                max_absolute: defaults::MAX_ABSOLUTE_TIMEOUT,
             },
             protection: Protection::Plain,
             previous_keys: Vec::new(),
             header: None,
             error_handler: None,
-            max_size: Some(DEFAULT_MAX_SESSION_SIZE),
+            max_size: Some(defaults::MAX_SESSION_SIZE),
             max_per_principal: None,
             hook: None,
         }

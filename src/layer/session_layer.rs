@@ -149,7 +149,7 @@ impl SessionLayer {
     /// The longest absolute timeout a handler may give one session with
     /// [`Session::set_absolute_timeout`](crate::Session::set_absolute_timeout) (for "keep me
     /// signed in"); longer requests are cut to it. Default
-    /// [`DEFAULT_MAX_ABSOLUTE_TIMEOUT`](crate::DEFAULT_MAX_ABSOLUTE_TIMEOUT) (30 days). It bounds
+    /// [`MAX_ABSOLUTE_TIMEOUT`](crate::defaults::MAX_ABSOLUTE_TIMEOUT) (30 days). It bounds
     /// only what handlers ask for; the layer's own
     /// [`with_absolute_timeout`](Self::with_absolute_timeout) applies to every other session.
     #[must_use]
@@ -196,7 +196,7 @@ impl SessionLayer {
     /// Caps a session's serialized size (its values as one JSON object), in bytes. An
     /// [`insert`](crate::Session::insert) that would go over it fails with
     /// [`Error::TooLarge`] and changes nothing. Default
-    /// [`DEFAULT_MAX_SESSION_SIZE`](crate::DEFAULT_MAX_SESSION_SIZE) (256 KiB); `usize::MAX` for
+    /// [`MAX_SESSION_SIZE`](crate::defaults::MAX_SESSION_SIZE) (256 KiB); `usize::MAX` for
     /// no limit.
     #[must_use]
     pub fn with_max_session_size(mut self, bytes: usize) -> Self {

@@ -8,11 +8,14 @@ use super::plan::{max_age, plan, Outcome, Plan, Rules, Use, Write};
 use super::settle::{saved_values, settle, still_stored, Saved, SavedValues};
 use super::state::{Origin, State, EXPIRY_TAG};
 use super::Session;
+use crate::clock::now_ms;
+use crate::clock::{from_ms, to_ms};
 use crate::error::{Error, StoreError};
 use crate::events::{EventKind, Operation};
-use crate::expiry::now;
 use crate::id::SessionId;
-use crate::store::{entry_size, Applied, ChangeSet, Created, Cycled, Owner, Record, Rekey};
+use crate::store::{
+    entry_size, Applied, ChangeSet, Created, Cycled, Owner, Precondition, Record, Rekey,
+};
 
 /// How many fresh ids to try when the store reports a collision. With 122 random bits a single
 /// collision is already beyond unlikely; several in a row mean a broken store.
@@ -58,7 +61,7 @@ impl Session {
                 return Some(Plan::Nothing);
             }
         }
-        Some(plan(&state, used, outcome, &self.rules(), now()))
+        Some(plan(&state, used, outcome, &self.rules(), now_ms()))
     }
 
     /// Whether an earlier [`save`](Session::save) in this request owes the response a cookie
@@ -133,7 +136,7 @@ impl Session {
             Use::Loaded,
             Outcome::Ok,
             &self.rules(),
-            now(),
+            now_ms(),
         )
     }
 
@@ -178,7 +181,7 @@ impl Session {
             (stored.id.clone(), stored.created_at, expiry)
         };
         let expires_at = self.next_deadline(created_at);
-        let max_age = max_age(expiry, expires_at, now());
+        let max_age = max_age(expiry, expires_at, now_ms());
         let plan = Plan::Touch {
             id,
             expires_at,
@@ -198,7 +201,7 @@ impl Session {
     /// would follow the old one), reads the session again and carries out a new plan.
     async fn carry_out(&self, plan: &Plan, source: Source) -> Result<CookieAction, Error> {
         let mut replanned: Option<Plan> = None;
-        for _ in 0..super::UPDATE_ATTEMPTS {
+        for _ in 0..crate::defaults::UPDATE_ATTEMPTS {
             let current = replanned.as_ref().unwrap_or(plan);
             let (action, saved) = self.execute(current, source).await?;
             if let Saved::PolicyChanged = saved {
@@ -214,7 +217,7 @@ impl Session {
             .emit(EventKind::Conflict, principal.as_deref(), None);
         Err(Error::Conflict {
             key: EXPIRY_TAG.to_owned(),
-            attempts: super::UPDATE_ATTEMPTS,
+            attempts: crate::defaults::UPDATE_ATTEMPTS,
         })
     }
 
@@ -261,7 +264,7 @@ impl Session {
                     .call(Operation::Apply, store.apply(&key, &changes));
                 match applied.await? {
                     Applied::Done => {
-                        let expires_at = changes.expires_at;
+                        let expires_at = to_ms(changes.expires_at);
                         still_stored(id, expires_at, saved_values(changes), resend, max_age)
                     }
                     Applied::Missing => (ended_elsewhere(id), Saved::Ended(id.clone())),
@@ -288,8 +291,8 @@ impl Session {
             } => {
                 // A touch moves only the deadline, but under the policy this request read: an
                 // apply that expects the policy tag, rather than the store's plain touch.
-                let policy = self.state().stored(EXPIRY_TAG).cloned();
-                let changes = ChangeSet::new(expires_at).with_expected(EXPIRY_TAG, policy);
+                let policy = Precondition::still(self.state().stored(EXPIRY_TAG).cloned());
+                let changes = ChangeSet::new(from_ms(expires_at)).with_expected(EXPIRY_TAG, policy);
                 let key = id.store_key();
                 let applied = self
                     .observer()
@@ -339,8 +342,8 @@ impl Session {
                     }
                     let saved = Saved::Stored {
                         id: id.clone(),
-                        created_at: Some(record.created_at),
-                        expires_at: record.expires_at,
+                        created_at: Some(to_ms(record.created_at)),
+                        expires_at: to_ms(record.expires_at),
                         tied: record.owner,
                         values: SavedValues::All,
                     };
@@ -378,7 +381,7 @@ impl Session {
                 old: &old,
                 new: &new.store_key(),
                 tie: tie.as_ref(),
-                was,
+                loaded_principal: was,
             };
             let cycled = self
                 .observer()
@@ -397,7 +400,7 @@ impl Session {
                     let saved = Saved::Stored {
                         id: new.clone(),
                         created_at: None,
-                        expires_at: changes.expires_at,
+                        expires_at: to_ms(changes.expires_at),
                         tied: tie,
                         values: saved_values(changes),
                     };
@@ -431,8 +434,8 @@ fn new_record(state: &mut State, created_at: i64, expires_at: i64, source: Sourc
     };
     Record {
         data,
-        created_at,
-        expires_at,
+        created_at: from_ms(created_at),
+        expires_at: from_ms(expires_at),
         expiry: state.settings,
         owner,
     }
@@ -449,10 +452,10 @@ fn pending_changes(state: &mut State, write: Write, source: Source) -> ChangeSet
     ChangeSet {
         clear: state.clear,
         updates,
-        expires_at: write.expires_at,
+        expires_at: from_ms(write.expires_at),
         expiry: write.expiry,
         max_size: write.max_size,
-        expect: [(EXPIRY_TAG.to_owned(), policy)].into(),
+        expect: [(EXPIRY_TAG.to_owned(), Precondition::still(policy))].into(),
     }
 }
 
@@ -488,7 +491,7 @@ pub(super) fn too_large(changes: &ChangeSet, size: usize) -> Error {
     let key = changes
         .updates
         .iter()
-        .filter_map(|(key, value)| value.as_ref().map(|v| (key, entry_size(key, v))))
+        .filter_map(|(key, change)| change.value().map(|v| (key, entry_size(key, v))))
         .max_by_key(|(_, size)| *size)
         .map(|(key, _)| key.clone())
         .unwrap_or_default();

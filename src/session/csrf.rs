@@ -6,6 +6,7 @@ use super::swap::{OnNew, Swap};
 use super::Session;
 use crate::csrf::token;
 use crate::error::{Error, StoreError};
+use crate::store::{KeyChange, Precondition};
 
 /// The session key of the CSRF secret (keys starting with `__` are the crate's own).
 pub(crate) const SECRET_KEY: &str = "__csrf";
@@ -36,8 +37,16 @@ impl Session {
                 let swap = Swap {
                     // What the store holds, not the view: after a log-in the view has no
                     // secret while the store still has the old one, replaced here.
-                    expect: [(SECRET_KEY.to_owned(), state.stored(SECRET_KEY).cloned())].into(),
-                    updates: [(SECRET_KEY.to_owned(), Some(Value::from(secret.clone())))].into(),
+                    expect: [(
+                        SECRET_KEY.to_owned(),
+                        Precondition::still(state.stored(SECRET_KEY).cloned()),
+                    )]
+                    .into(),
+                    updates: [(
+                        SECRET_KEY.to_owned(),
+                        KeyChange::Set(Value::from(secret.clone())),
+                    )]
+                    .into(),
                 };
                 Ok((Some(swap), secret))
             })

@@ -34,21 +34,21 @@ use super::Session;
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 #[non_exhaustive]
-pub struct SessionMissing;
+pub struct SessionRejection;
 
 const MISSING: &str = "Missing request extension: `Session` was not found. \
 Perhaps you forgot to add `SessionLayer` to your router (`.layer(SessionLayer::new(store))`), \
 or the route is outside of it?";
 
-impl std::fmt::Display for SessionMissing {
+impl std::fmt::Display for SessionRejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(MISSING)
     }
 }
 
-impl std::error::Error for SessionMissing {}
+impl std::error::Error for SessionRejection {}
 
-impl IntoResponse for SessionMissing {
+impl IntoResponse for SessionRejection {
     fn into_response(self) -> Response {
         tracing::error!("{MISSING}");
         (StatusCode::INTERNAL_SERVER_ERROR, MISSING).into_response()
@@ -56,14 +56,14 @@ impl IntoResponse for SessionMissing {
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Session {
-    type Rejection = SessionMissing;
+    type Rejection = SessionRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         parts
             .extensions
             .get::<Session>()
             .cloned()
-            .ok_or(SessionMissing)
+            .ok_or(SessionRejection)
     }
 }
 

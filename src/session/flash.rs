@@ -7,18 +7,15 @@ use http::request::Parts;
 use serde::{Deserialize, Serialize};
 
 use super::swap::{OnNew, Swap};
-use super::{Session, SessionMissing};
+use super::{Session, SessionRejection};
+use crate::clock::now_ms;
+use crate::defaults;
 use crate::error::Error;
-use crate::expiry::now;
+use crate::store::{KeyChange, Precondition};
 
 /// The prefix of the session keys that hold flash messages, one key per message. Keys that
 /// start with `__` are the crate's own.
 const PREFIX: &str = "__flash.";
-
-/// How many unread flash messages a session keeps: adding one more drops the oldest. (Requests
-/// adding messages at the same moment can each keep theirs, so a session can briefly hold a
-/// few more.)
-pub const MAX_UNREAD_FLASHES: usize = 50;
 
 /// Distinguishes messages set in the same millisecond by this process.
 static SEQUENCE: AtomicU64 = AtomicU64::new(0);
@@ -69,7 +66,7 @@ impl Session {
     /// ([`take_flashes`](Self::take_flashes) or the [`Flashes`] extractor), typically the page
     /// a redirect leads to. Each message is a value of its own, so requests adding messages at
     /// once all keep theirs. It is saved with the response, so a message added by a request that
-    /// fails with a `5xx` is not kept. A session keeps at most [`MAX_UNREAD_FLASHES`] unread
+    /// fails with a `5xx` is not kept. A session keeps at most [`MAX_UNREAD_FLASHES`](crate::defaults::MAX_UNREAD_FLASHES) unread
     /// messages; adding one more drops the oldest.
     ///
     /// # Errors
@@ -80,7 +77,7 @@ impl Session {
         let message = FlashMessage {
             level,
             text: text.into(),
-            set_at: now(),
+            set_at: now_ms(),
             sequence: SEQUENCE.fetch_add(1, Ordering::Relaxed),
         };
         let key = format!("{PREFIX}{:016x}", rand_u64());
@@ -89,7 +86,7 @@ impl Session {
         Ok(())
     }
 
-    /// Keeps at most [`MAX_UNREAD_FLASHES`] messages: a session nobody reads the messages of
+    /// Keeps at most [`MAX_UNREAD_FLASHES`](crate::defaults::MAX_UNREAD_FLASHES) messages: a session nobody reads the messages of
     /// (an API client, a bot following redirects) does not grow with every one.
     fn drop_oldest_flashes(&self) {
         let mut state = self.state();
@@ -104,11 +101,11 @@ impl Session {
                 (order, key.clone())
             })
             .collect();
-        if messages.len() <= MAX_UNREAD_FLASHES {
+        if messages.len() <= defaults::MAX_UNREAD_FLASHES {
             return;
         }
         messages.sort_unstable();
-        let excess = messages.len() - MAX_UNREAD_FLASHES;
+        let excess = messages.len() - defaults::MAX_UNREAD_FLASHES;
         for (_, key) in messages.into_iter().take(excess) {
             state.remove(&key);
         }
@@ -163,8 +160,9 @@ impl Session {
                 // store does not hold yet: expected absent, and their removal only drops them
                 // from the pending changes).
                 for (key, value) in state.data.iter().filter(|(key, _)| key.starts_with(PREFIX)) {
-                    swap.expect.insert(key.clone(), state.stored(key).cloned());
-                    swap.updates.insert(key.clone(), None);
+                    let stored = state.stored(key).cloned();
+                    swap.expect.insert(key.clone(), Precondition::still(stored));
+                    swap.updates.insert(key.clone(), KeyChange::Remove);
                     // A value that is not a message (written by hand) is removed, not shown.
                     if let Ok(message) = FlashMessage::deserialize(value) {
                         messages.push(message);
@@ -220,7 +218,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Flashes {
 pub enum FlashRejection {
     /// The route is not behind a [`SessionLayer`](crate::SessionLayer).
     #[error(transparent)]
-    Missing(SessionMissing),
+    Missing(SessionRejection),
     /// Taking the messages failed.
     #[error(transparent)]
     Failed(Error),

@@ -22,11 +22,10 @@ mod update;
 pub(crate) use commit::CookieAction;
 #[cfg(feature = "test-kit")]
 pub(crate) use csrf::SECRET_KEY;
-pub use extract::SessionMissing;
-pub use flash::{FlashMessage, FlashRejection, Flashes, Level, MAX_UNREAD_FLASHES};
+pub use extract::SessionRejection;
+pub use flash::{FlashMessage, FlashRejection, Flashes, Level};
 pub use key::{KeyName, SessionKey};
 pub(crate) use plan::{Outcome, Plan};
-pub use update::UPDATE_ATTEMPTS;
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,6 +36,7 @@ use serde::Serialize;
 use tokio::sync::OnceCell;
 
 use self::state::{Origin, State, Stored};
+use crate::clock::to_ms;
 use crate::config::Settings;
 use crate::error::{Error, StoreError};
 use crate::events::{EventKind, Operation};
@@ -394,8 +394,8 @@ impl Session {
                 let mut state = self.state();
                 state.origin = Origin::Stored(Stored {
                     id,
-                    created_at: record.created_at,
-                    expires_at: record.expires_at,
+                    created_at: to_ms(record.created_at),
+                    expires_at: to_ms(record.expires_at),
                     reissue,
                     cycle: false,
                     owner: record.owner.map(Box::new),

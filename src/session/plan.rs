@@ -204,6 +204,7 @@ mod tests {
     use super::*;
     use crate::expiry::ExpirySettings;
     use crate::session::state::Stored;
+    use crate::store::KeyChange;
 
     const NOW: i64 = 1_000_000;
     const IDLE: Duration = Duration::from_secs(100);
@@ -243,7 +244,7 @@ mod tests {
 
     fn set(state: &mut State, key: &str, value: serde_json::Value) {
         state.data.insert(key.to_owned(), value.clone());
-        state.updates.insert(key.to_owned(), Some(value));
+        state.updates.insert(key.to_owned(), KeyChange::Set(value));
     }
 
     /// The decision table: each row is a situation a request can leave its session in, and

@@ -87,7 +87,7 @@ impl Session {
             origin @ Origin::Ended => *origin = Origin::New,
             Origin::New | Origin::Destroyed(_) => {}
         }
-        state.log_in = Some(Box::new(owner.with_tied_at(crate::expiry::now())));
+        state.log_in = Some(Box::new(owner.with_tied_at(crate::clock::now())));
         Ok(())
     }
 
@@ -113,10 +113,7 @@ impl Session {
     pub async fn authenticated_at(&self) -> Result<Option<std::time::SystemTime>, Error> {
         self.load().await?;
         let state = self.state();
-        Ok(state
-            .owner()
-            .and_then(|owner| owner.tied_at)
-            .map(crate::user_sessions::system_time))
+        Ok(state.owner().and_then(|owner| owner.tied_at))
     }
 
     /// Records that the logged-in user proved who they are again (re-entered their password

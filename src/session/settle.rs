@@ -3,13 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
-
 use super::commit::CookieAction;
 use super::state::{Origin, State, Stored};
-use crate::expiry::now;
+use crate::clock::now_ms;
 use crate::id::SessionId;
-use crate::store::{ChangeSet, Owner};
+use crate::store::{ChangeSet, KeyChange, Owner};
 
 /// What a carried-out plan changed, for bringing the state up to date.
 pub(super) enum Saved {
@@ -43,7 +41,7 @@ pub(super) enum SavedValues {
     /// These changes: a `clear` (if `clear`) and these keys.
     Changes {
         clear: bool,
-        updates: BTreeMap<String, Option<Value>>,
+        updates: BTreeMap<String, KeyChange>,
     },
 }
 
@@ -114,7 +112,7 @@ pub(super) fn settle(state: &mut State, saved: Saved) {
     let created_at = match (&state.origin, created_at) {
         (_, Some(created_at)) => created_at,
         (Origin::Stored(stored), None) => stored.created_at,
-        (_, None) => now(),
+        (_, None) => now_ms(),
     };
     // The session's owner now: the log-in just saved (unless another task asked for a
     // different one meanwhile, which stays pending), else the one it had.
@@ -143,7 +141,7 @@ pub(super) fn settle(state: &mut State, saved: Saved) {
         }
         SavedValues::Changes { clear, updates } => {
             if !state.updates.is_empty() {
-                let saved = |key: &String, value: &Option<Value>| updates.get(key) == Some(value);
+                let saved = |key: &String, change: &KeyChange| updates.get(key) == Some(change);
                 state.updates.retain(|key, value| !saved(key, value));
             }
             if clear {

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::expiry::ExpirySettings;
 use crate::id::SessionId;
-use crate::store::{Data, Owner};
+use crate::store::{Data, KeyChange, Owner};
 
 /// The session key of the session's expiry-policy tag: a fresh random value written with every
 /// change of the session's own expiry settings, and expected (as read) by every write that
@@ -29,11 +29,11 @@ pub(super) struct State {
     pub(super) absolute_set: bool,
     /// The values as the handler sees them.
     pub(super) data: Data,
-    /// Per-key changes since load: `Some` set, `None` removed. Kept for a stored session only:
+    /// Per-key changes since load. Kept for a stored session only:
     /// a new one is saved whole (see [`State::record`]). A B-tree, not a hash map: a request
     /// changes a handful of keys, and comparing a few strings costs less than hashing them
     /// with a DoS-resistant hasher (the keys may be built from request data).
-    pub(super) updates: BTreeMap<String, Option<Value>>,
+    pub(super) updates: BTreeMap<String, KeyChange>,
     /// Every key was dropped before `updates`.
     pub(super) clear: bool,
     /// What the store holds under the keys this request changed: the side every
@@ -151,7 +151,7 @@ impl State {
         self.remember_stored(key);
         let old = self.data.remove(key)?;
         self.size = super::size::after_remove(self.size, key, &old);
-        self.record(key, None);
+        self.record(key, KeyChange::Remove);
         Some(old)
     }
 
@@ -187,18 +187,20 @@ impl State {
     /// A compare-and-set wrote `updates` to the store: the view and the baseline take them,
     /// and they are no longer pending (unless a pending `clear` would drop them at the end of
     /// the request, which must then write them again).
-    pub(super) fn written(&mut self, updates: BTreeMap<String, Option<Value>>) {
+    pub(super) fn written(&mut self, updates: BTreeMap<String, KeyChange>) {
         self.size = None;
-        for (key, value) in updates {
-            match &value {
-                Some(value) => put(&mut self.data, &key, value.clone()),
-                None => {
+        for (key, change) in updates {
+            match &change {
+                KeyChange::Set(value) => put(&mut self.data, &key, value.clone()),
+                KeyChange::Remove => {
                     self.data.remove(&key);
                 }
             }
             if self.clear {
-                self.baseline.before.insert(key.clone(), value.clone());
-                self.updates.insert(key, value);
+                self.baseline
+                    .before
+                    .insert(key.clone(), change.value().cloned());
+                self.updates.insert(key, change);
             } else {
                 self.baseline.before.remove(&key);
                 self.updates.remove(&key);
@@ -218,7 +220,7 @@ impl State {
             self.settings.absolute_timeout = record.expiry.absolute_timeout;
         }
         if let Origin::Stored(stored) = &mut self.origin {
-            stored.expires_at = record.expires_at;
+            stored.expires_at = crate::clock::to_ms(record.expires_at);
         }
         let mut data = record.data;
         self.size = None;
@@ -262,14 +264,14 @@ impl State {
 
     /// A save wrote `clear` and `saved` (and the changes still pending were made while it
     /// ran): the baseline keeps what the store now holds under the keys still pending.
-    pub(super) fn saved(&mut self, clear: bool, saved: &BTreeMap<String, Option<Value>>) {
+    pub(super) fn saved(&mut self, clear: bool, saved: &BTreeMap<String, KeyChange>) {
         let old = std::mem::take(&mut self.baseline);
         let before = self
             .updates
             .keys()
             .map(|key| {
                 let stored = match saved.get(key) {
-                    Some(value) => value.clone(),
+                    Some(change) => change.value().cloned(),
                     None if clear => None,
                     None => match old.lookup(key) {
                         Lookup::Held(stored) => stored.cloned(),
@@ -319,12 +321,12 @@ impl State {
             || matches!(self.origin, Origin::Destroyed(_))
     }
 
-    /// Notes that `key` was set (`Some`) or removed (`None`), for the change set that saves a
+    /// Notes a change of `key`, for the change set that saves a
     /// stored session. A session not stored yet is created with all its values, so nothing is
     /// noted for it: that saves a copy of every key and value a new session gets.
-    fn record(&mut self, key: &str, value: Option<Value>) {
+    fn record(&mut self, key: &str, change: KeyChange) {
         if matches!(self.origin, Origin::Stored(_)) {
-            put(&mut self.updates, key, value);
+            put(&mut self.updates, key, change);
         }
     }
 
@@ -332,7 +334,7 @@ impl State {
     pub(super) fn set(&mut self, key: &str, value: Value) {
         self.remember_stored(key);
         if matches!(self.origin, Origin::Stored(_)) {
-            put(&mut self.updates, key, Some(value.clone()));
+            put(&mut self.updates, key, KeyChange::Set(value.clone()));
         }
         put(&mut self.data, key, value);
     }
@@ -398,12 +400,12 @@ impl State {
     }
 }
 
-/// Applies per-key changes (`None`: remove) to `data`.
-fn apply_updates(data: &mut Data, updates: &BTreeMap<String, Option<Value>>) {
-    for (key, value) in updates {
-        match value {
-            Some(value) => put(data, key, value.clone()),
-            None => {
+/// Applies per-key changes to `data`.
+fn apply_updates(data: &mut Data, updates: &BTreeMap<String, KeyChange>) {
+    for (key, change) in updates {
+        match change {
+            KeyChange::Set(value) => put(data, key, value.clone()),
+            KeyChange::Remove => {
                 data.remove(key);
             }
         }

@@ -3,23 +3,22 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
-
 use super::commit::{ended_elsewhere, too_large};
 use super::state::Origin;
 use super::state::{State, EXPIRY_TAG};
 use super::Session;
+use crate::clock::{from_ms, to_ms};
 use crate::error::Error;
 use crate::events::{EventKind, Operation};
-use crate::store::{Applied, ChangeSet};
+use crate::store::{Applied, ChangeSet, KeyChange, Precondition};
 
 /// What one step of a compare-and-set writes, and what must still hold for it to be written.
 #[derive(Debug, Default)]
 pub(super) struct Swap {
-    /// Each key with the value it must hold (`None`: must be absent).
-    pub(super) expect: BTreeMap<String, Option<Value>>,
-    /// Each key with its new value (`None`: remove it).
-    pub(super) updates: BTreeMap<String, Option<Value>>,
+    /// What each key must hold.
+    pub(super) expect: BTreeMap<String, Precondition>,
+    /// Each key's change.
+    pub(super) updates: BTreeMap<String, KeyChange>,
 }
 
 /// Where a compare-and-set on a session that is not stored yet (a new session) goes.
@@ -34,7 +33,7 @@ pub(super) enum OnNew {
 impl Session {
     /// Runs `step` on the session's current values; writes the [`Swap`] it returns in one store
     /// step if what it expects still holds, and otherwise waits a random moment, rereads the
-    /// session and runs `step` again (up to [`UPDATE_ATTEMPTS`](super::UPDATE_ATTEMPTS) times).
+    /// session and runs `step` again (up to [`UPDATE_ATTEMPTS`](crate::defaults::UPDATE_ATTEMPTS) times).
     /// A step that returns no swap writes nothing. Returns the result of the step that was
     /// written, or, if the stored session ended meanwhile, of a last step on no values, which
     /// is never written (see [`Origin::Ended`]). `conflict_key` names the key in
@@ -47,7 +46,7 @@ impl Session {
     ) -> Result<R, Error> {
         self.load().await?;
         self.refuse_if_ended()?;
-        for attempt in 0..super::UPDATE_ATTEMPTS {
+        for attempt in 0..crate::defaults::UPDATE_ATTEMPTS {
             let (stored, outcome) = {
                 let state = self.state();
                 let stored = match &state.origin {
@@ -70,14 +69,13 @@ impl Session {
             let mut expect = swap.expect;
             // The deadline below is computed under the policy this request read.
             let policy = self.state().stored(EXPIRY_TAG).cloned();
-            expect.entry(EXPIRY_TAG.to_owned()).or_insert(policy);
-            let changes = ChangeSet {
-                expires_at: self.next_deadline(created_at),
-                max_size: self.inner.settings.max_size,
-                expect,
-                updates: swap.updates,
-                ..ChangeSet::default()
-            };
+            expect
+                .entry(EXPIRY_TAG.to_owned())
+                .or_insert(Precondition::still(policy));
+            let mut changes = ChangeSet::new(from_ms(self.next_deadline(created_at)));
+            changes.max_size = self.inner.settings.max_size;
+            changes.expect = expect;
+            changes.updates = swap.updates;
             let key = id.store_key();
             let store = &self.inner.settings.store;
             let applied = self
@@ -87,7 +85,7 @@ impl Session {
                 Applied::Done => {
                     let mut state = self.state();
                     if let Origin::Stored(stored) = &mut state.origin {
-                        stored.expires_at = changes.expires_at;
+                        stored.expires_at = to_ms(changes.expires_at);
                     }
                     state.written(changes.updates);
                     return Ok(result);
@@ -121,7 +119,7 @@ impl Session {
             .emit(EventKind::Conflict, principal.as_deref(), None);
         Err(Error::Conflict {
             key: conflict_key.to_owned(),
-            attempts: super::UPDATE_ATTEMPTS,
+            attempts: crate::defaults::UPDATE_ATTEMPTS,
         })
     }
 
@@ -142,11 +140,11 @@ impl Session {
 
     /// Applies `updates` to this request's view, as pending changes (saved with the response,
     /// if the session is saved at all).
-    fn keep_locally(&self, updates: BTreeMap<String, Option<Value>>) -> Result<(), Error> {
-        for (key, value) in updates {
-            match value {
-                Some(value) => self.set_locally(&key, value)?,
-                None => self.remove_locally(&key),
+    fn keep_locally(&self, updates: BTreeMap<String, KeyChange>) -> Result<(), Error> {
+        for (key, change) in updates {
+            match change {
+                KeyChange::Set(value) => self.set_locally(&key, value)?,
+                KeyChange::Remove => self.remove_locally(&key),
             }
         }
         Ok(())

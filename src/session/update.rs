@@ -10,12 +10,9 @@ use serde_json::Value;
 use super::state::Origin;
 use super::swap::{OnNew, Swap};
 use super::{size, KeyName, Session};
+use crate::clock::now_ms;
 use crate::error::Error;
-use crate::expiry::now;
-
-/// How many times [`Session::update`] reads again and reruns its closure when other requests
-/// keep changing the key between its read and its write.
-pub const UPDATE_ATTEMPTS: usize = 16;
+use crate::store::{KeyChange, Precondition};
 
 /// A random wait before attempt `attempt + 1`: up to 100 µs, doubling per conflict, at most
 /// 6.4 ms.
@@ -38,7 +35,7 @@ impl Session {
     /// (compare-and-set: [`ChangeSet::expect`](crate::store::ChangeSet::expect)); if another
     /// request changed it meanwhile, `update` waits a random moment (growing with each
     /// conflict, at most a few milliseconds), reads the key again and reruns `f`, up to
-    /// [`UPDATE_ATTEMPTS`] times. No lock is taken: requests that do not touch the key never
+    /// [`UPDATE_ATTEMPTS`](crate::defaults::UPDATE_ATTEMPTS) times. No lock is taken: requests that do not touch the key never
     /// wait. Two tabs adding to one cart, or a counter, keep every change.
     ///
     /// It takes effect at once, not at the end of the request, so the value it returns is the
@@ -89,7 +86,7 @@ impl Session {
     ///
     /// [`Error::ReservedKey`] if `key` starts with `__`; [`Error::SessionEnded`] if, after the
     /// response, the session has ended (nothing was written);
-    /// [`Error::Conflict`] if the key kept changing for [`UPDATE_ATTEMPTS`] attempts;
+    /// [`Error::Conflict`] if the key kept changing for [`UPDATE_ATTEMPTS`](crate::defaults::UPDATE_ATTEMPTS) attempts;
     /// [`Error::Deserialize`] if the stored value is not a `T`; [`Error::Serialize`] if the new
     /// one cannot be turned into JSON; [`Error::TooLarge`] if the session would outgrow the
     /// size cap; [`Error::ResponseSent`] if it would have to create the session after the
@@ -121,8 +118,12 @@ impl Session {
                 source,
             })?;
             let swap = Swap {
-                expect: [(key.to_owned(), state.stored(key).cloned())].into(),
-                updates: [(key.to_owned(), Some(value))].into(),
+                expect: [(
+                    key.to_owned(),
+                    Precondition::still(state.stored(key).cloned()),
+                )]
+                .into(),
+                updates: [(key.to_owned(), KeyChange::Set(value))].into(),
             };
             Ok((Some(swap), next))
         })
@@ -220,7 +221,7 @@ impl Session {
         let absolute = rules.deadlines.absolute(&state.settings);
         rules
             .deadlines
-            .expires_at(expiry, absolute, created_at, now())
+            .expires_at(expiry, absolute, created_at, now_ms())
     }
 
     /// Sets `key` in this request's view, to be saved with the request (size cap included):

@@ -3,14 +3,15 @@
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use serde_json::Value;
 
 use super::{Applied, ChangeSet, Created, Cycled, Listed, Record, Rekey, SessionStore, Touched};
+use crate::clock::{from_ms, millis, now_ms, to_ms};
+use crate::defaults;
 use crate::error::StoreError;
-use crate::expiry::now;
 use crate::id::StoreKey;
 
 /// Data key under which the cache keeps the session's real deadline (its own `expires_at` is the
@@ -27,9 +28,6 @@ const EPOCH: &str = "\u{0}sessionware:epoch";
 /// write that finds it full distrusts every cached copy older than itself instead of adding its
 /// key, and empties the set.
 const MAX_STALE_KEYS: usize = 4096;
-
-/// The default [`CachingStore::with_max_staleness`]: 2 seconds.
-pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(2);
 
 /// A cache store (usually [`MemoryStore`](super::MemoryStore)) in front of a backing store
 /// (PostgreSQL, Redis, SQLite): loads are served from the cache when it holds a fresh copy;
@@ -131,7 +129,7 @@ impl<Cache: SessionStore, Backing: SessionStore> CachingStore<Cache, Backing> {
         Self {
             cache,
             backing,
-            max_staleness: millis(DEFAULT_MAX_STALENESS),
+            max_staleness: millis(defaults::MAX_STALENESS),
             writes: Arc::default(),
             stale: Arc::default(),
             distrust_below: Arc::default(),
@@ -158,17 +156,18 @@ impl<Cache: SessionStore, Backing: SessionStore> CachingStore<Cache, Backing> {
 
     /// The cache's deadline for a copy taken now: the end of the freshness window, never later
     /// than the session's own deadline.
-    fn window(&self, expires_at: i64) -> i64 {
-        expires_at.min(now().saturating_add(self.max_staleness))
+    fn window(&self, expires_at: SystemTime) -> SystemTime {
+        from_ms(to_ms(expires_at).min(now_ms().saturating_add(self.max_staleness)))
     }
 
     /// Caches a copy of `record`, read from the backing store after the write counter read
     /// `epoch`.
     async fn fill(&self, key: &StoreKey, record: &Record, epoch: u64) -> Result<(), StoreError> {
         let mut cached = record.clone();
-        cached
-            .data
-            .insert(REAL_EXPIRY.to_owned(), Value::from(record.expires_at));
+        cached.data.insert(
+            REAL_EXPIRY.to_owned(),
+            Value::from(to_ms(record.expires_at)),
+        );
         cached.data.insert(EPOCH.to_owned(), Value::from(epoch));
         cached.expires_at = self.window(record.expires_at);
         // A concurrent fill may have won; either copy is as fresh.
@@ -201,7 +200,7 @@ impl<Cache: SessionStore, Backing: SessionStore> CachingStore<Cache, Backing> {
         // Read after the copy was: a flush that came before this load's cache read is seen.
         let distrust_below = self.distrust_below.load(Ordering::Acquire);
         match (real, epoch) {
-            (Some(real), Some(epoch)) if real > now() && epoch >= distrust_below => Some(real),
+            (Some(real), Some(epoch)) if real > now_ms() && epoch >= distrust_below => Some(real),
             _ => None,
         }
     }
@@ -221,10 +220,6 @@ impl<Cache: SessionStore, Backing: SessionStore> CachingStore<Cache, Backing> {
     }
 }
 
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
 #[async_trait]
 impl<Cache: SessionStore, Backing: SessionStore> SessionStore for CachingStore<Cache, Backing> {
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
@@ -233,7 +228,7 @@ impl<Cache: SessionStore, Backing: SessionStore> SessionStore for CachingStore<C
         }
         if let Some(mut record) = self.cache.load(key).await? {
             if let Some(real) = self.trusted(&mut record) {
-                record.expires_at = real;
+                record.expires_at = from_ms(real);
                 return Ok(Some(record));
             }
             self.cache.delete(key).await?;
@@ -295,7 +290,7 @@ impl<Cache: SessionStore, Backing: SessionStore> SessionStore for CachingStore<C
         self.backing.was_moved(key).await
     }
 
-    async fn touch(&self, key: &StoreKey, expires_at: i64) -> Result<Touched, StoreError> {
+    async fn touch(&self, key: &StoreKey, expires_at: SystemTime) -> Result<Touched, StoreError> {
         let mut guard = self.guard(key);
         let outcome = self.backing.touch(key, expires_at).await;
         self.written(key).await?;
@@ -319,6 +314,7 @@ impl<Cache: SessionStore, Backing: SessionStore> SessionStore for CachingStore<C
 
 #[cfg(test)]
 mod tests {
+    use crate::clock::from_ms;
     use std::future::{pending, poll_fn, Future};
     use std::pin::pin;
     use std::task::Poll;
@@ -375,7 +371,7 @@ mod tests {
     }
 
     fn set_a(value: i64) -> ChangeSet {
-        ChangeSet::new(now() + 60_000).with_update("a", Some(json!(value)))
+        ChangeSet::new(from_ms(now_ms() + 60_000)).with_set("a", json!(value))
     }
 
     #[tokio::test]
@@ -399,9 +395,9 @@ mod tests {
         // A long window: no copy expires during the test, so only the flush can evict one.
         let store = CachingStore::new(MemoryStore::default(), Hanging::default())
             .with_max_staleness(Duration::from_secs(600));
-        let t = now();
-        let record =
-            Record::new([("a".to_owned(), json!(1))].into(), t + 600_000).with_created_at(t);
+        let t = now_ms();
+        let record = Record::new([("a".to_owned(), json!(1))].into(), from_ms(t + 600_000))
+            .with_created_at(from_ms(t));
         let key = SessionId::generate().store_key();
         assert_eq!(store.create(&key, &record).await.unwrap(), Created::Done);
         assert_eq!(store.load(&key).await.unwrap().unwrap().data["a"], json!(1));

@@ -1,6 +1,8 @@
-//! [`ChangeSet`]: what one request changed in a session, and [`ExpiryChange`].
+//! [`ChangeSet`]: what one request changed in a session, with [`KeyChange`], [`Precondition`]
+//! and [`ExpiryChange`].
 
 use std::collections::BTreeMap;
+use std::time::SystemTime;
 
 use serde_json::Value;
 
@@ -10,8 +12,8 @@ use crate::expiry::ExpirySettings;
 
 /// What one request changed in an existing session, applied by the store in one atomic step.
 ///
-/// Order of application: `clear` (drop every key), then each of `updates` (`Some` sets the key,
-/// `None` removes it), then the new `expires_at` and, if present, the new `expiry`. `updates`
+/// Order of application: `clear` (drop every key), then each of `updates` ([`KeyChange::Set`]
+/// sets the key, [`KeyChange::Remove`] removes it), then the new `expires_at` and, if present, the new `expiry`. `updates`
 /// and `expect` are maps, so each names a key at most once. Keys not named are left as they
 /// are in the store, which is how two requests writing different keys both win; two requests
 /// writing the same key: the last applied wins, unless a precondition (below) guards the key.
@@ -23,64 +25,76 @@ use crate::expiry::ExpirySettings;
 /// meet, so no interleaving of requests can grow a stored session past it. A change set that
 /// only removes keys or moves the deadline is never refused (it cannot grow the session).
 ///
-/// **Preconditions** (compare-and-set). Each entry of `expect` names a key and the value it
-/// must hold when the change set is applied (`None`: the key must be absent), compared as JSON
-/// values. If any does not hold, the store changes nothing and answers `Conflict`
+/// **Preconditions** (compare-and-set). Each entry of `expect` names a key and what it must
+/// hold when the change set is applied ([`Precondition`]: a value, compared as JSON values, or
+/// absence). If any does not hold, the store changes nothing and answers `Conflict`
 /// ([`Applied::Conflict`](super::Applied::Conflict), [`Cycled::Conflict`](super::Cycled::Conflict)),
 /// in the same atomic step as the write: this is what
 /// [`Session::update`](crate::Session::update) builds on to lose no update of one key.
 ///
 /// ```
+/// use std::time::Duration;
 /// use serde_json::json;
-/// use sessionware::store::{now, Applied, ChangeSet, Created, Record, SessionStore};
+/// use sessionware::store::{now, Applied, ChangeSet, Created, Precondition, Record, SessionStore};
 /// use sessionware::{MemoryStore, SessionId};
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let store = MemoryStore::default();
 /// let key = SessionId::generate().store_key();
-/// let record = Record::new([("n".to_owned(), json!(1))].into(), now() + 60_000);
+/// let minute = Duration::from_secs(60);
+/// let record = Record::new([("n".to_owned(), json!(1))].into(), now() + minute);
 /// assert_eq!(store.create(&key, &record).await.unwrap(), Created::Done);
 ///
 /// // "Set n to 2 if it is still 1": done; the same again conflicts, n is 2 now.
-/// let incr = ChangeSet::new(now() + 60_000)
-///     .with_expected("n", Some(json!(1)))
-///     .with_update("n", Some(json!(2)));
+/// let incr = ChangeSet::new(now() + minute)
+///     .with_expected("n", Precondition::Equals(json!(1)))
+///     .with_set("n", json!(2));
 /// assert_eq!(store.apply(&key, &incr).await.unwrap(), Applied::Done);
 /// assert_eq!(store.apply(&key, &incr).await.unwrap(), Applied::Conflict);
 /// assert_eq!(store.load(&key).await.unwrap().unwrap().data["n"], json!(2));
 /// # });
 /// ```
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct ChangeSet {
     /// Drop every key before applying `updates`.
     pub clear: bool,
-    /// Per-key changes: `Some(value)` sets, `None` removes.
-    pub updates: BTreeMap<String, Option<Value>>,
-    /// The session's new deadline, Unix milliseconds.
-    pub expires_at: i64,
+    /// Per-key changes.
+    pub updates: BTreeMap<String, KeyChange>,
+    /// The session's new deadline.
+    pub expires_at: SystemTime,
     /// Whether the session's own expiry settings change, and to what.
     pub expiry: ExpiryChange,
     /// The largest the session's values may be after the change, in bytes; `None` for no cap.
     pub max_size: Option<usize>,
-    /// Preconditions: each key must hold this value (`None`: be absent) for the change set to
-    /// apply.
-    pub expect: BTreeMap<String, Option<Value>>,
+    /// Preconditions: what each key must hold for the change set to apply.
+    pub expect: BTreeMap<String, Precondition>,
 }
 
 impl ChangeSet {
     /// A change set that only moves the deadline (a "touch").
-    pub fn new(expires_at: i64) -> Self {
+    pub fn new(expires_at: SystemTime) -> Self {
         Self {
+            clear: false,
+            updates: BTreeMap::new(),
             expires_at,
-            ..Self::default()
+            expiry: ExpiryChange::Keep,
+            max_size: None,
+            expect: BTreeMap::new(),
         }
     }
 
-    /// Adds a change of one key (replacing an earlier change of the same key).
+    /// Sets `key` to `value` (replacing an earlier change of the same key).
     #[must_use]
-    pub fn with_update(mut self, key: impl Into<String>, value: Option<Value>) -> Self {
-        self.updates.insert(key.into(), value);
+    pub fn with_set(mut self, key: impl Into<String>, value: Value) -> Self {
+        self.updates.insert(key.into(), KeyChange::Set(value));
+        self
+    }
+
+    /// Removes `key` (replacing an earlier change of the same key).
+    #[must_use]
+    pub fn with_remove(mut self, key: impl Into<String>) -> Self {
+        self.updates.insert(key.into(), KeyChange::Remove);
         self
     }
 
@@ -100,11 +114,11 @@ impl ChangeSet {
         self
     }
 
-    /// Adds a precondition: `key` must hold `value` (`None`: be absent), see the type docs;
-    /// replaces an earlier precondition on the same key.
+    /// Adds a precondition on `key` (see the type docs); replaces an earlier precondition on
+    /// the same key.
     #[must_use]
-    pub fn with_expected(mut self, key: impl Into<String>, value: Option<Value>) -> Self {
-        self.expect.insert(key.into(), value);
+    pub fn with_expected(mut self, key: impl Into<String>, expected: Precondition) -> Self {
+        self.expect.insert(key.into(), expected);
         self
     }
 
@@ -113,7 +127,7 @@ impl ChangeSet {
     pub fn preconditions_hold(&self, data: &Data) -> bool {
         self.expect
             .iter()
-            .all(|(key, expected)| data.get(key) == expected.as_ref())
+            .all(|(key, expected)| expected.holds(data.get(key)))
     }
 
     /// Caps the session's size after the change (see the type docs).
@@ -127,7 +141,7 @@ impl ChangeSet {
     /// least one key is set (removals and deadline moves cannot grow a session).
     pub fn size_cap(&self) -> Option<usize> {
         self.max_size
-            .filter(|_| self.updates.values().any(Option::is_some))
+            .filter(|_| self.updates.values().any(|change| change.value().is_some()))
     }
 
     /// Whether the change set fits the cap when applied to `data`: `Err(size)` with the size
@@ -136,12 +150,12 @@ impl ChangeSet {
     ///
     /// ```
     /// use serde_json::json;
-    /// use sessionware::store::{ChangeSet, Data};
+    /// use sessionware::store::{now, ChangeSet, Data};
     ///
     /// let data: Data = [("a".to_owned(), json!("x".repeat(90)))].into();
-    /// let grow = ChangeSet::new(0).with_update("b", Some(json!("y".repeat(90)))).with_max_size(150);
+    /// let grow = ChangeSet::new(now()).with_set("b", json!("y".repeat(90))).with_max_size(150);
     /// assert_eq!(grow.check_size(&data), Err(196)); // 2 + 2 × (3 + 92 + 2)
-    /// let replace = ChangeSet::new(0).with_update("a", Some(json!("y".repeat(90)))).with_max_size(150);
+    /// let replace = ChangeSet::new(now()).with_set("a", json!("y".repeat(90))).with_max_size(150);
     /// assert_eq!(replace.check_size(&data), Ok(()));
     /// ```
     pub fn check_size(&self, data: &Data) -> Result<(), usize> {
@@ -159,16 +173,73 @@ impl ChangeSet {
         if self.clear {
             record.data.clear();
         }
-        for (key, value) in &self.updates {
-            match value {
-                Some(value) => record.data.insert(key.clone(), value.clone()),
-                None => record.data.remove(key),
+        for (key, change) in &self.updates {
+            match change {
+                KeyChange::Set(value) => record.data.insert(key.clone(), value.clone()),
+                KeyChange::Remove => record.data.remove(key),
             };
         }
         record.expires_at = self.expires_at;
         if let ExpiryChange::Set(expiry) = self.expiry {
             record.expiry = expiry;
         }
+    }
+}
+
+/// What a [`ChangeSet`] does to one key.
+#[derive(Clone, Debug, PartialEq)]
+pub enum KeyChange {
+    /// Set the key to this value.
+    Set(Value),
+    /// Remove the key (nothing if it is absent).
+    Remove,
+}
+
+impl KeyChange {
+    /// The key's value after the change: `None` for a removal.
+    pub fn value(&self) -> Option<&Value> {
+        match self {
+            Self::Set(value) => Some(value),
+            Self::Remove => None,
+        }
+    }
+}
+
+/// What a key must hold for a [`ChangeSet`] to apply (compare-and-set).
+///
+/// ```
+/// use serde_json::json;
+/// use sessionware::store::Precondition;
+///
+/// assert!(Precondition::Equals(json!(1)).holds(Some(&json!(1))));
+/// assert!(!Precondition::Equals(json!(1)).holds(None));
+/// assert!(Precondition::Absent.holds(None));
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub enum Precondition {
+    /// The key holds this value, compared as JSON values.
+    Equals(Value),
+    /// The key is absent.
+    Absent,
+}
+
+impl Precondition {
+    /// Whether a key whose current value is `current` (`None`: absent) meets it.
+    pub fn holds(&self, current: Option<&Value>) -> bool {
+        current == self.expected()
+    }
+
+    /// The value the key must hold; `None` when it must be absent.
+    pub fn expected(&self) -> Option<&Value> {
+        match self {
+            Self::Equals(value) => Some(value),
+            Self::Absent => None,
+        }
+    }
+
+    /// The precondition that the key still holds `current` (`None`: is still absent).
+    pub(crate) fn still(current: Option<Value>) -> Self {
+        current.map_or(Self::Absent, Self::Equals)
     }
 }
 
@@ -192,18 +263,18 @@ mod tests {
     /// counts it once, and every store ends with the last value (set, or removed).
     #[test]
     fn a_key_set_twice_is_one_change() {
-        let big = || Some(json!("y".repeat(90)));
-        let twice = ChangeSet::new(0)
-            .with_update("a", big())
-            .with_update("a", big())
+        let big = || json!("y".repeat(90));
+        let twice = ChangeSet::new(SystemTime::UNIX_EPOCH)
+            .with_set("a", big())
+            .with_set("a", big())
             .with_max_size(150);
         assert_eq!(twice.updates.len(), 1);
         assert_eq!(twice.check_size(&Data::new()), Ok(()));
 
-        let removed = ChangeSet::new(0)
-            .with_update("a", big())
-            .with_update("a", None);
-        assert_eq!(removed.updates.get("a"), Some(&None));
+        let removed = ChangeSet::new(SystemTime::UNIX_EPOCH)
+            .with_set("a", big())
+            .with_remove("a");
+        assert_eq!(removed.updates.get("a"), Some(&KeyChange::Remove));
         assert_eq!(removed.size_cap(), None);
     }
 }

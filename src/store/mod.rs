@@ -40,14 +40,14 @@ mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
-pub use caching::{CachingStore, DEFAULT_MAX_STALENESS};
-pub use changes::{ChangeSet, ExpiryChange};
+pub use caching::CachingStore;
+pub use changes::{ChangeSet, ExpiryChange, KeyChange, Precondition};
 pub use memory::MemoryStore;
 pub use outcome::{Applied, Created, Cycled, Touched};
 pub use owner::{Listed, Owner, Rekey};
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
-pub use purge::{PurgeError, PurgeFailure, PurgeTask};
+pub use purge::{PurgeError, PurgeTask};
 pub use record::Record;
 #[cfg(feature = "redis")]
 pub use redis::RedisStore;
@@ -58,17 +58,18 @@ pub use sqlite::SqliteStore;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use serde_json::Value;
 
+pub use crate::clock::now;
 use crate::error::StoreError;
-pub use crate::expiry::now;
 use crate::id::StoreKey;
 
-/// How long a [`SessionStore::cycle`] marks the old key as moved (milliseconds): longer than
-/// any request that loaded the session before the cycle takes to finish.
-pub const MOVED_MARKER_MS: i64 = 60_000;
+/// [`MOVED_MARKER`](crate::defaults::MOVED_MARKER) in milliseconds, as the stores write it.
+#[allow(clippy::cast_possible_truncation)] // 60 000 fits
+pub(crate) const MOVED_MARKER_MS: i64 = crate::defaults::MOVED_MARKER.as_millis() as i64;
 
 /// A session's data: JSON values by key, in key order.
 ///
@@ -116,7 +117,7 @@ pub type Data = BTreeMap<String, Value>;
 ///   returns it in the record's owner and [`list`](Self::list) in [`Listed::tied_at`]; a cycle
 ///   with a tie takes the tie's, a cycle without one keeps it.
 /// - **Moved ids.** A [`cycle`](Self::cycle) leaves a marker under the old key, in the same
-///   atomic step, that [`was_moved`](Self::was_moved) reports for [`MOVED_MARKER_MS`]: a
+///   atomic step, that [`was_moved`](Self::was_moved) reports for [`MOVED_MARKER`](crate::defaults::MOVED_MARKER): a
 ///   request still carrying the old id (a tab that loaded before the log-in completed) learns
 ///   that the session moved rather than ended, and leaves the cookie alone. Everything else
 ///   treats a marker as absent.
@@ -151,7 +152,7 @@ pub trait SessionStore: fmt::Debug + Send + Sync + 'static {
     async fn cycle(&self, keys: Rekey<'_>, changes: &ChangeSet) -> Result<Cycled, StoreError>;
 
     /// Whether `key` was moved to another key by a [`cycle`](Self::cycle) less than
-    /// [`MOVED_MARKER_MS`] ago. The layer asks only for an id it could not load.
+    /// [`MOVED_MARKER`](crate::defaults::MOVED_MARKER) ago. The layer asks only for an id it could not load.
     ///
     /// The default answers `false`: a store without markers treats a moved id as unknown
     /// (a request racing a log-in may then start a new session whose cookie replaces the
@@ -167,7 +168,7 @@ pub trait SessionStore: fmt::Debug + Send + Sync + 'static {
     ///
     /// The default applies an empty [`ChangeSet`]; stores override it when a cheaper command
     /// exists.
-    async fn touch(&self, key: &StoreKey, expires_at: i64) -> Result<Touched, StoreError> {
+    async fn touch(&self, key: &StoreKey, expires_at: SystemTime) -> Result<Touched, StoreError> {
         Ok(self.apply(key, &ChangeSet::new(expires_at)).await?.into())
     }
 

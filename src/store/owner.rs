@@ -7,6 +7,8 @@
 //! changes while the key lives, and a store may answer "whose session is this" from whichever
 //! copy it has without a race.
 
+use std::time::SystemTime;
+
 use crate::id::StoreKey;
 
 /// The principal a session is tied to, and the label the application gave it.
@@ -25,10 +27,9 @@ pub struct Owner {
     pub principal: String,
     /// A short text shown in a device list, such as the browser's user agent.
     pub label: Option<String>,
-    /// When the session was tied to the principal (Unix milliseconds): the log-in's time, set
-    /// by [`Session::log_in`](crate::Session::log_in). `None` for a session tied before stores
+    /// When the session was tied to the principal: the log-in's time, set by [`Session::log_in`](crate::Session::log_in). `None` for a session tied before stores
     /// kept it. The per-principal cap keeps the most recent ties.
-    pub tied_at: Option<i64>,
+    pub tied_at: Option<SystemTime>,
 }
 
 impl Owner {
@@ -44,9 +45,9 @@ impl Owner {
         }
     }
 
-    /// Sets when the session was tied (Unix milliseconds).
+    /// Sets when the session was tied.
     #[must_use]
-    pub fn with_tied_at(mut self, tied_at: i64) -> Self {
+    pub fn with_tied_at(mut self, tied_at: SystemTime) -> Self {
         self.tied_at = Some(tied_at);
         self
     }
@@ -78,10 +79,10 @@ pub struct Rekey<'a> {
     /// `Some`: the session is tied to this owner from now on (a log-in); `None`: it keeps the
     /// owner it has, if any.
     pub tie: Option<&'a Owner>,
-    /// The principal the session had when the layer loaded it. The store's own copy is the
-    /// truth; this lets a store whose index lives apart from the session (Redis) drop the old
-    /// key's index entry without reading the session first.
-    pub was: Option<&'a str>,
+    /// The principal the session had when the caller loaded it, if any. The store's own copy
+    /// is the truth; a store whose index lives apart from the session may use this to find the
+    /// old key's index entry without reading the session first.
+    pub loaded_principal: Option<&'a str>,
 }
 
 impl<'a> Rekey<'a> {
@@ -91,7 +92,7 @@ impl<'a> Rekey<'a> {
             old,
             new,
             tie: None,
-            was: None,
+            loaded_principal: None,
         }
     }
 
@@ -102,16 +103,19 @@ impl<'a> Rekey<'a> {
         self
     }
 
-    /// The principal the session had when it was loaded (see [`was`](Self::was)).
+    /// The principal the session had when it was loaded (see
+    /// [`loaded_principal`](Self::loaded_principal)).
     #[must_use]
-    pub fn with_was(mut self, principal: &'a str) -> Self {
-        self.was = Some(principal);
+    pub fn with_loaded_principal(mut self, principal: &'a str) -> Self {
+        self.loaded_principal = Some(principal);
         self
     }
 
     /// The principal the session has after the cycle.
     pub fn principal(&self) -> Option<&str> {
-        self.tie.map(|owner| owner.principal.as_str()).or(self.was)
+        self.tie
+            .map(|owner| owner.principal.as_str())
+            .or(self.loaded_principal)
     }
 }
 
@@ -122,20 +126,24 @@ impl<'a> Rekey<'a> {
 pub struct Listed {
     /// The session's store key (the SHA-256 of its id: it can delete, never log in).
     pub key: StoreKey,
-    /// When the session was created (Unix milliseconds).
-    pub created_at: i64,
-    /// When it expires unless it is used again (Unix milliseconds).
-    pub expires_at: i64,
+    /// When the session was created.
+    pub created_at: SystemTime,
+    /// When it expires unless it is used again.
+    pub expires_at: SystemTime,
     /// The label its owner was given.
     pub label: Option<String>,
-    /// When it was tied to the principal (Unix milliseconds), if the store knows: see
-    /// [`Owner::tied_at`].
-    pub tied_at: Option<i64>,
+    /// When it was tied to the principal, if the store knows: see [`Owner::tied_at`].
+    pub tied_at: Option<SystemTime>,
 }
 
 impl Listed {
     /// A listed session.
-    pub fn new(key: StoreKey, created_at: i64, expires_at: i64, label: Option<String>) -> Self {
+    pub fn new(
+        key: StoreKey,
+        created_at: SystemTime,
+        expires_at: SystemTime,
+        label: Option<String>,
+    ) -> Self {
         Self {
             key,
             created_at,
@@ -147,7 +155,7 @@ impl Listed {
 
     /// Sets when the session was tied to the principal.
     #[must_use]
-    pub fn with_tied_at(mut self, tied_at: Option<i64>) -> Self {
+    pub fn with_tied_at(mut self, tied_at: Option<SystemTime>) -> Self {
         self.tied_at = tied_at;
         self
     }

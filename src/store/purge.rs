@@ -22,8 +22,8 @@ use super::SessionStore;
 /// the purge task down with it: the panic is logged when it happens (a `tracing` error event,
 /// "session purge task: a purge panicked") and the task carries on at the next period, as it
 /// does after an error; the next purge may well succeed, and requests keep using the store
-/// anyway. [`stop`](Self::stop) then returns [`PurgeFailure::Panicked`], so that a shutdown
-/// reports it; and [`PurgeFailure::Died`] if the task itself ended before it was stopped
+/// anyway. [`stop`](Self::stop) then returns [`PurgeError::Panicked`], so that a shutdown
+/// reports it; and [`PurgeError::Died`] if the task itself ended before it was stopped
 /// (its runtime shut down).
 ///
 /// ```
@@ -44,10 +44,13 @@ use super::SessionStore;
 #[derive(Debug)]
 pub struct PurgeTask {
     stop: Arc<Notify>,
-    handle: Option<JoinHandle<Option<PurgeFailure>>>,
+    handle: Option<JoinHandle<Option<PurgeError>>>,
 }
 
-/// Why [`PurgeTask::try_spawn`] refused a period.
+/// What went wrong with a [`PurgeTask`]: a period [`PurgeTask::try_spawn`] refused
+/// ([`ZeroPeriod`](Self::ZeroPeriod), [`PeriodTooLong`](Self::PeriodTooLong)), or how the task
+/// failed, as [`PurgeTask::stop`] reports it ([`Panicked`](Self::Panicked),
+/// [`Died`](Self::Died)).
 ///
 /// ```
 /// use std::time::Duration;
@@ -61,24 +64,8 @@ pub struct PurgeTask {
 /// assert!(refused.to_string().contains("too long"));
 /// # });
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum PurgeError {
-    /// The period is zero: the task would purge in a busy loop (and tokio's interval refuses
-    /// it).
-    #[error("the period is zero")]
-    ZeroPeriod,
-    /// The period is so long that the time of the second purge does not fit in an
-    /// [`Instant`](std::time::Instant) (hundreds of billions of years on Linux): it would
-    /// overflow.
-    #[error("the period {period:?} is too long: the time of the second purge overflows")]
-    PeriodTooLong {
-        /// The period refused.
-        period: Duration,
-    },
-}
-
-/// How a [`PurgeTask`] failed, as [`PurgeTask::stop`] reports it.
+///
+/// A purge that panics is reported when the task is stopped:
 ///
 /// ```
 /// use std::sync::Arc;
@@ -125,7 +112,19 @@ pub enum PurgeError {
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum PurgeFailure {
+pub enum PurgeError {
+    /// The period is zero: the task would purge in a busy loop (and tokio's interval refuses
+    /// it).
+    #[error("the period is zero")]
+    ZeroPeriod,
+    /// The period is so long that the time of the second purge does not fit in an
+    /// [`Instant`](std::time::Instant) (hundreds of billions of years on Linux): it would
+    /// overflow.
+    #[error("the period {period:?} is too long: the time of the second purge overflows")]
+    PeriodTooLong {
+        /// The period refused.
+        period: Duration,
+    },
     /// [`SessionStore::delete_expired`] panicked, `panics` times; the task carried on after
     /// each (each was logged as it happened).
     #[error("session purge task: {panics} purge(s) panicked, the last with: {message}")]
@@ -219,8 +218,8 @@ impl PurgeTask {
     ///
     /// # Errors
     ///
-    /// [`PurgeFailure::Panicked`] if any purge panicked while the task ran (it carried on);
-    /// [`PurgeFailure::Died`] if the task had ended before (logged now, as a `tracing` error
+    /// [`PurgeError::Panicked`] if any purge panicked while the task ran (it carried on);
+    /// [`PurgeError::Died`] if the task had ended before (logged now, as a `tracing` error
     /// event).
     ///
     /// ```
@@ -233,7 +232,7 @@ impl PurgeTask {
     /// assert_eq!(purge.stop().await, Ok(()));
     /// # });
     /// ```
-    pub async fn stop(mut self) -> Result<(), PurgeFailure> {
+    pub async fn stop(mut self) -> Result<(), PurgeError> {
         self.stop.notify_one();
         // Always `Some` here: only `stop` takes it, and `stop` takes `self`.
         let Some(handle) = self.handle.take() else {
@@ -245,7 +244,7 @@ impl PurgeTask {
             Err(error) => {
                 let message = panic_message(error);
                 tracing::error!(%message, "session purge task died before it was stopped");
-                Err(PurgeFailure::Died { message })
+                Err(PurgeError::Died { message })
             }
         }
     }
@@ -266,7 +265,7 @@ async fn run<S: SessionStore>(
     first: Instant,
     period: Duration,
     stop: Arc<Notify>,
-) -> Option<PurgeFailure> {
+) -> Option<PurgeError> {
     let mut ticks = tokio::time::interval_at(first, period);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut panics = 0_u64;
@@ -303,7 +302,7 @@ async fn run<S: SessionStore>(
             }
         }
     }
-    (panics > 0).then_some(PurgeFailure::Panicked {
+    (panics > 0).then_some(PurgeError::Panicked {
         panics,
         message: last_panic,
     })

@@ -1,6 +1,9 @@
 //! [`Record`]: one stored session.
 
-use crate::expiry::{now, ExpirySettings};
+use std::time::SystemTime;
+
+use crate::clock::now;
+use crate::expiry::ExpirySettings;
 
 use super::{Data, Owner};
 
@@ -11,24 +14,26 @@ use super::{Data, Owner};
 /// [`with_expiry`](Self::with_expiry) set the rest.
 ///
 /// ```
+/// use std::time::Duration;
 /// use serde_json::json;
 /// use sessionware::store::{now, Data, Record};
 ///
+/// let minute = Duration::from_secs(60);
 /// let data: Data = [("user".to_owned(), json!("alice"))].into();
-/// let record = Record::new(data, now() + 60_000).with_created_at(now() - 1_000);
+/// let record = Record::new(data, now() + minute).with_created_at(now() - minute);
 /// assert!(record.is_live(now()));
 /// assert!(record.created_at < record.expires_at);
 /// ```
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct Record {
     /// The session's values.
     pub data: Data,
-    /// When the session was created, in Unix milliseconds (the base of the absolute timeout).
-    pub created_at: i64,
-    /// When the session ends, in Unix milliseconds. A store must treat a record whose
-    /// `expires_at` is not in the future as absent, on every operation.
-    pub expires_at: i64,
+    /// When the session was created (the base of the absolute timeout).
+    pub created_at: SystemTime,
+    /// When the session ends. A store must treat a record whose `expires_at` is not in the
+    /// future as absent, on every operation. Stores keep times to the millisecond.
+    pub expires_at: SystemTime,
     /// The session's own expiry settings, if a handler set any (the default: the layer's).
     /// Stores persist them with [`ExpirySettings::encode`].
     pub expiry: ExpirySettings,
@@ -39,8 +44,8 @@ pub struct Record {
 
 impl Record {
     /// A session holding `data`, created now ([`now`](super::now)), that ends at `expires_at`
-    /// (Unix milliseconds), with the layer's expiry settings.
-    pub fn new(data: Data, expires_at: i64) -> Self {
+    /// with the layer's expiry settings.
+    pub fn new(data: Data, expires_at: SystemTime) -> Self {
         Self {
             data,
             created_at: now(),
@@ -50,9 +55,9 @@ impl Record {
         }
     }
 
-    /// The same record, created at `created_at` (Unix milliseconds).
+    /// The same record, created at `created_at`.
     #[must_use]
-    pub fn with_created_at(mut self, created_at: i64) -> Self {
+    pub fn with_created_at(mut self, created_at: SystemTime) -> Self {
         self.created_at = created_at;
         self
     }
@@ -72,8 +77,8 @@ impl Record {
         self
     }
 
-    /// Whether the record is still live at `now` (Unix milliseconds).
-    pub fn is_live(&self, now: i64) -> bool {
+    /// Whether the record is still live at `now`.
+    pub fn is_live(&self, now: SystemTime) -> bool {
         self.expires_at > now
     }
 }

@@ -126,7 +126,7 @@ pub(crate) fn check_after<'v>(
     let set: usize = changes
         .updates
         .iter()
-        .filter_map(|(key, value)| value.as_ref().map(|value| entry_size(key, value)))
+        .filter_map(|(key, change)| change.value().map(|value| entry_size(key, value)))
         .sum();
     let size = EMPTY.saturating_add(kept).saturating_add(set);
     if size > cap {

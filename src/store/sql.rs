@@ -27,7 +27,7 @@
 //! A second table, `<table>_moved` (shortened with a hash past 63 characters), holds the keys
 //! a [`cycle`](crate::store::SessionStore::cycle) moved a session away from, written in the
 //! same transaction as the move, until when the marker lasts
-//! ([`MOVED_MARKER_MS`](crate::store::MOVED_MARKER_MS) later):
+//! ([`MOVED_MARKER`](crate::defaults::MOVED_MARKER) later):
 //!
 //! | column | type | meaning |
 //! |---|---|---|
@@ -42,7 +42,8 @@ use std::sync::Arc;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::{ChangeSet, Data, ExpiryChange, Owner, Record};
+use super::{ChangeSet, Data, ExpiryChange, KeyChange, Owner, Precondition, Record};
+use crate::clock::{from_ms, to_ms};
 use crate::error::StoreError;
 use crate::expiry::ExpirySettings;
 use crate::id::StoreKey;
@@ -160,10 +161,10 @@ impl<'a> Split<'a> {
     pub(crate) fn new(changes: &'a ChangeSet, now: i64) -> Self {
         let mut removed = Vec::new();
         let mut sets = Vec::new();
-        for (key, value) in &changes.updates {
-            match value {
-                Some(value) => sets.push((key.as_str(), value)),
-                None => removed.push(key.as_str()),
+        for (key, change) in &changes.updates {
+            match change {
+                KeyChange::Set(value) => sets.push((key.as_str(), value)),
+                KeyChange::Remove => removed.push(key.as_str()),
             }
         }
         Self {
@@ -171,7 +172,7 @@ impl<'a> Split<'a> {
             clear: changes.clear,
             removed,
             sets,
-            expires_at: changes.expires_at,
+            expires_at: to_ms(changes.expires_at),
             expiry_changed: matches!(changes.expiry, ExpiryChange::Set(_)),
             expiry: match changes.expiry {
                 ExpiryChange::Set(settings) => settings.encode(),
@@ -182,20 +183,20 @@ impl<'a> Split<'a> {
         }
     }
 
-    /// The keys that must hold a value, with it (`Some` preconditions).
+    /// The keys that must hold a value, with it ([`Precondition::Equals`]).
     pub(crate) fn expected_present(&self) -> impl Iterator<Item = (&'a str, &'a Value)> {
         self.changes
             .expect
             .iter()
-            .filter_map(|(key, value)| value.as_ref().map(|value| (key.as_str(), value)))
+            .filter_map(|(key, expected)| expected.expected().map(|value| (key.as_str(), value)))
     }
 
-    /// The keys that must be absent (`None` preconditions).
+    /// The keys that must be absent ([`Precondition::Absent`]).
     pub(crate) fn expected_absent(&self) -> impl Iterator<Item = &'a str> {
         self.changes
             .expect
             .iter()
-            .filter(|(_, value)| value.is_none())
+            .filter(|(_, expected)| **expected == Precondition::Absent)
             .map(|(key, _)| key.as_str())
     }
 
@@ -281,14 +282,14 @@ pub(crate) fn record_from(
     let owner = columns.principal.map(|principal| {
         let mut owner = Owner::new(principal);
         owner.label = columns.label;
-        owner.tied_at = columns.tied_at;
+        owner.tied_at = columns.tied_at.map(from_ms);
         owner
     });
     // A literal, not `Record::new`: that reads the clock for a `created_at` replaced at once.
     Ok(Record {
         data,
-        created_at: columns.created_at,
-        expires_at: columns.expires_at,
+        created_at: from_ms(columns.created_at),
+        expires_at: from_ms(columns.expires_at),
         expiry,
         owner,
     })
@@ -503,6 +504,7 @@ pub(crate) const RENEW_MARKER: &str = "ON CONFLICT (key) DO UPDATE SET until = e
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::from_ms;
 
     #[test]
     fn names_are_validated() {
@@ -552,10 +554,10 @@ mod tests {
 
     #[test]
     fn changes_split_into_sets_and_removes() {
-        let changes = ChangeSet::new(5)
+        let changes = ChangeSet::new(from_ms(5))
             .with_clear()
-            .with_update("a", Some(Value::from(1)))
-            .with_update("b", None)
+            .with_set("a", Value::from(1))
+            .with_remove("b")
             .with_expiry(None);
         let split = Split::new(&changes, 0);
         assert!(split.clear && split.expiry_changed && split.expiry.is_none());
@@ -564,7 +566,7 @@ mod tests {
         #[cfg(feature = "sqlite")]
         {
             assert!(!split.data_unchanged());
-            assert!(Split::new(&ChangeSet::new(1), 0).data_unchanged());
+            assert!(Split::new(&ChangeSet::new(from_ms(1)), 0).data_unchanged());
         }
     }
 }

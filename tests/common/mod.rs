@@ -18,3 +18,10 @@ pub use app::{app, flash_routes, read, routes, write};
 pub use env::{env_url, env_var};
 pub use logs::{capture_logs, Captured};
 pub use request::{send, send_ok, send_request, send_within, Reply};
+
+/// `at` in Unix milliseconds, as stores write it in their rows and keys: for tests that read
+/// or write a backend directly.
+pub fn unix_ms(at: std::time::SystemTime) -> i64 {
+    let since = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+}

@@ -14,7 +14,11 @@ use sessionware::{MemoryStore, SessionId};
 
 fn record() -> Record {
     let t = now();
-    Record::new([("a".to_owned(), json!(1))].into(), t + 3_600_000).with_created_at(t)
+    Record::new(
+        [("a".to_owned(), json!(1))].into(),
+        t + Duration::from_millis(3_600_000),
+    )
+    .with_created_at(t)
 }
 
 #[tokio::test]
@@ -36,7 +40,10 @@ async fn a_destroyed_session_is_never_served_from_this_instance_cache() {
     store.load(&old).await.unwrap();
     assert_eq!(
         store
-            .cycle(Rekey::new(&old, &new), &ChangeSet::new(now() + 60_000))
+            .cycle(
+                Rekey::new(&old, &new),
+                &ChangeSet::new(now() + Duration::from_millis(60_000))
+            )
             .await
             .unwrap(),
         Cycled::Done
@@ -63,7 +70,7 @@ async fn another_instance_sees_a_destroy_within_the_staleness_bound() {
 
     one.delete(&key).await.unwrap();
     // Instance two refuses to write to it at once, and evicts its copy...
-    let write = ChangeSet::new(now() + 60_000).with_update("b", Some(json!(2)));
+    let write = ChangeSet::new(now() + Duration::from_millis(60_000)).with_set("b", json!(2));
     assert_eq!(two.apply(&key, &write).await.unwrap(), Applied::Missing);
     assert!(two.load(&key).await.unwrap().is_none());
     assert!(
@@ -129,7 +136,7 @@ impl SessionStore for Jittery {
             .updates
             .values()
             .next()
-            .and_then(|v| v.as_ref()?.as_u64())
+            .and_then(|v| v.value()?.as_u64())
             .unwrap_or(0);
         tokio::time::sleep(Duration::from_millis((jitter * 7) % 20)).await;
         outcome
@@ -163,7 +170,8 @@ async fn concurrent_writes_leave_the_cache_agreeing_with_the_backing_store() {
             let store = store.clone();
             tokio::spawn(async move {
                 store.load(&key).await.unwrap();
-                let changes = ChangeSet::new(now() + 60_000).with_update("a", Some(json!(i)));
+                let changes =
+                    ChangeSet::new(now() + Duration::from_millis(60_000)).with_set("a", json!(i));
                 store.apply(&key, &changes).await.unwrap()
             })
         })
@@ -187,7 +195,7 @@ async fn a_write_cancelled_after_it_landed_does_not_leave_a_stale_copy() {
 
     // The request is dropped (client gone) after the backing store took the write, before the
     // cache was evicted.
-    let changes = ChangeSet::new(now() + 60_000).with_update("a", Some(json!(2)));
+    let changes = ChangeSet::new(now() + Duration::from_millis(60_000)).with_set("a", json!(2));
     let cancelled =
         tokio::time::timeout(Duration::from_millis(5), store.apply(&key, &changes)).await;
     assert!(cancelled.is_err(), "the write should have been cut short");
@@ -269,7 +277,9 @@ async fn many_cancelled_writes_never_let_a_stale_copy_be_served() {
     let backing = Hanging::default();
     let store = CachingStore::new(MemoryStore::default(), backing.clone())
         .with_max_staleness(Duration::from_secs(600));
-    let set_a = |value: i64| ChangeSet::new(now() + 60_000).with_update("a", Some(json!(value)));
+    let set_a = |value: i64| {
+        ChangeSet::new(now() + Duration::from_millis(60_000)).with_set("a", json!(value))
+    };
     let (first, last) = (
         SessionId::generate().store_key(),
         SessionId::generate().store_key(),

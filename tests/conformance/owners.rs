@@ -13,7 +13,7 @@ use tokio::time::sleep;
 
 use crate::stores::IndexProbe;
 
-const HOUR: i64 = 3_600_000;
+const HOUR: Duration = Duration::from_secs(3600);
 
 fn key() -> StoreKey {
     SessionId::generate().store_key()
@@ -23,10 +23,10 @@ fn principal() -> String {
     format!("user-{}", key().short())
 }
 
-/// A session tied to `owner` that lives `ttl_ms`.
-fn tied(owner: &Owner, ttl_ms: i64) -> Record {
+/// A session tied to `owner` that lives `ttl`.
+fn tied(owner: &Owner, ttl: Duration) -> Record {
     let t = now();
-    Record::new([("n".to_owned(), json!(1))].into(), t + ttl_ms)
+    Record::new([("n".to_owned(), json!(1))].into(), t + ttl)
         .with_created_at(t)
         .with_owner(owner.clone())
 }
@@ -79,8 +79,8 @@ pub async fn owners_are_kept_and_listed(store: impl SessionStore) {
     assert!(store.list(&principal()).await.unwrap().is_empty());
 
     // An apply changes data and deadline, never the owner; the listing follows the deadline.
-    let later = record.expires_at + 5_000;
-    let change = ChangeSet::new(later).with_update("n", Some(json!(2)));
+    let later = record.expires_at + Duration::from_millis(5_000);
+    let change = ChangeSet::new(later).with_set("n", json!(2));
     assert_eq!(
         store.apply(&mine, &change).await.unwrap(),
         sessionware::store::Applied::Done
@@ -94,7 +94,11 @@ pub async fn listing_skips_expired_and_destroyed(store: impl SessionStore) {
     let ann = principal();
     let owner = Owner::new(&ann);
     let (short, deleted, live) = (key(), key(), key());
-    for (k, ttl) in [(&short, 300), (&deleted, HOUR), (&live, HOUR)] {
+    for (k, ttl) in [
+        (&short, Duration::from_millis(300)),
+        (&deleted, HOUR),
+        (&live, HOUR),
+    ] {
         assert_eq!(
             store.create(k, &tied(&owner, ttl)).await.unwrap(),
             Created::Done
@@ -114,7 +118,11 @@ pub async fn purge_removes_index_entries<S: SessionStore + IndexProbe>(store: S)
     let ann = principal();
     let owner = Owner::new(&ann);
     let (short, deleted, live) = (key(), key(), key());
-    for (k, ttl) in [(&short, 300), (&deleted, HOUR), (&live, HOUR)] {
+    for (k, ttl) in [
+        (&short, Duration::from_millis(300)),
+        (&deleted, HOUR),
+        (&live, HOUR),
+    ] {
         assert_eq!(
             store.create(k, &tied(&owner, ttl)).await.unwrap(),
             Created::Done
@@ -145,7 +153,7 @@ pub async fn cycle_keeps_the_owner_under_the_new_key(store: impl SessionStore) {
         Created::Done
     );
     let keep = ChangeSet::new(now() + HOUR);
-    let rekey = Rekey::new(&first, &second).with_was(&ann);
+    let rekey = Rekey::new(&first, &second).with_loaded_principal(&ann);
     assert_eq!(store.cycle(rekey, &keep).await.unwrap(), Cycled::Done);
     assert_eq!(listed_keys(&store, &ann).await, [second]);
     let listed = store.list(&ann).await.unwrap();
@@ -156,7 +164,9 @@ pub async fn cycle_keeps_the_owner_under_the_new_key(store: impl SessionStore) {
     );
 
     let bobs = Owner::new(&bob);
-    let rekey = Rekey::new(&second, &third).with_tie(&bobs).with_was(&ann);
+    let rekey = Rekey::new(&second, &third)
+        .with_tie(&bobs)
+        .with_loaded_principal(&ann);
     assert_eq!(store.cycle(rekey, &keep).await.unwrap(), Cycled::Done);
     assert!(listed_keys(&store, &ann).await.is_empty());
     assert_eq!(listed_keys(&store, &bob).await, [third]);
@@ -321,7 +331,7 @@ pub async fn the_cap_per_principal_revokes_the_oldest(store: impl SessionStore) 
 /// replaced by a cycle with one; an owner without one reads back without one.
 pub async fn tie_time_is_kept_and_listed(store: impl SessionStore) {
     let ann = principal();
-    let t1 = now() - 5_000;
+    let t1 = now() - Duration::from_millis(5_000);
     let owner = Owner::new(&ann).with_label("laptop").with_tied_at(t1);
     let k = key();
     assert_eq!(
@@ -383,10 +393,7 @@ pub async fn a_cycle_marks_the_old_key_moved(store: impl SessionStore) {
     assert!(store.load(&old).await.unwrap().is_none());
     assert_eq!(
         store
-            .apply(
-                &old,
-                &ChangeSet::new(now() + HOUR).with_update("x", Some(json!(1)))
-            )
+            .apply(&old, &ChangeSet::new(now() + HOUR).with_set("x", json!(1)))
             .await
             .unwrap(),
         sessionware::store::Applied::Missing

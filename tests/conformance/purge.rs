@@ -15,8 +15,13 @@ use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 async fn purge_task_removes_expired_sessions_until_stopped() {
     let store = MemoryStore::default();
     let t = now();
-    let short = Record::new([("a".to_owned(), json!(1))].into(), t + 200).with_created_at(t);
-    let long = Record::new(short.data.clone(), t + 3_600_000).with_created_at(t);
+    let short = Record::new(
+        [("a".to_owned(), json!(1))].into(),
+        t + Duration::from_millis(200),
+    )
+    .with_created_at(t);
+    let long =
+        Record::new(short.data.clone(), t + Duration::from_millis(3_600_000)).with_created_at(t);
     for _ in 0..10 {
         let outcome = store
             .create(&SessionId::generate().store_key(), &short)
@@ -34,7 +39,8 @@ async fn purge_task_removes_expired_sessions_until_stopped() {
     assert!(task.stop().await.is_ok());
 
     // Stopped: new expired entries stay until someone else purges them.
-    let late = Record::new(short.data.clone(), now() + 50).with_created_at(now());
+    let late =
+        Record::new(short.data.clone(), now() + Duration::from_millis(50)).with_created_at(now());
     assert_eq!(
         store
             .create(&SessionId::generate().store_key(), &late)

@@ -6,21 +6,22 @@
 use serde_json::Value;
 use sessionware::store::{now, Record, SessionStore};
 use sessionware::{SessionId, StoreKey};
+use std::time::Duration;
 
 fn key() -> StoreKey {
     SessionId::generate().store_key()
 }
 
-fn record(data: Value, ttl_ms: i64) -> Record {
+fn record(data: Value, ttl: Duration) -> Record {
     let data = match data {
         Value::Object(map) => map.into_iter().collect(),
         _ => panic!("record data must be an object"),
     };
     let t = now();
-    Record::new(data, t + ttl_ms).with_created_at(t)
+    Record::new(data, t + ttl).with_created_at(t)
 }
 
-const HOUR: i64 = 3_600_000;
+const HOUR: Duration = Duration::from_secs(3600);
 
 async fn must_load(store: &impl SessionStore, key: &StoreKey) -> Record {
     store

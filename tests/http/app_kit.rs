@@ -4,7 +4,8 @@
 use axum::routing::get;
 use axum::Router;
 use serde::{Deserialize, Serialize};
-use sessionware::{Error, Level, MemoryStore, Session, SessionLayer, MAX_UNREAD_FLASHES};
+use sessionware::defaults::MAX_UNREAD_FLASHES;
+use sessionware::{Error, Level, MemoryStore, Session, SessionLayer};
 
 use crate::common::{send, send_ok};
 use crate::support::routes;

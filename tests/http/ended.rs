@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use axum::routing::{get, MethodRouter};
@@ -13,9 +14,7 @@ use axum::Router;
 use sessionware::store::{
     Applied, ChangeSet, Created, Cycled, Listed, Record, Rekey, SessionStore, Touched,
 };
-use sessionware::{
-    Error, Key, MemoryStore, Session, SessionLayer, StoreError, StoreKey, UPDATE_ATTEMPTS,
-};
+use sessionware::{Error, Key, MemoryStore, Session, SessionLayer, StoreError, StoreKey};
 
 use crate::common::{send, Reply};
 use crate::support::{routes, Held};
@@ -259,7 +258,7 @@ impl SessionStore for Contended {
     async fn delete(&self, key: &StoreKey) -> Result<(), StoreError> {
         self.memory.delete(key).await
     }
-    async fn touch(&self, key: &StoreKey, expires_at: i64) -> Result<Touched, StoreError> {
+    async fn touch(&self, key: &StoreKey, expires_at: SystemTime) -> Result<Touched, StoreError> {
         self.memory.touch(key, expires_at).await
     }
     async fn delete_expired(&self) -> Result<u64, StoreError> {
@@ -274,7 +273,7 @@ impl SessionStore for Contended {
 /// or after the last): nothing is written, no cookie, and the closure's result on no values.
 #[tokio::test]
 async fn an_update_that_finds_the_session_gone_after_conflicts_writes_nothing() {
-    for loads in [1, UPDATE_ATTEMPTS] {
+    for loads in [1, sessionware::defaults::UPDATE_ATTEMPTS] {
         let store = Contended {
             memory: MemoryStore::default(),
             loads: Arc::new(AtomicUsize::new(usize::MAX)),

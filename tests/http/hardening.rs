@@ -4,6 +4,7 @@
 //! clients mean them.
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use axum::body::Body;
@@ -77,8 +78,8 @@ async fn destroy_in_a_failing_handler_still_logs_out() {
 /// Returns one record with the given times for every key, whatever was stored.
 #[derive(Debug, Clone)]
 struct Garbage {
-    created_at: i64,
-    expires_at: i64,
+    created_at: SystemTime,
+    expires_at: SystemTime,
 }
 
 #[async_trait]
@@ -109,19 +110,37 @@ impl SessionStore for Garbage {
     }
 }
 
-/// Times at the edges of `i64` in a stored record: every path of the layer (read, touch, write,
-/// cycle, destroy, Max-Age) must do saturating arithmetic. Tests run in debug, where an overflow
-/// panics.
+/// Times at the edges in a stored record (before 1970, at it, and as far in the future as a
+/// `SystemTime` and the stores' `i64` milliseconds go): every path of the layer (read, touch,
+/// write, cycle, destroy, Max-Age) must do saturating arithmetic. Tests run in debug, where an
+/// overflow panics.
 #[tokio::test]
 async fn garbage_timestamps_in_the_store_never_panic() {
-    let edges = [i64::MIN, i64::MIN + 1, -1, 0, i64::MAX - 1, i64::MAX];
+    let ms = |n: u64| Duration::from_millis(n);
+    let far = |d: Duration| UNIX_EPOCH.checked_add(d);
+    let edges: Vec<SystemTime> = [
+        UNIX_EPOCH.checked_sub(Duration::from_secs(1 << 40)),
+        UNIX_EPOCH.checked_sub(ms(1)),
+        Some(UNIX_EPOCH),
+        far(ms(i64::MAX as u64 - 1)),
+        far(ms(i64::MAX as u64)),
+        far(ms(u64::MAX)),
+        far(Duration::from_secs(i64::MAX as u64)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    assert!(
+        edges.len() >= 5,
+        "this platform's SystemTime is narrow: {edges:?}"
+    );
     let expiries = [
         sessionware::Expiry::OnSessionEnd,
         sessionware::Expiry::OnInactivity(std::time::Duration::from_secs(60)),
     ];
     let cookie = format!("id={}", SessionId::generate().expose());
-    for created_at in edges {
-        for expires_at in edges {
+    for &created_at in &edges {
+        for &expires_at in &edges {
             for expiry in expiries {
                 let layer = SessionLayer::new(Garbage {
                     created_at,
@@ -133,7 +152,7 @@ async fn garbage_timestamps_in_the_store_never_panic() {
                     let reply = send(&app, path, Some(&cookie)).await;
                     assert_eq!(
                         reply.status, 200,
-                        "{path} with created_at {created_at}, expires_at {expires_at}"
+                        "{path} with created_at {created_at:?}, expires_at {expires_at:?}"
                     );
                     for set in reply.set_cookies() {
                         assert!(!set.contains("Max-Age=-"), "{set}");
@@ -311,7 +330,7 @@ async fn option_session_is_none_without_the_layer() {
 /// cross it fail (a 500 through the error handler), the others keep their value.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_requests_never_grow_a_session_past_the_cap() {
-    use sessionware::DEFAULT_MAX_SESSION_SIZE;
+    use sessionware::defaults::MAX_SESSION_SIZE;
     let barrier = Arc::new(tokio::sync::Barrier::new(8));
     let store = MemoryStore::default();
     let app: Router = routes()
@@ -351,7 +370,7 @@ async fn concurrent_requests_never_grow_a_session_past_the_cap() {
         .unwrap()
         .store_key();
     let stored = store.load(&key).await.unwrap().unwrap();
-    assert!(sessionware::store::data_size(&stored.data) <= DEFAULT_MAX_SESSION_SIZE);
+    assert!(sessionware::store::data_size(&stored.data) <= MAX_SESSION_SIZE);
     assert_eq!(stored.data.len(), 3, "counter and the two values that fit");
 }
 

@@ -122,9 +122,9 @@ async fn revoke_of_checks_whose_session_the_handle_names() {
     let anns = log_in(&app, "ann", "a").await;
     let handle = *sessions.list("ann").await.unwrap()[0].handle();
     let parsed = handle.to_string().parse().unwrap();
-    assert!(!sessions.revoke_of("bob", &parsed).await.unwrap());
+    assert!(!sessions.revoke("bob", &parsed).await.unwrap());
     assert_eq!(send_ok(&app, "/whoami", Some(&anns)).await.body, "ann");
-    assert!(sessions.revoke_of("ann", &parsed).await.unwrap());
+    assert!(sessions.revoke("ann", &parsed).await.unwrap());
     assert_eq!(send_ok(&app, "/whoami", Some(&anns)).await.body, "nobody");
 }
 

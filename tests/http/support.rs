@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use axum::extract::Path;
@@ -81,7 +82,7 @@ impl SessionStore for Probe {
         self.enter(true)?;
         self.memory.delete(key).await
     }
-    async fn touch(&self, key: &StoreKey, expires_at: i64) -> Result<Touched, StoreError> {
+    async fn touch(&self, key: &StoreKey, expires_at: SystemTime) -> Result<Touched, StoreError> {
         self.enter(true)?;
         self.memory.touch(key, expires_at).await
     }

@@ -12,9 +12,10 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::table::Tail;
+use crate::clock::{from_ms, to_ms};
 use crate::expiry::ExpirySettings;
 use crate::id::StoreKey;
-use crate::store::{check_after, ChangeSet, Data, ExpiryChange, Listed, Owner, Record};
+use crate::store::{check_after, ChangeSet, Data, ExpiryChange, KeyChange, Listed, Owner, Record};
 
 /// The distinct keys of one shard's sessions, each allocated once and shared.
 #[derive(Default)]
@@ -135,8 +136,8 @@ impl Entry {
         Self {
             tail: Tail::default(),
             data: Pairs::collect(pairs),
-            created_at: record.created_at,
-            expires_at: record.expires_at,
+            created_at: to_ms(record.created_at),
+            expires_at: to_ms(record.expires_at),
             extra: Extra::boxed(record.expiry, record.owner.clone()),
         }
     }
@@ -151,8 +152,8 @@ impl Entry {
         // A literal, not `Record::new`: that reads the clock for a `created_at` replaced at once.
         Record {
             data,
-            created_at: self.created_at,
-            expires_at: self.expires_at,
+            created_at: from_ms(self.created_at),
+            expires_at: from_ms(self.expires_at),
             expiry: self.expiry(),
             owner: self.owner().cloned(),
         }
@@ -174,7 +175,8 @@ impl Entry {
         let owner = self.owner();
         let label = owner.and_then(|owner| owner.label.clone());
         let tied_at = owner.and_then(|owner| owner.tied_at);
-        Listed::new(key, self.created_at, self.expires_at, label).with_tied_at(tied_at)
+        let (created_at, expires_at) = (from_ms(self.created_at), from_ms(self.expires_at));
+        Listed::new(key, created_at, expires_at, label).with_tied_at(tied_at)
     }
 
     /// Ties the session to `owner`.
@@ -203,7 +205,7 @@ impl Entry {
                 .iter()
                 .find(|(k, _)| **k == **key)
                 .map(|(_, v)| v);
-            current == expected.as_ref()
+            expected.holds(current)
         })
     }
 
@@ -211,10 +213,9 @@ impl Entry {
     fn replaces_in_place(&self, changes: &ChangeSet) -> bool {
         let pairs = self.data.as_slice();
         !changes.clear
-            && changes
-                .updates
-                .iter()
-                .all(|(key, value)| value.is_some() && pairs.iter().any(|(k, _)| **k == **key))
+            && changes.updates.iter().all(|(key, change)| {
+                change.value().is_some() && pairs.iter().any(|(k, _)| **k == **key)
+            })
     }
 
     /// Applies `changes` in place. It cannot fail, so an entry is never left half-changed.
@@ -222,9 +223,9 @@ impl Entry {
         if self.replaces_in_place(changes) {
             // The common save (new values for keys the session has): no reshaping, no allocation.
             let pairs = self.data.as_mut_slice();
-            for (key, value) in &changes.updates {
-                if let (Some(slot), Some(value)) =
-                    (pairs.iter_mut().find(|(k, _)| **k == **key), value)
+            for (key, change) in &changes.updates {
+                if let (Some(slot), KeyChange::Set(value)) =
+                    (pairs.iter_mut().find(|(k, _)| **k == **key), change)
                 {
                     slot.1 = value.clone();
                 }
@@ -235,20 +236,20 @@ impl Entry {
             if changes.clear {
                 data.clear();
             }
-            for (key, value) in &changes.updates {
+            for (key, change) in &changes.updates {
                 let slot = data.iter().position(|(k, _)| **k == **key);
-                match (slot, value) {
-                    (Some(i), Some(value)) => data[i].1 = value.clone(),
-                    (None, Some(value)) => data.push((keys.intern(key), value.clone())),
-                    (Some(i), None) => {
+                match (slot, change) {
+                    (Some(i), KeyChange::Set(value)) => data[i].1 = value.clone(),
+                    (None, KeyChange::Set(value)) => data.push((keys.intern(key), value.clone())),
+                    (Some(i), KeyChange::Remove) => {
                         data.swap_remove(i);
                     }
-                    (None, None) => {}
+                    (None, KeyChange::Remove) => {}
                 }
             }
             self.data = Pairs::from(data);
         }
-        self.expires_at = changes.expires_at;
+        self.expires_at = to_ms(changes.expires_at);
         if let ExpiryChange::Set(expiry) = changes.expiry {
             let owner = self.extra.take().and_then(|extra| extra.owner);
             self.extra = Extra::boxed(expiry, owner);
@@ -274,6 +275,8 @@ impl Extra {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::from_ms;
+    use crate::store::Precondition;
 
     /// An entry is 88 bytes whatever its settings (they live out of line, boxed only when a
     /// session has some of its own), its first value included.
@@ -283,18 +286,21 @@ mod tests {
         let mut keys = Keys::default();
         let own = ExpirySettings::from(Some(crate::Expiry::OnSessionEnd))
             .with_absolute_timeout(Some(std::time::Duration::from_millis(1500)));
-        let record = Record::new(Data::new(), 1)
-            .with_created_at(0)
+        let record = Record::new(Data::new(), from_ms(1))
+            .with_created_at(from_ms(0))
             .with_expiry(own);
         let entry = Entry::new(&record, &mut keys);
         assert!(entry.extra.is_some());
         assert_eq!(entry.to_record(), record);
-        let plain = Entry::new(&Record::new(Data::new(), 1).with_created_at(0), &mut keys);
+        let plain = Entry::new(
+            &Record::new(Data::new(), from_ms(1)).with_created_at(from_ms(0)),
+            &mut keys,
+        );
         assert!(plain.extra.is_none());
         let owned = record.with_owner(Owner::new("u").with_label("phone"));
         let mut entry = Entry::new(&owned, &mut keys);
         assert_eq!(entry.to_record(), owned);
-        entry.apply(&ChangeSet::new(2).with_expiry(None), &mut keys);
+        entry.apply(&ChangeSet::new(from_ms(2)).with_expiry(None), &mut keys);
         assert_eq!(
             entry.owner(),
             owned.owner.as_ref(),
@@ -305,8 +311,11 @@ mod tests {
     #[test]
     fn interned_keys_are_shared_and_pruned_when_unused() {
         let mut keys = Keys::default();
-        let record =
-            Record::new(Data::from([("counter".to_owned(), Value::from(1))]), 1).with_created_at(0);
+        let record = Record::new(
+            Data::from([("counter".to_owned(), Value::from(1))]),
+            from_ms(1),
+        )
+        .with_created_at(from_ms(0));
         let a = Entry::new(&record, &mut keys);
         let b = Entry::new(&record, &mut keys);
         assert!(Arc::ptr_eq(
@@ -325,12 +334,12 @@ mod tests {
     #[test]
     fn interned_keys_stay_bounded_without_creates() {
         let mut keys = Keys::default();
-        let record = Record::new(Data::new(), 1).with_created_at(0);
+        let record = Record::new(Data::new(), from_ms(1)).with_created_at(from_ms(0));
         let mut entry = Entry::new(&record, &mut keys);
         for i in 0..100_000 {
-            let changes = ChangeSet::new(1)
-                .with_update(format!("item-{i}"), Some(Value::from(i)))
-                .with_update(format!("item-{}", i.max(1) - 1), None);
+            let changes = ChangeSet::new(from_ms(1))
+                .with_set(format!("item-{i}"), Value::from(i))
+                .with_remove(format!("item-{}", i.max(1) - 1));
             entry.apply(&changes, &mut keys);
         }
         assert!(
@@ -345,16 +354,16 @@ mod tests {
     #[test]
     fn values_move_between_inline_and_slice_intact() {
         let mut keys = Keys::default();
-        let mut record =
-            Record::new(Data::from([("a".to_owned(), Value::from(1))]), 10).with_created_at(0);
+        let mut record = Record::new(Data::from([("a".to_owned(), Value::from(1))]), from_ms(10))
+            .with_created_at(from_ms(0));
         let mut entry = Entry::new(&record, &mut keys);
         assert!(matches!(entry.data, Pairs::One(_)));
         let steps = [
-            ChangeSet::new(10).with_update("b", Some(Value::from(2))),
-            ChangeSet::new(10).with_update("a", None),
-            ChangeSet::new(10).with_update("b", Some(Value::from("two"))),
-            ChangeSet::new(10).with_update("b", None),
-            ChangeSet::new(10).with_update("c", Some(Value::from(3))),
+            ChangeSet::new(from_ms(10)).with_set("b", Value::from(2)),
+            ChangeSet::new(from_ms(10)).with_remove("a"),
+            ChangeSet::new(from_ms(10)).with_set("b", Value::from("two")),
+            ChangeSet::new(from_ms(10)).with_remove("b"),
+            ChangeSet::new(from_ms(10)).with_set("c", Value::from(3)),
         ];
         let shapes = ["many", "one", "one", "many", "one"];
         for (changes, shape) in steps.iter().zip(shapes) {
@@ -364,9 +373,9 @@ mod tests {
             let inline = matches!(entry.data, Pairs::One(_));
             assert_eq!(inline, shape == "one", "after {changes:?}");
         }
-        assert!(
-            entry.preconditions_hold(&ChangeSet::new(10).with_expected("c", Some(Value::from(3))))
-        );
+        assert!(entry.preconditions_hold(
+            &ChangeSet::new(from_ms(10)).with_expected("c", Precondition::Equals(Value::from(3)))
+        ));
     }
 
     #[test]
@@ -377,22 +386,22 @@ mod tests {
                 ("a".to_owned(), Value::from(1)),
                 ("b".to_owned(), Value::from(2)),
             ]),
-            10,
+            from_ms(10),
         )
-        .with_created_at(0);
+        .with_created_at(from_ms(0));
         let mut entry = Entry::new(&record, &mut keys);
-        let changes = ChangeSet::new(20)
-            .with_update("a", Some(Value::from("x")))
-            .with_update("b", None)
-            .with_update("c", Some(Value::from(3)))
+        let changes = ChangeSet::new(from_ms(20))
+            .with_set("a", Value::from("x"))
+            .with_remove("b")
+            .with_set("c", Value::from(3))
             .with_expiry(Some(crate::Expiry::OnSessionEnd));
         entry.apply(&changes, &mut keys);
         changes.apply_to(&mut record);
         assert_eq!(entry.to_record(), record);
 
-        let clear = ChangeSet::new(30)
+        let clear = ChangeSet::new(from_ms(30))
             .with_clear()
-            .with_update("d", Some(Value::from(4)));
+            .with_set("d", Value::from(4));
         entry.apply(&clear, &mut keys);
         clear.apply_to(&mut record);
         assert_eq!(entry.to_record(), record);

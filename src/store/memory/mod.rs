@@ -17,8 +17,8 @@ use self::table::Table;
 use super::{
     Applied, ChangeSet, Created, Cycled, Listed, Record, Rekey, SessionStore, MOVED_MARKER_MS,
 };
+use crate::clock::now_ms;
 use crate::error::StoreError;
-use crate::expiry::now;
 use crate::id::StoreKey;
 
 /// Number of independently locked shards. A power of two; with 1,000,000 sessions a shard holds
@@ -128,7 +128,7 @@ impl MemoryStore {
     ///
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
     /// let store = MemoryStore::new();
-    /// let record = Record::new(Data::new(), now() + 60_000).with_owner(Owner::new("ann"));
+    /// let record = Record::new(Data::new(), now() + std::time::Duration::from_secs(60)).with_owner(Owner::new("ann"));
     /// let _ = store.create(&SessionId::generate().store_key(), &record).await?;
     /// assert_eq!(store.indexed(), 1);
     /// assert_eq!(store.list("ann").await?.len(), 1);
@@ -264,13 +264,13 @@ fn move_session(
 #[async_trait]
 impl SessionStore for MemoryStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
-        let now = now();
+        let now = now_ms();
         let mut shard = lock(self.shard(key));
         Ok(shard.map.live(key, now).map(|entry| entry.to_record()))
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<Created, StoreError> {
-        let now = now();
+        let now = now_ms();
         let outcome = {
             let shard = &mut *lock(self.shard(key));
             match shard.map.vacancy(key, now) {
@@ -290,7 +290,7 @@ impl SessionStore for MemoryStore {
     }
 
     async fn apply(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Applied, StoreError> {
-        let now = now();
+        let now = now_ms();
         let shard = &mut *lock(self.shard(key));
         Ok(match shard.map.live(key, now) {
             Some(entry) if !entry.preconditions_hold(changes) => Applied::Conflict,
@@ -306,7 +306,7 @@ impl SessionStore for MemoryStore {
     }
 
     async fn cycle(&self, keys: Rekey<'_>, changes: &ChangeSet) -> Result<Cycled, StoreError> {
-        let now = now();
+        let now = now_ms();
         let index = &self.inner.index;
         let (a, b) = (shard_index(keys.old), shard_index(keys.new));
         if a == b {
@@ -326,7 +326,7 @@ impl SessionStore for MemoryStore {
     }
 
     async fn was_moved(&self, key: &StoreKey) -> Result<bool, StoreError> {
-        let now = now();
+        let now = now_ms();
         let shard = lock(self.shard(key));
         Ok(shard.moved.get(key).is_some_and(|until| *until > now))
     }
@@ -341,7 +341,7 @@ impl SessionStore for MemoryStore {
     }
 
     async fn delete_expired(&self) -> Result<u64, StoreError> {
-        let now = now();
+        let now = now_ms();
         let purged = self.inner.shards.iter().map(|s| sweep(s, now).0).sum();
         self.report_live();
         for (principal, key) in self.inner.index.entries() {
@@ -351,7 +351,7 @@ impl SessionStore for MemoryStore {
     }
 
     async fn list(&self, principal: &str) -> Result<Vec<Listed>, StoreError> {
-        let now = now();
+        let now = now_ms();
         let keys = self.inner.index.keys(principal);
         Ok(keys
             .into_iter()
@@ -370,6 +370,7 @@ impl fmt::Debug for MemoryStore {
 
 #[cfg(test)]
 mod tests {
+    use crate::clock::from_ms;
     use std::time::Duration;
 
     use super::*;
@@ -377,7 +378,8 @@ mod tests {
     use crate::store::Data;
 
     async fn create(store: &MemoryStore, expires_at: i64) {
-        let record = Record::new(Data::new(), expires_at).with_created_at(now());
+        let record =
+            Record::new(Data::new(), from_ms(expires_at)).with_created_at(from_ms(now_ms()));
         let key = SessionId::generate().store_key();
         assert_eq!(store.create(&key, &record).await.unwrap(), Created::Done);
     }
@@ -388,14 +390,14 @@ mod tests {
     async fn creates_sweep_expired_sessions_away() {
         let store = MemoryStore::default();
         for _ in 0..1_000 {
-            create(&store, now() + 50).await;
+            create(&store, now_ms() + 50).await;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(store.len(), 1_000, "nothing has swept yet");
 
         let live = 4 * SHARDS * MIN_CREATES_PER_SWEEP;
         for _ in 0..live {
-            create(&store, now() + 3_600_000).await;
+            create(&store, now_ms() + 3_600_000).await;
         }
         assert_eq!(store.len(), live, "every expired session was swept away");
     }

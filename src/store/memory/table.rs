@@ -144,6 +144,7 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::from_ms;
     use crate::store::{Data, Record};
 
     fn key(head: u8, tail: u8) -> StoreKey {
@@ -154,7 +155,7 @@ mod tests {
     }
 
     fn entry(expires_at: i64) -> Box<Entry> {
-        let record = Record::new(Data::new(), expires_at).with_created_at(0);
+        let record = Record::new(Data::new(), from_ms(expires_at)).with_created_at(from_ms(0));
         Box::new(Entry::new(&record, &mut Default::default()))
     }
 

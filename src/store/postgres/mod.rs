@@ -38,6 +38,7 @@ const MIGRATE_LOCK: i64 = 0x5345_5353_494F_4E57;
 /// other's rows) or call [`delete_expired`](crate::store::SessionStore::delete_expired) yourself.
 ///
 /// ```
+/// use std::time::Duration;
 /// use sessionware::store::{now, Created, Record, SessionStore};
 /// use sessionware::{PostgresStore, SessionId, SessionLayer};
 ///
@@ -51,7 +52,7 @@ const MIGRATE_LOCK: i64 = 0x5345_5353_494F_4E57;
 ///
 /// // What the layer does when a new session is saved, and on the next request:
 /// let key = SessionId::generate().store_key();
-/// let record = Record::new([("user".to_owned(), "alice".into())].into(), now() + 60_000);
+/// let record = Record::new([("user".to_owned(), "alice".into())].into(), now() + Duration::from_secs(60));
 /// assert_eq!(store.create(&key, &record).await?, Created::Done);
 /// assert_eq!(store.load(&key).await?.unwrap().data["user"], "alice");
 ///

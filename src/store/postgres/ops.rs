@@ -4,6 +4,7 @@
 //! and `delete_all` and `delete_expired` run alone, outside the queue's lanes.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use sqlx::types::Json;
@@ -15,12 +16,13 @@ use super::rows::{
     JsonObject,
 };
 use super::{backend, PostgresStore};
+use crate::clock::{now_ms, to_ms};
 use crate::error::StoreError;
 use crate::id::StoreKey;
 use crate::store::sql::Arg;
 use crate::store::sql::{self, encode_data, Split, PURGE_BATCH};
 use crate::store::{
-    now, Applied, ChangeSet, Created, Cycled, Listed, Record, Rekey, SessionStore, Touched,
+    Applied, ChangeSet, Created, Cycled, Listed, Record, Rekey, SessionStore, Touched,
 };
 
 #[async_trait]
@@ -28,7 +30,7 @@ impl SessionStore for PostgresStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         let row = sqlx::query(AssertSqlSafe(self.sql.schema.load.clone()))
             .bind(key.to_string())
-            .bind(now())
+            .bind(now_ms())
             .fetch_optional(&self.pool)
             .await
             .map_err(backend)?;
@@ -44,13 +46,13 @@ impl SessionStore for PostgresStore {
             args: vec![
                 Arg::Text(key.to_string()),
                 Arg::Text(encode_data(&record.data)?),
-                Arg::Int(record.created_at),
-                Arg::Int(record.expires_at),
+                Arg::Int(to_ms(record.created_at)),
+                Arg::Int(to_ms(record.expires_at)),
                 Arg::OptText(record.expiry.encode()),
                 Arg::OptText(record.owner.as_ref().map(|o| o.principal.clone())),
                 Arg::OptText(record.owner.as_ref().and_then(|o| o.label.clone())),
-                Arg::Int(now()),
-                Arg::OptInt(record.owner.as_ref().and_then(|o| o.tied_at)),
+                Arg::Int(now_ms()),
+                Arg::OptInt(record.owner.as_ref().and_then(|o| o.tied_at).map(to_ms)),
                 Arg::Int(size),
                 Arg::Text(sizes),
             ],
@@ -63,7 +65,7 @@ impl SessionStore for PostgresStore {
     }
 
     async fn apply(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Applied, StoreError> {
-        let split = &Split::new(changes, now());
+        let split = &Split::new(changes, now_ms());
 
         let now = split.now;
         let sets = serde_json::to_string(&JsonObject(&split.sets)).map_err(StoreError::backend)?;
@@ -128,7 +130,7 @@ impl SessionStore for PostgresStore {
     }
 
     async fn cycle(&self, keys: Rekey<'_>, changes: &ChangeSet) -> Result<Cycled, StoreError> {
-        let split = &Split::new(changes, now());
+        let split = &Split::new(changes, now_ms());
 
         let now = split.now;
         let Rekey { old, new, tie, .. } = keys;
@@ -149,7 +151,7 @@ impl SessionStore for PostgresStore {
             .bind(tie.is_some())
             .bind(tie.map(|owner| owner.principal.as_str()))
             .bind(tie.and_then(|owner| owner.label.as_deref()))
-            .bind(tie.and_then(|owner| owner.tied_at))
+            .bind(tie.and_then(|owner| owner.tied_at).map(to_ms))
             .bind(touched(split))
             .bind(set_sizes)
             .bind(added)
@@ -182,7 +184,7 @@ impl SessionStore for PostgresStore {
         let row: Option<i32> =
             sqlx::query_scalar(AssertSqlSafe(self.sql.schema.common.was_moved.clone()))
                 .bind(key.to_string())
-                .bind(now())
+                .bind(now_ms())
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(backend)?;
@@ -198,13 +200,13 @@ impl SessionStore for PostgresStore {
         Ok(())
     }
 
-    async fn touch(&self, key: &StoreKey, expires_at: i64) -> Result<Touched, StoreError> {
+    async fn touch(&self, key: &StoreKey, expires_at: SystemTime) -> Result<Touched, StoreError> {
         let statement = Statement {
             sql: self.sql.schema.common.touch.clone(),
             args: vec![
                 Arg::Text(key.to_string()),
-                Arg::Int(now()),
-                Arg::Int(expires_at),
+                Arg::Int(now_ms()),
+                Arg::Int(to_ms(expires_at)),
             ],
         };
         Ok(if self.writes.execute(key, statement).await? == 1 {
@@ -219,7 +221,7 @@ impl SessionStore for PostgresStore {
     // sessions).
     async fn delete_expired(&self) -> Result<u64, StoreError> {
         // One cut-off for every batch, so the loop ends even while sessions keep expiring.
-        let now = now();
+        let now = now_ms();
         let total = self
             .purge_in_batches(&self.sql.schema.common.purge, now)
             .await?;
@@ -231,7 +233,7 @@ impl SessionStore for PostgresStore {
     async fn list(&self, principal: &str) -> Result<Vec<Listed>, StoreError> {
         let rows = sqlx::query(AssertSqlSafe(self.sql.schema.common.list.clone()))
             .bind(principal)
-            .bind(now())
+            .bind(now_ms())
             .fetch_all(&self.pool)
             .await
             .map_err(backend)?;
@@ -247,7 +249,7 @@ impl SessionStore for PostgresStore {
     async fn delete_all(&self, principal: &str) -> Result<u64, StoreError> {
         let statement = Statement {
             sql: self.sql.schema.common.delete_all.clone(),
-            args: vec![Arg::Text(principal.to_owned()), Arg::Int(now())],
+            args: vec![Arg::Text(principal.to_owned()), Arg::Int(now_ms())],
         };
         self.writes.run_alone(&statement).await
     }

@@ -7,6 +7,7 @@ use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::Row;
 
+use crate::clock::from_ms;
 use crate::error::StoreError;
 use crate::id::StoreKey;
 use crate::store::sql::{self, Columns, Split};
@@ -116,14 +117,16 @@ pub(super) fn listed(row: &PgRow) -> Result<Option<Listed>, StoreError> {
     let Some(key) = StoreKey::from_hex(&key) else {
         return Ok(None);
     };
-    let tied_at = sql::column(&key, "tied_at", row.try_get("tied_at"))?;
+    let tied_at: Option<i64> = sql::column(&key, "tied_at", row.try_get("tied_at"))?;
+    let created_at: i64 = sql::column(&key, "created_at", row.try_get("created_at"))?;
+    let expires_at: i64 = sql::column(&key, "expires_at", row.try_get("expires_at"))?;
     Ok(Some(
         Listed::new(
             key,
-            sql::column(&key, "created_at", row.try_get("created_at"))?,
-            sql::column(&key, "expires_at", row.try_get("expires_at"))?,
+            from_ms(created_at),
+            from_ms(expires_at),
             sql::column(&key, "label", row.try_get("label"))?,
         )
-        .with_tied_at(tied_at),
+        .with_tied_at(tied_at.map(from_ms)),
     ))
 }

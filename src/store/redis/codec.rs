@@ -3,6 +3,7 @@
 use ::redis::Value as Reply;
 use serde_json::Value;
 
+use crate::clock::from_ms;
 use crate::error::StoreError;
 use crate::expiry::ExpirySettings;
 use crate::id::StoreKey;
@@ -100,7 +101,7 @@ pub(super) fn decode(reply: Reply, key: &StoreKey, now: i64) -> Result<Option<Re
             owner.label = text(FIELD_LABEL)?;
             // Absent for a session stored before tie times were kept: it reads `None`.
             if field(FIELD_TIED).is_some() {
-                owner.tied_at = Some(millis(FIELD_TIED)?);
+                owner.tied_at = Some(from_ms(millis(FIELD_TIED)?));
             }
             Some(owner)
         }
@@ -122,8 +123,8 @@ pub(super) fn decode(reply: Reply, key: &StoreKey, now: i64) -> Result<Option<Re
     // A literal, not `Record::new`: that reads the clock for a `created_at` replaced at once.
     Ok(Some(Record {
         data,
-        created_at,
-        expires_at,
+        created_at: from_ms(created_at),
+        expires_at: from_ms(expires_at),
         expiry,
         owner,
     }))
@@ -225,8 +226,8 @@ mod tests {
             ("m:future", "?"),
         ]);
         let record = decode(r, &key(), 50).unwrap().unwrap();
-        assert_eq!(record.created_at, 5);
-        assert_eq!(record.expires_at, 100);
+        assert_eq!(record.created_at, from_ms(5));
+        assert_eq!(record.expires_at, from_ms(100));
         assert_eq!(
             record.expiry.expiry,
             Some(crate::Expiry::OnInactivity(std::time::Duration::from_secs(
@@ -250,7 +251,7 @@ mod tests {
                 owner.label.as_deref(),
                 owner.tied_at
             ),
-            ("ann", Some("phone"), Some(4))
+            ("ann", Some("phone"), Some(from_ms(4)))
         );
 
         // Stored before tie times were kept.

@@ -13,6 +13,7 @@
 use ::redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 
 use super::{error, Conn, RedisStore};
+use crate::clock::from_ms;
 use crate::error::StoreError;
 use crate::id::StoreKey;
 use crate::store::Listed;
@@ -124,7 +125,9 @@ impl RedisStore {
             {
                 // An unreadable tie time lists as unknown: `load` reports it as corrupt, and
                 // the cap then ranks the session by its creation.
-                Some(Listed::new(*key, created_at, expires_at, label).with_tied_at(number(tied_at)))
+                let (created_at, expires_at) = (from_ms(created_at), from_ms(expires_at));
+                let tied_at = number(tied_at).map(from_ms);
+                Some(Listed::new(*key, created_at, expires_at, label).with_tied_at(tied_at))
             }
             _ => None,
         })

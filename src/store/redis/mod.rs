@@ -24,8 +24,8 @@ use ::redis::{Cmd, Pipeline, RedisError, RedisFuture, Value as Reply};
 use self::call::Call;
 use self::scripts::{apply_args, create_args, scripts, COLLISION, CONFLICT, DONE, UNLISTED};
 use super::{Applied, ChangeSet, Created, Cycled, Listed, Record, Rekey, SessionStore, Touched};
+use crate::clock::{now_ms, to_ms};
 use crate::error::StoreError;
-use crate::expiry::now;
 use crate::id::StoreKey;
 
 /// Sessions in Redis: shared by every instance of an application, with Redis's own TTLs doing
@@ -44,7 +44,7 @@ use crate::id::StoreKey;
 ///
 /// // What the layer does when a new session is saved, and on the next request:
 /// let key = SessionId::generate().store_key();
-/// let record = Record::new([("user".to_owned(), "alice".into())].into(), now() + 60_000);
+/// let record = Record::new([("user".to_owned(), "alice".into())].into(), now() + std::time::Duration::from_secs(60));
 /// assert_eq!(store.create(&key, &record).await?, Created::Done);
 /// assert_eq!(store.load(&key).await?.unwrap().data["user"], "alice");
 ///
@@ -302,7 +302,7 @@ impl RedisStore {
     ///
     /// // The session lands under the prefix, filed by the SHA-256 of its id.
     /// let key = SessionId::generate().store_key();
-    /// let _ = store.create(&key, &Record::new(Default::default(), now() + 60_000)).await?;
+    /// let _ = store.create(&key, &Record::new(Default::default(), now() + std::time::Duration::from_secs(60))).await?;
     /// let mut redis = redis::Client::open(url)?.get_multiplexed_async_connection().await?;
     /// assert!(redis.exists::<_, bool>(format!("shop:session:{key}")).await?);
     /// # Ok(())
@@ -415,7 +415,7 @@ impl RedisStore {
 
     /// Cycle on a standalone server: one script moves the session and marks the old key. The
     /// caller added the new key to the index of the principal it named (tie or
-    /// [`Rekey::was`]); a session tied to a principal it did not name is refused by the script
+    /// [`Rekey::loaded_principal`]); a session tied to a principal it did not name is refused by the script
     /// ([`UNLISTED`]), added to that principal's index and moved by a second call. Also
     /// returns that principal, whose index still lists the old key.
     async fn cycle_at_once(
@@ -434,7 +434,7 @@ impl RedisStore {
         // it was told; a third only if the key died and came back meanwhile.
         for _ in 0..CYCLE_OWNER_ATTEMPTS {
             let mut call = Call::new(&scripts().cycle, &names);
-            let listed = found.as_deref().or(keys.was);
+            let listed = found.as_deref().or(keys.loaded_principal);
             apply_args(&mut call, now, changes, keys.tie, listed);
             let code: i64 = call
                 .invoke(&mut *conn)
@@ -462,7 +462,7 @@ impl RedisStore {
     /// A change set applied to the old key between the read and the release would be missing
     /// from the copy: the release refuses then, the copy is deleted and the cycle starts over
     /// from a new read, up to [`CYCLE_ATTEMPTS`] times. Without a tie, a session tied to a
-    /// principal the caller did not name ([`Rekey::was`]) is added to that principal's index
+    /// principal the caller did not name ([`Rekey::loaded_principal`]) is added to that principal's index
     /// before the copy is made, and the principal returned (its index still lists the old key).
     async fn cycle_in_steps(
         &self,
@@ -486,7 +486,7 @@ impl RedisStore {
                 return Ok((Cycled::TooLarge { size }, found));
             }
             if let (None, Some(owner)) = (tie, &record.owner) {
-                let named = found.as_deref().or(keys.was);
+                let named = found.as_deref().or(keys.loaded_principal);
                 if named != Some(owner.principal.as_str()) {
                     // Listed or dead: the index entry goes first, then the copy.
                     self.index_add(conn, &owner.principal, new, now).await?;

@@ -2,6 +2,8 @@
 //! commands it sends (the connection handling and the multi-step cluster cycle are in
 //! [`super`]).
 
+use std::time::SystemTime;
+
 use async_trait::async_trait;
 
 use super::*;
@@ -9,13 +11,13 @@ use super::*;
 #[async_trait]
 impl SessionStore for RedisStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
-        self.run(|mut conn| async move { self.load_with(&mut conn, key, now()).await })
+        self.run(|mut conn| async move { self.load_with(&mut conn, key, now_ms()).await })
             .await
     }
 
     async fn create(&self, key: &StoreKey, record: &Record) -> Result<Created, StoreError> {
         self.run(|mut conn| async move {
-            let now = now();
+            let now = now_ms();
             if let Some(owner) = &record.owner {
                 self.index_add(&mut conn, &owner.principal, key, now)
                     .await?;
@@ -28,7 +30,7 @@ impl SessionStore for RedisStore {
     async fn apply(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Applied, StoreError> {
         self.run(|mut conn| async move {
             let mut call = Call::new(&scripts().apply, &[&self.redis_key(key)]);
-            apply_args(&mut call, now(), changes, None, None);
+            apply_args(&mut call, now_ms(), changes, None, None);
             let code: i64 = call.invoke(&mut conn).await.map_err(|e| error(e, key))?;
             Ok(applied(code))
         })
@@ -37,7 +39,7 @@ impl SessionStore for RedisStore {
 
     async fn cycle(&self, keys: Rekey<'_>, changes: &ChangeSet) -> Result<Cycled, StoreError> {
         self.run(|mut conn| async move {
-            let now = now();
+            let now = now_ms();
             // The new key's index entry comes first, the old one's goes last (see `index`).
             if let Some(principal) = keys.principal() {
                 self.index_add(&mut conn, principal, keys.new, now).await?;
@@ -47,7 +49,8 @@ impl SessionStore for RedisStore {
             } else {
                 self.cycle_at_once(&mut conn, keys, changes, now).await?
             };
-            if let (Cycled::Done, Some(was)) = (outcome, found.as_deref().or(keys.was)) {
+            if let (Cycled::Done, Some(was)) = (outcome, found.as_deref().or(keys.loaded_principal))
+            {
                 self.index_remove(&mut conn, was, &[keys.old.to_string()])
                     .await?;
             }
@@ -79,7 +82,7 @@ impl SessionStore for RedisStore {
                         key.short()
                     ))
                 })?;
-            Ok(until > now())
+            Ok(until > now_ms())
         })
         .await
     }
@@ -89,11 +92,11 @@ impl SessionStore for RedisStore {
             .await
     }
 
-    async fn touch(&self, key: &StoreKey, expires_at: i64) -> Result<Touched, StoreError> {
+    async fn touch(&self, key: &StoreKey, expires_at: SystemTime) -> Result<Touched, StoreError> {
         self.run(|mut conn| async move {
             let code: i64 = Call::new(&scripts().touch, &[&self.redis_key(key)])
-                .arg(now())
-                .arg(expires_at)
+                .arg(now_ms())
+                .arg(to_ms(expires_at))
                 .invoke(&mut conn)
                 .await
                 .map_err(|e| error(e, key))?;
@@ -109,18 +112,18 @@ impl SessionStore for RedisStore {
         // Not bounded by the store's timeout as a whole: it visits every index, command by
         // command, and each command has the connection's own timeout.
         let mut conn = self.conn.clone();
-        self.prune_indexes(&mut conn, now()).await?;
+        self.prune_indexes(&mut conn, now_ms()).await?;
         Ok(0)
     }
 
     async fn list(&self, principal: &str) -> Result<Vec<Listed>, StoreError> {
-        self.run(|mut conn| async move { self.list_with(&mut conn, principal, now()).await })
+        self.run(|mut conn| async move { self.list_with(&mut conn, principal, now_ms()).await })
             .await
     }
 
     async fn delete_all(&self, principal: &str) -> Result<u64, StoreError> {
         self.run(|mut conn| async move {
-            let listed = self.list_with(&mut conn, principal, now()).await?;
+            let listed = self.list_with(&mut conn, principal, now_ms()).await?;
             let mut deleted = Vec::with_capacity(listed.len());
             for session in &listed {
                 self.delete_with(&mut conn, &session.key).await?;

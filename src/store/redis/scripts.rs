@@ -16,7 +16,10 @@ use std::sync::OnceLock;
 use ::redis::Script;
 
 use super::call::{Call, Field, Json};
-use crate::store::{ChangeSet, ExpiryChange, Owner, Record, MOVED_MARKER_MS};
+use crate::clock::to_ms;
+use crate::store::{
+    ChangeSet, ExpiryChange, KeyChange, Owner, Precondition, Record, MOVED_MARKER_MS,
+};
 
 /// Script result: the write happened.
 pub(super) const DONE: i64 = 1;
@@ -170,7 +173,7 @@ end
 
 /// `mark(marker, now)`: leaves the moved-id marker of a cycle's old key under `marker` (`nil`:
 /// none, see [`RedisStore::moved_key`](super::RedisStore::moved_key)): a string holding when
-/// it stops counting, `now` + [`MOVED_MARKER_MS`] on the application's clock, with the native
+/// it stops counting, `now` + [`MOVED_MARKER`](crate::defaults::MOVED_MARKER) on the application's clock, with the native
 /// TTL set to the same instant. Called by the step that removes the old session, so no reader
 /// finds the old key neither live nor marked. `MOVED_MARKER_MS` is replaced by the constant's
 /// value when the scripts are built (see [`scripts`]).
@@ -303,7 +306,7 @@ pub(super) struct Scripts {
     pub(super) release: Script,
 }
 
-/// The scripts, built on first use. The marking ones get [`MOVED_MARKER_MS`] written in, so
+/// The scripts, built on first use. The marking ones get [`MOVED_MARKER`](crate::defaults::MOVED_MARKER) written in, so
 /// the constant has one source.
 pub(super) fn scripts() -> &'static Scripts {
     static SCRIPTS: OnceLock<Scripts> = OnceLock::new();
@@ -326,8 +329,8 @@ fn marking(source: &str) -> String {
 pub(super) fn create_args(call: &mut Call, now: i64, record: &Record) {
     let owner = record.owner.as_ref();
     call.arg(now)
-        .arg(record.created_at)
-        .arg(record.expires_at)
+        .arg(to_ms(record.created_at))
+        .arg(to_ms(record.expires_at))
         .arg(record.expiry.encode().unwrap_or_default())
         .arg(owner.map_or("", |owner| owner.principal.as_str()))
         .arg(owner.and_then(|owner| owner.label.as_deref()).unwrap_or(""));
@@ -365,7 +368,7 @@ pub(super) fn apply_args(
     listed: Option<&str>,
 ) {
     call.arg(now)
-        .arg(changes.expires_at)
+        .arg(to_ms(changes.expires_at))
         .arg(if changes.clear { "1" } else { "0" });
     match changes.expiry {
         ExpiryChange::Keep => call.arg("k").arg(""),
@@ -390,17 +393,17 @@ pub(super) fn apply_args(
     for (name, expected) in &changes.expect {
         call.arg(Field(name));
         match expected {
-            Some(value) => call.arg(Json(Some(b'='), value)),
-            None => call.arg("-"),
+            Precondition::Equals(value) => call.arg(Json(Some(b'='), value)),
+            Precondition::Absent => call.arg("-"),
         };
     }
-    let removed = changes.updates.iter().filter(|(_, value)| value.is_none());
+    let removed = (changes.updates.iter()).filter(|(_, change)| **change == KeyChange::Remove);
     call.arg(removed.clone().count());
     for (name, _) in removed {
         call.arg(Field(name));
     }
-    for (name, value) in &changes.updates {
-        if let Some(value) = value {
+    for (name, change) in &changes.updates {
+        if let KeyChange::Set(value) = change {
             call.arg(Field(name)).arg(Json(None, value));
         }
     }
@@ -409,13 +412,14 @@ pub(super) fn apply_args(
 /// The owner's tie time as an argument: its Unix ms, `""` for none.
 fn tied_at_arg(call: &mut Call, owner: Option<&Owner>) {
     match owner.and_then(|owner| owner.tied_at) {
-        Some(tied_at) => call.arg(tied_at),
+        Some(tied_at) => call.arg(to_ms(tied_at)),
         None => call.arg(""),
     };
 }
 
 #[cfg(test)]
 mod tests {
+    use crate::clock::from_ms;
     use serde_json::json;
 
     use super::*;
@@ -425,14 +429,16 @@ mod tests {
     /// name (however it is spelled), a value its JSON, a precondition `=` and the JSON or `-`.
     #[test]
     fn apply_arguments_follow_the_layout() {
-        let changes = ChangeSet::new(2_000)
-            .with_expected("n", Some(json!({"a": [1, "x"]})))
-            .with_expected("gone", None)
-            .with_update("old", None)
-            .with_update("d:odd key", Some(json!("v\"1")))
-            .with_update("n", Some(json!(7)))
+        let changes = ChangeSet::new(from_ms(2_000))
+            .with_expected("n", Precondition::Equals(json!({"a": [1, "x"]})))
+            .with_expected("gone", Precondition::Absent)
+            .with_remove("old")
+            .with_set("d:odd key", json!("v\"1"))
+            .with_set("n", json!(7))
             .with_max_size(300);
-        let owner = Owner::new("user-1").with_label("phone").with_tied_at(900);
+        let owner = Owner::new("user-1")
+            .with_label("phone")
+            .with_tied_at(from_ms(900));
         let mut call = Call::new(&scripts().apply, &["k"]);
         apply_args(&mut call, 1_000, &changes, Some(&owner), None);
         let expected = [
@@ -477,8 +483,8 @@ mod tests {
     #[test]
     fn create_arguments_follow_the_layout() {
         let data: Data = [("a".to_owned(), json!([1, null]))].into();
-        let record = Record::new(data, 2_000)
-            .with_created_at(500)
+        let record = Record::new(data, from_ms(2_000))
+            .with_created_at(from_ms(500))
             .with_owner(Owner::new("user-1"));
         let mut call = Call::new(&scripts().create, &["k"]);
         create_args(&mut call, 1_000, &record);

@@ -12,6 +12,7 @@
 
 use serde_json::Value;
 
+use crate::clock::to_ms;
 use crate::id::StoreKey;
 use crate::store::sql::{Arg, Split};
 use crate::store::Rekey;
@@ -257,7 +258,7 @@ pub(super) fn tie_args(keys: &Rekey<'_>) -> [Arg; 4] {
         Arg::Bool(owner.is_some()),
         Arg::OptText(owner.map(|owner| owner.principal.clone())),
         Arg::OptText(owner.and_then(|owner| owner.label.clone())),
-        Arg::OptInt(owner.and_then(|owner| owner.tied_at)),
+        Arg::OptInt(owner.and_then(|owner| owner.tied_at).map(to_ms)),
     ]
 }
 

@@ -3,16 +3,18 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 
 use self::connections::{Connections, Location};
 use self::statements::Queries;
+use crate::clock::{now_ms, to_ms};
 use crate::error::StoreError;
 use crate::id::StoreKey;
 use crate::store::sql::{self, Split};
 use crate::store::{
-    now, Applied, ChangeSet, Created, Cycled, Listed, Record, Rekey, SessionStore, Touched,
+    Applied, ChangeSet, Created, Cycled, Listed, Record, Rekey, SessionStore, Touched,
 };
 
 mod change_text;
@@ -234,7 +236,7 @@ impl SessionStore for SqliteStore {
     async fn load(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         let (sql, key) = (Arc::clone(&self.sql), *key);
         self.connections
-            .read(move |conn| ops::load(conn, &sql, &key, now()))
+            .read(move |conn| ops::load(conn, &sql, &key, now_ms()))
             .await
     }
 
@@ -242,13 +244,13 @@ impl SessionStore for SqliteStore {
         let (sql, key) = (Arc::clone(&self.sql), *key);
         let row = ops::NewRow::of(record)?;
         self.connections
-            .write(move |conn| ops::create(conn, &sql, &key, &row, now()))
+            .write(move |conn| ops::create(conn, &sql, &key, &row, now_ms()))
             .await
     }
 
     async fn apply(&self, key: &StoreKey, changes: &ChangeSet) -> Result<Applied, StoreError> {
         let sql = Arc::clone(&self.sql);
-        let write = ops::apply_write(&sql, key, &Split::new(changes, now()));
+        let write = ops::apply_write(&sql, key, &Split::new(changes, now_ms()));
         self.connections
             .write(move |conn| ops::apply(conn, &sql, &write))
             .await
@@ -256,7 +258,7 @@ impl SessionStore for SqliteStore {
 
     async fn cycle(&self, keys: Rekey<'_>, changes: &ChangeSet) -> Result<Cycled, StoreError> {
         let sql = Arc::clone(&self.sql);
-        let write = ops::cycle_write(&sql, &keys, &Split::new(changes, now()));
+        let write = ops::cycle_write(&sql, &keys, &Split::new(changes, now_ms()));
         self.connections
             .write(move |conn| ops::cycle(conn, &sql, &write))
             .await
@@ -265,7 +267,7 @@ impl SessionStore for SqliteStore {
     async fn was_moved(&self, key: &StoreKey) -> Result<bool, StoreError> {
         let (sql, key) = (Arc::clone(&self.sql), *key);
         self.connections
-            .read(move |conn| ops::was_moved(conn, &sql, &key, now()))
+            .read(move |conn| ops::was_moved(conn, &sql, &key, now_ms()))
             .await
     }
 
@@ -276,10 +278,10 @@ impl SessionStore for SqliteStore {
             .await
     }
 
-    async fn touch(&self, key: &StoreKey, expires_at: i64) -> Result<Touched, StoreError> {
-        let (sql, key) = (Arc::clone(&self.sql), *key);
+    async fn touch(&self, key: &StoreKey, expires_at: SystemTime) -> Result<Touched, StoreError> {
+        let (sql, key, expires_at) = (Arc::clone(&self.sql), *key, to_ms(expires_at));
         self.connections
-            .write(move |conn| ops::touch(conn, &sql, &key, expires_at, now()))
+            .write(move |conn| ops::touch(conn, &sql, &key, expires_at, now_ms()))
             .await
     }
 
@@ -287,7 +289,7 @@ impl SessionStore for SqliteStore {
     /// then the same for moved-key markers that ran out (not counted: they are not sessions).
     async fn delete_expired(&self) -> Result<u64, StoreError> {
         // One cut-off for every batch, so the loop ends even while sessions keep expiring.
-        let now = now();
+        let now = now_ms();
         let total = self.purge_in_batches(ops::purge_batch, now).await?;
         self.purge_in_batches(ops::purge_moved_batch, now).await?;
         Ok(total)
@@ -296,14 +298,14 @@ impl SessionStore for SqliteStore {
     async fn list(&self, principal: &str) -> Result<Vec<Listed>, StoreError> {
         let (sql, principal) = (Arc::clone(&self.sql), principal.to_owned());
         self.connections
-            .read(move |conn| ops::list(conn, &sql, &principal, now()))
+            .read(move |conn| ops::list(conn, &sql, &principal, now_ms()))
             .await
     }
 
     async fn delete_all(&self, principal: &str) -> Result<u64, StoreError> {
         let (sql, principal) = (Arc::clone(&self.sql), principal.to_owned());
         self.connections
-            .write(move |conn| ops::delete_all(conn, &sql, &principal, now()))
+            .write(move |conn| ops::delete_all(conn, &sql, &principal, now_ms()))
             .await
     }
 }

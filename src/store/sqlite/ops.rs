@@ -9,6 +9,7 @@ use super::change_text::{
     condition_args, conditions_text, data_args, data_text, first_args, tie_args, Shape,
 };
 use super::statements::{Queries, DATA_IS_OBJECT};
+use crate::clock::{from_ms, to_ms};
 use crate::error::StoreError;
 use crate::id::StoreKey;
 use crate::store::sql::Arg;
@@ -77,15 +78,17 @@ pub(super) fn list(
         let Some(key) = StoreKey::from_hex(&key) else {
             continue;
         };
-        let tied_at = sql::column(&key, "tied_at", row.get(4))?;
+        let tied_at: Option<i64> = sql::column(&key, "tied_at", row.get(4))?;
+        let created_at: i64 = sql::column(&key, "created_at", row.get(1))?;
+        let expires_at: i64 = sql::column(&key, "expires_at", row.get(2))?;
         listed.push(
             Listed::new(
                 key,
-                sql::column(&key, "created_at", row.get(1))?,
-                sql::column(&key, "expires_at", row.get(2))?,
+                from_ms(created_at),
+                from_ms(expires_at),
                 sql::column(&key, "label", row.get(3))?,
             )
-            .with_tied_at(tied_at),
+            .with_tied_at(tied_at.map(from_ms)),
         );
     }
     Ok(listed)
@@ -107,12 +110,12 @@ impl NewRow {
         let owner = record.owner.as_ref();
         Ok(Self {
             data: sql::encode_data(&record.data)?,
-            created_at: record.created_at,
-            expires_at: record.expires_at,
+            created_at: to_ms(record.created_at),
+            expires_at: to_ms(record.expires_at),
             expiry: record.expiry.encode(),
             principal: owner.map(|o| o.principal.clone()),
             label: owner.and_then(|o| o.label.clone()),
-            tied_at: owner.and_then(|o| o.tied_at),
+            tied_at: owner.and_then(|o| o.tied_at).map(to_ms),
         })
     }
 }
@@ -196,7 +199,7 @@ pub(super) fn purge_moved_batch(
 }
 
 /// Whether a marker says a cycle moved `key` away less than
-/// [`MOVED_MARKER_MS`](crate::store::MOVED_MARKER_MS) before `now`.
+/// [`MOVED_MARKER`](crate::defaults::MOVED_MARKER) before `now`.
 pub(super) fn was_moved(
     conn: &Connection,
     sql: &Queries,
@@ -225,7 +228,7 @@ pub(super) struct ChangeWrite {
     now: i64,
     statement: Arc<str>,
     args: Vec<Arg>,
-    expect: std::collections::BTreeMap<String, Option<serde_json::Value>>,
+    expect: std::collections::BTreeMap<String, crate::store::Precondition>,
     probe: Option<Probe>,
 }
 
@@ -413,7 +416,7 @@ fn preconditions_hold(
         write
             .expect
             .iter()
-            .all(|(key, expected)| record.data.get(key) == expected.as_ref())
+            .all(|(key, expected)| expected.holds(record.data.get(key)))
     }))
 }
 

@@ -147,8 +147,10 @@ impl ToSql for Arg {
 mod tests {
     use super::super::change_text::{condition_args, data_args, first_args, json_path};
     use super::*;
+    use crate::clock::from_ms;
     use crate::store::sql::Split;
     use crate::store::ChangeSet;
+    use crate::store::Precondition;
     use serde_json::json;
 
     /// The `?N` numbers in `statement`, each once.
@@ -186,13 +188,13 @@ mod tests {
 
     #[test]
     fn shapes_differ_by_everything_the_text_depends_on() {
-        let base = || ChangeSet::new(1).with_update("a", Some(json!(1)));
+        let base = || ChangeSet::new(from_ms(1)).with_set("a", json!(1));
         let shapes = [
             base(),
             base().with_clear(),
-            base().with_update("gone", None),
-            base().with_expected("a", Some(json!(0))),
-            base().with_expected("a", None),
+            base().with_remove("gone"),
+            base().with_expected("a", Precondition::Equals(json!(0))),
+            base().with_expected("a", Precondition::Absent),
             base().with_max_size(100),
         ]
         .map(|changes| Shape::of(&Split::new(&changes, 0)));
@@ -202,10 +204,10 @@ mod tests {
             }
         }
         // After `clear`, removed keys are neither in the text nor in the arguments.
-        let cleared = ChangeSet::new(1)
+        let cleared = ChangeSet::new(from_ms(1))
             .with_clear()
-            .with_update("gone", None)
-            .with_update("a", Some(json!(1)));
+            .with_remove("gone")
+            .with_set("a", json!(1));
         let split = Split::new(&cleared, 0);
         assert_eq!(Shape::of(&split), shapes[1]);
         let text = Queries::new("t").apply_text(Shape::of(&split));
@@ -218,14 +220,14 @@ mod tests {
     }
 
     fn every_kind() -> ChangeSet {
-        ChangeSet::new(1_000)
-            .with_update("gone", None)
-            .with_update("also gone", None)
-            .with_update("a", Some(json!(1)))
-            .with_update("b.c", Some(json!({"d": [1, 2]})))
-            .with_update("e", Some(json!("f")))
-            .with_expected("a", Some(json!(0)))
-            .with_expected("new", None)
+        ChangeSet::new(from_ms(1_000))
+            .with_remove("gone")
+            .with_remove("also gone")
+            .with_set("a", json!(1))
+            .with_set("b.c", json!({"d": [1, 2]}))
+            .with_set("e", json!("f"))
+            .with_expected("a", Precondition::Equals(json!(0)))
+            .with_expected("new", Precondition::Absent)
             .with_max_size(4096)
     }
 
@@ -241,20 +243,20 @@ mod tests {
             .eq(FIRST_ARGS + 1..=text.data_end));
 
         // The same shape with other keys and values: the same text, not built again.
-        let other = ChangeSet::new(2_000)
-            .with_update("x", None)
-            .with_update("y", None)
-            .with_update("p", Some(json!(true)))
-            .with_update("q", Some(json!(null)))
-            .with_update("r", Some(json!(3)))
-            .with_expected("p", Some(json!(false)))
-            .with_expected("z", None)
+        let other = ChangeSet::new(from_ms(2_000))
+            .with_remove("x")
+            .with_remove("y")
+            .with_set("p", json!(true))
+            .with_set("q", json!(null))
+            .with_set("r", json!(3))
+            .with_expected("p", Precondition::Equals(json!(false)))
+            .with_expected("z", Precondition::Absent)
             .with_max_size(10);
         let again = queries.apply_text(Shape::of(&Split::new(&other, 5)));
         assert!(Arc::ptr_eq(&text, &again));
 
         // Another shape (no cap): another text.
-        let uncapped = ChangeSet::new(2_000).with_update("x", Some(json!(1)));
+        let uncapped = ChangeSet::new(from_ms(2_000)).with_set("x", json!(1));
         let split = Split::new(&uncapped, 5);
         let third = queries.apply_text(Shape::of(&split));
         assert!(!third.statement.contains("length("), "{}", third.statement);
@@ -266,11 +268,11 @@ mod tests {
         let queries = Queries::new("t");
         // 64 small shapes: 1 to 8 keys set, 0 to 7 preconditions on a value.
         let shape_with = |sets: usize, expected: usize| {
-            let changes = (0..sets).fold(ChangeSet::new(1), |c, i| {
-                c.with_update(format!("k{i}"), Some(json!(i)))
+            let changes = (0..sets).fold(ChangeSet::new(from_ms(1)), |c, i| {
+                c.with_set(format!("k{i}"), json!(i))
             });
             let changes = (0..expected).fold(changes, |c, i| {
-                c.with_expected(format!("e{i}"), Some(json!(i)))
+                c.with_expected(format!("e{i}"), Precondition::Equals(json!(i)))
             });
             Shape::of(&Split::new(&changes, 0))
         };
@@ -295,10 +297,17 @@ mod tests {
 
     /// `count` keys set, `count` removed and `count` expected (half present, half absent).
     fn keys(count: usize) -> ChangeSet {
-        (0..count).fold(ChangeSet::new(1).with_max_size(1 << 20), |c, i| {
-            c.with_update(format!("set{i}"), Some(json!(i)))
-                .with_update(format!("gone{i}"), None)
-                .with_expected(format!("e{i}"), (i % 2 == 0).then(|| json!(i)))
+        (0..count).fold(ChangeSet::new(from_ms(1)).with_max_size(1 << 20), |c, i| {
+            c.with_set(format!("set{i}"), json!(i))
+                .with_remove(format!("gone{i}"))
+                .with_expected(
+                    format!("e{i}"),
+                    if i % 2 == 0 {
+                        Precondition::Equals(json!(i))
+                    } else {
+                        Precondition::Absent
+                    },
+                )
         })
     }
 
@@ -330,15 +339,15 @@ mod tests {
         assert!(!Arc::ptr_eq(&text, &cleared));
         assert_eq!(last_parameter(&cleared.statement), FIRST_ARGS + 4);
         // Bulk changes with preconditions spelled out, and the other way round.
-        let changes_only = (0..60).fold(ChangeSet::new(1), |c, i| {
-            c.with_update(format!("k{i}"), Some(json!(i)))
+        let changes_only = (0..60).fold(ChangeSet::new(from_ms(1)), |c, i| {
+            c.with_set(format!("k{i}"), json!(i))
         });
-        let text = bulk(&changes_only.with_expected("k0", None));
+        let text = bulk(&changes_only.with_expected("k0", Precondition::Absent));
         assert!(text.statement.contains("IS NULL"), "{}", text.statement);
-        let expect_only = (0..60).fold(ChangeSet::new(1), |c, i| {
-            c.with_expected(format!("k{i}"), Some(json!(i)))
+        let expect_only = (0..60).fold(ChangeSet::new(from_ms(1)), |c, i| {
+            c.with_expected(format!("k{i}"), Precondition::Equals(json!(i)))
         });
-        let text = bulk(&expect_only.with_update("k0", None));
+        let text = bulk(&expect_only.with_remove("k0"));
         assert!(
             text.statement.contains("json_remove("),
             "{}",

@@ -2,8 +2,12 @@
 //! change sets, and the writer thread's batches when a write panics or taints its batch. The
 //! store contract itself is checked by the conformance suite.
 
+use std::time::Duration;
+
 use super::scratch::ScratchDir;
 use super::*;
+use crate::clock::now;
+use crate::store::Precondition;
 
 #[test]
 fn urls_name_a_file_or_memory() {
@@ -41,7 +45,7 @@ async fn writes_start_background_checkpoints() {
     let store = SqliteStore::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
     assert_eq!(store.connections.checkpoints(), Some(0));
-    let record = Record::new(Default::default(), now() + 60_000);
+    let record = Record::new(Default::default(), now() + Duration::from_millis(60_000));
     // Each write commits alone and appends at least one page to the log.
     for _ in 0..2 * checkpoints::LOG_PAGES_PER_CHECKPOINT {
         let key = crate::SessionId::generate().store_key();
@@ -61,7 +65,7 @@ async fn writes_start_background_checkpoints() {
 /// A session with one value, an hour to live.
 fn one_value(n: i64) -> Record {
     let data = [("n".to_owned(), serde_json::json!(n))].into();
-    Record::new(data, now() + 3_600_000)
+    Record::new(data, now() + Duration::from_millis(3_600_000))
 }
 
 /// Creates, applies to and loads a fresh session: the store serves writes and reads.
@@ -70,8 +74,8 @@ async fn assert_serves(store: &SqliteStore) {
     let record = one_value(1);
     assert_eq!(store.create(&key, &record).await.unwrap(), Created::Done);
     let changes = ChangeSet::new(record.expires_at)
-        .with_expected("n", Some(serde_json::json!(1)))
-        .with_update("n", Some(serde_json::json!(2)));
+        .with_expected("n", Precondition::Equals(serde_json::json!(1)))
+        .with_set("n", serde_json::json!(2));
     assert_eq!(store.apply(&key, &changes).await.unwrap(), Applied::Done);
     let loaded = store
         .load(&key)
@@ -140,13 +144,13 @@ async fn ten_thousand_keys_in_one_change_set() {
     store.migrate().await.unwrap();
     let key = crate::SessionId::generate().store_key();
     let data = (0..COUNT).map(|i| (format!("old {i}"), json!(i))).collect();
-    let record = Record::new(data, now() + 3_600_000);
+    let record = Record::new(data, now() + Duration::from_millis(3_600_000));
     assert_eq!(store.create(&key, &record).await.unwrap(), Created::Done);
     let changes = (0..COUNT).fold(ChangeSet::new(record.expires_at), |c, i| {
-        c.with_expected(format!("old {i}"), Some(json!(i)))
-            .with_expected(format!("new {i}"), None)
-            .with_update(format!("old {i}"), None)
-            .with_update(format!("new {i}"), Some(json!([i, u64::MAX])))
+        c.with_expected(format!("old {i}"), Precondition::Equals(json!(i)))
+            .with_expected(format!("new {i}"), Precondition::Absent)
+            .with_remove(format!("old {i}"))
+            .with_set(format!("new {i}"), json!([i, u64::MAX]))
     });
     // Over the cap: refused, and told so.
     let capped = changes.clone().with_max_size(1_000);
@@ -156,7 +160,9 @@ async fn ten_thousand_keys_in_one_change_set() {
         "{refused:?}"
     );
     // A failed precondition: refused.
-    let stale = changes.clone().with_expected("old 9999", Some(json!(0)));
+    let stale = changes
+        .clone()
+        .with_expected("old 9999", Precondition::Equals(json!(0)));
     assert_eq!(store.apply(&key, &stale).await.unwrap(), Applied::Conflict);
     assert_eq!(store.load(&key).await.unwrap().unwrap().data, record.data);
     assert_eq!(
@@ -270,9 +276,9 @@ async fn a_panicking_write_in_a_batch_loses_no_other_write() {
                 tokio::spawn(async move { store2.create(&key, &record).await }),
             ));
             let (store2, key) = (store.clone(), existing[i as usize]);
-            let changes = ChangeSet::new(now() + 3_600_000)
-                .with_expected("n", Some(serde_json::json!(1)))
-                .with_update("n", Some(serde_json::json!(100 + i)));
+            let changes = ChangeSet::new(now() + Duration::from_millis(3_600_000))
+                .with_expected("n", Precondition::Equals(serde_json::json!(1)))
+                .with_set("n", serde_json::json!(100 + i));
             applies.push((
                 key,
                 i,

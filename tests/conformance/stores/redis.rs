@@ -96,13 +96,13 @@ fn redis_key(store: &RedisStore, key: &StoreKey) -> String {
     format!("{}{key}", store.key_prefix())
 }
 
-fn record(ttl_ms: i64) -> Record {
+fn record(ttl: Duration) -> Record {
     let t = now();
     let data = [("a".to_owned(), json!(1))].into_iter().collect();
-    Record::new(data, t + ttl_ms).with_created_at(t)
+    Record::new(data, t + ttl).with_created_at(t)
 }
 
-const HOUR: i64 = 3_600_000;
+const HOUR: Duration = Duration::from_secs(3600);
 
 async fn pttl(conn: &mut impl ConnectionLike, name: &str) -> i64 {
     redis::cmd("PTTL")

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 use std::future::Future;
+use std::time::Duration;
 
 use axum::http::header;
 use serde_json::{json, Value};
@@ -16,7 +17,7 @@ use sqlx::AssertSqlSafe;
 
 use crate::common::send_ok;
 
-const HOUR: i64 = 3_600_000;
+const HOUR: Duration = Duration::from_secs(3600);
 
 fn key() -> StoreKey {
     SessionId::generate().store_key()
@@ -81,10 +82,10 @@ async fn values_survive_exactly(store: impl SessionStore, nul_allowed: bool) {
 
     let mut changes = ChangeSet::new(t + 2 * HOUR);
     for (i, name) in odd_keys.iter().enumerate() {
-        changes = changes.with_update(*name, Some(values[(i + 3) % values.len()].clone()));
+        changes = changes.with_set(*name, values[(i + 3) % values.len()].clone());
     }
     for name in odd_keys.iter().step_by(2) {
-        changes = changes.with_update(format!("initial {name}"), None);
+        changes = changes.with_remove(format!("initial {name}"));
     }
     assert_eq!(store.apply(&k, &changes).await.unwrap(), Applied::Done);
     changes.apply_to(&mut reference);
@@ -93,8 +94,11 @@ async fn values_survive_exactly(store: impl SessionStore, nul_allowed: bool) {
     // Overwrite every odd key once more and remove half of them again.
     let mut changes = ChangeSet::new(t + 2 * HOUR);
     for (i, name) in odd_keys.iter().enumerate() {
-        let value = (i % 2 == 0).then(|| values[(i + 5) % values.len()].clone());
-        changes = changes.with_update(*name, value);
+        changes = if i % 2 == 0 {
+            changes.with_set(*name, values[(i + 5) % values.len()].clone())
+        } else {
+            changes.with_remove(*name)
+        };
     }
     assert_eq!(store.apply(&k, &changes).await.unwrap(), Applied::Done);
     changes.apply_to(&mut reference);
@@ -103,13 +107,13 @@ async fn values_survive_exactly(store: impl SessionStore, nul_allowed: bool) {
     // Many keys in one change set (more than one SQL function call's worth).
     let mut changes = ChangeSet::new(t + 2 * HOUR);
     for i in 0..300 {
-        changes = changes.with_update(format!("bulk{i}"), Some(json!(i)));
+        changes = changes.with_set(format!("bulk{i}"), json!(i));
     }
     assert_eq!(store.apply(&k, &changes).await.unwrap(), Applied::Done);
     changes.apply_to(&mut reference);
     let mut removals = ChangeSet::new(t + 2 * HOUR);
     for i in (0..300).step_by(3) {
-        removals = removals.with_update(format!("bulk{i}"), None);
+        removals = removals.with_remove(format!("bulk{i}"));
     }
     assert_eq!(store.apply(&k, &removals).await.unwrap(), Applied::Done);
     removals.apply_to(&mut reference);
@@ -139,7 +143,7 @@ where
     let rec = Record::new([("a".to_owned(), json!(1))].into(), t + HOUR).with_created_at(t);
     assert_eq!(store.create(&k, &rec).await.unwrap(), Created::Done);
     corrupt(store.clone(), k).await;
-    let change = ChangeSet::new(t + HOUR).with_update("b", Some(json!(2)));
+    let change = ChangeSet::new(t + HOUR).with_set("b", json!(2));
     assert!(matches!(
         store.apply(&k, &change).await,
         Err(StoreError::Corrupt(_))
@@ -233,7 +237,7 @@ async fn cycle_races(store: impl SessionStore) {
         .map(|i| {
             let store = store.clone();
             tokio::spawn(async move {
-                let change = ChangeSet::new(t + HOUR).with_update(format!("w{i}"), Some(json!(i)));
+                let change = ChangeSet::new(t + HOUR).with_set(format!("w{i}"), json!(i));
                 store.apply(&old, &change).await
             })
         })
@@ -339,7 +343,7 @@ async fn migrate_upgrades_a_table_without_tie_times<S, C, I, M>(
     assert_eq!((listed[0].key, listed[0].tied_at), (old, None));
 
     // The size of the old row is counted as `data_size` once the change is applied.
-    let change = ChangeSet::new(now() + HOUR).with_update("m", Some(json!([1, "two"])));
+    let change = ChangeSet::new(now() + HOUR).with_set("m", json!([1, "two"]));
     let mut after = loaded.data.clone();
     after.insert("m".to_owned(), json!([1, "two"]));
     let size = sessionware::store::data_size(&after);
@@ -364,7 +368,7 @@ async fn migrate_upgrades_a_table_without_tie_times<S, C, I, M>(
     let new = SessionId::generate().store_key();
     let rekey = Rekey::new(&old, &new).with_tie(&owner);
     let change = ChangeSet::new(now() + HOUR)
-        .with_update("k", Some(json!("v")))
+        .with_set("k", json!("v"))
         .with_max_size(size + 8);
     assert_eq!(store.cycle(rekey, &change).await.unwrap(), Cycled::Done);
     assert!(store.was_moved(&old).await.unwrap());

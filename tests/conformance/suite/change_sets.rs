@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use sessionware::store::{Applied, ChangeSet, Created, Cycled, Record, Rekey, SessionStore};
+use sessionware::store::{
+    Applied, ChangeSet, Created, Cycled, Precondition, Record, Rekey, SessionStore,
+};
 
 use super::{key, must_load, record, HOUR};
 
@@ -19,22 +21,22 @@ pub async fn preconditions_guard_a_change(store: impl SessionStore) {
     let at = rec.expires_at;
 
     let incr = ChangeSet::new(at)
-        .with_expected("n", Some(json!(1)))
-        .with_update("n", Some(json!(2)));
+        .with_expected("n", Precondition::Equals(json!(1)))
+        .with_set("n", json!(2));
     assert_eq!(store.apply(&k, &incr).await.unwrap(), Applied::Done);
     assert_eq!(store.apply(&k, &incr).await.unwrap(), Applied::Conflict);
     assert_eq!(must_load(&*store, &k).await.data["n"], json!(2));
 
     // Absent means absent; the same value with its keys in another order is the same value.
     let first = ChangeSet::new(at)
-        .with_expected("flash", None)
-        .with_update("flash", Some(json!("hi")));
+        .with_expected("flash", Precondition::Absent)
+        .with_set("flash", json!("hi"));
     assert_eq!(store.apply(&k, &first).await.unwrap(), Applied::Done);
     assert_eq!(store.apply(&k, &first).await.unwrap(), Applied::Conflict);
     let same = ChangeSet::new(at)
-        .with_expected("obj", Some(json!({"a": [2, "x"], "b": 1})))
-        .with_expected("flash", Some(json!("hi")))
-        .with_update("flash", None);
+        .with_expected("obj", Precondition::Equals(json!({"a": [2, "x"], "b": 1})))
+        .with_expected("flash", Precondition::Equals(json!("hi")))
+        .with_remove("flash");
     assert_eq!(store.apply(&k, &same).await.unwrap(), Applied::Done);
     let loaded = must_load(&*store, &k).await;
     assert!(
@@ -46,29 +48,29 @@ pub async fn preconditions_guard_a_change(store: impl SessionStore) {
     // precondition is checked against its own key.
     let mixed = |n: i64| {
         ChangeSet::new(at)
-            .with_expected("n", Some(json!(n)))
-            .with_expected("gone", None)
-            .with_update("flash", None)
-            .with_update("m", Some(json!(n)))
+            .with_expected("n", Precondition::Equals(json!(n)))
+            .with_expected("gone", Precondition::Absent)
+            .with_remove("flash")
+            .with_set("m", json!(n))
     };
     assert_eq!(store.apply(&k, &mixed(1)).await.unwrap(), Applied::Conflict);
     assert_eq!(store.apply(&k, &mixed(2)).await.unwrap(), Applied::Done);
     assert_eq!(must_load(&*store, &k).await.data["m"], json!(2));
-    let now_present = ChangeSet::new(at).with_update("gone", Some(json!(0)));
+    let now_present = ChangeSet::new(at).with_set("gone", json!(0));
     assert_eq!(store.apply(&k, &now_present).await.unwrap(), Applied::Done);
     assert_eq!(store.apply(&k, &mixed(2)).await.unwrap(), Applied::Conflict);
 
     // A cycle with a failing precondition changes nothing; a holding one moves the session.
     let new = key();
-    let stale = ChangeSet::new(at).with_expected("n", Some(json!(1)));
+    let stale = ChangeSet::new(at).with_expected("n", Precondition::Equals(json!(1)));
     assert_eq!(
         store.cycle(Rekey::new(&k, &new), &stale).await.unwrap(),
         Cycled::Conflict
     );
     assert!(store.load(&new).await.unwrap().is_none());
     let fresh = ChangeSet::new(at)
-        .with_expected("n", Some(json!(2)))
-        .with_update("n", Some(json!(3)));
+        .with_expected("n", Precondition::Equals(json!(2)))
+        .with_set("n", json!(3));
     assert_eq!(
         store.cycle(Rekey::new(&k, &new), &fresh).await.unwrap(),
         Cycled::Done
@@ -88,8 +90,8 @@ pub async fn preconditions_guard_a_change(store: impl SessionStore) {
                     let n = must_load(&*store, &new).await.data["n"].clone();
                     let next = json!(n.as_i64().unwrap() + 1);
                     let change = ChangeSet::new(at)
-                        .with_expected("n", Some(n))
-                        .with_update("n", Some(next));
+                        .with_expected("n", Precondition::Equals(n))
+                        .with_set("n", next);
                     match store.apply(&new, &change).await.unwrap() {
                         Applied::Done => return,
                         Applied::Conflict => {}
@@ -118,8 +120,8 @@ fn many_messages(count: usize) -> (Record, ChangeSet) {
     let changes = (0..count).fold(ChangeSet::new(rec.expires_at), |changes, i| {
         let (key, value) = message(i);
         changes
-            .with_expected(key.clone(), Some(value))
-            .with_update(key, None)
+            .with_expected(key.clone(), Precondition::Equals(value))
+            .with_remove(key)
     });
     (rec, changes)
 }
@@ -139,11 +141,11 @@ pub async fn a_change_set_with_thousands_of_keys(store: impl SessionStore) {
     let take_all = |changes: ChangeSet| {
         (0..5)
             .fold(changes, |c, i| {
-                c.with_update(format!("set {i}"), Some(json!({"i": i})))
+                c.with_set(format!("set {i}"), json!({"i": i}))
             })
-            .with_expected("n", Some(json!(1)))
-            .with_update("n", Some(json!(2)))
-            .with_expected("never set", None)
+            .with_expected("n", Precondition::Equals(json!(1)))
+            .with_set("n", json!(2))
+            .with_expected("never set", Precondition::Absent)
     };
 
     let k = key();
@@ -182,15 +184,16 @@ pub async fn one_failed_precondition_of_thousands_changes_nothing(store: impl Se
     let k = key();
     let (rec, changes) = many_messages(COUNT);
     assert_eq!(store.create(&k, &rec).await.unwrap(), Created::Done);
-    let changes = changes.with_update("n", Some(json!(2)));
+    let changes = changes.with_set("n", json!(2));
     // Another request took message 1,234 meanwhile.
-    let stale = changes
-        .clone()
-        .with_expected(format!("__flash.{:08x}", 1234), Some(json!("message 4321")));
+    let stale = changes.clone().with_expected(
+        format!("__flash.{:08x}", 1234),
+        Precondition::Equals(json!("message 4321")),
+    );
     assert_eq!(store.apply(&k, &stale).await.unwrap(), Applied::Conflict);
     assert_eq!(must_load(&store, &k).await.data, rec.data);
     // A key that must be absent is there.
-    let present = changes.clone().with_expected("user", None);
+    let present = changes.clone().with_expected("user", Precondition::Absent);
     assert_eq!(store.apply(&k, &present).await.unwrap(), Applied::Conflict);
     assert_eq!(must_load(&store, &k).await.data, rec.data);
     let new = key();

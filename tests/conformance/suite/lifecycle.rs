@@ -29,10 +29,10 @@ pub async fn create_load_apply_delete(store: impl SessionStore) {
     // The session's own settings, "keep me signed in" included, are kept by every store.
     let own = ExpirySettings::from(Some(Expiry::OnInactivity(Duration::from_secs(90))))
         .with_absolute_timeout(Some(Duration::from_secs(30 * 24 * 3600)));
-    let changes = ChangeSet::new(rec.expires_at + 1000)
-        .with_update("a", Some(json!(2)))
-        .with_update("b", None)
-        .with_update("c", Some(json!({"deep": true})))
+    let changes = ChangeSet::new(rec.expires_at + Duration::from_millis(1000))
+        .with_set("a", json!(2))
+        .with_remove("b")
+        .with_set("c", json!({"deep": true}))
         .with_expiry(own);
     assert_eq!(store.apply(&k, &changes).await.unwrap(), Applied::Done);
     let loaded = must_load(&store, &k).await;
@@ -41,13 +41,16 @@ pub async fn create_load_apply_delete(store: impl SessionStore) {
     assert_eq!(loaded.data.get("c"), Some(&json!({"deep": true})));
     assert_eq!(loaded.data.get("nested"), rec.data.get("nested"));
     assert_eq!(loaded.data.get("u"), Some(&json!("żółć 😀")));
-    assert_eq!(loaded.expires_at, rec.expires_at + 1000);
+    assert_eq!(
+        loaded.expires_at,
+        rec.expires_at + Duration::from_millis(1000)
+    );
     assert_eq!(loaded.created_at, rec.created_at);
     assert_eq!(loaded.expiry, own);
 
     let cleared = ChangeSet::new(rec.expires_at)
         .with_clear()
-        .with_update("fresh", Some(json!(1)));
+        .with_set("fresh", json!(1));
     assert_eq!(store.apply(&k, &cleared).await.unwrap(), Applied::Done);
     let loaded = must_load(&store, &k).await;
     assert_eq!(loaded.data.len(), 1);
@@ -102,7 +105,7 @@ pub async fn no_resurrection_after_delete(store: impl SessionStore) {
     let rec = record(json!({"a": 1}), HOUR);
     assert_eq!(store.create(&k, &rec).await.unwrap(), Created::Done);
     store.delete(&k).await.unwrap();
-    let changes = ChangeSet::new(rec.expires_at).with_update("a", Some(json!(2)));
+    let changes = ChangeSet::new(rec.expires_at).with_set("a", json!(2));
     assert_eq!(store.apply(&k, &changes).await.unwrap(), Applied::Missing);
     assert_eq!(
         store.touch(&k, rec.expires_at + HOUR).await.unwrap(),
@@ -127,9 +130,9 @@ pub async fn cycle_moves_the_session(store: impl SessionStore) {
         Created::Done
     );
 
-    let changes = ChangeSet::new(rec.expires_at + 5)
-        .with_update("drop", None)
-        .with_update("role", Some(json!("admin")));
+    let changes = ChangeSet::new(rec.expires_at + Duration::from_millis(5))
+        .with_remove("drop")
+        .with_set("role", json!("admin"));
     // A taken target: nothing changes anywhere.
     assert_eq!(
         store
@@ -157,17 +160,17 @@ pub async fn cycle_moves_the_session(store: impl SessionStore) {
         moved.created_at, rec.created_at,
         "cycling must not reset the absolute timeout"
     );
-    assert_eq!(moved.expires_at, rec.expires_at + 5);
+    assert_eq!(moved.expires_at, rec.expires_at + Duration::from_millis(5));
 
     // The old key is dead for writes too.
-    let late = ChangeSet::new(rec.expires_at).with_update("late", Some(json!(1)));
+    let late = ChangeSet::new(rec.expires_at).with_set("late", json!(1));
     assert_eq!(store.apply(&old, &late).await.unwrap(), Applied::Missing);
     assert!(store.load(&old).await.unwrap().is_none());
 }
 
 pub async fn touch_moves_only_the_deadline(store: impl SessionStore) {
     let k = key();
-    let rec = record(json!({"a": 1}), 2_000);
+    let rec = record(json!({"a": 1}), Duration::from_millis(2_000));
     assert_eq!(store.create(&k, &rec).await.unwrap(), Created::Done);
     assert_eq!(
         store.touch(&k, rec.expires_at + HOUR).await.unwrap(),
@@ -180,7 +183,7 @@ pub async fn touch_moves_only_the_deadline(store: impl SessionStore) {
 
 pub async fn expired_sessions_are_gone(store: impl SessionStore) {
     let (short, long) = (key(), key());
-    let rec = record(json!({"a": 1}), 1_000);
+    let rec = record(json!({"a": 1}), Duration::from_millis(1_000));
     assert_eq!(store.create(&short, &rec).await.unwrap(), Created::Done);
     assert_eq!(
         store
@@ -196,7 +199,7 @@ pub async fn expired_sessions_are_gone(store: impl SessionStore) {
         store.load(&short).await.unwrap().is_none(),
         "an expired session was served"
     );
-    let changes = ChangeSet::new(now() + HOUR).with_update("a", Some(json!(2)));
+    let changes = ChangeSet::new(now() + HOUR).with_set("a", json!(2));
     assert_eq!(
         store.apply(&short, &changes).await.unwrap(),
         Applied::Missing
@@ -241,7 +244,7 @@ pub async fn delete_expired_purges(store: impl SessionStore) {
     for k in &keys {
         assert_eq!(
             store
-                .create(k, &record(json!({"a": 1}), 500))
+                .create(k, &record(json!({"a": 1}), Duration::from_millis(500)))
                 .await
                 .unwrap(),
             Created::Done
@@ -335,10 +338,7 @@ where
     }
     // A write to it must not panic either; it may fail cleanly.
     let _ = store
-        .apply(
-            &k,
-            &ChangeSet::new(now() + HOUR).with_update("b", Some(json!(2))),
-        )
+        .apply(&k, &ChangeSet::new(now() + HOUR).with_set("b", json!(2)))
         .await;
     store.delete(&k).await.unwrap();
     assert!(store.load(&k).await.unwrap().is_none());

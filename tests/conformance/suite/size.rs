@@ -2,6 +2,7 @@
 //! edge is exactly `data_size`, in the store and through the layer.
 
 use std::sync::Arc;
+use std::time::UNIX_EPOCH;
 
 use serde_json::{json, Value};
 use sessionware::store::{now, Applied, ChangeSet, Created, Cycled, Record, Rekey, SessionStore};
@@ -28,7 +29,7 @@ pub async fn size_cap_holds_for_what_is_stored(store: impl SessionStore) {
             let (store, barrier) = (store.clone(), barrier.clone());
             tokio::spawn(async move {
                 let changes = ChangeSet::new(rec.expires_at)
-                    .with_update(format!("k{i}"), Some(json!("x".repeat(1200))))
+                    .with_set(format!("k{i}"), json!("x".repeat(1200)))
                     .with_max_size(CAP);
                 barrier.wait().await;
                 store.apply(&k, &changes).await.unwrap()
@@ -62,7 +63,7 @@ pub async fn size_cap_holds_for_what_is_stored(store: impl SessionStore) {
     // Keys count as stored: escaped. 300 quotes are 600 bytes of JSON, 300 unescaped.
     let quotes = "\"".repeat(300);
     let escaped = ChangeSet::new(rec.expires_at)
-        .with_update(quotes.clone(), Some(json!(1)))
+        .with_set(quotes.clone(), json!(1))
         .with_max_size(stored + 400);
     assert!(
         matches!(
@@ -82,20 +83,20 @@ pub async fn size_cap_holds_for_what_is_stored(store: impl SessionStore) {
         .unwrap()
         .clone();
     let shrink = ChangeSet::new(rec.expires_at)
-        .with_update(some_key, None)
+        .with_remove(some_key)
         .with_max_size(10);
     assert_eq!(store.apply(&k, &shrink).await.unwrap(), Applied::Done);
     // Clearing makes room for what follows it.
     let replace = ChangeSet::new(rec.expires_at)
         .with_clear()
-        .with_update("big", Some(json!("y".repeat(3500))))
+        .with_set("big", json!("y".repeat(3500)))
         .with_max_size(CAP);
     assert_eq!(store.apply(&k, &replace).await.unwrap(), Applied::Done);
 
     // A cycle is refused whole: the old key keeps the session, the new one stays free.
     let new = key();
     let grow = ChangeSet::new(rec.expires_at)
-        .with_update("more", Some(json!("z".repeat(1000))))
+        .with_set("more", json!("z".repeat(1000)))
         .with_max_size(CAP);
     assert!(matches!(
         store.cycle(Rekey::new(&k, &new), &grow).await.unwrap(),
@@ -106,7 +107,7 @@ pub async fn size_cap_holds_for_what_is_stored(store: impl SessionStore) {
     assert!(kept.data.contains_key("big") && !kept.data.contains_key("more"));
     // And a cycle that fits moves it.
     let fits = ChangeSet::new(rec.expires_at)
-        .with_update("small", Some(json!(1)))
+        .with_set("small", json!(1))
         .with_max_size(CAP);
     assert_eq!(
         store.cycle(Rekey::new(&k, &new), &fits).await.unwrap(),
@@ -164,12 +165,12 @@ pub async fn size_at_the_cap_is_data_size(store: impl SessionStore) {
     let base: sessionware::store::Data = first.iter().cloned().collect();
     let mut changes = ChangeSet::new(now() + HOUR)
         // Replaces a stored value, and removes another: both count with what stays.
-        .with_update(first[0].0.clone(), Some(json!("replaced/\"\u{1}é")))
-        .with_update(first[1].0.clone(), None);
+        .with_set(first[0].0.clone(), json!("replaced/\"\u{1}é"))
+        .with_remove(first[1].0.clone());
     for (key, value) in second {
-        changes = changes.with_update(key.clone(), Some(value.clone()));
+        changes = changes.with_set(key.clone(), value.clone());
     }
-    let mut after = Record::new(base.clone(), 0);
+    let mut after = Record::new(base.clone(), UNIX_EPOCH);
     changes.apply_to(&mut after);
     let size = sessionware::store::data_size(&after.data);
     let capped = |cap: usize| changes.clone().with_max_size(cap);

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use sessionware::store::{Applied, ChangeSet, Created, Cycled, Record, Rekey, SessionStore};
@@ -19,8 +20,7 @@ pub async fn concurrent_distinct_keys_all_survive(store: impl SessionStore) {
         .map(|i| {
             let store = store.clone();
             tokio::spawn(async move {
-                let changes =
-                    ChangeSet::new(rec.expires_at).with_update(format!("k{i}"), Some(json!(i)));
+                let changes = ChangeSet::new(rec.expires_at).with_set(format!("k{i}"), json!(i));
                 store.apply(&k, &changes).await
             })
         })
@@ -48,7 +48,7 @@ pub async fn concurrent_writes_to_one_key_leave_one_winner(store: impl SessionSt
         .map(|i| {
             let store = store.clone();
             tokio::spawn(async move {
-                let changes = ChangeSet::new(rec.expires_at).with_update("same", Some(json!(i)));
+                let changes = ChangeSet::new(rec.expires_at).with_set("same", json!(i));
                 store.apply(&k, &changes).await
             })
         })
@@ -76,12 +76,12 @@ pub async fn a_session_with_many_values(store: impl SessionStore) {
     assert_eq!(must_load(&store, &k).await.data, rec.data);
 
     // Set 1,200 (400 of them new), remove 700.
-    let mut changes = ChangeSet::new(rec.expires_at + 1000);
+    let mut changes = ChangeSet::new(rec.expires_at + Duration::from_millis(1000));
     for i in 800..2000 {
-        changes = changes.with_update(format!("k{i}"), Some(json!(-i)));
+        changes = changes.with_set(format!("k{i}"), json!(-i));
     }
     for i in 0..700 {
-        changes = changes.with_update(format!("k{i}"), None);
+        changes = changes.with_remove(format!("k{i}"));
     }
     assert_eq!(store.apply(&k, &changes).await.unwrap(), Applied::Done);
     let expected: std::collections::BTreeMap<String, Value> = (700..2000)
@@ -90,12 +90,15 @@ pub async fn a_session_with_many_values(store: impl SessionStore) {
     let check = |loaded: Record| {
         let got: std::collections::BTreeMap<String, Value> = loaded.data.into_iter().collect();
         assert_eq!(got, expected);
-        assert_eq!(loaded.expires_at, rec.expires_at + 1000);
+        assert_eq!(
+            loaded.expires_at,
+            rec.expires_at + Duration::from_millis(1000)
+        );
     };
     check(must_load(&store, &k).await);
 
     let new = key();
-    let keep = ChangeSet::new(rec.expires_at + 1000);
+    let keep = ChangeSet::new(rec.expires_at + Duration::from_millis(1000));
     assert_eq!(
         store.cycle(Rekey::new(&k, &new), &keep).await.unwrap(),
         Cycled::Done

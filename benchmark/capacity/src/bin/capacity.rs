@@ -52,7 +52,7 @@ enum Size {
 }
 
 fn record(size: Size, tied: bool, i: usize) -> Record {
-    let mut record = Record::new(data(size), now() + 3_600_000);
+    let mut record = Record::new(data(size), now() + Duration::from_millis(3_600_000));
     if tied {
         // Ten sessions per user: an index entry each, ten per index key.
         record = record
@@ -238,9 +238,9 @@ async fn workload(store: &impl SessionStore, n: usize) {
         let _ = store.load(key).await.expect("load");
     }
     for key in &keys {
-        let changes = sessionware::store::ChangeSet::new(now() + 3_600_000)
-            .with_update("counter", Some(json!(8)))
-            .with_max_size(sessionware::DEFAULT_MAX_SESSION_SIZE);
+        let changes = sessionware::store::ChangeSet::new(now() + Duration::from_millis(3_600_000))
+            .with_set("counter", json!(8))
+            .with_max_size(sessionware::defaults::MAX_SESSION_SIZE);
         let _ = store.apply(key, &changes).await.expect("apply");
     }
 }

@@ -12,6 +12,7 @@
 //! to the session's JSON text, no hashed key, no expiry, no sharding.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use sessionware::store::{now, Record, SessionStore};
 use sessionware::{MemoryStore, SessionId};
@@ -62,7 +63,7 @@ async fn main() {
         let t = now();
         for (n, key) in keys.iter().enumerate() {
             let data = [("counter".to_owned(), serde_json::json!(n))].into();
-            let record = Record::new(data, t + 3_600_000).with_created_at(t);
+            let record = Record::new(data, t + Duration::from_secs(3600)).with_created_at(t);
             let _ = store.create(key, &record).await;
         }
         report("MemoryStore");

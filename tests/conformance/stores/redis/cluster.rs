@@ -2,12 +2,15 @@
 //! racing cycles, large sessions, and cycles racing writes to the old key (also through the
 //! layer). Most checks run on the standalone server as well.
 
+use crate::common::unix_ms;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use redis::aio::ConnectionLike;
 use serde_json::json;
-use sessionware::store::{now, Applied, ChangeSet, Created, Cycled, Record, Rekey, SessionStore};
+use sessionware::store::{
+    now, Applied, ChangeSet, Created, Cycled, Precondition, Record, Rekey, SessionStore,
+};
 use sessionware::{RedisStore, StoreError, StoreKey};
 
 use crate::common::send_ok;
@@ -28,7 +31,7 @@ async fn cluster_cycle_leaves_nothing_when_the_target_is_taken() {
         store.create(&taken, &record(HOUR)).await.unwrap(),
         Created::Done
     );
-    let changes = ChangeSet::new(now() + HOUR).with_update("a", Some(json!(2)));
+    let changes = ChangeSet::new(now() + HOUR).with_set("a", json!(2));
     assert_eq!(
         store
             .cycle(Rekey::new(&old, &taken), &changes)
@@ -75,9 +78,9 @@ where
         .query_async(&mut conn)
         .await
         .unwrap();
-    let lifetime = sessionware::store::MOVED_MARKER_MS;
+    let lifetime = unix_ms(UNIX_EPOCH + sessionware::defaults::MOVED_MARKER);
     assert!(
-        (before + lifetime..=now() + lifetime).contains(&until),
+        (unix_ms(before) + lifetime..=unix_ms(now()) + lifetime).contains(&until),
         "{until}"
     );
     let ttl = pttl(&mut conn, &marker).await;
@@ -131,7 +134,7 @@ async fn moved_marker_cluster() {
 /// session twice, and a cycle racing a logout would resurrect it under a new id).
 async fn racing_cycles_leave_one_session(store: RedisStore) {
     let store = Arc::new(store);
-    let changes = ChangeSet::new(now() + HOUR).with_update("b", Some(json!(2)));
+    let changes = ChangeSet::new(now() + HOUR).with_set("b", json!(2));
     for _ in 0..20 {
         let (old, a, b) = (key(), key(), key());
         assert_eq!(
@@ -194,11 +197,14 @@ async fn large_sessions_round_trip(store: RedisStore) {
 
     let mut changes = ChangeSet::new(t + HOUR);
     for i in 0..5_000 {
-        let value = (i % 2 == 0).then(|| json!(format!("v{i}")));
-        changes = changes.with_update(format!("k{i}"), value);
+        changes = if i % 2 == 0 {
+            changes.with_set(format!("k{i}"), json!(format!("v{i}")))
+        } else {
+            changes.with_remove(format!("k{i}"))
+        };
     }
     for i in 5_000..9_000 {
-        changes = changes.with_update(format!("k{i}"), Some(json!(i)));
+        changes = changes.with_set(format!("k{i}"), json!(i));
     }
     let mut expected = rec.clone();
     changes.apply_to(&mut expected);
@@ -264,8 +270,8 @@ async fn cluster_cycle_loses_no_racing_write() {
                     let n = record.data["n"].clone();
                     let next = json!(n.as_i64().unwrap() + 1);
                     let change = ChangeSet::new(expires_at)
-                        .with_expected("n", Some(n))
-                        .with_update("n", Some(next));
+                        .with_expected("n", Precondition::Equals(n))
+                        .with_set("n", next);
                     match store.apply(&old, &change).await.unwrap() {
                         Applied::Done => saved += 1,
                         Applied::Conflict => {}
@@ -288,8 +294,8 @@ async fn cluster_cycle_loses_no_racing_write() {
                 let mut taken = Vec::new();
                 for name in flashes {
                     let take = ChangeSet::new(expires_at)
-                        .with_expected(name.clone(), Some(json!(true)))
-                        .with_update(name.clone(), None);
+                        .with_expected(name.clone(), Precondition::Equals(json!(true)))
+                        .with_remove(name.clone());
                     match store.apply(&old, &take).await.unwrap() {
                         Applied::Done => taken.push(name),
                         Applied::Missing => break,

@@ -83,7 +83,7 @@ async fn unreadable_deadline_is_not_live() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    let changes = ChangeSet::new(now() + HOUR).with_update("b", Some(json!(2)));
+    let changes = ChangeSet::new(now() + HOUR).with_set("b", json!(2));
     assert_eq!(store.apply(&k, &changes).await.unwrap(), Applied::Missing);
     assert_eq!(
         store.touch(&k, now() + HOUR).await.unwrap(),
@@ -119,12 +119,12 @@ where
         Created::Done
     );
     flush().await;
-    let changes = ChangeSet::new(now() + HOUR).with_update("b", Some(json!(2)));
+    let changes = ChangeSet::new(now() + HOUR).with_set("b", json!(2));
     assert_eq!(store.apply(&k, &changes).await.unwrap(), Applied::Done);
     flush().await;
     assert_eq!(store.touch(&k, now() + HOUR).await.unwrap(), Touched::Done);
     flush().await;
-    let changes = ChangeSet::new(now() + HOUR).with_update("c", Some(json!(3)));
+    let changes = ChangeSet::new(now() + HOUR).with_set("c", json!(3));
     assert_eq!(
         store.cycle(Rekey::new(&k, &moved), &changes).await.unwrap(),
         Cycled::Done

@@ -1,10 +1,12 @@
 //! What the store leaves in Redis: no raw id in any key or value, and native TTLs that follow
 //! each session's deadline.
 
+use crate::common::unix_ms;
 use redis::aio::ConnectionLike;
 use serde_json::json;
 use sessionware::store::{now, Applied, ChangeSet, Created, Cycled, Rekey, SessionStore, Touched};
 use sessionware::{RedisStore, SessionId, StoreKey};
+use std::time::{Duration, SystemTime};
 
 use crate::common::{env_url, send_ok};
 
@@ -103,10 +105,10 @@ async fn assert_ttl(
     conn: &mut impl ConnectionLike,
     store: &RedisStore,
     key: &StoreKey,
-    expires_at: i64,
+    expires_at: SystemTime,
 ) {
     let ttl = pttl(conn, &redis_key(store, key)).await;
-    let expected = expires_at - now();
+    let expected = unix_ms(expires_at) - unix_ms(now());
     assert!(
         (ttl - expected).abs() < 1_000,
         "PTTL {ttl} ms, expected about {expected} ms"
@@ -115,20 +117,20 @@ async fn assert_ttl(
 
 async fn native_ttl_follows_the_deadline(store: RedisStore, mut conn: impl ConnectionLike) {
     let (k, moved) = (key(), key());
-    let rec = record(60_000);
+    let rec = record(Duration::from_millis(60_000));
     assert_eq!(store.create(&k, &rec).await.unwrap(), Created::Done);
     assert_ttl(&mut conn, &store, &k, rec.expires_at).await;
 
-    let later = now() + 120_000;
-    let changes = ChangeSet::new(later).with_update("b", Some(json!(2)));
+    let later = now() + Duration::from_millis(120_000);
+    let changes = ChangeSet::new(later).with_set("b", json!(2));
     assert_eq!(store.apply(&k, &changes).await.unwrap(), Applied::Done);
     assert_ttl(&mut conn, &store, &k, later).await;
 
-    let sooner = now() + 30_000;
+    let sooner = now() + Duration::from_millis(30_000);
     assert_eq!(store.touch(&k, sooner).await.unwrap(), Touched::Done);
     assert_ttl(&mut conn, &store, &k, sooner).await;
 
-    let cycled = now() + 90_000;
+    let cycled = now() + Duration::from_millis(90_000);
     assert_eq!(
         store
             .cycle(Rekey::new(&k, &moved), &ChangeSet::new(cycled))
@@ -144,7 +146,7 @@ async fn native_ttl_follows_the_deadline(store: RedisStore, mut conn: impl Conne
     );
 
     // A deadline in the past: Redis drops the key at once.
-    let past = ChangeSet::new(now() - 1);
+    let past = ChangeSet::new(now() - Duration::from_millis(1));
     assert_eq!(store.apply(&moved, &past).await.unwrap(), Applied::Done);
     assert_eq!(pttl(&mut conn, &redis_key(&store, &moved)).await, -2);
     assert!(store.load(&moved).await.unwrap().is_none());

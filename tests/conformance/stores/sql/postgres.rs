@@ -3,6 +3,7 @@
 //! exactly, schema and table names.
 
 use super::*;
+use crate::common::unix_ms;
 use sessionware::PostgresStore;
 use sqlx::postgres::PgPoolOptions;
 
@@ -98,8 +99,8 @@ async fn postgres_migrate_upgrades_a_01_table() {
         let sql = format!("INSERT INTO {table} VALUES ($1, '{{\"n\": 1}}', $2, $3, NULL)");
         sqlx::query(AssertSqlSafe(sql))
             .bind(key.to_string())
-            .bind(now())
-            .bind(now() + HOUR)
+            .bind(unix_ms(now()))
+            .bind(unix_ms(now() + HOUR))
             .execute(&pool)
             .await
             .unwrap();
@@ -140,8 +141,8 @@ async fn postgres_migrate_upgrades_a_table_without_tie_times() {
         );
         sqlx::query(AssertSqlSafe(sql))
             .bind(key.to_string())
-            .bind(now())
-            .bind(now() + HOUR)
+            .bind(unix_ms(now()))
+            .bind(unix_ms(now() + HOUR))
             .bind(&principal)
             .execute(&pool)
             .await

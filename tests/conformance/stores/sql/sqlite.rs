@@ -3,6 +3,7 @@
 //! values surviving exactly, concurrency in memory and on a shared file, table names.
 
 use super::*;
+use crate::common::unix_ms;
 use sessionware::SqliteStore;
 use tokio::sync::OnceCell;
 
@@ -135,7 +136,7 @@ async fn sqlite_migrate_upgrades_a_01_table() {
     };
     let insert = async {
         let key = SessionId::generate().store_key();
-        let row = (key.to_string(), now(), now() + HOUR);
+        let row = (key.to_string(), unix_ms(now()), unix_ms(now() + HOUR));
         let sql = "INSERT INTO legacy VALUES (?1, '{\"n\": 1}', ?2, ?3, NULL)";
         raw.with_connection(move |db| db.execute(sql, row))
             .await
@@ -166,7 +167,12 @@ async fn sqlite_migrate_upgrades_a_table_without_tie_times() {
     };
     let insert = async {
         let key = SessionId::generate().store_key();
-        let row = (key.to_string(), now(), now() + HOUR, principal);
+        let row = (
+            key.to_string(),
+            unix_ms(now()),
+            unix_ms(now() + HOUR),
+            principal,
+        );
         let sql = "INSERT INTO before_ties VALUES \
                    (?1, '{\"n\":1,\"s\":\"x\"}', ?2, ?3, NULL, ?4, 'laptop')";
         raw.with_connection(move |db| db.execute(sql, row))
