@@ -106,6 +106,8 @@
 //! | `postgres` | `PostgresStore`: PostgreSQL (sqlx), one statement per operation |
 //! | `redis` | `RedisStore`: Redis, standalone or Redis Cluster (redis-rs), native TTLs |
 //! | `test-kit` | [`test_kit`]: requests that start with a seeded, logged-in session; reading a response's session back |
+//! | `metrics` | counters and store-call latency through the `metrics` facade (see [`events`]) |
+//! | `store-conformance` | [`conformance`]: the store contract as a test suite, for a store of your own |
 //!
 //! [axum]: https://docs.rs/axum
 
@@ -116,6 +118,9 @@
 pub mod auth;
 mod clock;
 mod config;
+#[cfg(feature = "store-conformance")]
+#[cfg_attr(docsrs, doc(cfg(feature = "store-conformance")))]
+pub mod conformance;
 pub mod csrf;
 pub mod defaults;
 mod error;

@@ -473,7 +473,7 @@ async fn with_garbage<S: SqlStore>(check: Check, garbage: &[(&str, &str)]) {
         };
         match check {
             Check::NotAPanic => {
-                crate::suite::corrupt_row_is_not_a_panic(S::open().await, corrupt).await
+                sessionware::conformance::corrupt_row_is_not_a_panic(S::open().await, corrupt).await
             }
             Check::WritesRefused => writes_to_garbage_are_refused(S::open().await, corrupt).await,
         }

@@ -28,7 +28,7 @@ where
 {
     for corruption in CORRUPTIONS {
         let conn = conn.clone();
-        crate::suite::corrupt_row_is_not_a_panic(store.clone(), move |store, key| {
+        sessionware::conformance::corrupt_row_is_not_a_panic(store.clone(), move |store, key| {
             let mut conn = conn.clone();
             async move {
                 let name = redis_key(&store, &key);

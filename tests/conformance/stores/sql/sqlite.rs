@@ -275,10 +275,10 @@ async fn sqlite_values_survive_exactly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_in_memory_keeps_the_contract_under_concurrency() {
-    crate::suite::concurrent_distinct_keys_all_survive(memory().await).await;
-    crate::suite::a_thousand_sessions(memory().await).await;
-    crate::suite::cycle_moves_the_session(memory().await).await;
-    crate::suite::through_the_layer(memory().await).await;
+    sessionware::conformance::concurrent_distinct_keys_all_survive(memory().await).await;
+    sessionware::conformance::a_thousand_sessions(memory().await).await;
+    sessionware::conformance::cycle_moves_the_session(memory().await).await;
+    sessionware::conformance::through_the_layer(memory().await).await;
 }
 
 /// Several stores on one file, as several processes of an app would open it, each with its
@@ -305,9 +305,9 @@ async fn sqlite_stores_sharing_a_file_keep_the_contract_under_concurrency() {
             n
         })
     };
-    crate::suite::concurrent_distinct_keys_all_survive(sqlite().await).await;
-    crate::suite::concurrent_writes_to_one_key_leave_one_winner(sqlite().await).await;
-    crate::suite::a_thousand_sessions(sqlite().await).await;
+    sessionware::conformance::concurrent_distinct_keys_all_survive(sqlite().await).await;
+    sessionware::conformance::concurrent_writes_to_one_key_leave_one_winner(sqlite().await).await;
+    sessionware::conformance::a_thousand_sessions(sqlite().await).await;
     cycle_races(sqlite().await).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     assert!(writer.await.unwrap() > 0);

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
+use crate::store::{now, Applied, ChangeSet, Created, Cycled, Record, Rekey, SessionStore};
+use crate::SessionLayer;
 use serde_json::{json, Value};
-use sessionware::store::{now, Applied, ChangeSet, Created, Cycled, Record, Rekey, SessionStore};
-use sessionware::SessionLayer;
 
-use crate::common::{self, send_ok};
+use super::http::{self, send_ok};
 
 use super::{key, must_load, record, HOUR};
 
@@ -45,7 +45,7 @@ pub async fn size_cap_holds_for_what_is_stored(store: impl SessionStore) {
         }
     }
     let loaded = must_load(&*store, &k).await;
-    let stored = sessionware::store::data_size(&loaded.data);
+    let stored = crate::store::data_size(&loaded.data);
     assert!(
         stored <= CAP,
         "the store holds {stored} bytes, over the cap"
@@ -156,13 +156,13 @@ fn every_ascii() -> String {
 }
 
 /// One definition of size, at the cap's edge: a session whose values are exactly
-/// [`data_size`](sessionware::store::data_size) bytes fits a cap of that size and not one
+/// [`data_size`](crate::store::data_size) bytes fits a cap of that size and not one
 /// byte less, for `apply` and `cycle`, whatever its keys and values need escaped. (A store
 /// that counts a key or a number otherwise refuses what the layer accepted, or the reverse.)
 pub async fn size_at_the_cap_is_data_size(store: impl SessionStore) {
     let entries = awkward_entries();
     let (first, second) = entries.split_at(entries.len() / 2);
-    let base: sessionware::store::Data = first.iter().cloned().collect();
+    let base: crate::store::Data = first.iter().cloned().collect();
     let mut changes = ChangeSet::new(now() + HOUR)
         // Replaces a stored value, and removes another: both count with what stays.
         .with_set(first[0].0.clone(), json!("replaced/\"\u{1}é"))
@@ -172,7 +172,7 @@ pub async fn size_at_the_cap_is_data_size(store: impl SessionStore) {
     }
     let mut after = Record::new(base.clone(), UNIX_EPOCH);
     changes.apply_to(&mut after);
-    let size = sessionware::store::data_size(&after.data);
+    let size = crate::store::data_size(&after.data);
     let capped = |cap: usize| changes.clone().with_max_size(cap);
 
     // apply: one byte short is refused, with the size the values would have; the edge fits.
@@ -241,8 +241,8 @@ fn without_negative_zero(value: Value) -> Value {
 /// exactly the cap is saved whether it is new (`create`), stored (`apply`) or moved to a new
 /// id (`cycle`), and one more byte is refused by the insert, never later by the store.
 pub async fn size_at_the_cap_through_the_layer(store: impl SessionStore) {
+    use crate::{Error, Session};
     use axum::routing::get;
-    use sessionware::{Error, Session};
 
     async fn put(session: &Session, entries: &[(String, Value)]) -> Result<(), Error> {
         for (key, value) in entries {
@@ -255,8 +255,8 @@ pub async fn size_at_the_cap_through_the_layer(store: impl SessionStore) {
         let second = first.split_off(first.len() / 2);
         (first, second)
     }
-    let all: sessionware::store::Data = awkward_entries().into_iter().collect();
-    let cap = sessionware::store::data_size(&all);
+    let all: crate::store::Data = awkward_entries().into_iter().collect();
+    let cap = crate::store::data_size(&all);
     let app = axum::Router::new()
         .route(
             "/all",
@@ -305,7 +305,7 @@ pub async fn size_at_the_cap_through_the_layer(store: impl SessionStore) {
     // create: a new session of exactly the cap is saved.
     let created = send_ok(&app, "/all", None).await.cookie();
     assert_eq!(dump(created.clone()).await, everything, "create at the cap");
-    let over = common::send(&app, "/one-more", Some(&created)).await;
+    let over = http::send(&app, "/one-more", Some(&created)).await;
     assert_ne!(over.status, 200, "one byte over the cap was accepted");
     assert_eq!(dump(created).await, everything);
 

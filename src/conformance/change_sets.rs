@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use serde_json::{json, Value};
-use sessionware::store::{
+use crate::store::{
     Applied, ChangeSet, Created, Cycled, Precondition, Record, Rekey, SessionStore,
 };
+use serde_json::{json, Value};
 
 use super::{key, must_load, record, HOUR};
 

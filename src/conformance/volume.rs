@@ -5,12 +5,14 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::store::{Applied, ChangeSet, Created, Cycled, Record, Rekey, SessionStore};
+use crate::StoreKey;
 use serde_json::{json, Value};
-use sessionware::store::{Applied, ChangeSet, Created, Cycled, Record, Rekey, SessionStore};
-use sessionware::StoreKey;
 
 use super::{key, must_load, record, HOUR};
 
+/// Change sets of concurrent requests writing different keys of one session all land: none is
+/// lost (the delta apply, per key).
 pub async fn concurrent_distinct_keys_all_survive(store: impl SessionStore) {
     let store = Arc::new(store);
     let k = key();
@@ -39,6 +41,7 @@ pub async fn concurrent_distinct_keys_all_survive(store: impl SessionStore) {
     assert_eq!(loaded.data.get("seed"), Some(&json!(0)));
 }
 
+/// Concurrent writes to one key leave exactly one of the written values, whole.
 pub async fn concurrent_writes_to_one_key_leave_one_winner(store: impl SessionStore) {
     let store = Arc::new(store);
     let k = key();
@@ -107,6 +110,7 @@ pub async fn a_session_with_many_values(store: impl SessionStore) {
     check(must_load(&store, &new).await);
 }
 
+/// A thousand sessions created concurrently are each stored under their own key.
 pub async fn a_thousand_sessions(store: impl SessionStore) {
     let store = Arc::new(store);
     let keys: Vec<StoreKey> = (0..1000).map(|_| key()).collect();

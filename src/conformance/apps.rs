@@ -2,16 +2,16 @@
 //! messages taken by one of two racing requests only, and a CSRF secret that racing first
 //! requests agree on.
 
+use crate::store::SessionStore;
+use crate::{Error, Session, SessionLayer};
 use axum::extract::Path;
 use axum::routing::get;
 use axum::Router;
-use sessionware::store::SessionStore;
-use sessionware::{Error, Session, SessionLayer};
 
-use crate::common::{send, send_ok};
+use super::http::{send, send_ok};
 
 fn app(store: impl SessionStore) -> Router {
-    crate::common::flash_routes()
+    super::http::flash_routes()
         .route(
             "/token",
             get(|s: Session| async move { s.csrf_token().await }),
@@ -22,7 +22,7 @@ fn app(store: impl SessionStore) -> Router {
                 Ok::<_, Error>(s.verify_csrf(&token).await?.to_string())
             }),
         )
-        .route("/write", get(crate::common::write))
+        .route("/write", get(super::http::write))
         .layer(SessionLayer::new(store))
 }
 
@@ -80,14 +80,14 @@ fn own_changes_app(store: impl SessionStore) -> Router {
             Ok::<_, Error>(value.map_or("none".to_owned(), |v| v.to_string()))
         }
     };
-    crate::common::flash_routes()
+    super::http::flash_routes()
         .route(
             "/seed",
             get(|s: Session| async move {
                 for key in ["n", "m", "k"] {
                     s.insert(key, 1_i64).await?;
                 }
-                s.flash(sessionware::Level::Info, "old").await?;
+                s.flash(crate::Level::Info, "old").await?;
                 s.csrf_token().await.map(|_| ())
             }),
         )
@@ -98,7 +98,7 @@ fn own_changes_app(store: impl SessionStore) -> Router {
                 let n = s.update("n", |n: Option<i64>| n.unwrap_or(0) + 1).await?;
                 s.remove::<i64>("m").await?;
                 let m = s.update("m", |m: Option<i64>| m.unwrap_or(100) + 1).await?;
-                s.flash(sessionware::Level::Info, "new").await?;
+                s.flash(crate::Level::Info, "new").await?;
                 let taken: Vec<String> = s
                     .take_flashes()
                     .await?
@@ -176,7 +176,7 @@ pub async fn a_kept_handle_learns_the_session_ended(store: impl SessionStore) {
     use std::sync::{Arc, Mutex};
     let kept: Arc<Mutex<Option<Session>>> = Arc::default();
     let keep = kept.clone();
-    let app = crate::common::routes()
+    let app = super::http::routes()
         .route(
             "/keep",
             get(move |s: Session| {
@@ -221,7 +221,7 @@ pub async fn a_kept_handle_learns_the_session_ended(store: impl SessionStore) {
 /// `log_in("")` is refused with the same clear error on every store, before any store call,
 /// and ties nothing: the session stays anonymous.
 pub async fn an_empty_principal_is_refused(store: impl SessionStore) {
-    let app = crate::common::routes()
+    let app = super::http::routes()
         .route(
             "/login-empty",
             get(|s: Session| async move {
@@ -244,7 +244,7 @@ pub async fn a_stale_request_keeps_a_new_expiry_policy(store: impl SessionStore)
     use std::sync::Arc;
     use std::time::{Duration, SystemTime};
 
-    use sessionware::Expiry;
+    use crate::Expiry;
     use tokio::sync::Barrier;
 
     const MONTH: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -266,7 +266,7 @@ pub async fn a_stale_request_keeps_a_new_expiry_policy(store: impl SessionStore)
             }
         })
     };
-    let app = crate::common::routes()
+    let app = super::http::routes()
         .route("/slow-read", slow(false))
         .route("/slow-write", slow(true))
         .route(
@@ -279,10 +279,7 @@ pub async fn a_stale_request_keeps_a_new_expiry_policy(store: impl SessionStore)
         )
         .layer(layer);
     for path in ["/slow-read", "/slow-write"] {
-        let user = format!(
-            "user-{}",
-            sessionware::SessionId::generate().store_key().short()
-        );
+        let user = format!("user-{}", crate::SessionId::generate().store_key().short());
         let cookie = send_ok(&app, &format!("/login/{user}/laptop"), None)
             .await
             .cookie();

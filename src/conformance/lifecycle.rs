@@ -3,15 +3,17 @@
 
 use std::time::Duration;
 
+use crate::store::{now, Applied, ChangeSet, Created, Cycled, Rekey, SessionStore, Touched};
+use crate::{Expiry, ExpirySettings, SessionLayer, StoreError, StoreKey};
 use serde_json::json;
-use sessionware::store::{now, Applied, ChangeSet, Created, Cycled, Rekey, SessionStore, Touched};
-use sessionware::{Expiry, ExpirySettings, SessionLayer, StoreError, StoreKey};
 use tokio::time::sleep;
 
-use crate::common::{self, send_ok};
+use super::http::{self, send_ok};
 
 use super::{key, must_load, record, HOUR};
 
+/// A session is created, loaded as written, changed by a change set (set, remove, clear, new
+/// deadline, own expiry settings), and deleted.
 pub async fn create_load_apply_delete(store: impl SessionStore) {
     let k = key();
     assert!(store.load(&k).await.unwrap().is_none());
@@ -78,6 +80,7 @@ pub async fn create_load_apply_delete(store: impl SessionStore) {
     store.delete(&k).await.unwrap();
 }
 
+/// `create` on a key that holds a live session answers `Collision` and leaves it as it is.
 pub async fn create_never_overwrites(store: impl SessionStore) {
     let k = key();
     assert_eq!(
@@ -100,6 +103,7 @@ pub async fn create_never_overwrites(store: impl SessionStore) {
     );
 }
 
+/// After `delete`, `apply`, `touch` and `cycle` answer `Missing` and bring nothing back.
 pub async fn no_resurrection_after_delete(store: impl SessionStore) {
     let k = key();
     let rec = record(json!({"a": 1}), HOUR);
@@ -118,6 +122,8 @@ pub async fn no_resurrection_after_delete(store: impl SessionStore) {
     assert!(store.load(&k).await.unwrap().is_none());
 }
 
+/// `cycle` moves a session to a new key with the change set applied; the old key is gone, a
+/// taken new key is a `Collision` and changes nothing.
 pub async fn cycle_moves_the_session(store: impl SessionStore) {
     let (old, new, taken) = (key(), key(), key());
     let rec = record(json!({"user": 7, "drop": true}), HOUR);
@@ -168,6 +174,7 @@ pub async fn cycle_moves_the_session(store: impl SessionStore) {
     assert!(store.load(&old).await.unwrap().is_none());
 }
 
+/// `touch` moves the deadline and leaves the values alone.
 pub async fn touch_moves_only_the_deadline(store: impl SessionStore) {
     let k = key();
     let rec = record(json!({"a": 1}), Duration::from_millis(2_000));
@@ -181,6 +188,7 @@ pub async fn touch_moves_only_the_deadline(store: impl SessionStore) {
     assert_eq!(loaded.data, rec.data);
 }
 
+/// A session past its deadline is absent for every operation, purged or not.
 pub async fn expired_sessions_are_gone(store: impl SessionStore) {
     let (short, long) = (key(), key());
     let rec = record(json!({"a": 1}), Duration::from_millis(1_000));
@@ -239,6 +247,7 @@ pub async fn expired_sessions_are_gone(store: impl SessionStore) {
     );
 }
 
+/// `delete_expired` removes expired sessions, counts them, and leaves live ones.
 pub async fn delete_expired_purges(store: impl SessionStore) {
     let keys: Vec<StoreKey> = (0..5).map(|_| key()).collect();
     for k in &keys {
@@ -278,7 +287,7 @@ fn store_uses_native_ttl(store: &impl SessionStore) -> bool {
 
 /// The store behind a real router: round trip, cycle, destroy, and the absolute timeout.
 pub async fn through_the_layer(store: impl SessionStore) {
-    let app = common::routes().layer(
+    let app = http::routes().layer(
         SessionLayer::new(store)
             .with_expiry(Expiry::OnInactivity(Duration::from_secs(60)))
             .with_absolute_timeout(Duration::from_millis(1_500)),
@@ -313,8 +322,6 @@ pub async fn through_the_layer(store: impl SessionStore) {
     );
 }
 
-// Used by the server stores' own corrupt-row tests (tests/conformance/stores/).
-#[allow(dead_code)]
 /// Garbage written straight into the backend under `k` must give a clear error or no session,
 /// never a panic, and the layer must answer with a fresh session.
 pub async fn corrupt_row_is_not_a_panic<S, F, Fut>(store: S, corrupt: F)
