@@ -82,15 +82,21 @@ end
     };
 }
 
-/// `apply_changes(key)`: applies the change set in `ARGV` to `key` (see [`apply_args`] for the
-/// layout) with the result of [`ChangeSet::apply_to`]: drops the values on `clear`, deletes the
-/// removed ones, then writes the set values, the deadline and the other metadata in one `HSET`
-/// (in slices of 512 arguments for a large change set), counts the change in `m:v` (see
-/// `RELEASE`), and sets the native TTL.
+/// `apply_changes(key, size)`: applies the change set in `ARGV` to `key` (see [`apply_args`]
+/// for the layout) with the result of [`ChangeSet::apply_to`]: drops the values on `clear`,
+/// deletes the removed ones, then writes the set values, the deadline, the new size `size` (if
+/// not `nil`) and the other metadata in one `HSET` (in slices of 512 arguments for a large
+/// change set), counts the change in `m:v` (see `RELEASE`), and sets the native TTL.
 ///
-/// `too_large(key)`: `nil` if the change set fits the size cap in `ARGV[6]` (or there is none),
-/// else the size the session's values would have, counted as
-/// [`data_size`](crate::store::data_size) counts them (keys as JSON strings).
+/// `size_after(key)`: the size the session's values will have after the change set, counted as
+/// [`data_size`](crate::store::data_size) counts them (keys as JSON strings); `nil` when the
+/// change set leaves the values alone. Kept incrementally: from the size the session keeps in
+/// `m:s`, minus the old entries of the fields the change set names (their `HSTRLEN`), plus the
+/// new ones. So a write costs in proportion to what it changes, not to the session's size;
+/// only a session without a readable `m:s` (stored before it was kept) is counted whole, once.
+///
+/// `too_large(size)`: `size` if it is over the size cap in `ARGV[6]`, else `nil` (also with no
+/// cap: a change set that only removes keys is never refused).
 macro_rules! apply_changes {
     () => {
         r#"
@@ -109,28 +115,44 @@ end
 local function removed_at()
   return 12 + 2 * tonumber(ARGV[11])
 end
-local function too_large(key)
-  local cap = tonumber(ARGV[6])
-  if cap == nil then return nil end
-  local at = removed_at()
-  local removed = tonumber(ARGV[at])
-  local changed = {}
-  for i = at + 1, at + removed do changed[ARGV[i]] = true end
-  for i = at + 1 + removed, #ARGV, 2 do changed[ARGV[i]] = true end
+local function whole_size(key)
   local size = 2
-  if ARGV[3] ~= '1' then
-    -- Lengths only: the values themselves never need to be copied into the script.
-    for _, field in ipairs(redis.call('HKEYS', key)) do
-      if string.sub(field, 1, 2) == 'd:' and not changed[field] then
-        size = size + entry_size(field, redis.call('HSTRLEN', key, field))
-      end
+  -- Lengths only: the values themselves never need to be copied into the script.
+  for _, field in ipairs(redis.call('HKEYS', key)) do
+    if string.sub(field, 1, 2) == 'd:' then
+      size = size + entry_size(field, redis.call('HSTRLEN', key, field))
     end
   end
-  for i = at + 1 + removed, #ARGV, 2 do size = size + entry_size(ARGV[i], #ARGV[i + 1]) end
-  if size > cap then return size end
+  return size
+end
+local function size_after(key)
+  local at = removed_at()
+  local removed = tonumber(ARGV[at])
+  local sets_at = at + 1 + removed
+  if ARGV[3] ~= '1' and removed == 0 and sets_at > #ARGV then return nil end
+  local size = 2
+  if ARGV[3] ~= '1' then
+    size = tonumber(redis.call('HGET', key, 'm:s')) or whole_size(key)
+    -- The old entries of the fields named (a value's JSON text is never empty: a length of 0
+    -- is an absent field).
+    for i = at + 1, at + removed do
+      local old = redis.call('HSTRLEN', key, ARGV[i])
+      if old > 0 then size = size - entry_size(ARGV[i], old) end
+    end
+    for i = sets_at, #ARGV, 2 do
+      local old = redis.call('HSTRLEN', key, ARGV[i])
+      if old > 0 then size = size - entry_size(ARGV[i], old) end
+    end
+  end
+  for i = sets_at, #ARGV, 2 do size = size + entry_size(ARGV[i], #ARGV[i + 1]) end
+  return size
+end
+local function too_large(size)
+  local cap = tonumber(ARGV[6])
+  if cap ~= nil and size ~= nil and size > cap then return size end
   return nil
 end
-local function apply_changes(key)
+local function apply_changes(key, size)
   if ARGV[3] == '1' then
     local drop = {}
     for _, field in ipairs(redis.call('HKEYS', key)) do
@@ -143,6 +165,7 @@ local function apply_changes(key)
   chunked('HDEL', key, ARGV, at + 1, at + removed, 512)
   -- The new values and metadata in one HSET (in slices for a large change set).
   local fields = {'m:e', ARGV[2]}
+  if size ~= nil then push(fields, 'm:s', size) end
   if ARGV[4] == 's' then
     push(fields, 'm:x', ARGV[5])
   elseif ARGV[4] == 'd' then
@@ -210,6 +233,9 @@ if ARGV[4] ~= '' then push(fields, 'm:x', ARGV[4]) end
 if ARGV[5] ~= '' then push(fields, 'm:p', ARGV[5]) end
 if ARGV[6] ~= '' then push(fields, 'm:l', ARGV[6]) end
 if ARGV[7] ~= '' then push(fields, 'm:t', ARGV[7]) end
+local size = 2
+for i = 8, #ARGV, 2 do size = size + entry_size(ARGV[i], #ARGV[i + 1]) end
+push(fields, 'm:s', size)
 for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
 chunked('HSET', key, fields, 1, #fields, 512)
 redis.call('PEXPIREAT', key, ARGV[3])
@@ -224,9 +250,9 @@ const APPLY: &str = concat!(
     r#"
 if not live(KEYS[1], tonumber(ARGV[1])) then return 0 end
 if not preconditions_hold(KEYS[1]) then return 3 end
-local size = too_large(KEYS[1])
-if size then return -size end
-apply_changes(KEYS[1])
+local size = size_after(KEYS[1])
+if too_large(size) then return -size end
+apply_changes(KEYS[1], size)
 return 1
 "#
 );
@@ -262,9 +288,9 @@ if ARGV[7] ~= '1' then
   if principal and principal ~= ARGV[8] then return 4 end
 end
 if not preconditions_hold(KEYS[1]) then return 3 end
-local size = too_large(KEYS[1])
-if size then return -size end
-apply_changes(KEYS[1])
+local size = size_after(KEYS[1])
+if too_large(size) then return -size end
+apply_changes(KEYS[1], size)
 if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('RENAME', KEYS[1], KEYS[2])
 else

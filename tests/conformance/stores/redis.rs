@@ -114,5 +114,6 @@ async fn pttl(conn: &mut impl ConnectionLike, name: &str) -> i64 {
 
 mod cluster;
 mod garbage;
+mod kept_size;
 mod layout;
 mod outage;
