@@ -30,6 +30,9 @@ const SHARDS: usize = 256;
 /// store's size (a fixed "every 64th create" would make a create's share grow with the store).
 const MIN_CREATES_PER_SWEEP: usize = 64;
 
+/// How many index entries a purge checks between two yields to the runtime.
+const INDEX_STEP: usize = 4096;
+
 /// Sessions in this process's memory: fast, and gone when the process exits.
 ///
 /// - **No global lock.** Sessions are spread over 256 shards, each behind its own mutex, picked
@@ -340,12 +343,22 @@ impl SessionStore for MemoryStore {
         Ok(())
     }
 
+    /// One shard at a time, yielding to the runtime after each: the purge shares the runtime's
+    /// threads with requests, and a million expired sessions take some 150 ms to drop, which
+    /// requests would otherwise wait for (on a one-thread runtime, all of them).
     async fn delete_expired(&self) -> Result<u64, StoreError> {
         let now = now_ms();
-        let purged = self.inner.shards.iter().map(|s| sweep(s, now).0).sum();
+        let mut purged = 0;
+        for shard in self.inner.shards.iter() {
+            purged += sweep(shard, now).0;
+            tokio::task::yield_now().await;
+        }
         self.report_live();
-        for (principal, key) in self.inner.index.entries() {
+        for (n, (principal, key)) in self.inner.index.entries().into_iter().enumerate() {
             self.listed(&principal, key, now);
+            if n % INDEX_STEP == INDEX_STEP - 1 {
+                tokio::task::yield_now().await;
+            }
         }
         Ok(purged)
     }
@@ -400,5 +413,35 @@ mod tests {
             create(&store, now_ms() + 3_600_000).await;
         }
         assert_eq!(store.len(), live, "every expired session was swept away");
+    }
+
+    /// A purge lets other tasks of its runtime run while it works through the shards: on a
+    /// one-thread runtime, a task that counts its turns gets many before the purge is done
+    /// (without the yields it would get none: the purge would run to its end in one poll).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_purge_takes_turns_with_other_tasks() {
+        let store = MemoryStore::default();
+        for _ in 0..2_000 {
+            create(&store, now_ms() + 20).await;
+        }
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let turns = tokio::spawn({
+            let done = done.clone();
+            async move {
+                let mut turns = 0_u32;
+                while !done.load(std::sync::atomic::Ordering::Acquire) {
+                    turns += 1;
+                    tokio::task::yield_now().await;
+                }
+                turns
+            }
+        });
+        // Let the counter start before the purge.
+        tokio::task::yield_now().await;
+        assert_eq!(store.delete_expired().await.unwrap(), 2_000);
+        done.store(true, std::sync::atomic::Ordering::Release);
+        let turns = turns.await.unwrap();
+        assert!(turns > 100, "the purge held the runtime: {turns} turns");
     }
 }
