@@ -285,7 +285,8 @@ impl SessionStore for SqliteStore {
             .await
     }
 
-    /// `DELETE`s of at most 1,000 rows, each its own transaction, until one removes fewer;
+    /// `DELETE`s of at most [`PURGE_BATCH`](ops::PURGE_BATCH) rows (100), each its own job of
+    /// the writer thread, until one removes fewer;
     /// then the same for moved-key markers that ran out (not counted: they are not sessions).
     async fn delete_expired(&self) -> Result<u64, StoreError> {
         // One cut-off for every batch, so the loop ends even while sessions keep expiring.
@@ -311,7 +312,7 @@ impl SessionStore for SqliteStore {
 }
 
 impl SqliteStore {
-    /// Runs `purge` (a batch of at most [`PURGE_BATCH`](sql::PURGE_BATCH) deletes) as writes of
+    /// Runs `purge` (a batch of at most [`PURGE_BATCH`](ops::PURGE_BATCH) deletes) as writes of
     /// their own until one deletes fewer, so other writes get their turn between batches; how
     /// many it deleted in all.
     async fn purge_in_batches(
@@ -327,7 +328,7 @@ impl SqliteStore {
                 .write(move |conn| purge(conn, &sql, now))
                 .await?;
             total += deleted;
-            if deleted < sql::PURGE_BATCH.unsigned_abs() {
+            if deleted < ops::PURGE_BATCH.unsigned_abs() {
                 return Ok(total);
             }
         }
