@@ -51,10 +51,6 @@ use crate::id::StoreKey;
 /// The table the SQL stores use unless told otherwise.
 pub(crate) const DEFAULT_TABLE: &str = "sessionware_sessions";
 
-/// How many expired rows one `DELETE` of `delete_expired` removes at most, so that no statement
-/// holds its locks for long.
-pub(crate) const PURGE_BATCH: i64 = 1000;
-
 /// At most this many writes per transaction in either backend's group commit, so that one
 /// commit never holds the write lock for long.
 pub(crate) const MAX_BATCH: usize = 64;

@@ -285,9 +285,10 @@ impl SessionStore for SqliteStore {
             .await
     }
 
-    /// `DELETE`s of at most [`PURGE_BATCH`](ops::PURGE_BATCH) rows (100), each its own job of
-    /// the writer thread, until one removes fewer;
-    /// then the same for moved-key markers that ran out (not counted: they are not sessions).
+    /// `DELETE`s of at most 100 rows, each its own job of the writer thread (so that the
+    /// requests' writes queued behind one wait a few milliseconds at most), until one removes
+    /// fewer; then the same for moved-key markers that ran out (not counted: they are not
+    /// sessions).
     async fn delete_expired(&self) -> Result<u64, StoreError> {
         // One cut-off for every batch, so the loop ends even while sessions keep expiring.
         let now = now_ms();
