@@ -10,7 +10,7 @@ use tokio::time::sleep;
 
 use super::http::{self, send_ok};
 
-use super::{key, must_load, record, HOUR};
+use super::{delete_expired_in_turn, key, must_load, record, HOUR};
 
 /// A session is created, loaded as written, changed by a change set (set, remove, clear, new
 /// deadline, own expiry settings), and deleted.
@@ -229,7 +229,7 @@ pub async fn expired_sessions_are_gone(store: impl SessionStore) {
     );
 
     // An expired key is free again (ids never repeat in practice, but the store must not refuse).
-    assert!(store.delete_expired().await.unwrap() <= 1_000_000);
+    assert!(delete_expired_in_turn(&store).await.unwrap() <= 1_000_000);
     assert!(
         store.load(&long).await.unwrap().is_some(),
         "delete_expired removed a live session"
@@ -249,6 +249,7 @@ pub async fn expired_sessions_are_gone(store: impl SessionStore) {
 
 /// `delete_expired` removes expired sessions, counts them, and leaves live ones.
 pub async fn delete_expired_purges(store: impl SessionStore) {
+    let _alone = super::PURGES.lock().await;
     let keys: Vec<StoreKey> = (0..5).map(|_| key()).collect();
     for k in &keys {
         assert_eq!(
@@ -278,6 +279,60 @@ pub async fn delete_expired_purges(store: impl SessionStore) {
         assert!(store.load(k).await.unwrap().is_none());
     }
     assert!(store.load(&live).await.unwrap().is_some());
+}
+
+/// A purge after a session's first deadline keeps it when a touch or a write moved the deadline
+/// later, and ends it when a write moved the deadline earlier, as it ends an untouched one. (A
+/// store that indexes deadlines lazily, as PostgreSQL's `purge_at` does, must look at the row
+/// again rather than trust the deadline it indexed.)
+pub async fn delete_expired_follows_moved_deadlines(store: impl SessionStore) {
+    let short = Duration::from_millis(500);
+    let (touched, written, shortened, untouched) = (key(), key(), key(), key());
+    for (k, lasts) in [
+        (&touched, short),
+        (&written, short),
+        (&shortened, HOUR),
+        (&untouched, short),
+    ] {
+        assert_eq!(
+            store
+                .create(k, &record(json!({"a": 1}), lasts))
+                .await
+                .unwrap(),
+            Created::Done
+        );
+    }
+    assert_eq!(
+        store.touch(&touched, now() + HOUR).await.unwrap(),
+        Touched::Done
+    );
+    let later = ChangeSet::new(now() + HOUR).with_set("a", json!(2));
+    assert_eq!(store.apply(&written, &later).await.unwrap(), Applied::Done);
+    let sooner = ChangeSet::new(now() + short).with_set("a", json!(2));
+    assert_eq!(
+        store.apply(&shortened, &sooner).await.unwrap(),
+        Applied::Done
+    );
+    sleep(Duration::from_millis(700)).await;
+
+    delete_expired_in_turn(&store).await.unwrap();
+    for k in [&touched, &written] {
+        assert!(
+            store.load(k).await.unwrap().is_some(),
+            "the purge removed a session whose deadline had moved later"
+        );
+    }
+    for k in [&shortened, &untouched] {
+        assert!(store.load(k).await.unwrap().is_none());
+    }
+    // Looked at once, the kept sessions are kept by the next purge too.
+    delete_expired_in_turn(&store).await.unwrap();
+    for k in [&touched, &written] {
+        assert_eq!(
+            must_load(&store, k).await.data["a"],
+            json!(if *k == touched { 1 } else { 2 })
+        );
+    }
 }
 
 /// Stores whose backend expires keys by itself (Redis) may have purged them before we ask.

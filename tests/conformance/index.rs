@@ -50,7 +50,9 @@ pub async fn purge_removes_index_entries<S: SessionStore + IndexProbe>(store: S)
     // Past the expiry, and past the time a store may keep an entry whose session it has not
     // seen yet (a write in flight).
     sleep(store.settle().max(Duration::from_millis(300)) + Duration::from_millis(150)).await;
-    store.delete_expired().await.unwrap();
+    sessionware::conformance::delete_expired_in_turn(&store)
+        .await
+        .unwrap();
     assert_eq!(
         store.index_entries(&ann).await,
         1,

@@ -12,7 +12,7 @@ use self::group_commit::WriteQueue;
 use self::writer::PgWriter;
 use crate::error::StoreError;
 use crate::store::sql;
-use crate::store::sql::{upsert, Flavor, Schema};
+use crate::store::sql::{purge_at, upsert, Flavor, Schema};
 use crate::store::MOVED_MARKER_MS;
 
 mod group_commit;
@@ -82,10 +82,21 @@ struct Queries {
     apply: Arc<str>,
     live_data_type: Arc<str>,
     cycle: Arc<str>,
+    /// The index on `expires_at` that tables created before `purge_at` have (quoted,
+    /// schema-qualified as needed): `migrate` drops it.
+    expires_at_index: String,
 }
 
-/// How PostgreSQL spells the shared statements.
-const FLAVOR: Flavor = Flavor::new('$', "JSONB", "::jsonb", " FOR UPDATE SKIP LOCKED", true);
+/// How PostgreSQL spells the shared statements: sizes kept beside the `jsonb` data, and a
+/// [`purge_at`] column so that writes can update rows in place.
+const FLAVOR: Flavor = Flavor::new(
+    '$',
+    "JSONB",
+    "::jsonb",
+    " FOR UPDATE SKIP LOCKED",
+    true,
+    true,
+);
 
 /// A row's entry sizes (the `sizes` column) counted from its `jsonb` data, for rows that have
 /// none (written by a version that did not keep them): each key's JSON text, its value's as
@@ -130,10 +141,16 @@ impl Queries {
             None => sql::quote(table),
         };
         let shared = Schema::new(schema, table, &FLAVOR);
+        let index = sql::quote(&sql::index_name(table, "_expires_at_idx", "exp"));
+        let expires_at_index = match schema {
+            Some(schema) => format!("{}.{index}", sql::quote(schema)),
+            None => index,
+        };
         let m = shared.moved.clone();
         Self {
             table: t.clone(),
             schema: shared,
+            expires_at_index,
             // $1 key, $2 now, $3 expires_at, $4 clear, $5 removed keys, $6 set values,
             // $7 expiry changed, $8 expiry, $9 the size cap (NULL for none), $10 and $11 the
             // preconditions, $12 the keys touched (removed or set), $13 the sizes of the entries
@@ -144,13 +161,15 @@ impl Queries {
                  size = {size}, \
                  sizes = {sizes}, \
                  expires_at = $3, \
+                 purge_at = {purge_at}, \
                  expiry = CASE WHEN $7 THEN $8 ELSE expiry END \
                  WHERE key = $1 AND expires_at > $2 AND jsonb_typeof(data) = 'object' \
                  AND ($9::bigint IS NULL OR {size} <= $9) \
                  AND {holds}",
                 size = new_size("$4", "$12", "$14"),
                 sizes = new_sizes("$4", "$12", "$13"),
-                holds = holds("$10", "$11")
+                holds = holds("$10", "$11"),
+                purge_at = purge_at::lower_to("$3"),
             )
             .into(),
             // After an apply that changed nothing: the type of the live row's data and, for an
@@ -191,13 +210,13 @@ impl Queries {
                  ), ins AS ( \
                    INSERT INTO {t} AS cur \
                      (key, data, created_at, expires_at, expiry, principal, label, tied_at, \
-                      size, sizes) \
+                      size, sizes, purge_at) \
                    SELECT $2, src.new_data, \
                      src.created_at, $4, CASE WHEN $8 THEN $9 ELSE src.expiry END, \
                      CASE WHEN $13 THEN $14 ELSE src.principal END, \
                      CASE WHEN $13 THEN $15 ELSE src.label END, \
                      CASE WHEN $13 THEN $16::bigint ELSE src.tied_at END, \
-                     src.new_size, src.new_sizes \
+                     src.new_size, src.new_sizes, $4 \
                    FROM src WHERE src.holds AND ($10::bigint IS NULL OR src.new_size <= $10) \
                    {upsert} \
                    RETURNING 1 \
@@ -215,7 +234,7 @@ impl Queries {
                    (SELECT holds FROM src) AS holds, \
                    EXISTS (SELECT 1 FROM {t} WHERE key = $1 AND expires_at > $3 \
                      AND jsonb_typeof(data) <> 'object') AS corrupt",
-                upsert = upsert("$3", true),
+                upsert = upsert("$3", &FLAVOR),
                 holds = holds("$11", "$12"),
                 size = new_size("$5", "$17", "$19"),
                 sizes = new_sizes("$5", "$17", "$18"),
@@ -281,7 +300,7 @@ impl PostgresStore {
     /// Keeps sessions in the table `name` instead of `sessionware_sessions`.
     ///
     /// The name is used as is (quoted, so case matters); its index is named
-    /// `<name>_expires_at_idx` (shortened with a hash if that exceeds 63 characters).
+    /// `<name>_purge_at_idx` (shortened with a hash if that exceeds 63 characters).
     ///
     /// # Errors
     ///
@@ -377,20 +396,39 @@ impl PostgresStore {
         .fetch_one(&mut *tx)
         .await
         .map_err(backend)?;
-        // A table created by 0.1 lacks the owner columns; one created before tie times and
-        // sizes were kept lacks those.
+        let had_purge_at: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) \
+             AND attname = 'purge_at' AND NOT attisdropped)",
+        )
+        .bind(t)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        // A table created by 0.1 lacks the owner columns; one created before tie times,
+        // sizes and purge times were kept lacks those.
         let add_columns = format!(
             "ALTER TABLE {t} ADD COLUMN IF NOT EXISTS principal TEXT, \
              ADD COLUMN IF NOT EXISTS label TEXT, \
              ADD COLUMN IF NOT EXISTS tied_at BIGINT, \
              ADD COLUMN IF NOT EXISTS size BIGINT, \
-             ADD COLUMN IF NOT EXISTS sizes JSONB"
+             ADD COLUMN IF NOT EXISTS sizes JSONB, \
+             ADD COLUMN IF NOT EXISTS purge_at BIGINT"
         );
         let mut statements = vec![add_columns];
         if !had_sizes {
             statements.push(format!(
                 "UPDATE {t} SET size = {SIZE_FROM_DATA}, sizes = {SIZES_FROM_DATA} \
                  WHERE size IS NULL OR sizes IS NULL"
+            ));
+        }
+        if !had_purge_at {
+            // The rows there keep `purge_at` NULL (no rewrite here): the next purge looks at
+            // each once. The index on `expires_at` goes: it kept every write from being an
+            // in-place update. The fill factor applies to pages written from now on.
+            statements.push(format!("ALTER TABLE {t} SET ({})", purge_at::STORAGE));
+            statements.push(format!(
+                "DROP INDEX IF EXISTS {}",
+                self.sql.expires_at_index
             ));
         }
         statements.extend(

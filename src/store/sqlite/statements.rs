@@ -18,7 +18,7 @@ pub(super) const DATA_IS_OBJECT: &str =
     "(CASE WHEN json_valid(data) THEN json_type(data) = 'object' ELSE 0 END)";
 
 /// How SQLite spells the shared statements.
-const FLAVOR: Flavor = Flavor::new('?', "TEXT", "", "", false);
+const FLAVOR: Flavor = Flavor::new('?', "TEXT", "", "", false, false);
 
 /// At most this many `apply` statement texts are kept per table (one per [`Shape`]); others
 /// are built for each write. Apps write a handful of shapes; the bound is for those that set

@@ -375,7 +375,9 @@ async fn migrate_upgrades_a_table_without_tie_times<S, C, I, M>(
     let listed = store.list(principal).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!((listed[0].key, listed[0].tied_at), (new, Some(tied_at)));
-    store.delete_expired().await.unwrap();
+    sessionware::conformance::delete_expired_in_turn(&store)
+        .await
+        .unwrap();
     assert!(
         store.was_moved(&old).await.unwrap(),
         "a live marker was purged"
@@ -418,7 +420,9 @@ where
         "an old marker counts"
     );
     // Markers are not sessions: the purge counts none of them.
-    let purged = store.delete_expired().await.unwrap();
+    let purged = sessionware::conformance::delete_expired_in_turn(&store)
+        .await
+        .unwrap();
     assert_eq!(markers(store.clone()).await, 0, "{purged} purged");
     assert!(store.load(&new).await.unwrap().is_some());
 }

@@ -304,3 +304,5 @@ async fn postgres_names_are_validated_and_used() {
     );
     custom.delete(&k).await.unwrap();
 }
+
+mod purge_at;

@@ -48,6 +48,8 @@ use crate::error::StoreError;
 use crate::expiry::ExpirySettings;
 use crate::id::StoreKey;
 
+pub(crate) mod purge_at;
+
 /// The table the SQL stores use unless told otherwise.
 pub(crate) const DEFAULT_TABLE: &str = "sessionware_sessions";
 
@@ -315,7 +317,8 @@ pub(crate) struct Common {
     pub(crate) touch: Arc<str>,
     /// `key`: delete the row.
     pub(crate) delete: Arc<str>,
-    /// `now, limit`: delete at most `limit` expired rows.
+    /// `now, limit`: delete at most `limit` expired rows. With a [`purge_at`] column, a
+    /// query whose one row says how many rows it `looked_at` and how many it `deleted`.
     pub(crate) purge: Arc<str>,
     /// `now, limit`: delete at most `limit` markers of moved keys that have run out.
     pub(crate) purge_moved: Arc<str>,
@@ -337,6 +340,9 @@ pub(crate) struct Flavor {
     /// Whether the table keeps the `size` and `sizes` columns (PostgreSQL: its `jsonb` does
     /// not keep the text the size is counted on).
     keeps_sizes: bool,
+    /// Whether the purge finds rows through a `purge_at` column instead of `expires_at`
+    /// (PostgreSQL, see [`purge_at`]).
+    purge_hint: bool,
 }
 
 impl Flavor {
@@ -347,6 +353,7 @@ impl Flavor {
         data_cast: &'static str,
         purge_lock: &'static str,
         keeps_sizes: bool,
+        purge_hint: bool,
     ) -> Self {
         Self {
             param,
@@ -354,6 +361,7 @@ impl Flavor {
             data_cast,
             purge_lock,
             keeps_sizes,
+            purge_hint,
         }
     }
 }
@@ -386,7 +394,11 @@ impl Schema {
         let m = &qualified(&moved_name);
         let p = |n: usize| format!("{}{n}", flavor.param);
         let (p1, p2, p3, p4, p5, p6, p7, p8) = (p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8));
-        let index = quote(&index_name(name, "_expires_at_idx", "exp"));
+        let index = if flavor.purge_hint {
+            quote(&index_name(name, "_purge_at_idx", "pur"))
+        } else {
+            quote(&index_name(name, "_expires_at_idx", "exp"))
+        };
         let principal_index = quote(&index_name(name, "_principal_idx", "prn"));
         let moved_index = quote(&index_name(&moved_name, "_until_idx", "unt"));
         let (data_type, cast, lock) = (flavor.data_type, flavor.data_cast, flavor.purge_lock);
@@ -400,6 +412,26 @@ impl Schema {
             ("", "", String::new())
         };
         let p9 = p(9);
+        let (hint_column, table_options, indexed, hint_name, hint_value, touch_hint) =
+            if flavor.purge_hint {
+                (
+                    ", purge_at BIGINT",
+                    format!(" WITH ({})", purge_at::STORAGE),
+                    "purge_at",
+                    ", purge_at",
+                    format!(", {p4}"),
+                    format!(", purge_at = {}", purge_at::lower_to(&p3)),
+                )
+            } else {
+                (
+                    "",
+                    String::new(),
+                    "expires_at",
+                    "",
+                    String::new(),
+                    String::new(),
+                )
+            };
         Self {
             create_table: format!(
                 "CREATE TABLE IF NOT EXISTS {t} (\
@@ -410,10 +442,10 @@ impl Schema {
                  expiry TEXT, \
                  principal TEXT, \
                  label TEXT, \
-                 tied_at BIGINT{size_columns})"
+                 tied_at BIGINT{size_columns}{hint_column}){table_options}"
             )
             .into(),
-            create_index: format!("CREATE INDEX IF NOT EXISTS {index} ON {t} (expires_at)").into(),
+            create_index: format!("CREATE INDEX IF NOT EXISTS {index} ON {t} ({indexed})").into(),
             create_principal_index: format!(
                 "CREATE INDEX IF NOT EXISTS {principal_index} ON {t} (principal) \
                  WHERE principal IS NOT NULL"
@@ -444,24 +476,29 @@ impl Schema {
                 create: format!(
                     "INSERT INTO {t} AS cur \
                      (key, data, created_at, expires_at, expiry, principal, label, \
-                     tied_at{size_names}) \
+                     tied_at{size_names}{hint_name}) \
                      VALUES ({p1}, {p2}{cast}, {p3}, {p4}, {p5}, {p6}, {p7}, \
-                     {p9}{size_values}) {}",
-                    upsert(&p8, flavor.keeps_sizes)
+                     {p9}{size_values}{hint_value}) {}",
+                    upsert(&p8, flavor)
                 )
                 .into(),
                 touch: format!(
-                    "UPDATE {t} SET expires_at = {p3} WHERE key = {p1} AND expires_at > {p2}"
+                    "UPDATE {t} SET expires_at = {p3}{touch_hint} \
+                     WHERE key = {p1} AND expires_at > {p2}"
                 )
                 .into(),
                 delete: format!("DELETE FROM {t} WHERE key = {p1}").into(),
                 // The outer condition re-checks rows after the selection locked them, so a
                 // purge never deletes a row that a create brought back to life meanwhile.
-                purge: format!(
-                    "DELETE FROM {t} WHERE expires_at <= {p1} AND key IN \
-                     (SELECT key FROM {t} WHERE expires_at <= {p1} LIMIT {p2}{lock})"
-                )
-                .into(),
+                purge: if flavor.purge_hint {
+                    purge_at::purge(t, &p1, &p2).into()
+                } else {
+                    format!(
+                        "DELETE FROM {t} WHERE expires_at <= {p1} AND key IN \
+                         (SELECT key FROM {t} WHERE expires_at <= {p1} LIMIT {p2}{lock})"
+                    )
+                    .into()
+                },
                 // The same for markers: one that a newer cycle renewed meanwhile stays.
                 purge_moved: format!(
                     "DELETE FROM {m} WHERE until <= {p1} AND key IN \
@@ -475,13 +512,16 @@ impl Schema {
 }
 
 /// The end of an insert into the table aliased `cur` (`create`, and PostgreSQL's `cycle`): a
-/// conflicting row is replaced only if it has expired at `now` (the placeholder that holds it).
-/// `sizes`: the table keeps the `size` and `sizes` columns.
-pub(crate) fn upsert(now: &str, sizes: bool) -> String {
-    let sizes = if sizes {
-        ", size = excluded.size, sizes = excluded.sizes"
-    } else {
-        ""
+/// conflicting row is replaced only if it has expired at `now` (the placeholder that holds it),
+/// with every column the `flavor`'s table has.
+pub(crate) fn upsert(now: &str, flavor: &Flavor) -> String {
+    let sizes = match (flavor.keeps_sizes, flavor.purge_hint) {
+        (true, true) => {
+            ", size = excluded.size, sizes = excluded.sizes, purge_at = excluded.purge_at"
+        }
+        (true, false) => ", size = excluded.size, sizes = excluded.sizes",
+        (false, true) => ", purge_at = excluded.purge_at",
+        (false, false) => "",
     };
     format!(
         "ON CONFLICT (key) DO UPDATE SET data = excluded.data, \
