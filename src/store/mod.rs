@@ -53,7 +53,7 @@ pub use purge::{PurgeError, PurgeTask};
 pub use record::Record;
 #[cfg(feature = "redis")]
 pub use redis::RedisStore;
-pub(crate) use size::{check_after, EMPTY as EMPTY_SIZE};
+pub(crate) use size::EMPTY as EMPTY_SIZE;
 pub use size::{data_size, entry_size};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;

@@ -105,8 +105,9 @@ pub(crate) const EMPTY: usize = 2;
 
 /// The size of a session's values after `changes`, from the entries it holds before them;
 /// `Err(size)` if that is over the change set's cap. One pass: each entry kept as it is counts
-/// once, each key the change set sets counts with its new value. Stores that keep parsed
-/// values use it ([`ChangeSet::check_size`](super::ChangeSet::check_size), `MemoryStore`).
+/// once, each key the change set sets counts with its new value. Through
+/// [`ChangeSet::check_size`](super::ChangeSet::check_size), for stores that keep parsed values
+/// without their size (`MemoryStore` keeps the size, and counts only what a change touches).
 pub(crate) fn check_after<'v>(
     changes: &super::ChangeSet,
     current: impl Iterator<Item = (&'v str, &'v Value)>,

@@ -15,7 +15,10 @@ use super::table::Tail;
 use crate::clock::{from_ms, to_ms};
 use crate::expiry::ExpirySettings;
 use crate::id::StoreKey;
-use crate::store::{check_after, ChangeSet, Data, ExpiryChange, KeyChange, Listed, Owner, Record};
+use crate::store::{
+    entry_size, ChangeSet, Data, ExpiryChange, KeyChange, Listed, Owner, Record,
+    EMPTY_SIZE as EMPTY,
+};
 
 /// The distinct keys of one shard's sessions, each allocated once and shared.
 #[derive(Default)]
@@ -66,14 +69,20 @@ type Pair = (Arc<str>, Value);
 /// its own) and more go to a boxed slice.
 enum Pairs {
     One(Pair),
-    Many(Box<[Pair]>),
+    /// `size`: the pairs' [`entry_size`]s summed, kept up to date by each change, so that a
+    /// write's size check costs what the write changes, not what the session holds. (A single
+    /// value is counted when needed: it is what a change to another key would count anyway.)
+    Many {
+        pairs: Box<[Pair]>,
+        size: usize,
+    },
 }
 
 impl Pairs {
     fn as_slice(&self) -> &[Pair] {
         match self {
             Pairs::One(pair) => std::slice::from_ref(pair),
-            Pairs::Many(pairs) => pairs,
+            Pairs::Many { pairs, .. } => pairs,
         }
     }
 
@@ -90,29 +99,57 @@ impl Pairs {
     fn as_mut_slice(&mut self) -> &mut [Pair] {
         match self {
             Pairs::One(pair) => std::slice::from_mut(pair),
-            Pairs::Many(pairs) => pairs,
+            Pairs::Many { pairs, .. } => pairs,
         }
     }
 
     fn into_vec(self) -> Vec<Pair> {
         match self {
             Pairs::One(pair) => vec![pair],
-            Pairs::Many(pairs) => pairs.into_vec(),
+            Pairs::Many { pairs, .. } => pairs.into_vec(),
+        }
+    }
+
+    /// The pairs' [`entry_size`]s summed.
+    #[cfg(test)]
+    fn size(&self) -> usize {
+        match self {
+            Pairs::One((key, value)) => entry_size(key, value),
+            Pairs::Many { size, .. } => *size,
+        }
+    }
+
+    /// `pairs`, whose [`entry_size`]s sum to `size`.
+    fn with_size(mut pairs: Vec<Pair>, size: usize) -> Self {
+        match pairs.pop() {
+            Some(pair) if pairs.is_empty() => Pairs::One(pair),
+            Some(pair) => {
+                pairs.push(pair);
+                Pairs::Many {
+                    pairs: pairs.into_boxed_slice(),
+                    size,
+                }
+            }
+            // An empty boxed slice allocates nothing.
+            None => Pairs::empty(),
+        }
+    }
+
+    fn empty() -> Self {
+        Pairs::Many {
+            pairs: Box::default(),
+            size: 0,
         }
     }
 }
 
 impl From<Vec<Pair>> for Pairs {
-    fn from(mut pairs: Vec<Pair>) -> Self {
-        match pairs.pop() {
-            Some(pair) if pairs.is_empty() => Pairs::One(pair),
-            Some(pair) => {
-                pairs.push(pair);
-                Pairs::Many(pairs.into_boxed_slice())
-            }
-            // An empty boxed slice allocates nothing.
-            None => Pairs::Many(Box::default()),
-        }
+    fn from(pairs: Vec<Pair>) -> Self {
+        let size = pairs
+            .iter()
+            .map(|(key, value)| entry_size(key, value))
+            .sum();
+        Pairs::with_size(pairs, size)
     }
 }
 
@@ -184,16 +221,42 @@ impl Entry {
         self.extra = Extra::boxed(self.expiry(), Some(owner.clone()));
     }
 
-    /// Whether `changes` fit the size cap: `Err(size)` if they would take the values over it
-    /// (the same count as [`ChangeSet::check_size`], on the slice).
-    pub(super) fn check_size(&self, changes: &ChangeSet) -> Result<(), usize> {
-        check_after(
-            changes,
-            self.data
-                .as_slice()
-                .iter()
-                .map(|(key, value)| (&**key, value)),
-        )
+    /// The size of the values after `changes` (the pairs' [`entry_size`]s summed, without the
+    /// braces), if they fit the size cap; `Err(size)` with the size [`data_size`] gives if they
+    /// would take the values over it (the same count as [`ChangeSet::check_size`]). What
+    /// [`apply`](Self::apply) needs to keep the size. It counts the entries `changes` sets
+    /// and those it replaces or removes, never the others.
+    ///
+    /// [`data_size`]: crate::store::data_size
+    pub(super) fn check_size(&self, changes: &ChangeSet) -> Result<usize, usize> {
+        let set: usize = changes
+            .updates
+            .iter()
+            .filter_map(|(key, change)| change.value().map(|value| entry_size(key, value)))
+            .sum();
+        let kept = if changes.clear {
+            0
+        } else {
+            match &self.data {
+                Pairs::One((key, _)) if changes.updates.contains_key(&**key) => 0,
+                Pairs::One((key, value)) => entry_size(key, value),
+                Pairs::Many { pairs, size } => {
+                    let replaced: usize = changes
+                        .updates
+                        .keys()
+                        .filter_map(|key| pairs.iter().find(|(k, _)| **k == **key))
+                        .map(|(key, value)| entry_size(key, value))
+                        .sum();
+                    // Never below: `size` is the sum that `replaced` is part of.
+                    size.saturating_sub(replaced)
+                }
+            }
+        };
+        let size = kept.saturating_add(set);
+        match changes.size_cap() {
+            Some(cap) if EMPTY.saturating_add(size) > cap => Err(EMPTY.saturating_add(size)),
+            _ => Ok(size),
+        }
     }
 
     /// Whether the preconditions of `changes` hold (see [`ChangeSet::preconditions_hold`]).
@@ -218,8 +281,9 @@ impl Entry {
             })
     }
 
-    /// Applies `changes` in place. It cannot fail, so an entry is never left half-changed.
-    pub(super) fn apply(&mut self, changes: &ChangeSet, keys: &mut Keys) {
+    /// Applies `changes` in place; `size` is what [`check_size`](Self::check_size) gave for
+    /// them. It cannot fail, so an entry is never left half-changed.
+    pub(super) fn apply(&mut self, changes: &ChangeSet, keys: &mut Keys, size: usize) {
         if self.replaces_in_place(changes) {
             // The common save (new values for keys the session has): no reshaping, no allocation.
             let pairs = self.data.as_mut_slice();
@@ -230,8 +294,11 @@ impl Entry {
                     slot.1 = value.clone();
                 }
             }
+            if let Pairs::Many { size: kept, .. } = &mut self.data {
+                *kept = size;
+            }
         } else if !changes.is_data_unchanged() {
-            let taken = std::mem::replace(&mut self.data, Pairs::Many(Box::default()));
+            let taken = std::mem::replace(&mut self.data, Pairs::empty());
             let mut data = taken.into_vec();
             if changes.clear {
                 data.clear();
@@ -247,7 +314,7 @@ impl Entry {
                     (None, KeyChange::Remove) => {}
                 }
             }
-            self.data = Pairs::from(data);
+            self.data = Pairs::with_size(data, size);
         }
         self.expires_at = to_ms(changes.expires_at);
         if let ExpiryChange::Set(expiry) = changes.expiry {
@@ -300,7 +367,14 @@ mod tests {
         let owned = record.with_owner(Owner::new("u").with_label("phone"));
         let mut entry = Entry::new(&owned, &mut keys);
         assert_eq!(entry.to_record(), owned);
-        entry.apply(&ChangeSet::new(from_ms(2)).with_expiry(None), &mut keys);
+        let size = entry
+            .check_size(&ChangeSet::new(from_ms(2)).with_expiry(None))
+            .unwrap();
+        entry.apply(
+            &ChangeSet::new(from_ms(2)).with_expiry(None),
+            &mut keys,
+            size,
+        );
         assert_eq!(
             entry.owner(),
             owned.owner.as_ref(),
@@ -340,7 +414,8 @@ mod tests {
             let changes = ChangeSet::new(from_ms(1))
                 .with_set(format!("item-{i}"), Value::from(i))
                 .with_remove(format!("item-{}", i.max(1) - 1));
-            entry.apply(&changes, &mut keys);
+            let size = entry.check_size(&changes).unwrap();
+            entry.apply(&changes, &mut keys, size);
         }
         assert!(
             keys.len() <= 2 * MIN_PRUNE_AT,
@@ -367,7 +442,8 @@ mod tests {
         ];
         let shapes = ["many", "one", "one", "many", "one"];
         for (changes, shape) in steps.iter().zip(shapes) {
-            entry.apply(changes, &mut keys);
+            let size = entry.check_size(changes).unwrap();
+            entry.apply(changes, &mut keys, size);
             changes.apply_to(&mut record);
             assert_eq!(entry.to_record(), record);
             let inline = matches!(entry.data, Pairs::One(_));
@@ -395,15 +471,71 @@ mod tests {
             .with_remove("b")
             .with_set("c", Value::from(3))
             .with_expiry(Some(crate::Expiry::OnSessionEnd));
-        entry.apply(&changes, &mut keys);
+        let size = entry.check_size(&changes).unwrap();
+        entry.apply(&changes, &mut keys, size);
         changes.apply_to(&mut record);
         assert_eq!(entry.to_record(), record);
 
         let clear = ChangeSet::new(from_ms(30))
             .with_clear()
             .with_set("d", Value::from(4));
-        entry.apply(&clear, &mut keys);
+        let size = entry.check_size(&clear).unwrap();
+        entry.apply(&clear, &mut keys, size);
         clear.apply_to(&mut record);
         assert_eq!(entry.to_record(), record);
+    }
+
+    /// The size an entry keeps follows every kind of change (values replaced in place, added,
+    /// removed, cleared; one value and many) and equals the count [`data_size`] makes afresh,
+    /// and the cap is checked against it exactly.
+    ///
+    /// [`data_size`]: crate::store::data_size
+    #[test]
+    fn the_kept_size_is_the_size() {
+        use crate::store::data_size;
+        let mut keys = Keys::default();
+        let mut record = Record::new(Data::new(), from_ms(10)).with_created_at(from_ms(0));
+        let mut entry = Entry::new(&record, &mut keys);
+        let big = serde_json::json!({"items": [1, 2, 3], "note": "a \"quoted\" text"});
+        let steps = [
+            ChangeSet::new(from_ms(20)).with_set("a", Value::from(1)),
+            ChangeSet::new(from_ms(20)).with_set("a", big.clone()),
+            ChangeSet::new(from_ms(20)).with_set("b", Value::from("two")),
+            ChangeSet::new(from_ms(20)).with_set("b", Value::from("three")),
+            ChangeSet::new(from_ms(20))
+                .with_set("c", big.clone())
+                .with_set("d", Value::Null),
+            ChangeSet::new(from_ms(20)).with_set("a", Value::from(-12)),
+            ChangeSet::new(from_ms(20))
+                .with_remove("c")
+                .with_remove("zz"),
+            ChangeSet::new(from_ms(20))
+                .with_remove("a")
+                .with_remove("d"),
+            ChangeSet::new(from_ms(20)).with_set("e", Value::from(true)),
+            ChangeSet::new(from_ms(20))
+                .with_clear()
+                .with_set("f", big.clone()),
+            ChangeSet::new(from_ms(20)).with_remove("f"),
+            ChangeSet::new(from_ms(20)).with_set("g", Value::from(7)),
+        ];
+        for changes in &steps {
+            let size = entry.check_size(changes).unwrap();
+            entry.apply(changes, &mut keys, size);
+            changes.apply_to(&mut record);
+            assert_eq!(entry.to_record().data, record.data);
+            assert_eq!(EMPTY + entry.data.size(), data_size(&record.data));
+            assert_eq!(EMPTY + size, data_size(&record.data));
+
+            // At the cap a change fits; one byte under, it is refused with the size it needs.
+            let next = ChangeSet::new(from_ms(20)).with_set("h", big.clone());
+            let mut after = record.clone();
+            next.clone().apply_to(&mut after);
+            let needed = data_size(&after.data);
+            let at_cap = next.clone().with_max_size(needed);
+            assert_eq!(entry.check_size(&at_cap), Ok(needed - EMPTY));
+            let under = next.with_max_size(needed - 1);
+            assert_eq!(entry.check_size(&under), Err(needed));
+        }
     }
 }

@@ -253,15 +253,16 @@ fn move_session(
     if !entry.preconditions_hold(changes) {
         return Cycled::Conflict;
     }
-    if let Err(size) = entry.check_size(changes) {
-        return Cycled::TooLarge { size };
-    }
+    let size = match entry.check_size(changes) {
+        Ok(size) => size,
+        Err(size) => return Cycled::TooLarge { size },
+    };
     let Some(mut entry) = from.map.remove(old) else {
         return Cycled::Missing;
     };
     // Under the same lock as the move: no request sees the old key neither live nor moved.
     from.moved.insert(*old, now + MOVED_MARKER_MS);
-    entry.apply(changes, &mut to.keys);
+    entry.apply(changes, &mut to.keys, size);
     if let Some(was) = entry.owner() {
         index.remove(&was.principal, old);
     }
@@ -309,8 +310,8 @@ impl SessionStore for MemoryStore {
         Ok(match shard.map.live(key, now) {
             Some(entry) if !entry.preconditions_hold(changes) => Applied::Conflict,
             Some(entry) => match entry.check_size(changes) {
-                Ok(()) => {
-                    entry.apply(changes, &mut shard.keys);
+                Ok(size) => {
+                    entry.apply(changes, &mut shard.keys, size);
                     Applied::Done
                 }
                 Err(size) => Applied::TooLarge { size },

@@ -11,15 +11,16 @@
 //! - Redis: `usec_per_call` of `EVALSHA` in `INFO commandstats` (reset before each size), the
 //!   server's own time for the script;
 //! - PostgreSQL: `mean_exec_time` of the apply statement in `pg_stat_statements`;
-//! - SQLite: wall time per `apply` in this process (the store is embedded).
+//! - SQLite and `MemoryStore`: wall time per `apply` in this process (the stores are embedded).
 //!
-//! `SESSIONS` sessions per size (default 1,000), each changed `ROUNDS` times (default 5).
+//! `SESSIONS` sessions per size (default 1,000), each changed `ROUNDS` times (default 5);
+//! `STORES` picks stores (default `redis,postgres,sqlite,memory`; `memory` needs no server).
 
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use sessionware::store::{now, ChangeSet, Data, Record, SessionStore};
-use sessionware::{PostgresStore, RedisStore, SessionId, SqliteStore, StoreKey};
+use sessionware::{MemoryStore, PostgresStore, RedisStore, SessionId, SqliteStore, StoreKey};
 
 const SIZES: [usize; 3] = [2, 20, 200];
 
@@ -149,12 +150,36 @@ async fn sqlite(sessions: usize, rounds: usize) {
     }
 }
 
+async fn memory(sessions: usize, rounds: usize) {
+    let store = MemoryStore::default();
+    for values in SIZES {
+        let keys = fill(&store, sessions, values).await;
+        let took = change(&store, &keys, rounds).await;
+        let per = took / u32::try_from(sessions * rounds).unwrap_or(u32::MAX);
+        println!(
+            "memory\t{values} values\t{:.2} µs per apply",
+            per.as_secs_f64() * 1e6
+        );
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let sessions = env_number("SESSIONS", 1_000);
     let rounds = env_number("ROUNDS", 5);
+    let stores = std::env::var("STORES").unwrap_or_else(|_| "redis,postgres,sqlite,memory".into());
+    let wanted = |name: &str| stores.split(',').any(|s| s.trim() == name);
     println!("store\tsession\tapply of one key, size cap on ({sessions} sessions × {rounds})");
-    redis(sessions, rounds).await;
-    postgres(sessions, rounds).await;
-    sqlite(sessions, rounds).await;
+    if wanted("redis") {
+        redis(sessions, rounds).await;
+    }
+    if wanted("postgres") {
+        postgres(sessions, rounds).await;
+    }
+    if wanted("sqlite") {
+        sqlite(sessions, rounds).await;
+    }
+    if wanted("memory") {
+        memory(sessions, rounds).await;
+    }
 }
