@@ -20,7 +20,10 @@
 //! The expression is evaluated once per test, on the test's own runtime, so each gets a fresh
 //! handle. The checks use random keys and principals: they may share one backend (a database
 //! the tests start once) and run in parallel. Some wait on expiries of a second or so; the
-//! whole suite takes some seconds per store.
+//! whole suite takes some seconds per store. A purge removes every test's expired sessions, so
+//! the suite's purges take turns with the one point that counts what a purge removed; a test of
+//! your own that purges the same backend calls [`delete_expired_in_turn`] instead of
+//! `delete_expired`.
 //!
 //! # A worked example
 //!
@@ -104,7 +107,6 @@ static PURGES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// # Errors
 ///
 /// The store's.
-#[doc(hidden)]
 pub async fn delete_expired_in_turn(store: &impl SessionStore) -> Result<u64, StoreError> {
     let _turn = PURGES.lock().await;
     store.delete_expired().await
