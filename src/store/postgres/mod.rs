@@ -12,7 +12,7 @@ use self::group_commit::WriteQueue;
 use self::writer::PgWriter;
 use crate::error::StoreError;
 use crate::store::sql;
-use crate::store::sql::{purge_at, upsert, Flavor, Schema};
+use crate::store::sql::{purge_at, upsert, ExtraColumns, Flavor, Schema};
 use crate::store::MOVED_MARKER_MS;
 
 mod group_commit;
@@ -94,8 +94,7 @@ const FLAVOR: Flavor = Flavor::new(
     "JSONB",
     "::jsonb",
     " FOR UPDATE SKIP LOCKED",
-    true,
-    true,
+    ExtraColumns::SizesAndPurgeAt,
 );
 
 /// A row's entry sizes (the `sizes` column) counted from its `jsonb` data, for rows that have
@@ -388,17 +387,9 @@ impl PostgresStore {
             .map_err(backend)?;
         // Whether the table kept sizes before this call: if not, its rows get theirs below
         // (once; rows written later by an older version fall back to counting at write time).
-        let had_sizes: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) \
-             AND attname = 'sizes' AND NOT attisdropped)",
-        )
-        .bind(t)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(backend)?;
-        let had_purge_at: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) \
-             AND attname = 'purge_at' AND NOT attisdropped)",
+        let (had_sizes, had_purge_at): (bool, bool) = sqlx::query_as(
+            "SELECT bool_or(attname = 'sizes'), bool_or(attname = 'purge_at') FROM pg_attribute \
+             WHERE attrelid = to_regclass($1) AND NOT attisdropped",
         )
         .bind(t)
         .fetch_one(&mut *tx)

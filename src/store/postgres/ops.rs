@@ -3,7 +3,6 @@
 //! ([`group_commit`](super::group_commit)); `cycle` is one statement of its own on the pool,
 //! and `delete_all` and `delete_expired` run alone, outside the queue's lanes.
 
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -26,8 +25,8 @@ use crate::store::{
 };
 
 /// How many rows one statement of `delete_expired` looks at (and deletes or postpones) at most,
-/// so that no statement holds its locks for long (a million rows purge in some 20 s with requests' p99 at 2x;
-/// `benchmark/scale/purge.sh`).
+/// so that no statement holds its locks for long (`benchmark/scale/purge.sh`: a purge of a
+/// million rows keeps the requests' p99 within 2x).
 pub(super) const PURGE_BATCH: i64 = 1000;
 
 #[async_trait]
@@ -242,8 +241,7 @@ impl SessionStore for PostgresStore {
                 break;
             }
         }
-        self.purge_markers(&self.sql.schema.common.purge_moved, now)
-            .await?;
+        self.purge_markers(now).await?;
         Ok(total)
     }
 
@@ -273,20 +271,14 @@ impl SessionStore for PostgresStore {
 }
 
 impl PostgresStore {
-    /// Runs `purge` (`now, limit`) until a run deletes fewer than [`PURGE_BATCH`] rows; how many
-    /// it deleted in all.
-    async fn purge_markers(&self, purge: &Arc<str>, now: i64) -> Result<u64, StoreError> {
-        let mut total = 0;
-        loop {
-            let statement = Statement {
-                sql: purge.clone(),
-                args: vec![Arg::Int(now), Arg::Int(PURGE_BATCH)],
-            };
-            let deleted = self.writes.run_alone(&statement).await?;
-            total += deleted;
-            if deleted < PURGE_BATCH.unsigned_abs() {
-                return Ok(total);
-            }
-        }
+    /// Deletes the moved-key markers that ran out by `now`, [`PURGE_BATCH`] at a time, until a
+    /// batch finds fewer.
+    async fn purge_markers(&self, now: i64) -> Result<(), StoreError> {
+        let statement = Statement {
+            sql: self.sql.schema.common.purge_moved.clone(),
+            args: vec![Arg::Int(now), Arg::Int(PURGE_BATCH)],
+        };
+        while self.writes.run_alone(&statement).await? >= PURGE_BATCH.unsigned_abs() {}
+        Ok(())
     }
 }

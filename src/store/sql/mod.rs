@@ -19,6 +19,7 @@
 //! | `tied_at` | `BIGINT NULL` | when the session was tied to its principal, Unix milliseconds ([`Owner::tied_at`]); `NULL` if unknown (rows written before it existed); `migrate()` adds it |
 //! | `size` | `BIGINT NULL` (PostgreSQL only) | the session's size as the size cap counts it ([`data_size`](crate::store::data_size)), kept up to date by each write; `migrate()` adds and fills it |
 //! | `sizes` | `JSONB NULL` (PostgreSQL only) | each value's share of `size` by key ([`entry_size`](crate::store::entry_size)): what a write subtracts for the keys it replaces or removes; `migrate()` adds and fills it |
+//! | `purge_at` | `BIGINT NULL`, indexed (PostgreSQL only) | when the purge looks at the row next, never later than `expires_at` ([`purge_at`]); SQLite indexes `expires_at` instead; `migrate()` adds it |
 //!
 //! PostgreSQL keeps the size beside the data because `jsonb` does not keep the JSON text it was
 //! given (it writes `1e300` as 301 digits and adds spaces), so the size the cap is checked
@@ -310,8 +311,8 @@ pub(crate) struct Common {
     pub(crate) list: Arc<str>,
     /// `principal, now`: delete the live rows tied to `principal`.
     pub(crate) delete_all: Arc<str>,
-    /// `key, data, created_at, expires_at, expiry, principal, label, now, tied_at` (and, where
-    /// the size is kept, `size, sizes`): insert, or replace an expired row.
+    /// `key, data, created_at, expires_at, expiry, principal, label, now, tied_at` (and, with
+    /// the extra columns, `size, sizes`): insert, or replace an expired row.
     pub(crate) create: Arc<str>,
     /// `key, now, expires_at`: move the deadline of the live row.
     pub(crate) touch: Arc<str>,
@@ -337,12 +338,21 @@ pub(crate) struct Flavor {
     /// Appended to the purge's row selection (`FOR UPDATE SKIP LOCKED` where rows can be
     /// locked, so concurrent purges skip each other's rows).
     purge_lock: &'static str,
-    /// Whether the table keeps the `size` and `sizes` columns (PostgreSQL: its `jsonb` does
-    /// not keep the text the size is counted on).
-    keeps_sizes: bool,
-    /// Whether the purge finds rows through a `purge_at` column instead of `expires_at`
-    /// (PostgreSQL, see [`purge_at`]).
-    purge_hint: bool,
+    /// The columns its table has beyond those both keep.
+    extra: ExtraColumns,
+}
+
+/// The columns a backend's table has beyond those both keep.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ExtraColumns {
+    /// None (SQLite: it counts the size on the JSON text it keeps, and has no in-place
+    /// updates to protect).
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    None,
+    /// `size` and `sizes` (PostgreSQL's `jsonb` does not keep the text the size is counted on)
+    /// and `purge_at`, indexed instead of `expires_at` (see [`purge_at`]).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    SizesAndPurgeAt,
 }
 
 impl Flavor {
@@ -352,16 +362,14 @@ impl Flavor {
         data_type: &'static str,
         data_cast: &'static str,
         purge_lock: &'static str,
-        keeps_sizes: bool,
-        purge_hint: bool,
+        extra: ExtraColumns,
     ) -> Self {
         Self {
             param,
             data_type,
             data_cast,
             purge_lock,
-            keeps_sizes,
-            purge_hint,
+            extra,
         }
     }
 }
@@ -394,44 +402,32 @@ impl Schema {
         let m = &qualified(&moved_name);
         let p = |n: usize| format!("{}{n}", flavor.param);
         let (p1, p2, p3, p4, p5, p6, p7, p8) = (p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8));
-        let index = if flavor.purge_hint {
-            quote(&index_name(name, "_purge_at_idx", "pur"))
-        } else {
-            quote(&index_name(name, "_expires_at_idx", "exp"))
-        };
         let principal_index = quote(&index_name(name, "_principal_idx", "prn"));
         let moved_index = quote(&index_name(&moved_name, "_until_idx", "unt"));
         let (data_type, cast, lock) = (flavor.data_type, flavor.data_cast, flavor.purge_lock);
-        let (size_columns, size_names, size_values) = if flavor.keeps_sizes {
+        let p9 = p(9);
+        let extra = flavor.extra == ExtraColumns::SizesAndPurgeAt;
+        // What the extra columns add to each statement, in the order of the statements below.
+        let (columns, table_options, indexed, names, values, touch_purge_at) = if extra {
             (
-                ", size BIGINT, sizes JSONB",
-                ", size, sizes",
-                format!(", {}, {}::jsonb", p(10), p(11)),
+                ", size BIGINT, sizes JSONB, purge_at BIGINT",
+                format!(" WITH ({})", purge_at::STORAGE),
+                "purge_at",
+                ", size, sizes, purge_at",
+                format!(", {}, {}::jsonb, {p4}", p(10), p(11)),
+                format!(", purge_at = {}", purge_at::lower_to(&p3)),
             )
         } else {
-            ("", "", String::new())
+            (
+                "",
+                String::new(),
+                "expires_at",
+                "",
+                String::new(),
+                String::new(),
+            )
         };
-        let p9 = p(9);
-        let (hint_column, table_options, indexed, hint_name, hint_value, touch_hint) =
-            if flavor.purge_hint {
-                (
-                    ", purge_at BIGINT",
-                    format!(" WITH ({})", purge_at::STORAGE),
-                    "purge_at",
-                    ", purge_at",
-                    format!(", {p4}"),
-                    format!(", purge_at = {}", purge_at::lower_to(&p3)),
-                )
-            } else {
-                (
-                    "",
-                    String::new(),
-                    "expires_at",
-                    "",
-                    String::new(),
-                    String::new(),
-                )
-            };
+        let index = quote(&index_name(name, &format!("_{indexed}_idx"), &indexed[..3]));
         Self {
             create_table: format!(
                 "CREATE TABLE IF NOT EXISTS {t} (\
@@ -442,7 +438,7 @@ impl Schema {
                  expiry TEXT, \
                  principal TEXT, \
                  label TEXT, \
-                 tied_at BIGINT{size_columns}{hint_column}){table_options}"
+                 tied_at BIGINT{columns}){table_options}"
             )
             .into(),
             create_index: format!("CREATE INDEX IF NOT EXISTS {index} ON {t} ({indexed})").into(),
@@ -476,21 +472,21 @@ impl Schema {
                 create: format!(
                     "INSERT INTO {t} AS cur \
                      (key, data, created_at, expires_at, expiry, principal, label, \
-                     tied_at{size_names}{hint_name}) \
+                     tied_at{names}) \
                      VALUES ({p1}, {p2}{cast}, {p3}, {p4}, {p5}, {p6}, {p7}, \
-                     {p9}{size_values}{hint_value}) {}",
+                     {p9}{values}) {}",
                     upsert(&p8, flavor)
                 )
                 .into(),
                 touch: format!(
-                    "UPDATE {t} SET expires_at = {p3}{touch_hint} \
+                    "UPDATE {t} SET expires_at = {p3}{touch_purge_at} \
                      WHERE key = {p1} AND expires_at > {p2}"
                 )
                 .into(),
                 delete: format!("DELETE FROM {t} WHERE key = {p1}").into(),
                 // The outer condition re-checks rows after the selection locked them, so a
                 // purge never deletes a row that a create brought back to life meanwhile.
-                purge: if flavor.purge_hint {
+                purge: if extra {
                     purge_at::purge(t, &p1, &p2).into()
                 } else {
                     format!(
@@ -515,19 +511,17 @@ impl Schema {
 /// conflicting row is replaced only if it has expired at `now` (the placeholder that holds it),
 /// with every column the `flavor`'s table has.
 pub(crate) fn upsert(now: &str, flavor: &Flavor) -> String {
-    let sizes = match (flavor.keeps_sizes, flavor.purge_hint) {
-        (true, true) => {
+    let extra = match flavor.extra {
+        ExtraColumns::SizesAndPurgeAt => {
             ", size = excluded.size, sizes = excluded.sizes, purge_at = excluded.purge_at"
         }
-        (true, false) => ", size = excluded.size, sizes = excluded.sizes",
-        (false, true) => ", purge_at = excluded.purge_at",
-        (false, false) => "",
+        ExtraColumns::None => "",
     };
     format!(
         "ON CONFLICT (key) DO UPDATE SET data = excluded.data, \
          created_at = excluded.created_at, expires_at = excluded.expires_at, \
          expiry = excluded.expiry, principal = excluded.principal, label = excluded.label, \
-         tied_at = excluded.tied_at{sizes} \
+         tied_at = excluded.tied_at{extra} \
          WHERE cur.expires_at <= {now}"
     )
 }

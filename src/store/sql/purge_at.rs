@@ -35,8 +35,9 @@ pub(crate) fn lower_to(expires_at: &str) -> String {
 }
 
 /// `now, limit`: look at up to `limit` rows whose `purge_at` has passed at `now` (or that have
-/// none); delete the expired ones, give the live ones `purge_at = expires_at`. One row: how many
-/// it `looked_at` (fewer than `limit`: nothing more is due) and how many it `deleted`.
+/// none); delete the expired ones, give the live ones `purge_at = expires_at` (PostgreSQL runs
+/// every data-modifying `WITH` part whether or not the query reads it). One row: how many it
+/// `looked_at` (fewer than `limit`: nothing more is due) and how many it `deleted`.
 ///
 /// `due` locks the rows it looks at (skipping those another purge holds) and reads their
 /// current deadline, so a write committed meanwhile is seen: a session a write kept alive is
@@ -54,10 +55,8 @@ pub(crate) fn purge(table: &str, now: &str, limit: &str) -> String {
          ), later AS ( \
            UPDATE {table} AS t SET purge_at = due.expires_at FROM due \
            WHERE t.key = due.key AND due.expires_at > {now} \
-           RETURNING 1 \
          ) \
          SELECT (SELECT count(*) FROM due) AS looked_at, \
-           (SELECT count(*) FROM deleted) AS deleted, \
-           (SELECT count(*) FROM later) AS postponed"
+           (SELECT count(*) FROM deleted) AS deleted"
     )
 }

@@ -10,7 +10,7 @@ use rusqlite::ToSql;
 
 use super::change_text::{conditions_text, data_text, Shape, FIRST_ARGS};
 use crate::store::sql::Arg;
-use crate::store::sql::{self, Flavor, Schema};
+use crate::store::sql::{self, ExtraColumns, Flavor, Schema};
 
 /// Whether a `data` column holds a JSON object. `CASE` keeps `json_type` from ever seeing text
 /// that is not JSON (which would be an SQL error instead of a clean "corrupt").
@@ -18,7 +18,7 @@ pub(super) const DATA_IS_OBJECT: &str =
     "(CASE WHEN json_valid(data) THEN json_type(data) = 'object' ELSE 0 END)";
 
 /// How SQLite spells the shared statements.
-const FLAVOR: Flavor = Flavor::new('?', "TEXT", "", "", false, false);
+const FLAVOR: Flavor = Flavor::new('?', "TEXT", "", "", ExtraColumns::None);
 
 /// At most this many `apply` statement texts are kept per table (one per [`Shape`]); others
 /// are built for each write. Apps write a handful of shapes; the bound is for those that set
